@@ -1,0 +1,1 @@
+"""The ports peerprobe talks through (Cloud, Cluster, Vantage) and their adapters: aws/ and lab/."""

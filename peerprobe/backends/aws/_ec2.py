@@ -1,0 +1,92 @@
+"""EC2 instances (the peer host): run once per name, terminate idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from peerprobe.backends.aws._base import AwsBase, absent_ok, first, only
+from peerprobe.backends.aws._errors import aws_errors
+from peerprobe.backends.ports import Instance
+from peerprobe.errors import ConflictError
+
+log = structlog.get_logger()
+
+_LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+
+
+class InstanceOps(AwsBase):
+    def ensure_instance(
+        self,
+        name: str,
+        *,
+        subnet_id: str,
+        image_id: str,
+        instance_type: str,
+        security_group_ids: Sequence[str],
+        private_ip: str | None = None,
+        user_data: str = "",
+    ) -> Instance:
+        """One live instance tagged `name` in `subnet_id`, waited until running."""
+        raw = self._find_instance(name)
+        if raw is None:
+            raw = self._run_instance(name, subnet_id=subnet_id, image_id=image_id, instance_type=instance_type,
+                                     security_group_ids=security_group_ids, private_ip=private_ip,
+                                     user_data=user_data)
+        elif raw["SubnetId"] != subnet_id:
+            raise ConflictError(
+                f"instance {raw['InstanceId']} ({name}): in {raw['SubnetId']}, wanted {subnet_id}",
+                resource="instance", resource_id=raw["InstanceId"], state=raw["State"]["Name"],
+            )
+        instance_id = str(raw["InstanceId"])
+        self.wait(self.ec2, "instance_running", kind="instance", resource_id=instance_id, InstanceIds=[instance_id])
+        return self.instance(instance_id)
+
+    def _find_instance(self, name: str) -> dict[str, Any] | None:
+        with aws_errors("instance", name=name):
+            pages = self.ec2.describe_instances(Filters=self.owned(name, instance_state_name=_LIVE_STATES))
+        found = [inst for reservation in pages["Reservations"] for inst in reservation["Instances"]]
+        return first(found, kind="instance", name=name)
+
+    def _run_instance(
+        self, name: str, *, subnet_id: str, image_id: str, instance_type: str,
+        security_group_ids: Sequence[str], private_ip: str | None, user_data: str,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "ImageId": image_id, "InstanceType": instance_type, "MinCount": 1, "MaxCount": 1,
+            "SubnetId": subnet_id, "SecurityGroupIds": list(security_group_ids), "UserData": user_data,
+            "TagSpecifications": self.tag_specs("instance", name) + self.tag_specs("volume", name),
+        }
+        if private_ip:
+            params["PrivateIpAddress"] = private_ip
+        # RunInstances' ClientToken is an idempotency token botocore fills in once per call and reuses across
+        # its own retries, so a retried request after a timeout does not launch a second instance.
+        with aws_errors("instance", name=name):
+            raw: dict[str, Any] = self.ec2.run_instances(**params)["Instances"][0]
+        log.info("instance.launched", instance_id=raw["InstanceId"], subnet_id=subnet_id,
+                 private_ip=raw.get("PrivateIpAddress"))
+        return raw
+
+    def instance(self, instance_id: str) -> Instance:
+        """Read an instance back: state and addresses."""
+        with aws_errors("instance", instance_id):
+            pages = self.ec2.describe_instances(InstanceIds=[instance_id])
+        found = [inst for reservation in pages["Reservations"] for inst in reservation["Instances"]]
+        raw = only(found, kind="instance", resource_id=instance_id)
+        tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
+        return Instance(
+            id=raw["InstanceId"], subnet_id=raw.get("SubnetId", ""), state=raw["State"]["Name"],
+            private_ip=raw.get("PrivateIpAddress", ""), public_ip=raw.get("PublicIpAddress"),
+            name=tags.get("Name", ""),
+        )
+
+    def terminate_instance(self, instance_id: str) -> None:
+        """Terminate and wait until terminated (its ENI must be gone before its security group can go)."""
+        with absent_ok("instance", instance_id):
+            self.ec2.terminate_instances(InstanceIds=[instance_id])
+            self.ec2.get_waiter("instance_terminated").wait(
+                InstanceIds=[instance_id],
+                WaiterConfig={"Delay": self.waits.delay, "MaxAttempts": self.waits.max_attempts},
+            )

@@ -1,0 +1,141 @@
+"""EKS clusters and managed node groups: create if missing, wait until active, delete idempotently."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from peerprobe.backends.aws._base import AwsBase, absent_ok
+from peerprobe.backends.aws._errors import aws_errors
+from peerprobe.backends.ports import TAG_ENVIRONMENT, EksCluster, NodeGroup
+from peerprobe.errors import ConflictError, NotFoundError
+
+log = structlog.get_logger()
+
+
+class EksOps(AwsBase):
+    def ensure_cluster(
+        self,
+        name: str,
+        *,
+        role_arn: str,
+        subnet_ids: Sequence[str],
+        service_cidr: str,
+        version: str | None = None,
+        security_group_ids: Sequence[str] = (),
+    ) -> EksCluster:
+        """The EKS cluster `name` of this environment, created if missing and waited until ACTIVE."""
+        raw = self._describe_cluster(name)
+        if raw is None:
+            self._create_cluster(name, role_arn=role_arn, subnet_ids=subnet_ids, service_cidr=service_cidr,
+                                 version=version, security_group_ids=security_group_ids)
+        else:
+            self._check_owned("eks cluster", name, raw.get("tags", {}), state=raw["status"])
+        self.wait(self.eks, "cluster_active", kind="eks cluster", resource_id=name, name=name)
+        return _cluster(self._describe_cluster(name) or {})
+
+    def _describe_cluster(self, name: str) -> dict[str, Any] | None:
+        try:
+            with aws_errors("eks cluster", name):
+                return dict(self.eks.describe_cluster(name=name)["cluster"])
+        except NotFoundError:
+            return None
+
+    def _create_cluster(
+        self, name: str, *, role_arn: str, subnet_ids: Sequence[str], service_cidr: str,
+        version: str | None, security_group_ids: Sequence[str],
+    ) -> None:
+        params: dict[str, Any] = {
+            "name": name, "roleArn": role_arn, "tags": self.stamp.tags(name),
+            "resourcesVpcConfig": {"subnetIds": list(subnet_ids), "securityGroupIds": list(security_group_ids),
+                                   "endpointPublicAccess": True, "endpointPrivateAccess": True},
+            "kubernetesNetworkConfig": {"serviceIpv4Cidr": service_cidr},
+        }
+        if version:
+            params["version"] = version
+        with aws_errors("eks cluster", name):
+            self.eks.create_cluster(**params)
+        log.info("eks.cluster_created", cluster=name, subnets=list(subnet_ids), service_cidr=service_cidr)
+
+    def _check_owned(self, kind: str, name: str, tags: dict[str, str], *, state: str) -> None:
+        # Names are the identity of EKS resources; one that another environment made is not ours to adopt.
+        owner = tags.get(TAG_ENVIRONMENT)
+        if owner != self.stamp.environment:
+            raise ConflictError(
+                f"{kind} {name}: exists but belongs to environment {owner or '(not peerprobe)'}, "
+                f"not {self.stamp.environment}",
+                resource=kind, resource_id=name, state=state,
+            )
+        if state in ("DELETING", "FAILED", "DELETE_FAILED", "CREATE_FAILED"):
+            raise ConflictError(f"{kind} {name}: is {state}", resource=kind, resource_id=name, state=state)
+
+    def delete_cluster(self, name: str) -> None:
+        """Delete the cluster (its node groups first, see delete_nodegroup) and wait until it is gone."""
+        with absent_ok("eks_cluster", name):
+            self.eks.delete_cluster(name=name)
+        self.wait(self.eks, "cluster_deleted", kind="eks cluster", resource_id=name, name=name)
+
+    def ensure_nodegroup(
+        self,
+        cluster: str,
+        *,
+        name: str,
+        node_role_arn: str,
+        subnet_ids: Sequence[str],
+        size: int,
+        instance_types: Sequence[str] = ("t3.medium",),
+    ) -> NodeGroup:
+        """A managed node group of exactly `size` nodes, created if missing and waited until ACTIVE."""
+        raw = self._describe_nodegroup(cluster, name)
+        if raw is None:
+            with aws_errors("eks nodegroup", f"{cluster}/{name}"):
+                self.eks.create_nodegroup(
+                    clusterName=cluster, nodegroupName=name, nodeRole=node_role_arn, subnets=list(subnet_ids),
+                    scalingConfig={"minSize": size, "maxSize": size, "desiredSize": size},
+                    instanceTypes=list(instance_types), tags=self.stamp.tags(name),
+                )
+            log.info("eks.nodegroup_created", cluster=cluster, nodegroup=name, size=size)
+        else:
+            self._check_owned("eks nodegroup", f"{cluster}/{name}", raw.get("tags", {}), state=raw["status"])
+        self.wait(self.eks, "nodegroup_active", kind="eks nodegroup", resource_id=f"{cluster}/{name}",
+                  clusterName=cluster, nodegroupName=name)
+        return _nodegroup(self._describe_nodegroup(cluster, name) or {})
+
+    def _describe_nodegroup(self, cluster: str, name: str) -> dict[str, Any] | None:
+        try:
+            with aws_errors("eks nodegroup", f"{cluster}/{name}"):
+                return dict(self.eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"])
+        except NotFoundError:
+            return None
+
+    def delete_nodegroup(self, cluster: str, *, name: str) -> None:
+        """Delete the node group and wait until it is gone; an absent group (or cluster) is fine."""
+        with absent_ok("eks_nodegroup", f"{cluster}/{name}"):
+            self.eks.delete_nodegroup(clusterName=cluster, nodegroupName=name)
+            self.eks.get_waiter("nodegroup_deleted").wait(
+                clusterName=cluster, nodegroupName=name,
+                WaiterConfig={"Delay": self.waits.delay, "MaxAttempts": self.waits.max_attempts},
+            )
+
+
+def _cluster(raw: dict[str, Any]) -> EksCluster:
+    vpc = raw.get("resourcesVpcConfig", {})
+    return EksCluster(
+        name=raw["name"], arn=raw["arn"], status=raw["status"], endpoint=raw.get("endpoint", ""),
+        version=raw.get("version", ""),
+        service_cidr=raw.get("kubernetesNetworkConfig", {}).get("serviceIpv4Cidr", ""),
+        subnet_ids=tuple(vpc.get("subnetIds", [])),
+        cluster_security_group_id=vpc.get("clusterSecurityGroupId", ""),
+        certificate_authority=raw.get("certificateAuthority", {}).get("data", ""),
+    )
+
+
+def _nodegroup(raw: dict[str, Any]) -> NodeGroup:
+    groups = raw.get("resources", {}).get("autoScalingGroups", [])
+    return NodeGroup(
+        cluster=raw["clusterName"], name=raw["nodegroupName"], status=raw["status"],
+        subnet_ids=tuple(raw.get("subnets", [])), desired_size=int(raw["scalingConfig"]["desiredSize"]),
+        autoscaling_groups=tuple(group["name"] for group in groups),
+    )

@@ -1,0 +1,167 @@
+"""Classic ELBs and ELBv2 (network/application) load balancers and target groups, identified by name."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import structlog
+
+from peerprobe.backends.aws._base import AwsBase, absent_ok, tag_dict
+from peerprobe.backends.aws._errors import aws_errors
+from peerprobe.backends.ports import TAG_ENVIRONMENT, Listener, LoadBalancer, TargetGroup
+from peerprobe.errors import ConfigError, ConflictError, NotFoundError
+
+log = structlog.get_logger()
+
+# Load balancer and target group names: at most 32 alphanumerics or hyphens, not starting or ending with a
+# hyphen (ELB API reference, CreateLoadBalancer / CreateTargetGroup).
+_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
+
+
+class ElbOps(AwsBase):
+    def ensure_classic_load_balancer(
+        self,
+        name: str,
+        *,
+        subnet_ids: Sequence[str],
+        listeners: Sequence[Listener],
+        internal: bool,
+        security_group_ids: Sequence[str] = (),
+    ) -> LoadBalancer:
+        """The Classic ELB `name` of this environment, created if missing."""
+        _check_name("classic load balancer", name)
+        raw = self._describe_classic(name)
+        if raw is None:
+            self._create_classic(name, subnet_ids=subnet_ids, listeners=listeners, internal=internal,
+                                 security_group_ids=security_group_ids)
+            raw = self._describe_classic(name) or {}
+        else:
+            self._check_owned("classic load balancer", name, self._classic_tags(name))
+        return LoadBalancer(name=name, kind="classic", dns_name=raw.get("DNSName", ""),
+                            scheme=raw.get("Scheme", ""))
+
+    def _describe_classic(self, name: str) -> dict[str, Any] | None:
+        try:
+            with aws_errors("classic load balancer", name):
+                found = self.elb.describe_load_balancers(LoadBalancerNames=[name])["LoadBalancerDescriptions"]
+        except NotFoundError:
+            return None
+        return dict(found[0]) if found else None
+
+    def _create_classic(
+        self, name: str, *, subnet_ids: Sequence[str], listeners: Sequence[Listener], internal: bool,
+        security_group_ids: Sequence[str],
+    ) -> None:
+        params: dict[str, Any] = {
+            "LoadBalancerName": name, "Subnets": list(subnet_ids), "Tags": self.tag_list(name),
+            "Listeners": [{"Protocol": lis.protocol, "LoadBalancerPort": lis.port, "InstancePort": lis.instance_port}
+                          for lis in listeners],
+        }
+        if internal:
+            params["Scheme"] = "internal"
+        if security_group_ids:
+            params["SecurityGroups"] = list(security_group_ids)
+        with aws_errors("classic load balancer", name):
+            self.elb.create_load_balancer(**params)
+        log.info("elb.created", name=name, kind="classic", internal=internal)
+
+    def _classic_tags(self, name: str) -> dict[str, str]:
+        with aws_errors("classic load balancer", name):
+            found = self.elb.describe_tags(LoadBalancerNames=[name])["TagDescriptions"]
+        return tag_dict(found[0]) if found else {}
+
+    def ensure_load_balancer(
+        self,
+        name: str,
+        *,
+        subnet_ids: Sequence[str],
+        kind: Literal["network", "application"],
+        internal: bool,
+        security_group_ids: Sequence[str] = (),
+    ) -> LoadBalancer:
+        """The ELBv2 load balancer `name` of this environment, created if missing."""
+        _check_name("load balancer", name)
+        raw = self._describe_v2(name)
+        if raw is None:
+            params: dict[str, Any] = {
+                "Name": name, "Subnets": list(subnet_ids), "Type": kind, "Tags": self.tag_list(name),
+                "Scheme": "internal" if internal else "internet-facing",
+            }
+            if security_group_ids:
+                params["SecurityGroups"] = list(security_group_ids)
+            with aws_errors("load balancer", name=name):
+                raw = self.elbv2.create_load_balancer(**params)["LoadBalancers"][0]
+            log.info("elb.created", name=name, kind=kind, internal=internal, arn=raw["LoadBalancerArn"])
+        else:
+            self._check_owned("load balancer", name, self._v2_tags(raw["LoadBalancerArn"]))
+        return _load_balancer(raw)
+
+    def _describe_v2(self, name: str) -> dict[str, Any] | None:
+        try:
+            with aws_errors("load balancer", name):
+                found = self.elbv2.describe_load_balancers(Names=[name])["LoadBalancers"]
+        except NotFoundError:
+            return None
+        return dict(found[0]) if found else None
+
+    def _v2_tags(self, arn: str) -> dict[str, str]:
+        with aws_errors("load balancer", arn):
+            found = self.elbv2.describe_tags(ResourceArns=[arn])["TagDescriptions"]
+        return tag_dict(found[0]) if found else {}
+
+    def delete_load_balancer(self, lb: LoadBalancer) -> None:
+        """Delete a classic or v2 load balancer; an absent one is fine."""
+        with absent_ok("load_balancer", lb.arn or lb.name):
+            if lb.kind == "classic":
+                # DeleteLoadBalancer on a Classic ELB already succeeds when the name does not exist.
+                self.elb.delete_load_balancer(LoadBalancerName=lb.name)
+            else:
+                self.elbv2.delete_load_balancer(LoadBalancerArn=lb.arn)
+
+    def ensure_target_group(
+        self, name: str, *, vpc_id: str, protocol: str, port: int, target_type: str
+    ) -> TargetGroup:
+        """The target group `name` of this environment, created if missing."""
+        _check_name("target group", name)
+        try:
+            with aws_errors("target group", name):
+                raw = self.elbv2.describe_target_groups(Names=[name])["TargetGroups"][0]
+            self._check_owned("target group", name, self._v2_tags(raw["TargetGroupArn"]))
+        except NotFoundError:
+            with aws_errors("target group", name=name):
+                raw = self.elbv2.create_target_group(
+                    Name=name, Protocol=protocol, Port=port, VpcId=vpc_id, TargetType=target_type,
+                    Tags=self.tag_list(name),
+                )["TargetGroups"][0]
+            log.info("target_group.created", name=name, arn=raw["TargetGroupArn"], port=port)
+        return TargetGroup(arn=raw["TargetGroupArn"], name=name, protocol=raw["Protocol"], port=int(raw["Port"]),
+                           vpc_id=raw["VpcId"], target_type=raw.get("TargetType", target_type))
+
+    def delete_target_group(self, arn: str) -> None:
+        with absent_ok("target_group", arn):
+            self.elbv2.delete_target_group(TargetGroupArn=arn)
+
+    def _check_owned(self, kind: str, name: str, tags: dict[str, str]) -> None:
+        # Load balancer names are unique per region and account; never adopt another environment's.
+        owner = tags.get(TAG_ENVIRONMENT)
+        if owner != self.stamp.environment:
+            raise ConflictError(
+                f"{kind} {name}: exists but belongs to environment {owner or '(not peerprobe)'}, "
+                f"not {self.stamp.environment}",
+                resource=kind, resource_id=name, state="foreign",
+            )
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not _NAME.match(name):
+        raise ConfigError(f"{kind} name {name!r}: at most 32 letters, digits or hyphens, no hyphen at either end")
+
+
+def _load_balancer(raw: dict[str, Any]) -> LoadBalancer:
+    kind: Literal["network", "application"] = "network" if raw.get("Type") == "network" else "application"
+    return LoadBalancer(
+        name=raw["LoadBalancerName"], kind=kind, dns_name=raw.get("DNSName", ""), scheme=raw.get("Scheme", ""),
+        arn=raw["LoadBalancerArn"], state=raw.get("State", {}).get("Code", ""),
+    )

@@ -1,0 +1,105 @@
+"""VPC peering: request, accept, and the routes both ways; refuses overlapping CIDRs before calling AWS."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from peerprobe.backends.aws._base import absent_ok, first, only
+from peerprobe.backends.aws._errors import aws_errors
+from peerprobe.backends.aws._vpc import VpcOps
+from peerprobe.backends.ports import Peering, Vpc
+from peerprobe.errors import ConfigError, NotFoundError
+
+log = structlog.get_logger()
+
+# Statuses of a peering that is, or is on its way to being, usable
+# (https://docs.aws.amazon.com/vpc/latest/peering/vpc-peering-basics.html#vpc-peering-lifecycle).
+_LIVE = ["initiating-request", "pending-acceptance", "provisioning", "active"]
+
+
+class PeeringOps(VpcOps):
+    def ensure_peering(self, name: str, *, requester: Vpc, accepter: Vpc) -> Peering:
+        """An accepted peering tagged `name` between two VPCs of this account and region."""
+        refuse_overlap(name, requester=requester, accepter=accepter)
+        raw = self._find_peering(name, requester=requester, accepter=accepter)
+        if raw is None:
+            with aws_errors("vpc peering", name=name):
+                raw = self.ec2.create_vpc_peering_connection(
+                    VpcId=requester.id, PeerVpcId=accepter.id,
+                    TagSpecifications=self.tag_specs("vpc-peering-connection", name),
+                )["VpcPeeringConnection"]
+            log.info("peering.requested", peering_id=raw["VpcPeeringConnectionId"], requester=requester.id,
+                     accepter=accepter.id)
+        peering_id = str(raw["VpcPeeringConnectionId"])
+        self._accept_if_pending(peering_id, name=name)
+        return self.peering(peering_id)
+
+    def _find_peering(self, name: str, *, requester: Vpc, accepter: Vpc) -> dict[str, Any] | None:
+        with aws_errors("vpc peering", name=name):
+            found = self.ec2.describe_vpc_peering_connections(Filters=self.owned(name, status_code=_LIVE))
+        ours = [
+            raw for raw in found["VpcPeeringConnections"]
+            if raw["RequesterVpcInfo"]["VpcId"] == requester.id and raw["AccepterVpcInfo"]["VpcId"] == accepter.id
+        ]
+        return first(ours, kind="peering", name=name)
+
+    def _accept_if_pending(self, peering_id: str, *, name: str) -> None:
+        # A fresh request passes through initiating-request; the waiter returns once AWS can describe it.
+        self.wait(self.ec2, "vpc_peering_connection_exists", kind="vpc peering", resource_id=peering_id,
+                  VpcPeeringConnectionIds=[peering_id])
+        if self.peering(peering_id).status != "pending-acceptance":
+            return
+        with aws_errors("vpc peering", peering_id, name):
+            self.ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=peering_id)
+        log.info("peering.accepted", peering_id=peering_id)
+
+    def peering(self, peering_id: str) -> Peering:
+        """Read a peering back (status and both sides' CIDRs)."""
+        with aws_errors("vpc peering", peering_id):
+            found = self.ec2.describe_vpc_peering_connections(VpcPeeringConnectionIds=[peering_id])
+        raw = only(found["VpcPeeringConnections"], kind="vpc peering", resource_id=peering_id)
+        return Peering(
+            id=raw["VpcPeeringConnectionId"], status=raw["Status"]["Code"],
+            requester_vpc_id=raw["RequesterVpcInfo"]["VpcId"], requester_cidr=raw["RequesterVpcInfo"]["CidrBlock"],
+            accepter_vpc_id=raw["AccepterVpcInfo"]["VpcId"], accepter_cidr=raw["AccepterVpcInfo"]["CidrBlock"],
+        )
+
+    def ensure_peering_routes(
+        self, peering: Peering, *, requester_route_tables: Sequence[str], accepter_route_tables: Sequence[str]
+    ) -> None:
+        """Routes to the other side's CIDR through the peering, in each given route table of each side."""
+        for table_id in requester_route_tables:
+            self.ensure_route(table_id, destination_cidr=peering.accepter_cidr, target_id=peering.id)
+        for table_id in accepter_route_tables:
+            self.ensure_route(table_id, destination_cidr=peering.requester_cidr, target_id=peering.id)
+
+    def delete_peering(self, peering_id: str) -> None:
+        """Delete the peering; an absent or already deleted one is fine (routes through it go blackhole)."""
+        if self._peering_gone(peering_id):
+            log.info("peering.already_absent", resource_id=peering_id)
+            return
+        with absent_ok("peering", peering_id):
+            self.ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=peering_id)
+
+    def _peering_gone(self, peering_id: str) -> bool:
+        try:
+            return self.peering(peering_id).status in ("deleted", "deleting", "rejected", "failed", "expired")
+        except NotFoundError:
+            return True
+
+
+def refuse_overlap(name: str, *, requester: Vpc, accepter: Vpc) -> None:
+    """AWS refuses to peer VPCs whose CIDRs overlap; say so, naming both, before any call is made.
+
+    https://docs.aws.amazon.com/vpc/latest/peering/vpc-peering-basics.html#vpc-peering-limitations
+    """
+    left, right = ipaddress.ip_network(requester.cidr), ipaddress.ip_network(accepter.cidr)
+    if left.overlaps(right):
+        raise ConfigError(
+            f"peering {name}: {requester.name or requester.id} CIDR {requester.cidr} overlaps "
+            f"{accepter.name or accepter.id} CIDR {accepter.cidr}; AWS cannot peer overlapping VPCs"
+        )

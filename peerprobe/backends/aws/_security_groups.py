@@ -1,0 +1,98 @@
+"""Security groups and their ingress rules: authorize and revoke are idempotent, rules are read back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from peerprobe.backends.aws._base import AwsBase, absent_ok, first, only
+from peerprobe.backends.aws._errors import aws_errors
+from peerprobe.backends.ports import IngressRule, SecurityGroup
+from peerprobe.errors import ConflictError, NotFoundError
+
+log = structlog.get_logger()
+
+
+class SecurityGroupOps(AwsBase):
+    def ensure_security_group(self, name: str, *, vpc_id: str, description: str) -> SecurityGroup:
+        """The security group tagged `name` in `vpc_id` (AWS adds only its default allow-all egress)."""
+        with aws_errors("security group", name=name):
+            found = self.ec2.describe_security_groups(Filters=self.owned(name, vpc_id=vpc_id))["SecurityGroups"]
+            raw = first(found, kind="security_group", name=name)
+            if raw is not None:
+                return SecurityGroup(id=raw["GroupId"], vpc_id=vpc_id, name=name)
+            group_id = self.ec2.create_security_group(
+                GroupName=name, Description=description, VpcId=vpc_id,
+                TagSpecifications=self.tag_specs("security-group", name),
+            )["GroupId"]
+        log.info("security_group.created", group_id=group_id, vpc_id=vpc_id, name=name)
+        return SecurityGroup(id=group_id, vpc_id=vpc_id, name=name)
+
+    def ingress_rules(self, group_id: str) -> tuple[IngressRule, ...]:
+        """The group's IPv4 CIDR ingress rules, one per CIDR, sorted (rules naming other groups are left out)."""
+        with aws_errors("security group", group_id):
+            found = self.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
+        raw = only(found, kind="security group", resource_id=group_id)
+        return tuple(sorted(rule for perm in raw.get("IpPermissions", []) for rule in _rules(perm)))
+
+    def authorize_ingress(self, group_id: str, *, rules: Sequence[IngressRule]) -> None:
+        """Add the rules the group lacks; a rule that already exists counts as added."""
+        present = set(self.ingress_rules(group_id))
+        for rule in rules:
+            if rule in present:
+                continue
+            try:
+                with aws_errors("security group", group_id, _describe(rule)):
+                    self.ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[_permission(rule)])
+            except ConflictError as error:
+                if error.state != "InvalidPermission.Duplicate":
+                    raise
+            log.info("security_group.authorized", group_id=group_id, rule=_describe(rule))
+
+    def revoke_ingress(self, group_id: str, *, rules: Sequence[IngressRule]) -> None:
+        """Remove the rules; a rule that is not there counts as removed."""
+        present = set(self.ingress_rules(group_id))
+        for rule in rules:
+            if rule not in present:
+                continue
+            try:
+                with aws_errors("security group", group_id, _describe(rule)):
+                    self.ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[_permission(rule)])
+            except NotFoundError:
+                pass
+            log.info("security_group.revoked", group_id=group_id, rule=_describe(rule))
+
+    def delete_security_group(self, group_id: str) -> None:
+        """Delete the group; DependencyViolation (still used by an ENI) surfaces as ConflictError."""
+        with absent_ok("security_group", group_id):
+            self.ec2.delete_security_group(GroupId=group_id)
+
+
+def _permission(rule: IngressRule) -> dict[str, Any]:
+    permission: dict[str, Any] = {"IpProtocol": rule.protocol, "IpRanges": [{"CidrIp": rule.cidr}]}
+    if rule.description:
+        permission["IpRanges"][0]["Description"] = rule.description
+    # Protocol "-1" (all traffic) takes no ports (EC2 API reference, IpPermission).
+    if rule.protocol != "-1":
+        permission |= {"FromPort": rule.from_port, "ToPort": rule.to_port}
+    return permission
+
+
+def _rules(permission: dict[str, Any]) -> list[IngressRule]:
+    return [
+        IngressRule(
+            protocol=str(permission["IpProtocol"]),
+            from_port=int(permission.get("FromPort", -1)),
+            to_port=int(permission.get("ToPort", -1)),
+            cidr=str(ip_range["CidrIp"]),
+            description=str(ip_range.get("Description", "")),
+        )
+        for ip_range in permission.get("IpRanges", [])
+    ]
+
+
+def _describe(rule: IngressRule) -> str:
+    ports = str(rule.from_port) if rule.from_port == rule.to_port else f"{rule.from_port}-{rule.to_port}"
+    return f"{rule.protocol}/{ports} from {rule.cidr}"

@@ -1,0 +1,331 @@
+"""VPCs, subnets, route tables and routes, internet gateways, NAT gateways and their Elastic IPs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from peerprobe.backends.aws._base import AwsBase, absent_ok, first, only, tag_dict
+from peerprobe.backends.aws._errors import aws_errors
+from peerprobe.backends.ports import (
+    TAG_ENVIRONMENT,
+    InternetGateway,
+    NatGateway,
+    Route,
+    RouteTable,
+    Subnet,
+    Vpc,
+)
+from peerprobe.errors import ConfigError, ConflictError, NotFoundError
+
+log = structlog.get_logger()
+
+# Subnet role tags the Kubernetes cloud provider and the AWS Load Balancer Controller use to pick subnets
+# for internet-facing and internal load balancers (https://docs.aws.amazon.com/eks/latest/userguide/network-load-balancing.html).
+PUBLIC_ROLE_TAG = "kubernetes.io/role/elb"
+PRIVATE_ROLE_TAG = "kubernetes.io/role/internal-elb"
+_ROUTE_TARGETS = {"igw-": "GatewayId", "nat-": "NatGatewayId", "pcx-": "VpcPeeringConnectionId"}
+_LIVE_NAT_STATES = ["pending", "available"]
+
+
+class VpcOps(AwsBase):
+    def ensure_vpc(self, name: str, *, cidr: str) -> Vpc:
+        """The VPC tagged `name` in this environment, created with `cidr` if missing."""
+        with aws_errors("vpc", name=name):
+            found = first(self.ec2.describe_vpcs(Filters=self.owned(name))["Vpcs"], kind="vpc", name=name)
+        if found is not None:
+            return _checked_vpc(found, name=name, cidr=cidr)
+        with aws_errors("vpc", name=name):
+            raw = self.ec2.create_vpc(CidrBlock=cidr, TagSpecifications=self.tag_specs("vpc", name))["Vpc"]
+        vpc = Vpc(id=raw["VpcId"], cidr=raw["CidrBlock"], name=name)
+        self._enable_dns(vpc)
+        log.info("vpc.created", vpc_id=vpc.id, cidr=cidr, name=name)
+        return vpc
+
+    def _enable_dns(self, vpc: Vpc) -> None:
+        # EKS requires both DNS support and DNS hostnames (https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html);
+        # the API takes one attribute per call.
+        with aws_errors("vpc", vpc.id, vpc.name):
+            self.ec2.modify_vpc_attribute(VpcId=vpc.id, EnableDnsSupport={"Value": True})
+            self.ec2.modify_vpc_attribute(VpcId=vpc.id, EnableDnsHostnames={"Value": True})
+
+    def delete_vpc(self, vpc_id: str) -> None:
+        with absent_ok("vpc", vpc_id):
+            self.ec2.delete_vpc(VpcId=vpc_id)
+
+    def ensure_subnet(
+        self, name: str, *, vpc_id: str, cidr: str, availability_zone: str, public: bool
+    ) -> Subnet:
+        """The subnet tagged `name` in `vpc_id`; public subnets map public IPs on launch."""
+        with aws_errors("subnet", name=name):
+            found = first(
+                self.ec2.describe_subnets(Filters=self.owned(name, vpc_id=vpc_id))["Subnets"],
+                kind="subnet",
+                name=name,
+            )
+        if found is None:
+            found = self._create_subnet(name, vpc_id=vpc_id, cidr=cidr, zone=availability_zone, public=public)
+        if found["CidrBlock"] != cidr or found["AvailabilityZone"] != availability_zone:
+            raise ConflictError(
+                f"subnet {found['SubnetId']} ({name}): is {found['CidrBlock']} in {found['AvailabilityZone']}, "
+                f"wanted {cidr} in {availability_zone}",
+                resource="subnet", resource_id=found["SubnetId"], state="mismatch",
+            )
+        if public and not found.get("MapPublicIpOnLaunch"):
+            with aws_errors("subnet", found["SubnetId"], name):
+                self.ec2.modify_subnet_attribute(SubnetId=found["SubnetId"], MapPublicIpOnLaunch={"Value": True})
+        return _subnet(found, public=public, name=name)
+
+    def _create_subnet(self, name: str, *, vpc_id: str, cidr: str, zone: str, public: bool) -> dict[str, Any]:
+        role = {PUBLIC_ROLE_TAG if public else PRIVATE_ROLE_TAG: "1"}
+        with aws_errors("subnet", name=name):
+            raw: dict[str, Any] = self.ec2.create_subnet(
+                VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone,
+                TagSpecifications=self.tag_specs("subnet", name, role),
+            )["Subnet"]
+        log.info("subnet.created", subnet_id=raw["SubnetId"], vpc_id=vpc_id, cidr=cidr, az=zone, public=public)
+        return raw
+
+    def delete_subnet(self, subnet_id: str) -> None:
+        with absent_ok("subnet", subnet_id):
+            self.ec2.delete_subnet(SubnetId=subnet_id)
+
+    def ensure_route_table(self, name: str, *, vpc_id: str, subnet_ids: Sequence[str]) -> RouteTable:
+        """The route table tagged `name`, associated with every subnet in `subnet_ids`."""
+        raw = self._find_route_table(name, vpc_id=vpc_id)
+        if raw is None:
+            with aws_errors("route table", name=name):
+                raw = self.ec2.create_route_table(
+                    VpcId=vpc_id, TagSpecifications=self.tag_specs("route-table", name)
+                )["RouteTable"]
+            log.info("route_table.created", route_table_id=raw["RouteTableId"], vpc_id=vpc_id, name=name)
+        table_id = str(raw["RouteTableId"])
+        for subnet_id in subnet_ids:
+            self._associate(table_id, subnet_id=subnet_id)
+        return self.route_table(table_id)
+
+    def _find_route_table(self, name: str, *, vpc_id: str) -> dict[str, Any] | None:
+        with aws_errors("route table", name=name):
+            tables = self.ec2.describe_route_tables(Filters=self.owned(name, vpc_id=vpc_id))["RouteTables"]
+        return first(tables, kind="route_table", name=name)
+
+    def route_table(self, route_table_id: str) -> RouteTable:
+        """Read one route table back: its subnet associations and routes."""
+        with aws_errors("route table", route_table_id):
+            found = self.ec2.describe_route_tables(RouteTableIds=[route_table_id])["RouteTables"]
+        return _route_table(only(found, kind="route table", resource_id=route_table_id))
+
+    def _associate(self, route_table_id: str, *, subnet_id: str) -> None:
+        current = self._subnet_association(subnet_id)
+        with aws_errors("route table", route_table_id, f"subnet {subnet_id}"):
+            if current is None:
+                self.ec2.associate_route_table(RouteTableId=route_table_id, SubnetId=subnet_id)
+            elif current[1] != route_table_id:
+                # A subnet has one explicit association; moving it is a replace, not a second associate.
+                self.ec2.replace_route_table_association(AssociationId=current[0], RouteTableId=route_table_id)
+            else:
+                return
+        log.info("route_table.associated", route_table_id=route_table_id, subnet_id=subnet_id)
+
+    def _subnet_association(self, subnet_id: str) -> tuple[str, str] | None:
+        with aws_errors("subnet", subnet_id):
+            tables = self.ec2.describe_route_tables(
+                Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}]
+            )["RouteTables"]
+        for table in tables:
+            for assoc in table.get("Associations", []):
+                if assoc.get("SubnetId") == subnet_id:
+                    return str(assoc["RouteTableAssociationId"]), str(table["RouteTableId"])
+        return None
+
+    def delete_route_table(self, route_table_id: str) -> None:
+        """Disassociate its subnets, then delete it; an absent table is fine."""
+        with absent_ok("route_table", route_table_id):
+            for subnet_id in self.route_table(route_table_id).subnet_ids:
+                association = self._subnet_association(subnet_id)
+                if association is not None and association[1] == route_table_id:
+                    self.ec2.disassociate_route_table(AssociationId=association[0])
+            self.ec2.delete_route_table(RouteTableId=route_table_id)
+
+    def ensure_route(self, route_table_id: str, *, destination_cidr: str, target_id: str) -> Route:
+        """A route `destination_cidr` -> `target_id` (igw-, nat- or pcx-); a route elsewhere is replaced."""
+        params = {"RouteTableId": route_table_id, "DestinationCidrBlock": destination_cidr,
+                  _route_target_key(target_id): target_id}
+        existing = _find_route(self.route_table(route_table_id), destination_cidr)
+        if existing is not None and existing.target_id == target_id:
+            return existing
+        with aws_errors("route", route_table_id, destination_cidr):
+            if existing is None:
+                self.ec2.create_route(**params)
+            else:
+                self.ec2.replace_route(**params)
+        log.info("route.ensured", route_table_id=route_table_id, destination=destination_cidr, target=target_id)
+        return Route(destination_cidr=destination_cidr, target_id=target_id)
+
+    def delete_route(self, route_table_id: str, *, destination_cidr: str) -> None:
+        with absent_ok("route", f"{route_table_id} {destination_cidr}"):
+            self.ec2.delete_route(RouteTableId=route_table_id, DestinationCidrBlock=destination_cidr)
+
+    def ensure_internet_gateway(self, name: str, *, vpc_id: str) -> InternetGateway:
+        """The internet gateway tagged `name`, attached to `vpc_id`."""
+        with aws_errors("internet gateway", name=name):
+            raw = first(
+                self.ec2.describe_internet_gateways(Filters=self.owned(name))["InternetGateways"],
+                kind="internet_gateway", name=name,
+            )
+            if raw is None:
+                raw = self.ec2.create_internet_gateway(
+                    TagSpecifications=self.tag_specs("internet-gateway", name)
+                )["InternetGateway"]
+                log.info("internet_gateway.created", gateway_id=raw["InternetGatewayId"], name=name)
+        self._attach(raw, vpc_id=vpc_id, name=name)
+        return InternetGateway(id=raw["InternetGatewayId"], vpc_id=vpc_id)
+
+    def _attach(self, raw: dict[str, Any], *, vpc_id: str, name: str) -> None:
+        gateway_id = raw["InternetGatewayId"]
+        attached = [a["VpcId"] for a in raw.get("Attachments", [])]
+        if vpc_id in attached:
+            return
+        if attached:
+            raise ConflictError(
+                f"internet gateway {gateway_id} ({name}): attached to {attached[0]}, wanted {vpc_id}",
+                resource="internet gateway", resource_id=gateway_id, state="attached",
+            )
+        with aws_errors("internet gateway", gateway_id, name):
+            self.ec2.attach_internet_gateway(InternetGatewayId=gateway_id, VpcId=vpc_id)
+        log.info("internet_gateway.attached", gateway_id=gateway_id, vpc_id=vpc_id)
+
+    def delete_internet_gateway(self, gateway_id: str) -> None:
+        """Detach it from its VPC, then delete it; an absent gateway is fine."""
+        with absent_ok("internet_gateway", gateway_id):
+            found = self.ec2.describe_internet_gateways(InternetGatewayIds=[gateway_id])["InternetGateways"]
+            raw = only(found, kind="internet gateway", resource_id=gateway_id)
+            for attachment in raw.get("Attachments", []):
+                self.ec2.detach_internet_gateway(InternetGatewayId=gateway_id, VpcId=attachment["VpcId"])
+            self.ec2.delete_internet_gateway(InternetGatewayId=gateway_id)
+
+    def ensure_nat_gateway(self, name: str, *, subnet_id: str) -> NatGateway:
+        """A public NAT gateway tagged `name` in `subnet_id`, with its own Elastic IP, waited until available."""
+        with aws_errors("nat gateway", name=name):
+            raw = first(
+                self.ec2.describe_nat_gateways(
+                    Filter=self.owned(name, subnet_id=subnet_id, state=_LIVE_NAT_STATES)
+                )["NatGateways"],
+                kind="nat_gateway", name=name,
+            )
+        if raw is None:
+            raw = self._create_nat_gateway(name, subnet_id=subnet_id)
+        nat_id = str(raw["NatGatewayId"])
+        self.wait(self.ec2, "nat_gateway_available", kind="nat gateway", resource_id=nat_id, NatGatewayIds=[nat_id])
+        with aws_errors("nat gateway", nat_id, name):
+            raw = self.ec2.describe_nat_gateways(NatGatewayIds=[nat_id])["NatGateways"][0]
+        return _nat_gateway(raw)
+
+    def _create_nat_gateway(self, name: str, *, subnet_id: str) -> dict[str, Any]:
+        allocation_id = self._ensure_address(f"{name}-eip")
+        with aws_errors("nat gateway", name=name):
+            raw: dict[str, Any] = self.ec2.create_nat_gateway(
+                SubnetId=subnet_id, AllocationId=allocation_id,
+                TagSpecifications=self.tag_specs("natgateway", name),
+            )["NatGateway"]
+        log.info("nat_gateway.created", nat_gateway_id=raw["NatGatewayId"], subnet_id=subnet_id,
+                 allocation_id=allocation_id)
+        return raw
+
+    def _ensure_address(self, name: str) -> str:
+        with aws_errors("elastic ip", name=name):
+            found = first(self.ec2.describe_addresses(Filters=self.owned(name))["Addresses"],
+                          kind="elastic_ip", name=name)
+            if found is None:
+                found = self.ec2.allocate_address(Domain="vpc", TagSpecifications=self.tag_specs("elastic-ip", name))
+                log.info("elastic_ip.allocated", allocation_id=found["AllocationId"], public_ip=found["PublicIp"])
+        return str(found["AllocationId"])
+
+    def delete_nat_gateway(self, nat_gateway_id: str) -> None:
+        """Delete it, wait until deleted, then release the Elastic IPs peerprobe allocated for it."""
+        raw = self._live_nat_gateway(nat_gateway_id)
+        if raw is None:
+            log.info("nat_gateway.already_absent", resource_id=nat_gateway_id)
+            return
+        with absent_ok("nat_gateway", nat_gateway_id):
+            self.ec2.delete_nat_gateway(NatGatewayId=nat_gateway_id)
+        # Its Elastic IP stays associated until the gateway is fully deleted, so release only after the wait.
+        self.wait(self.ec2, "nat_gateway_deleted", kind="nat gateway", resource_id=nat_gateway_id,
+                  NatGatewayIds=[nat_gateway_id])
+        for address in raw.get("NatGatewayAddresses", []):
+            if address.get("AllocationId") and self._owned_address(address["AllocationId"]):
+                self.release_address(address["AllocationId"])
+
+    def _live_nat_gateway(self, nat_gateway_id: str) -> dict[str, Any] | None:
+        try:
+            with aws_errors("nat gateway", nat_gateway_id):
+                found = self.ec2.describe_nat_gateways(NatGatewayIds=[nat_gateway_id])["NatGateways"]
+        except NotFoundError:
+            return None
+        # Deleted NAT gateways stay visible for about an hour in state "deleted".
+        live = [raw for raw in found if raw.get("State") not in ("deleting", "deleted")]
+        return live[0] if live else None
+
+    def _owned_address(self, allocation_id: str) -> bool:
+        with aws_errors("elastic ip", allocation_id):
+            found = self.ec2.describe_addresses(AllocationIds=[allocation_id])["Addresses"]
+        return bool(found) and tag_dict(found[0]).get(TAG_ENVIRONMENT) == self.stamp.environment
+
+    def release_address(self, allocation_id: str) -> None:
+        with absent_ok("elastic_ip", allocation_id):
+            self.ec2.release_address(AllocationId=allocation_id)
+
+
+def _checked_vpc(raw: dict[str, Any], *, name: str, cidr: str) -> Vpc:
+    vpc = Vpc(id=raw["VpcId"], cidr=raw["CidrBlock"], name=name)
+    if vpc.cidr != cidr:
+        raise ConflictError(f"vpc {vpc.id} ({name}): has CIDR {vpc.cidr}, wanted {cidr}",
+                            resource="vpc", resource_id=vpc.id, state="cidr-mismatch")
+    return vpc
+
+
+def _subnet(raw: dict[str, Any], *, public: bool, name: str) -> Subnet:
+    return Subnet(
+        id=raw["SubnetId"], vpc_id=raw["VpcId"], cidr=raw["CidrBlock"], availability_zone=raw["AvailabilityZone"],
+        public=public, map_public_ip=public or bool(raw.get("MapPublicIpOnLaunch")), name=name,
+    )
+
+
+def _route_table(raw: dict[str, Any]) -> RouteTable:
+    subnets = tuple(a["SubnetId"] for a in raw.get("Associations", []) if a.get("SubnetId"))
+    routes = tuple(
+        Route(destination_cidr=r["DestinationCidrBlock"], target_id=_route_target(r), state=r.get("State", ""))
+        for r in raw.get("Routes", []) if "DestinationCidrBlock" in r
+    )
+    return RouteTable(id=raw["RouteTableId"], vpc_id=raw["VpcId"], subnet_ids=subnets, routes=routes,
+                      name=tag_dict(raw).get("Name", ""))
+
+
+def _route_target(raw: dict[str, Any]) -> str:
+    for key in ("GatewayId", "NatGatewayId", "VpcPeeringConnectionId", "InstanceId", "NetworkInterfaceId"):
+        if raw.get(key):
+            return str(raw[key])
+    return ""
+
+
+def _route_target_key(target_id: str) -> str:
+    for prefix, key in _ROUTE_TARGETS.items():
+        if target_id.startswith(prefix):
+            return key
+    raise ConfigError(f"route target {target_id!r}: expected an igw-, nat- or pcx- id")
+
+
+def _find_route(table: RouteTable, destination_cidr: str) -> Route | None:
+    return next((r for r in table.routes if r.destination_cidr == destination_cidr), None)
+
+
+def _nat_gateway(raw: dict[str, Any]) -> NatGateway:
+    address = (raw.get("NatGatewayAddresses") or [{}])[0]
+    return NatGateway(
+        id=raw["NatGatewayId"], subnet_id=raw["SubnetId"], state=raw["State"],
+        allocation_id=address.get("AllocationId", ""), public_ip=address.get("PublicIp", ""),
+        private_ip=address.get("PrivateIp", ""),
+    )
+

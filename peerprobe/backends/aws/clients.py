@@ -1,0 +1,94 @@
+"""The one place that builds boto3 sessions and clients: region, profile and endpoint_url passed in explicitly.
+
+Only this package (peerprobe/backends/aws/) may import boto3 or botocore.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.config import Config
+
+from peerprobe.errors import ConfigError
+
+# Fake credentials for a loopback endpoint (moto): the lab and the tests must never look for real ones.
+FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+class ClientFactory:
+    """Builds and caches one boto3 client per service for one region/profile/endpoint.
+
+    With a loopback `endpoint_url` (moto) the session gets explicit fake credentials, so botocore's credential
+    chain never runs and never asks the EC2 instance metadata service (IMDS) for a role; the region is always
+    explicit, so botocore never asks IMDS for one either. As a second lock, lab and test processes are expected
+    to run with AWS_EC2_METADATA_DISABLED=true, which this factory sets (if unset) for loopback endpoints.
+    HTTP proxies from the environment are ignored for loopback endpoints so lab traffic stays on the machine.
+    """
+
+    def __init__(
+        self,
+        region: str,
+        *,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        max_attempts: int = 5,
+        retry_mode: str = "standard",
+    ) -> None:
+        self.region = region
+        self.profile = profile
+        self.endpoint_url = endpoint_url
+        self.loopback = endpoint_url is not None and is_loopback(endpoint_url)
+        self._config = _botocore_config(max_attempts=max_attempts, retry_mode=retry_mode, no_proxy=self.loopback)
+        self._session: Any = None
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        """The cached client for `service` ("ec2", "eks", "elb", "elbv2", ...)."""
+        if service not in self._clients:
+            self._clients[service] = self.session().client(
+                service, endpoint_url=self.endpoint_url, config=self._config
+            )
+        return self._clients[service]
+
+    def session(self) -> Any:
+        """The cached boto3 session (fake credentials when the endpoint is loopback)."""
+        if self._session is None:
+            self._session = self._new_session()
+        return self._session
+
+    def _new_session(self) -> Any:
+        if not self.loopback:
+            return boto3.session.Session(region_name=self.region, profile_name=self.profile)
+        if self.profile:
+            raise ConfigError(f"aws.profile: {self.profile!r} cannot be used with loopback {self.endpoint_url}")
+        os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+        return boto3.session.Session(region_name=self.region, **FAKE_CREDENTIALS)
+
+
+def is_loopback(endpoint_url: str) -> bool:
+    """True when the URL's host is localhost or a loopback address."""
+    host = urlsplit(endpoint_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _botocore_config(*, max_attempts: int, retry_mode: str, no_proxy: bool) -> Config:
+    # botocore retry modes: "standard" retries throttling, 5xx and connection errors with exponential backoff
+    # and jitter (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/retries.html).
+    options: dict[str, Any] = {
+        "retries": {"mode": retry_mode, "max_attempts": max_attempts},
+        "connect_timeout": 10,
+        "read_timeout": 60,
+    }
+    if no_proxy:
+        # An empty (not None) mapping stops botocore from reading HTTP(S)_PROXY (botocore/endpoint.py).
+        options["proxies"] = {}
+    return Config(**options)

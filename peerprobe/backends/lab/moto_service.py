@@ -1,0 +1,209 @@
+"""moto as a local, long-lived service: started or reused on 127.0.0.1, recorded in `<statedir>/moto.json`.
+
+Like the Prefect server, it outlives the command that started it so later commands find the lab's AWS state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from peerprobe import statedir
+from peerprobe.errors import InfrastructureError, WaitTimeoutError
+
+STATE_FILE = "moto.json"
+LOG_FILE = "moto.log"
+LOCK_FILE = "moto.lock"
+HOST = "127.0.0.1"
+# GET /moto-api/config is a small JSON document served only by moto (moto/moto_api/_internal/urls.py),
+# so a 200 there proves the port is moto's and that it is answering.
+_HEALTH_PATH = "/moto-api/config"
+# Loopback must never go through an HTTP proxy from the environment: an empty ProxyHandler disables them.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class MotoService:
+    """A running moto server: its pid and its loopback port."""
+
+    pid: int
+    port: int
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def ensure_running(*, timeout: float = 30.0) -> MotoService:
+    """Return the recorded moto service if it is alive and answering, else start a new one and wait for it."""
+    with _locked():
+        current = _recorded()
+        if current is not None and _is_alive(current):
+            log.debug("moto.reused", pid=current.pid, port=current.port)
+            return current
+        service = _start()
+        _wait_ready(service, timeout=timeout)
+        statedir.write_json(STATE_FILE, {"pid": service.pid, "port": service.port})
+        log.info("moto.started", pid=service.pid, port=service.port)
+        return service
+
+
+def endpoint_url(*, timeout: float = 30.0) -> str:
+    """The loopback URL every lab client talks to (starting moto if needed)."""
+    return ensure_running(timeout=timeout).endpoint_url
+
+
+def status() -> MotoService | None:
+    """The recorded service if it is alive and answering, without starting anything."""
+    current = _recorded()
+    return current if current is not None and _is_alive(current) else None
+
+
+def stop(*, timeout: float = 10.0) -> bool:
+    """Stop the recorded moto service; returns False when none was running. Its AWS state is lost."""
+    with _locked():
+        current = _recorded()
+        statedir.remove(STATE_FILE)
+        if current is None or not _pid_alive(current.pid):
+            return False
+        _terminate(current.pid, timeout=timeout)
+        log.info("moto.stopped", pid=current.pid, port=current.port)
+        return True
+
+
+def reset(service: MotoService) -> None:
+    """Wipe ALL of moto's state, every environment at once: for tests only, never for one environment."""
+    request = urllib.request.Request(f"{service.endpoint_url}/moto-api/reset", method="POST")
+    with _OPENER.open(request, timeout=5):
+        pass
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    # Two commands starting at once must not both launch a server; an flock serialises them.
+    with open(statedir.state_dir() / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _recorded() -> MotoService | None:
+    data = statedir.read_json(STATE_FILE)
+    if data is None:
+        return None
+    try:
+        return MotoService(pid=int(data["pid"]), port=int(data["port"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _is_alive(service: MotoService) -> bool:
+    return _pid_alive(service.pid) and _answers(service)
+
+
+def _pid_alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        # Reap it first if it is our own exited child, else a zombie would look alive.
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _answers(service: MotoService) -> bool:
+    try:
+        with _OPENER.open(service.endpoint_url + _HEALTH_PATH, timeout=1) as response:
+            body = json.loads(response.read())
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+    return isinstance(body, dict)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def _start() -> MotoService:
+    port = _free_port()
+    log_path = statedir.state_dir() / LOG_FILE
+    command = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
+    with open(log_path, "ab") as log_file:
+        # A new session detaches moto from our terminal and process group, so it outlives this command.
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    return MotoService(pid=process.pid, port=port)
+
+
+def _wait_ready(service: MotoService, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _answers(service):
+            return
+        if not _pid_alive(service.pid):
+            raise InfrastructureError(
+                f"moto server pid {service.pid} exited before answering on port {service.port}; "
+                f"see {_log_path()}",
+                resource="moto",
+                resource_id=str(service.pid),
+                state="exited",
+            )
+        time.sleep(0.1)
+    _terminate(service.pid, timeout=5)
+    raise WaitTimeoutError(
+        f"moto server pid {service.pid} did not answer on port {service.port} within {timeout:g}s; "
+        f"see {_log_path()}",
+        resource="moto",
+        resource_id=str(service.pid),
+        state="starting",
+    )
+
+
+def _terminate(pid: int, *, timeout: float) -> None:
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.05)
+    _signal_group(pid, signal.SIGKILL)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    # moto was started as a session leader, so its pid is its process group: this also ends its children.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def _log_path() -> Path:
+    return statedir.state_dir() / LOG_FILE

@@ -1,0 +1,84 @@
+"""The Amazon VPC CNI's SNAT and return-path rules (behaviour.md section 1).
+
+Sources: aws/amazon-vpc-cni-k8s pkg/networkutils/network.go (buildIptablesSNATRules, AWS-SNAT-CHAIN-0),
+iptables_connmark.go (v1.8.0+, PR #1475), v1.7.10 driver.go (per-CIDR from-pod rules), EKS external-snat.html.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from peerprobe.model._walk import Actor, Blocked, Packet, Step, block
+from peerprobe.model.clients import Client
+from peerprobe.model.facts import Facts, VpcKey
+
+EXCLUDE_SINCE = (1, 6, 0)  # AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS: CHANGELOG v1.6.0, PR #520
+SYMMETRIC_RETURN_SINCE = (1, 8, 0)  # "Use symmetric return path for non-VPC traffic", PR #1475
+
+
+def egress(client: Client, facts: Facts) -> Step:
+    """aws-node's nat POSTROUTING on the client pod's node, seen with the post-DNAT destination."""
+
+    def step(packet: Packet) -> Packet:
+        if client.kind != "pod" or client.vpc is None or client.node is None:
+            return packet
+        keep = _snat_exemption(client.vpc, packet.dst, facts)
+        if keep:
+            return packet.note(f"{client.vpc} CNI keeps the pod IP: {keep}")
+        return packet.becomes(
+            Actor.CLIENT_NODE,
+            client.node.ip,
+            f"{client.vpc} CNI SNATs to the node's primary IP {client.node.ip}: {packet.dst} is outside "
+            f"{client.vpc}'s {facts.side(client.vpc).cidr} and not excluded (AWS-SNAT-CHAIN-0 last rule)",
+        )
+
+    return step
+
+
+def _snat_exemption(key: VpcKey, dst: str, facts: Facts) -> str | None:
+    settings, address = facts.snat_of(key), ipaddress.IPv4Address(dst)
+    if address in facts.cidr(key):
+        return f"{dst} is inside {key}'s CIDR {facts.cidr(key)} (AWS-SNAT-CHAIN-0 RETURN)"
+    if settings.external_snat:
+        return "AWS_VPC_K8S_CNI_EXTERNALSNAT=true removes the SNAT rules"
+    excluded = [c for c in settings.exclude_snat_cidrs if address in ipaddress.IPv4Network(c)]
+    if excluded and facts.cluster(key).cni >= EXCLUDE_SINCE:
+        return f"{dst} is in AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS {excluded[0]} (RETURN before SNAT)"
+    return None
+
+
+def exclusion_ignored(key: VpcKey, facts: Facts) -> bool:
+    return bool(facts.snat_of(key).exclude_snat_cidrs) and facts.cluster(key).cni < EXCLUDE_SINCE
+
+
+def echo_reply(facts: Facts) -> Step:
+    """The echo pod answers a source outside VPC1 directly (no NodePort connmark): can the reply leave?"""
+
+    def step(packet: Packet) -> Packet | Blocked:
+        if facts.vpc_of(packet.ip) == "vpc1" or facts.config.clusters.vpc1.pod_eni == "primary":
+            return packet
+        if facts.cluster("vpc1").cni >= SYMMETRIC_RETURN_SINCE:
+            return packet.note(
+                "vpc1 CNI >= 1.8 answers from the pod's secondary ENI (rule 'from <pod> lookup <ENI table>')"
+            )
+        if _old_cni_routes_reply_via_eni(packet.ip, facts):
+            return packet.note("vpc1 CNI < 1.8 routes the reply out the pod's ENI (its from-pod rule covers the peer)")
+        return block(
+            packet,
+            "timeout",
+            f"vpc1 CNI {facts.cluster('vpc1').cni_version} < 1.8: the reply to {packet.ip} leaves the primary ENI "
+            "with the secondary-ENI pod address and EC2's source/destination check drops it (external-snat.html)",
+        )
+
+    return step
+
+
+def _old_cni_routes_reply_via_eni(source: str, facts: Facts) -> bool:
+    # Before v1.8 the from-pod rules were 'from <pod> to <VPC CIDR>' plus the exclusions, or 'from <pod>'
+    # for every destination when EXTERNALSNAT=true (v1.7.10 driver.go, rpc_handler.go).
+    settings = facts.snat_of("vpc1")
+    if settings.external_snat:
+        return True
+    address = ipaddress.IPv4Address(source)
+    excluded = any(address in ipaddress.IPv4Network(c) for c in settings.exclude_snat_cidrs)
+    return excluded and facts.cluster("vpc1").cni >= EXCLUDE_SINCE

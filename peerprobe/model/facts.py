@@ -1,0 +1,76 @@
+"""The facts one phase's expectations depend on: the config's knobs, the topology and the phase's SNAT env."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+from peerprobe.config import Cluster, ExperimentConfig, PhaseSnat, Snat
+from peerprobe.topology import ClusterTopology, Node, Topology
+
+VpcKey = Literal["vpc1", "vpc2"]
+
+
+@dataclass(frozen=True)
+class Facts:
+    config: ExperimentConfig
+    topology: Topology
+    snat: PhaseSnat
+
+    def cluster(self, key: VpcKey) -> Cluster:
+        return self.config.clusters.vpc1 if key == "vpc1" else self.config.clusters.vpc2
+
+    def snat_of(self, key: VpcKey) -> Snat:
+        return self.snat.vpc1 if key == "vpc1" else self.snat.vpc2
+
+    def side(self, key: VpcKey) -> ClusterTopology:
+        return self.topology.vpc1 if key == "vpc1" else self.topology.vpc2
+
+    def cidr(self, key: VpcKey) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.side(key).cidr)
+
+    def vpc_of(self, ip: str) -> VpcKey | None:
+        address = ipaddress.IPv4Address(ip)
+        for key in ("vpc1", "vpc2"):
+            if address in self.cidr(key):  # type: ignore[arg-type]
+                return key  # type: ignore[return-value]
+        return None
+
+    def nat_gateway(self, key: VpcKey) -> str | None:
+        return self.side(key).nat_gateway
+
+    @cached_property
+    def echo_node(self) -> Node:
+        echo = self.topology.vpc1.echo_pod
+        assert echo is not None, "the model needs the echo pod"
+        return self.topology.vpc1.node(echo.node)
+
+    @cached_property
+    def vpc1_client_node(self) -> Node:
+        busybox = self.topology.vpc1.busybox_pod
+        assert busybox is not None, "the model needs the VPC1 busybox"
+        return self.topology.vpc1.node(busybox.node)
+
+    @cached_property
+    def source_ranges(self) -> tuple[ipaddress.IPv4Network, ...]:
+        """loadBalancerSourceRanges the manifests carry: the experiment's own sources, never 0.0.0.0/0."""
+        return tuple(ipaddress.IPv4Network(cidr) for cidr in lb_source_ranges(self.config, self.topology))
+
+
+def lb_source_ranges(config: ExperimentConfig, topology: Topology) -> list[str]:
+    """Both VPC CIDRs, the experiment's public addresses (NAT gateways, public nodes, the EC2 host) and
+    the outside client; the Services of type LoadBalancer carry exactly these (design.md principles)."""
+    cidrs = [topology.vpc1.cidr, topology.vpc2.cidr]
+    public = [topology.vpc1.nat_gateway, topology.vpc2.nat_gateway, topology.peer_host.public_ip]
+    public += [node.public_ip for side in (topology.vpc1, topology.vpc2) for node in side.nodes]
+    cidrs += [f"{ip}/32" for ip in public if ip]
+    cidrs += list(config.outside_cidrs)
+    if topology.outside and not any(_covers(c, topology.outside) for c in cidrs):
+        cidrs.append(f"{topology.outside}/32")
+    return list(dict.fromkeys(cidrs))
+
+
+def _covers(cidr: str, ip: str) -> bool:
+    return ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(cidr)

@@ -1,0 +1,109 @@
+"""Security groups as the model sees them: stateful ingress rules on the VPC1 nodes, the ELB and the EC2 host.
+
+Sources: EKS sec-group-reqs.html (cluster SG admits only itself), cloud-provider-aws aws.go /
+aws_loadbalancer.go (ELB SG rule on the nodes; NLB client rule from loadBalancerSourceRanges and health
+rule from the subnets), aws-load-balancer-controller (ip targets: target port from the source ranges).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from peerprobe.model._walk import Actor, Blocked, Packet, Step, block
+from peerprobe.model.facts import Facts
+from peerprobe.model.network import egress_public_addresses
+from peerprobe.probes.plan import ECHO_PORT, PEER_HOST_PORT
+
+
+@dataclass(frozen=True)
+class Rule:
+    port: int | None  # None: every port
+    sources: tuple[ipaddress.IPv4Network, ...]
+    why: str
+
+    def admits(self, port: int, source: str) -> bool:
+        address = ipaddress.IPv4Address(source)
+        return (self.port is None or self.port == port) and any(address in net for net in self.sources)
+
+
+def node_rules(facts: Facts) -> list[Rule]:
+    return [_self_rule(facts), *_peer_rules(facts), *_controller_rules(facts)]
+
+
+def _hosts(addresses: set[str]) -> tuple[ipaddress.IPv4Network, ...]:
+    return tuple(ipaddress.IPv4Network(f"{ip}/32") for ip in sorted(addresses))
+
+
+def _self_rule(facts: Facts) -> Rule:
+    side = facts.topology.vpc1
+    members = {a for n in side.nodes for a in (n.ip, *n.addresses)}
+    members |= {p.ip for p in (side.echo_pod, side.busybox_pod) if p}
+    return Rule(None, _hosts(members), "the cluster security group admits its own members")
+
+
+def _peer_rules(facts: Facts) -> list[Rule]:
+    peer = (facts.cidr("vpc2"),)
+    rules = []
+    for item in facts.config.security_groups.open_from_peer:
+        port = facts.topology.vpc1.node_port if item == "nodeport" else item
+        if port is not None:
+            rules.append(Rule(int(port), peer, f"peerprobe opened TCP {port} to {peer[0]}"))
+    return rules
+
+
+def _controller_rules(facts: Facts) -> list[Rule]:
+    ports = facts.topology.vpc1.service_node_ports
+    ranges = facts.source_ranges
+    subnets = (facts.cidr("vpc1"),)  # the NLB health rule: the NLB subnets' CIDRs, inside VPC1
+    rules = []
+    nlb = facts.config.services.internal_nlb
+    if nlb.target_type == "instance" and "internal-nlb" in ports:
+        rules.append(Rule(ports["internal-nlb"], ranges, "the NLB controller's client rule (loadBalancerSourceRanges)"))
+        rules.append(Rule(ports["internal-nlb"], subnets, "the NLB controller's health-check rule (subnet CIDRs)"))
+    if nlb.target_type == "ip":
+        sources = ranges if nlb.preserve_client_ip else subnets
+        rules.append(Rule(ECHO_PORT, sources, "the AWS Load Balancer Controller's rule for its ip targets"))
+    if "nginx-nlb" in ports:
+        rules.append(Rule(ports["nginx-nlb"], ranges, "the nginx NLB's client rule (loadBalancerSourceRanges)"))
+    return rules
+
+
+def admit_at_node(port: int, facts: Facts) -> Step:
+    """The VPC1 node's security groups, stateful: only the first packet is checked."""
+
+    def step(packet: Packet) -> Packet | Blocked:
+        if packet.actor is Actor.LOAD_BALANCER and facts.vpc_of(packet.ip) == "vpc1":
+            return packet.note("the nodes admit the load balancer (its SG or the controller's rule)")
+        rule = next((r for r in node_rules(facts) if r.admits(port, packet.ip)), None)
+        if rule is None:
+            return block(packet, "timeout", f"no VPC1 node security-group rule admits {packet.ip} on TCP {port}")
+        return packet.note(f"VPC1 node SG admits {packet.ip} on TCP {port}: {rule.why}")
+
+    return step
+
+
+def admit_at_peer_host(facts: Facts) -> Step:
+    """The EC2 web host's SG: :80 from VPC1's CIDR and VPC1's egress public addresses when admit_vpc1."""
+
+    def step(packet: Packet) -> Packet | Blocked:
+        if not facts.config.peer_host.admit_vpc1:
+            return block(packet, "timeout", "the EC2 host's security group does not admit VPC1 (peer_host.admit_vpc1)")
+        allowed = [facts.cidr("vpc1"), *_hosts(set(egress_public_addresses("vpc1", facts)))]
+        if Rule(PEER_HOST_PORT, tuple(allowed), "").admits(PEER_HOST_PORT, packet.ip):
+            return packet.note(f"the EC2 host's SG admits {packet.ip} on TCP 80")
+        return block(packet, "timeout", f"the EC2 host's SG does not admit {packet.ip} on TCP 80")
+
+    return step
+
+
+def admit_by_source_ranges(what: str, facts: Facts) -> Step:
+    """A load balancer's own SG (CLB) or the controller's node rule (NLB) from loadBalancerSourceRanges."""
+
+    def step(packet: Packet) -> Packet | Blocked:
+        address = ipaddress.IPv4Address(packet.ip)
+        if any(address in net for net in facts.source_ranges):
+            return packet.note(f"{what} admits {packet.ip} (loadBalancerSourceRanges)")
+        return block(packet, "timeout", f"{what} does not admit {packet.ip}: not in loadBalancerSourceRanges")
+
+    return step

@@ -1,0 +1,1 @@
+"""Probing: the plan of vantage x target, batched probe scripts, echo parsing and the address role classifier."""

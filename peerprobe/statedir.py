@@ -1,0 +1,62 @@
+"""peerprobe's state directory: where long-lived services and environments record what they left running.
+
+`PEERPROBE_STATE_DIR` wins; otherwise `$XDG_STATE_HOME/peerprobe`, falling back to `~/.local/state/peerprobe`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ENV_VAR = "PEERPROBE_STATE_DIR"
+
+
+def state_dir() -> Path:
+    """Return the state directory, creating it (mode 0700: it may name pids and ports) if missing."""
+    path = _configured_dir()
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def _configured_dir() -> Path:
+    explicit = os.environ.get(ENV_VAR)
+    if explicit:
+        return Path(explicit).expanduser()
+    # XDG Base Directory spec: an unset or empty XDG_STATE_HOME means ~/.local/state.
+    xdg = os.environ.get("XDG_STATE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "state"
+    return base / "peerprobe"
+
+
+def read_json(name: str) -> dict[str, Any] | None:
+    """Return the JSON object stored under `name` in the state directory, or None if absent or unreadable."""
+    path = state_dir() / name
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def write_json(name: str, data: dict[str, Any]) -> Path:
+    """Write `data` under `name` atomically, so a reader never sees half a file."""
+    path = state_dir() / name
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, sort_keys=True)
+            out.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def remove(name: str) -> None:
+    """Delete `name` from the state directory; an absent file is fine."""
+    (state_dir() / name).unlink(missing_ok=True)
