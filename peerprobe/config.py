@@ -23,7 +23,8 @@ EXPERIMENT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 PHASE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d$")
 VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
-# EKS serviceIpv4Cidr: within 10/8, 172.16/12 or 192.168/16, between /24 and /12 (EKS API, KubernetesNetworkConfigRequest).
+# EKS serviceIpv4Cidr: within 10/8, 172.16/12 or 192.168/16, between /24 and /12
+# (EKS API reference, KubernetesNetworkConfigRequest).
 SERVICE_CIDR_PARENTS = tuple(ipaddress.IPv4Network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 RESERVED_PHASE = "live"  # drift checks own this phase name
 AZ_COUNT = 3  # eksctl spreads a new VPC over three zones and cuts it in eight: 3 public, 3 private subnets
@@ -121,7 +122,9 @@ class Cluster(_Model):
     def _service_range(cls, value: str) -> str:
         net = network(value)
         if not 12 <= net.prefixlen <= 24 or not any(net.subnet_of(p) for p in SERVICE_CIDR_PARENTS):
-            raise ValueError(f"{value!r}: EKS needs a service CIDR between /12 and /24 inside 10/8, 172.16/12 or 192.168/16")
+            raise ValueError(
+                f"{value!r}: EKS needs a service CIDR between /12 and /24 inside 10/8, 172.16/12 or 192.168/16"
+            )
         return value
 
     @property
@@ -138,8 +141,11 @@ class Peering(_Model):
     enabled: bool = True
 
 
+_DEFAULT_PEER_PORTS: list[int | Literal["nodeport"]] = [8080, "nodeport"]
+
+
 class SecurityGroups(_Model):
-    open_from_peer: list[int | Literal["nodeport"]] = Field(default_factory=lambda: [8080, "nodeport"])
+    open_from_peer: list[int | Literal["nodeport"]] = Field(default_factory=lambda: _DEFAULT_PEER_PORTS.copy())
 
     @field_validator("open_from_peer", mode="before")
     @classmethod
@@ -299,7 +305,10 @@ class ExperimentConfig(_Model):
 def _cross_field_errors(config: ExperimentConfig) -> Iterable[str]:
     cidrs = config.vpc_cidrs()
     if network(cidrs["vpc1"]).overlaps(network(cidrs["vpc2"])):
-        yield f"vpcs.vpc1.cidr, vpcs.vpc2.cidr: {cidrs['vpc1']} overlaps {cidrs['vpc2']} (VPC peering needs disjoint CIDRs)"
+        yield (
+            f"vpcs.vpc1.cidr, vpcs.vpc2.cidr: {cidrs['vpc1']} overlaps {cidrs['vpc2']} "
+            "(VPC peering needs disjoint CIDRs)"
+        )
     for cluster_key in ("vpc1", "vpc2"):
         service = getattr(config.clusters, cluster_key).service_cidr
         for vpc_key, vpc_cidr in cidrs.items():

@@ -8,13 +8,26 @@ from pydantic import BaseModel, ConfigDict
 
 Vantage = Literal["vpc1-pod", "vpc2-ec2", "vpc2-pod", "outside"]
 Target = Literal[
-    "pod-ip", "cluster-ip", "node-port", "load-balancer", "internal-nlb", "headless",
-    "peer-host", "peer-host-public", "nginx-nlb",
+    "pod-ip",
+    "cluster-ip",
+    "node-port",
+    "load-balancer",
+    "internal-nlb",
+    "headless",
+    "peer-host",
+    "peer-host-public",
+    "nginx-nlb",
 ]
 Outcome = Literal["ok", "timeout", "refused", "dns-error", "http-error"]
 Role = Literal[
-    "client-pod", "client-node", "client-host", "nat-gateway",
-    "receiving-node", "vpc1-node", "load-balancer", "other",
+    "client-pod",
+    "client-node",
+    "client-host",
+    "nat-gateway",
+    "receiving-node",
+    "vpc1-node",
+    "load-balancer",
+    "other",
 ]
 Verdict = Literal["match", "drift", "predicted"]
 

@@ -31,15 +31,21 @@ class Packet:
     dst: str = ""
     why: tuple[str, ...] = ()
     may_timeout: bool = False
+    headline: str = ""  # the last reason that set or kept the source: the one a reader needs first
 
     def becomes(self, actor: Actor, ip: str, because: str) -> Packet:
-        return replace(self, actor=actor, ip=ip, why=(*self.why, because))
+        return replace(self, actor=actor, ip=ip, why=(*self.why, because), headline=because)
 
     def to(self, dst: str) -> Packet:
         return replace(self, dst=dst)
 
-    def note(self, because: str) -> Packet:
-        return replace(self, why=(*self.why, because))
+    def note(self, because: str, *, headline: bool = False) -> Packet:
+        return replace(self, why=(*self.why, because), headline=because if headline else self.headline)
+
+    def explanation(self) -> list[str]:
+        """The headline first, then the whole path in order."""
+        rest = [reason for reason in self.why if reason != self.headline]
+        return [self.headline, *rest] if self.headline else rest
 
     def tolerate(self, because: str) -> Packet:
         return replace(self, may_timeout=True, why=(*self.why, because))
@@ -51,6 +57,10 @@ class Blocked:
 
     outcome: Outcome
     why: tuple[str, ...]
+
+    def explanation(self) -> list[str]:
+        """The blocking reason first, then the path that led there."""
+        return [self.why[-1], *self.why[:-1]] if self.why else []
 
 
 Step = Callable[[Packet], "Packet | Blocked"]

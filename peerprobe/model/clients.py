@@ -23,7 +23,9 @@ class Client:
 
     def start(self, dst: str) -> Packet:
         actor = {"pod": Actor.CLIENT_POD, "host": Actor.CLIENT_HOST, "outside": Actor.OUTSIDE}[self.kind]
-        return Packet(actor=actor, ip=self.ip, dst=dst)
+        who = {"pod": "the client pod", "host": "the EC2 host", "outside": "the outside client"}[self.kind]
+        because = f"{who} connects from {self.ip}"
+        return Packet(actor=actor, ip=self.ip, dst=dst, why=(because,), headline=because)
 
 
 def client_for(vantage: Vantage, facts: Facts) -> Client:

@@ -24,7 +24,7 @@ def egress(client: Client, facts: Facts) -> Step:
             return packet
         keep = _snat_exemption(client.vpc, packet.dst, facts)
         if keep:
-            return packet.note(f"{client.vpc} CNI keeps the pod IP: {keep}")
+            return packet.note(f"{client.vpc} CNI keeps the pod IP: {keep}", headline=True)
         return packet.becomes(
             Actor.CLIENT_NODE,
             client.node.ip,

@@ -13,9 +13,8 @@ def resolve_headless(client: Client, facts: Facts) -> tuple[str, str] | Blocked:
     assert echo is not None
     if client.vantage == "vpc1-pod":
         return echo.ip, f"VPC1's CoreDNS answers the headless name with the ready pod's address {echo.ip}"
-    reason = (
-        "only VPC1's cluster DNS knows VPC1's cluster.local names"
-        + ("; VPC2's CoreDNS answers NXDOMAIN" if client.vantage == "vpc2-pod" else "")
+    reason = "only VPC1's cluster DNS knows VPC1's cluster.local names" + (
+        "; VPC2's CoreDNS answers NXDOMAIN" if client.vantage == "vpc2-pod" else ""
     )
     return Blocked(outcome="dns-error", why=(reason,))
 

@@ -19,12 +19,12 @@ def expect(spec: ProbeSpec, facts: Facts) -> tuple[Expected, list[str]]:
     client = client_for(spec.vantage, facts)
     path = _path(spec, client, facts)
     if isinstance(path, Blocked):
-        return Expected(outcome=path.outcome), list(path.why)
+        return Expected(outcome=path.outcome), path.explanation()
     dst, steps = path
     result = walk(client.start(dst), *steps)
     if isinstance(result, Blocked):
-        return Expected(outcome=result.outcome), list(result.why)
-    return _reached(spec, result, client), list(result.why)
+        return Expected(outcome=result.outcome), result.explanation()
+    return _reached(spec, result, client), result.explanation()
 
 
 def _reached(spec: ProbeSpec, packet: Packet, client: Client) -> Expected:
@@ -87,7 +87,16 @@ def _pod_ip(spec: ProbeSpec, client: Client, facts: Facts) -> Path:
 def _cluster_ip(spec: ProbeSpec, client: Client, facts: Facts) -> Path:
     if client.vantage == "vpc1-pod":
         # kube-proxy's DNAT happens before the CNI's SNAT decision, which sees the pod address.
-        return spec.host, [kube_proxy.cluster_ip(facts), *_out(client, facts), admit_at_node(ECHO_PORT, facts)]
+        summary = (
+            "kube-proxy DNATs the ClusterIP to the echo pod without masquerade, and the CNI keeps the pod IP "
+            "for that in-VPC destination"
+        )
+        return spec.host, [
+            kube_proxy.cluster_ip(facts),
+            *_out(client, facts),
+            admit_at_node(ECHO_PORT, facts),
+            _note(summary, headline=True),
+        ]
     where = {"vpc2-pod": "the VPC2 node", "vpc2-ec2": "the EC2 host", "outside": "the internet"}[client.vantage]
     return spec.host, [kube_proxy.no_rule_here(where), *_out(client, facts)]
 
@@ -125,16 +134,22 @@ def _headless(spec: ProbeSpec, client: Client, facts: Facts) -> Path | Blocked:
         return resolved
     address, why = resolved
     note = "headless: no ClusterIP and no port mapping, kube-proxy is not involved"
-    return address, [_note(why), _note(note), *_out(client, facts), admit_at_node(ECHO_PORT, facts), cni.echo_reply(facts)]
+    return address, [
+        _note(why),
+        _note(note),
+        *_out(client, facts),
+        admit_at_node(ECHO_PORT, facts),
+        cni.echo_reply(facts),
+    ]
 
 
 def _peer_host(spec: ProbeSpec, client: Client, facts: Facts) -> Path:
     return spec.host, [*_out(client, facts), admit_at_peer_host(facts)]
 
 
-def _note(reason: str) -> Step:
+def _note(reason: str, *, headline: bool = False) -> Step:
     def step(packet: Packet) -> Packet:
-        return packet.note(reason)
+        return packet.note(reason, headline=headline)
 
     return step
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from peerprobe.config import Cluster, ExperimentConfig, PhaseSnat, Snat
 from peerprobe.topology import ClusterTopology, Node, Topology
 
 VpcKey = Literal["vpc1", "vpc2"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -18,6 +20,14 @@ class Facts:
     config: ExperimentConfig
     topology: Topology
     snat: PhaseSnat
+    _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def memo(self, name: str, compute: Callable[[], T]) -> T:
+        """Derived facts computed once per phase (security-group rules are asked for by every cell)."""
+        if name not in self._memo:
+            self._memo[name] = compute()
+        value: T = self._memo[name]
+        return value
 
     def cluster(self, key: VpcKey) -> Cluster:
         return self.config.clusters.vpc1 if key == "vpc1" else self.config.clusters.vpc2
@@ -33,10 +43,8 @@ class Facts:
 
     def vpc_of(self, ip: str) -> VpcKey | None:
         address = ipaddress.IPv4Address(ip)
-        for key in ("vpc1", "vpc2"):
-            if address in self.cidr(key):  # type: ignore[arg-type]
-                return key  # type: ignore[return-value]
-        return None
+        keys: tuple[VpcKey, ...] = ("vpc1", "vpc2")
+        return next((key for key in keys if address in self.cidr(key)), None)
 
     def nat_gateway(self, key: VpcKey) -> str | None:
         return self.side(key).nat_gateway

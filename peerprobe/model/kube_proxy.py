@@ -24,7 +24,9 @@ def cluster_ip(facts: Facts) -> Step:
         )
         if packet.ip == echo.ip:  # KUBE-SEP-*: '-s <endpoint> -j KUBE-MARK-MASQ' (hairpin)
             node = facts.echo_node
-            return packet.becomes(Actor.CLIENT_NODE, node.ip, "hairpin: the client is the endpoint, so it is masqueraded")
+            return packet.becomes(
+                Actor.CLIENT_NODE, node.ip, "hairpin: the client is the endpoint, so it is masqueraded"
+            )
         return packet
 
     return step
@@ -42,12 +44,13 @@ def external(facts: Facts, *, receiving: Node | None, actor: Actor) -> Step:
 
     def step(packet: Packet) -> Packet | Blocked:
         node = receiving or facts.echo_node
+        which = "the addressed node" if receiving else "a VPC1 node"
         if facts.config.services.external_traffic_policy == "Cluster":
             return packet.becomes(
                 actor,
                 node.ip,
                 f"externalTrafficPolicy Cluster: KUBE-EXT-* marks for masquerade and KUBE-POSTROUTING "
-                f"MASQUERADEs to the address of the node that received it ({'the addressed node' if receiving else 'a VPC1 node'})",
+                f"MASQUERADEs to the address of the node that received it ({which})",
             )
         return _local(packet, node, facts)
 
@@ -56,7 +59,10 @@ def external(facts: Facts, *, receiving: Node | None, actor: Actor) -> Step:
 
 def _local(packet: Packet, node: Node, facts: Facts) -> Packet | Blocked:
     if node.name == facts.echo_node.name:
-        return packet.note(f"externalTrafficPolicy Local: KUBE-SVL-* sends to the local endpoint on {node.name}, no masquerade")
+        return packet.note(
+            f"externalTrafficPolicy Local: KUBE-SVL-* sends to the local endpoint on {node.name}, no masquerade",
+            headline=True,
+        )
     return block(
         packet,
         "timeout",

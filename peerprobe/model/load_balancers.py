@@ -37,7 +37,8 @@ def _proxy(address: str) -> Step:
         return packet.becomes(
             Actor.LOAD_BALANCER,
             address,
-            "the Classic ELB's TCP listener is a proxy: it opens a new connection from its own private address to a NodePort",
+            "the Classic ELB's TCP listener is a proxy: it opens a new connection from its own private address "
+            "to a NodePort",
         )
 
     return step
@@ -61,9 +62,13 @@ def _preserve_or_replace(facts: Facts, kind: str) -> Step:
 
     def step(packet: Packet) -> Packet:
         if facts.config.services.internal_nlb.preserve_client_ip:
-            return packet.note(f"the NLB preserves the client address {packet.ip} (preserve_client_ip.enabled=true)")
+            return packet.note(
+                f"the NLB preserves the client address {packet.ip} (preserve_client_ip.enabled=true)", headline=True
+            )
         return packet.becomes(
-            Actor.LOAD_BALANCER, lb.private_ips[0], "client IP preservation is off: the NLB sends from its own private address"
+            Actor.LOAD_BALANCER,
+            lb.private_ips[0],
+            "client IP preservation is off: the NLB sends from its own private address",
         )
 
     return step
@@ -82,7 +87,10 @@ def _instance_targets(facts: Facts, client: Client) -> list[Step]:
 def _ip_targets(facts: Facts, client: Client) -> list[Step]:
     return [
         _preserve_or_replace(facts, "internal-nlb"),
-        _note("ip targets (AWS Load Balancer Controller): the NLB sends straight to the echo pod, kube-proxy is not involved"),
+        _note(
+            "ip targets (AWS Load Balancer Controller): the NLB sends straight to the echo pod, "
+            "kube-proxy is not involved"
+        ),
         admit_at_node(ECHO_PORT, facts),
         _hairpin(facts, client, [facts.echo_node]),
         _tolerate(CONVERGING),
@@ -120,4 +128,7 @@ def _hairpin(facts: Facts, client: Client, targets: list[Node]) -> Step:
 
 def nginx_nlb(facts: Facts) -> list[Step]:
     port = facts.topology.vpc1.service_node_ports["nginx-nlb"]
-    return [admit_at_node(port, facts), _note("the nginx NLB forwards to the nginx NodePort; nginx answers (reachability only)")]
+    return [
+        admit_at_node(port, facts),
+        _note("the nginx NLB forwards to the nginx NodePort; nginx answers (reachability only)"),
+    ]

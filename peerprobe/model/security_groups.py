@@ -21,14 +21,17 @@ class Rule:
     port: int | None  # None: every port
     sources: tuple[ipaddress.IPv4Network, ...]
     why: str
+    members: frozenset[str] = frozenset()  # a group-to-group rule: the addresses of the group's ENIs
 
     def admits(self, port: int, source: str) -> bool:
+        if self.port is not None and self.port != port:
+            return False
         address = ipaddress.IPv4Address(source)
-        return (self.port is None or self.port == port) and any(address in net for net in self.sources)
+        return source in self.members or any(address in net for net in self.sources)
 
 
 def node_rules(facts: Facts) -> list[Rule]:
-    return [_self_rule(facts), *_peer_rules(facts), *_controller_rules(facts)]
+    return facts.memo("node_rules", lambda: [_self_rule(facts), *_peer_rules(facts), *_controller_rules(facts)])
 
 
 def _hosts(addresses: set[str]) -> tuple[ipaddress.IPv4Network, ...]:
@@ -39,7 +42,7 @@ def _self_rule(facts: Facts) -> Rule:
     side = facts.topology.vpc1
     members = {a for n in side.nodes for a in (n.ip, *n.addresses)}
     members |= {p.ip for p in (side.echo_pod, side.busybox_pod) if p}
-    return Rule(None, _hosts(members), "the cluster security group admits its own members")
+    return Rule(None, (), "the cluster security group admits its own members", frozenset(members))
 
 
 def _peer_rules(facts: Facts) -> list[Rule]:

@@ -57,9 +57,10 @@ def _service_cells(vantage: Vantage, topology: Topology) -> list[ProbeSpec]:
         specs.append(ProbeSpec(vantage, "cluster-ip", vpc1.cluster_ip, SERVICE_PORT))
     if vpc1.node_port:
         specs += [ProbeSpec(vantage, "node-port", n.ip, vpc1.node_port, n.name) for n in vpc1.nodes]
-    for kind in ("load-balancer", "internal-nlb"):
+    lb_kinds: tuple[Target, ...] = ("load-balancer", "internal-nlb")
+    for kind in lb_kinds:
         if kind in vpc1.load_balancers:
-            specs.append(ProbeSpec(vantage, kind, vpc1.load_balancers[kind], SERVICE_PORT))  # type: ignore[arg-type]
+            specs.append(ProbeSpec(vantage, kind, vpc1.load_balancers[kind], SERVICE_PORT))
     if vpc1.headless_name:
         # Headless Services get no port mapping (kube-proxy ignores them), so the probe dials the pod port.
         specs.append(ProbeSpec(vantage, "headless", vpc1.headless_name, ECHO_PORT))

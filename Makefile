@@ -1,0 +1,39 @@
+# peerprobe: `make run` and `make test` each set up everything they need on a fresh machine.
+VENV    := .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-stamp
+
+.PHONY: run test setup system-deps lint typecheck pytest bench clean
+
+run: setup
+	$(BIN)/peerprobe predict
+
+test: setup lint typecheck pytest
+
+setup: $(STAMP) system-deps
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --editable '.[dev]'
+	touch $(STAMP)
+
+# The lab needs iproute2 and iptables from Debian; installed when missing (CI and developers are root).
+system-deps:
+	@scripts/system-deps.sh
+
+lint:
+	$(BIN)/ruff check peerprobe flows tasks tests bench
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/predict.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

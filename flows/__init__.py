@@ -1,0 +1,1 @@
+"""Prefect flows: they arrange the steps and make no SDK calls."""

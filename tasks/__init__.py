@@ -1,0 +1,1 @@
+"""Thin Prefect tasks over the peerprobe library, one module per step family."""

@@ -1,0 +1,27 @@
+"""Shared fixtures: the workshop config, its planned topology, and safe AWS settings for every test."""
+
+from __future__ import annotations
+
+import pytest
+
+from peerprobe import config, topology
+
+
+@pytest.fixture(autouse=True)
+def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
+    # boto3 must never reach the instance metadata service or a real endpoint from the tests.
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def workshop() -> config.ExperimentConfig:
+    return config.load()
+
+
+@pytest.fixture
+def workshop_topology(workshop: config.ExperimentConfig) -> topology.Topology:
+    return topology.plan(workshop)
