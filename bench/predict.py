@@ -25,8 +25,10 @@ def main() -> None:
     for nodes in (3, 30, 100):
         samples = [timed(nodes) for _ in range(RUNS)]
         cells = predicted_report(config.from_mapping({"clusters": {"vpc1": {"nodes": nodes}}})).summary.cells
-        print(f"predict nodes={nodes:<3} cells={cells:<5} median={statistics.median(samples) * 1000:.1f} ms "
-              f"min={min(samples) * 1000:.1f} ms max={max(samples) * 1000:.1f} ms (n={RUNS})")
+        print(
+            f"predict nodes={nodes:<3} cells={cells:<5} median={statistics.median(samples) * 1000:.1f} ms "
+            f"min={min(samples) * 1000:.1f} ms max={max(samples) * 1000:.1f} ms (n={RUNS})"
+        )
 
 
 if __name__ == "__main__":

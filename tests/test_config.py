@@ -44,9 +44,7 @@ def test_lists_replace_the_defaults() -> None:
 
 
 def test_phase_snat_is_absolute_not_carried_over() -> None:
-    merged = config.from_mapping(
-        {"phases": [{"name": "a", "snat": {"vpc1": {"external_snat": True}}}, {"name": "b"}]}
-    )
+    merged = config.from_mapping({"phases": [{"name": "a", "snat": {"vpc1": {"external_snat": True}}}, {"name": "b"}]})
     assert merged.phases[1].snat.vpc1.external_snat is False and merged.phases[1].snat.vpc1.is_default
 
 
@@ -56,7 +54,9 @@ def test_load_reads_a_file(tmp_path: Path) -> None:
 
 
 def test_exclude_cidrs_accept_the_env_var_form() -> None:
-    merged = config.from_mapping({"phases": [{"name": "x", "snat": {"vpc2": {"exclude_snat_cidrs": "10.0.0.0/8, 172.16.0.0/16"}}}]})
+    merged = config.from_mapping(
+        {"phases": [{"name": "x", "snat": {"vpc2": {"exclude_snat_cidrs": "10.0.0.0/8, 172.16.0.0/16"}}}]}
+    )
     assert merged.phases[0].snat.vpc2.exclude_snat_cidrs == ["10.0.0.0/8", "172.16.0.0/16"]
 
 
@@ -99,7 +99,9 @@ def test_service_cidr_overlapping_a_vpc() -> None:
 
 
 def test_invalid_exclude_cidr_names_phase_and_index() -> None:
-    message = error_for({"phases": [{"name": "p", "snat": {"vpc1": {"exclude_snat_cidrs": ["192.168.0.0/16", "300.1.0.0/16"]}}}]})
+    message = error_for(
+        {"phases": [{"name": "p", "snat": {"vpc1": {"exclude_snat_cidrs": ["192.168.0.0/16", "300.1.0.0/16"]}}}]}
+    )
     assert message.startswith("phases[0].snat.vpc1.exclude_snat_cidrs: ") and "300.1.0.0/16" in message
 
 

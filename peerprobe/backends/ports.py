@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
+from peerprobe.errors import ConfigError
+
 TAG_PREFIX = "peerprobe:"
 TAG_EXPERIMENT = "peerprobe:experiment"
 TAG_ENVIRONMENT = "peerprobe:environment"
@@ -116,10 +118,10 @@ class IngressRule:
     def __post_init__(self) -> None:
         # Design rule: security groups are opened to the peer VPC or our own addresses, never to everyone.
         if ipaddress.ip_network(self.cidr, strict=True).prefixlen == 0:
-            from peerprobe.errors import ConfigError
-
-            raise ConfigError(f"security group rule {self.protocol}/{self.from_port}: {self.cidr} is the "
-                              "whole internet; peerprobe only opens rules to the peer VPC or its own addresses")
+            raise ConfigError(
+                f"security group rule {self.protocol}/{self.from_port}: {self.cidr} is the "
+                "whole internet; peerprobe only opens rules to the peer VPC or its own addresses"
+            )
 
 
 @dataclass(frozen=True)
@@ -197,16 +199,13 @@ class TaggedResource:
 
 
 class Cloud(Protocol):
-    """The cloud operations the flow needs; every `ensure_*` is idempotent, every `delete_*` succeeds if gone."""
+    """What the flow asks of a cloud: every `ensure_*` is idempotent, every `delete_*` succeeds if gone."""
 
+    def availability_zones(self) -> tuple[str, ...]: ...
     def ensure_vpc(self, name: str, *, cidr: str) -> Vpc: ...
-    def ensure_subnet(
-        self, name: str, *, vpc_id: str, cidr: str, availability_zone: str, public: bool
-    ) -> Subnet: ...
+    def ensure_subnet(self, name: str, *, vpc_id: str, cidr: str, availability_zone: str, public: bool) -> Subnet: ...
     def ensure_route_table(self, name: str, *, vpc_id: str, subnet_ids: Sequence[str]) -> RouteTable: ...
-    def ensure_route(
-        self, route_table_id: str, *, destination_cidr: str, target_id: str
-    ) -> Route: ...
+    def ensure_route(self, route_table_id: str, *, destination_cidr: str, target_id: str) -> Route: ...
     def ensure_internet_gateway(self, name: str, *, vpc_id: str) -> InternetGateway: ...
     def ensure_nat_gateway(self, name: str, *, subnet_id: str) -> NatGateway: ...
     def ensure_peering(self, name: str, *, requester: Vpc, accepter: Vpc) -> Peering: ...

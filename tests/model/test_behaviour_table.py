@@ -16,30 +16,49 @@ ECHO_NODE, OTHER_NODE, CLIENT_NODE = 0, 1, 2  # echo on the first VPC1 node, bus
 
 # row: (vantage, target, node index, client cluster, {column: (outcome, role)}, may_timeout)
 ROWS: dict[str, tuple[str, str, int | None, str, dict[str, tuple[str, str | None]], bool]] = {
-    "a1": ("vpc1-pod", "pod-ip", None, "vpc1", {c: ("ok", "client-pod") for c in "D X Ex".split()}, False),
-    "a2": ("vpc1-pod", "cluster-ip", None, "vpc1", {c: ("ok", "client-pod") for c in "D X Ex".split()}, False),
-    "a3": ("vpc1-pod", "node-port", ECHO_NODE, "vpc1", {c: ("ok", "receiving-node") for c in "D X Ex".split()}, False),
-    "a4": ("vpc1-pod", "node-port", OTHER_NODE, "vpc1", {c: ("ok", "receiving-node") for c in "D X Ex".split()}, False),
-    "a4b": ("vpc1-pod", "node-port", CLIENT_NODE, "vpc1", {c: ("ok", "receiving-node") for c in "D X Ex".split()}, False),
-    "a5": ("vpc1-pod", "load-balancer", None, "vpc1", {c: ("ok", "vpc1-node") for c in "D X Ex".split()}, False),
-    "a6": ("vpc1-pod", "internal-nlb", None, "vpc1", {c: ("ok", "vpc1-node") for c in "D X Ex".split()}, True),
-    "a7": ("vpc1-pod", "headless", None, "vpc1", {c: ("ok", "client-pod") for c in "D X Ex".split()}, False),
-    "a8": ("vpc1-pod", "peer-host", None, "vpc1",
-           {"D": ("ok", "client-node"), "X": ("ok", "client-pod"), "Ex": ("ok", "client-pod")}, False),
-    "a9": ("vpc1-pod", "peer-host-public", None, "vpc1", {c: ("ok", "nat-gateway") for c in "D X Ex".split()}, False),
+    "a1": ("vpc1-pod", "pod-ip", None, "vpc1", {c: ("ok", "client-pod") for c in ["D", "X", "Ex"]}, False),
+    "a2": ("vpc1-pod", "cluster-ip", None, "vpc1", {c: ("ok", "client-pod") for c in ["D", "X", "Ex"]}, False),
+    "a3": ("vpc1-pod", "node-port", ECHO_NODE, "vpc1", {c: ("ok", "receiving-node") for c in ["D", "X", "Ex"]}, False),
+    "a4": ("vpc1-pod", "node-port", OTHER_NODE, "vpc1", {c: ("ok", "receiving-node") for c in ["D", "X", "Ex"]}, False),
+    "a4b": (
+        "vpc1-pod",
+        "node-port",
+        CLIENT_NODE,
+        "vpc1",
+        {c: ("ok", "receiving-node") for c in ["D", "X", "Ex"]},
+        False,
+    ),
+    "a5": ("vpc1-pod", "load-balancer", None, "vpc1", {c: ("ok", "vpc1-node") for c in ["D", "X", "Ex"]}, False),
+    "a6": ("vpc1-pod", "internal-nlb", None, "vpc1", {c: ("ok", "vpc1-node") for c in ["D", "X", "Ex"]}, True),
+    "a7": ("vpc1-pod", "headless", None, "vpc1", {c: ("ok", "client-pod") for c in ["D", "X", "Ex"]}, False),
+    "a8": (
+        "vpc1-pod",
+        "peer-host",
+        None,
+        "vpc1",
+        {"D": ("ok", "client-node"), "X": ("ok", "client-pod"), "Ex": ("ok", "client-pod")},
+        False,
+    ),
+    "a9": ("vpc1-pod", "peer-host-public", None, "vpc1", {c: ("ok", "nat-gateway") for c in ["D", "X", "Ex"]}, False),
     "b1": ("vpc2-ec2", "pod-ip", None, "vpc2", {"D": ("ok", "client-host")}, False),
     "b2": ("vpc2-ec2", "cluster-ip", None, "vpc2", {"D": ("timeout", None)}, False),
     "b3": ("vpc2-ec2", "node-port", OTHER_NODE, "vpc2", {"D": ("ok", "receiving-node")}, False),
     "b4": ("vpc2-ec2", "load-balancer", None, "vpc2", {"D": ("ok", "vpc1-node")}, False),
     "b5": ("vpc2-ec2", "internal-nlb", None, "vpc2", {"D": ("ok", "vpc1-node")}, False),
     "b6": ("vpc2-ec2", "headless", None, "vpc2", {"D": ("dns-error", None)}, False),
-    "c1": ("vpc2-pod", "pod-ip", None, "vpc2",
-           {"D": ("ok", "client-node"), "X": ("ok", "client-pod"), "Ex": ("ok", "client-pod")}, False),
-    "c2": ("vpc2-pod", "cluster-ip", None, "vpc2", {c: ("timeout", None) for c in "D X Ex".split()}, False),
-    "c3": ("vpc2-pod", "node-port", ECHO_NODE, "vpc2", {c: ("ok", "receiving-node") for c in "D X Ex".split()}, False),
-    "c4": ("vpc2-pod", "load-balancer", None, "vpc2", {c: ("ok", "vpc1-node") for c in "D X Ex".split()}, False),
-    "c5": ("vpc2-pod", "internal-nlb", None, "vpc2", {c: ("ok", "vpc1-node") for c in "D X Ex".split()}, False),
-    "c6": ("vpc2-pod", "headless", None, "vpc2", {c: ("dns-error", None) for c in "D X Ex".split()}, False),
+    "c1": (
+        "vpc2-pod",
+        "pod-ip",
+        None,
+        "vpc2",
+        {"D": ("ok", "client-node"), "X": ("ok", "client-pod"), "Ex": ("ok", "client-pod")},
+        False,
+    ),
+    "c2": ("vpc2-pod", "cluster-ip", None, "vpc2", {c: ("timeout", None) for c in ["D", "X", "Ex"]}, False),
+    "c3": ("vpc2-pod", "node-port", ECHO_NODE, "vpc2", {c: ("ok", "receiving-node") for c in ["D", "X", "Ex"]}, False),
+    "c4": ("vpc2-pod", "load-balancer", None, "vpc2", {c: ("ok", "vpc1-node") for c in ["D", "X", "Ex"]}, False),
+    "c5": ("vpc2-pod", "internal-nlb", None, "vpc2", {c: ("ok", "vpc1-node") for c in ["D", "X", "Ex"]}, False),
+    "c6": ("vpc2-pod", "headless", None, "vpc2", {c: ("dns-error", None) for c in ["D", "X", "Ex"]}, False),
 }
 CASES = [(row, column) for row, spec in ROWS.items() for column in spec[4]]
 
@@ -69,9 +88,13 @@ def test_host_header_and_request_uri(target: str, workshop: ExperimentConfig, wo
     vpc1 = workshop_topology.vpc1
     assert vpc1.echo_pod and workshop_topology.peer_host.public_ip
     names = {
-        "echo": vpc1.echo_pod.ip, "cip": vpc1.cluster_ip, "name": vpc1.headless_name,
-        "clb": vpc1.load_balancers["load-balancer"], "nlb": vpc1.load_balancers["internal-nlb"],
-        "e2": workshop_topology.peer_host.private_ip, "e2pub": workshop_topology.peer_host.public_ip,
+        "echo": vpc1.echo_pod.ip,
+        "cip": vpc1.cluster_ip,
+        "name": vpc1.headless_name,
+        "clb": vpc1.load_balancers["load-balancer"],
+        "nlb": vpc1.load_balancers["internal-nlb"],
+        "e2": workshop_topology.peer_host.private_ip,
+        "e2pub": workshop_topology.peer_host.public_ip,
     }
     found = cell(phase_cells(workshop), "vpc1-pod", target)
     host, uri = (template.format(**names) for template in ECHO_HOSTS[target])

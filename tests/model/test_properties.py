@@ -115,13 +115,17 @@ def renumbered(cfg: config.ExperimentConfig) -> config.ExperimentConfig:
 def renumber_snat(snat: Snat) -> Snat:
     return Snat(
         external_snat=snat.external_snat,
-        exclude_snat_cidrs=[RENUMBER.get(c, "192.168.0.0/16" if c == "10.0.0.0/8" else c) for c in snat.exclude_snat_cidrs],
+        exclude_snat_cidrs=[
+            RENUMBER.get(c, "192.168.0.0/16" if c == "10.0.0.0/8" else c) for c in snat.exclude_snat_cidrs
+        ],
     )
 
 
 @FAST
 @given(cfg=configs(), vpc1=snats, vpc2=snats)
-def test_renumbering_every_cidr_consistently_changes_no_role(cfg: config.ExperimentConfig, vpc1: Snat, vpc2: Snat) -> None:
+def test_renumbering_every_cidr_consistently_changes_no_role(
+    cfg: config.ExperimentConfig, vpc1: Snat, vpc2: Snat
+) -> None:
     original = phase_cells(cfg, PhaseSnat(vpc1=vpc1, vpc2=vpc2))
     moved = phase_cells(renumbered(cfg), PhaseSnat(vpc1=renumber_snat(vpc1), vpc2=renumber_snat(vpc2)))
     assert [(c.vantage, c.target) for c in original] == [(c.vantage, c.target) for c in moved]

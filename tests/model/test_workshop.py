@@ -5,8 +5,13 @@ from __future__ import annotations
 from peerprobe.config import ExperimentConfig
 from tests.model.helpers import cell, phase_cells, snat
 
-WRONG = {("vpc1-pod", "headless"), ("vpc2-ec2", "load-balancer"), ("vpc2-ec2", "internal-nlb"),
-         ("vpc2-pod", "load-balancer"), ("vpc2-pod", "internal-nlb")}
+WRONG = {
+    ("vpc1-pod", "headless"),
+    ("vpc2-ec2", "load-balancer"),
+    ("vpc2-ec2", "internal-nlb"),
+    ("vpc2-pod", "load-balancer"),
+    ("vpc2-pod", "internal-nlb"),
+}
 
 
 def test_the_claims_that_do_not_hold_are_section_8s(workshop: ExperimentConfig) -> None:

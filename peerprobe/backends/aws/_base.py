@@ -82,8 +82,7 @@ def first(items: list[dict[str, Any]], *, kind: str, name: str) -> dict[str, Any
 def only(items: list[dict[str, Any]], *, kind: str, resource_id: str) -> dict[str, Any]:
     """The one item a describe-by-id returned; an empty answer means the resource is gone."""
     if not items:
-        raise NotFoundError(f"{kind} {resource_id}: not found", resource=kind, resource_id=resource_id,
-                            state="absent")
+        raise NotFoundError(f"{kind} {resource_id}: not found", resource=kind, resource_id=resource_id, state="absent")
     return items[0]
 
 

@@ -32,13 +32,21 @@ class InstanceOps(AwsBase):
         """One live instance tagged `name` in `subnet_id`, waited until running."""
         raw = self._find_instance(name)
         if raw is None:
-            raw = self._run_instance(name, subnet_id=subnet_id, image_id=image_id, instance_type=instance_type,
-                                     security_group_ids=security_group_ids, private_ip=private_ip,
-                                     user_data=user_data)
+            raw = self._run_instance(
+                name,
+                subnet_id=subnet_id,
+                image_id=image_id,
+                instance_type=instance_type,
+                security_group_ids=security_group_ids,
+                private_ip=private_ip,
+                user_data=user_data,
+            )
         elif raw["SubnetId"] != subnet_id:
             raise ConflictError(
                 f"instance {raw['InstanceId']} ({name}): in {raw['SubnetId']}, wanted {subnet_id}",
-                resource="instance", resource_id=raw["InstanceId"], state=raw["State"]["Name"],
+                resource="instance",
+                resource_id=raw["InstanceId"],
+                state=raw["State"]["Name"],
             )
         instance_id = str(raw["InstanceId"])
         self.wait(self.ec2, "instance_running", kind="instance", resource_id=instance_id, InstanceIds=[instance_id])
@@ -51,12 +59,24 @@ class InstanceOps(AwsBase):
         return first(found, kind="instance", name=name)
 
     def _run_instance(
-        self, name: str, *, subnet_id: str, image_id: str, instance_type: str,
-        security_group_ids: Sequence[str], private_ip: str | None, user_data: str,
+        self,
+        name: str,
+        *,
+        subnet_id: str,
+        image_id: str,
+        instance_type: str,
+        security_group_ids: Sequence[str],
+        private_ip: str | None,
+        user_data: str,
     ) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "ImageId": image_id, "InstanceType": instance_type, "MinCount": 1, "MaxCount": 1,
-            "SubnetId": subnet_id, "SecurityGroupIds": list(security_group_ids), "UserData": user_data,
+            "ImageId": image_id,
+            "InstanceType": instance_type,
+            "MinCount": 1,
+            "MaxCount": 1,
+            "SubnetId": subnet_id,
+            "SecurityGroupIds": list(security_group_ids),
+            "UserData": user_data,
             "TagSpecifications": self.tag_specs("instance", name) + self.tag_specs("volume", name),
         }
         if private_ip:
@@ -65,8 +85,12 @@ class InstanceOps(AwsBase):
         # its own retries, so a retried request after a timeout does not launch a second instance.
         with aws_errors("instance", name=name):
             raw: dict[str, Any] = self.ec2.run_instances(**params)["Instances"][0]
-        log.info("instance.launched", instance_id=raw["InstanceId"], subnet_id=subnet_id,
-                 private_ip=raw.get("PrivateIpAddress"))
+        log.info(
+            "instance.launched",
+            instance_id=raw["InstanceId"],
+            subnet_id=subnet_id,
+            private_ip=raw.get("PrivateIpAddress"),
+        )
         return raw
 
     def instance(self, instance_id: str) -> Instance:
@@ -77,8 +101,11 @@ class InstanceOps(AwsBase):
         raw = only(found, kind="instance", resource_id=instance_id)
         tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
         return Instance(
-            id=raw["InstanceId"], subnet_id=raw.get("SubnetId", ""), state=raw["State"]["Name"],
-            private_ip=raw.get("PrivateIpAddress", ""), public_ip=raw.get("PublicIpAddress"),
+            id=raw["InstanceId"],
+            subnet_id=raw.get("SubnetId", ""),
+            state=raw["State"]["Name"],
+            private_ip=raw.get("PrivateIpAddress", ""),
+            public_ip=raw.get("PublicIpAddress"),
             name=tags.get("Name", ""),
         )
 

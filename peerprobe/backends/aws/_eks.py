@@ -29,10 +29,16 @@ class EksOps(AwsBase):
         """The EKS cluster `name` of this environment, created if missing and waited until ACTIVE."""
         raw = self._describe_cluster(name)
         if raw is None:
-            self._create_cluster(name, role_arn=role_arn, subnet_ids=subnet_ids, service_cidr=service_cidr,
-                                 version=version, security_group_ids=security_group_ids)
+            self._create_cluster(
+                name,
+                role_arn=role_arn,
+                subnet_ids=subnet_ids,
+                service_cidr=service_cidr,
+                version=version,
+                security_group_ids=security_group_ids,
+            )
         else:
-            self._check_owned("eks cluster", name, raw.get("tags", {}), state=raw["status"])
+            self._check_eks_owner("eks cluster", name, raw.get("tags", {}), state=raw["status"])
         self.wait(self.eks, "cluster_active", kind="eks cluster", resource_id=name, name=name)
         return _cluster(self._describe_cluster(name) or {})
 
@@ -44,13 +50,25 @@ class EksOps(AwsBase):
             return None
 
     def _create_cluster(
-        self, name: str, *, role_arn: str, subnet_ids: Sequence[str], service_cidr: str,
-        version: str | None, security_group_ids: Sequence[str],
+        self,
+        name: str,
+        *,
+        role_arn: str,
+        subnet_ids: Sequence[str],
+        service_cidr: str,
+        version: str | None,
+        security_group_ids: Sequence[str],
     ) -> None:
         params: dict[str, Any] = {
-            "name": name, "roleArn": role_arn, "tags": self.stamp.tags(name),
-            "resourcesVpcConfig": {"subnetIds": list(subnet_ids), "securityGroupIds": list(security_group_ids),
-                                   "endpointPublicAccess": True, "endpointPrivateAccess": True},
+            "name": name,
+            "roleArn": role_arn,
+            "tags": self.stamp.tags(name),
+            "resourcesVpcConfig": {
+                "subnetIds": list(subnet_ids),
+                "securityGroupIds": list(security_group_ids),
+                "endpointPublicAccess": True,
+                "endpointPrivateAccess": True,
+            },
             "kubernetesNetworkConfig": {"serviceIpv4Cidr": service_cidr},
         }
         if version:
@@ -59,14 +77,16 @@ class EksOps(AwsBase):
             self.eks.create_cluster(**params)
         log.info("eks.cluster_created", cluster=name, subnets=list(subnet_ids), service_cidr=service_cidr)
 
-    def _check_owned(self, kind: str, name: str, tags: dict[str, str], *, state: str) -> None:
+    def _check_eks_owner(self, kind: str, name: str, tags: dict[str, str], *, state: str) -> None:
         # Names are the identity of EKS resources; one that another environment made is not ours to adopt.
         owner = tags.get(TAG_ENVIRONMENT)
         if owner != self.stamp.environment:
             raise ConflictError(
                 f"{kind} {name}: exists but belongs to environment {owner or '(not peerprobe)'}, "
                 f"not {self.stamp.environment}",
-                resource=kind, resource_id=name, state=state,
+                resource=kind,
+                resource_id=name,
+                state=state,
             )
         if state in ("DELETING", "FAILED", "DELETE_FAILED", "CREATE_FAILED"):
             raise ConflictError(f"{kind} {name}: is {state}", resource=kind, resource_id=name, state=state)
@@ -92,15 +112,25 @@ class EksOps(AwsBase):
         if raw is None:
             with aws_errors("eks nodegroup", f"{cluster}/{name}"):
                 self.eks.create_nodegroup(
-                    clusterName=cluster, nodegroupName=name, nodeRole=node_role_arn, subnets=list(subnet_ids),
+                    clusterName=cluster,
+                    nodegroupName=name,
+                    nodeRole=node_role_arn,
+                    subnets=list(subnet_ids),
                     scalingConfig={"minSize": size, "maxSize": size, "desiredSize": size},
-                    instanceTypes=list(instance_types), tags=self.stamp.tags(name),
+                    instanceTypes=list(instance_types),
+                    tags=self.stamp.tags(name),
                 )
             log.info("eks.nodegroup_created", cluster=cluster, nodegroup=name, size=size)
         else:
-            self._check_owned("eks nodegroup", f"{cluster}/{name}", raw.get("tags", {}), state=raw["status"])
-        self.wait(self.eks, "nodegroup_active", kind="eks nodegroup", resource_id=f"{cluster}/{name}",
-                  clusterName=cluster, nodegroupName=name)
+            self._check_eks_owner("eks nodegroup", f"{cluster}/{name}", raw.get("tags", {}), state=raw["status"])
+        self.wait(
+            self.eks,
+            "nodegroup_active",
+            kind="eks nodegroup",
+            resource_id=f"{cluster}/{name}",
+            clusterName=cluster,
+            nodegroupName=name,
+        )
         return _nodegroup(self._describe_nodegroup(cluster, name) or {})
 
     def _describe_nodegroup(self, cluster: str, name: str) -> dict[str, Any] | None:
@@ -115,7 +145,8 @@ class EksOps(AwsBase):
         with absent_ok("eks_nodegroup", f"{cluster}/{name}"):
             self.eks.delete_nodegroup(clusterName=cluster, nodegroupName=name)
             self.eks.get_waiter("nodegroup_deleted").wait(
-                clusterName=cluster, nodegroupName=name,
+                clusterName=cluster,
+                nodegroupName=name,
                 WaiterConfig={"Delay": self.waits.delay, "MaxAttempts": self.waits.max_attempts},
             )
 
@@ -123,7 +154,10 @@ class EksOps(AwsBase):
 def _cluster(raw: dict[str, Any]) -> EksCluster:
     vpc = raw.get("resourcesVpcConfig", {})
     return EksCluster(
-        name=raw["name"], arn=raw["arn"], status=raw["status"], endpoint=raw.get("endpoint", ""),
+        name=raw["name"],
+        arn=raw["arn"],
+        status=raw["status"],
+        endpoint=raw.get("endpoint", ""),
         version=raw.get("version", ""),
         service_cidr=raw.get("kubernetesNetworkConfig", {}).get("serviceIpv4Cidr", ""),
         subnet_ids=tuple(vpc.get("subnetIds", [])),
@@ -135,7 +169,10 @@ def _cluster(raw: dict[str, Any]) -> EksCluster:
 def _nodegroup(raw: dict[str, Any]) -> NodeGroup:
     groups = raw.get("resources", {}).get("autoScalingGroups", [])
     return NodeGroup(
-        cluster=raw["clusterName"], name=raw["nodegroupName"], status=raw["status"],
-        subnet_ids=tuple(raw.get("subnets", [])), desired_size=int(raw["scalingConfig"]["desiredSize"]),
+        cluster=raw["clusterName"],
+        name=raw["nodegroupName"],
+        status=raw["status"],
+        subnet_ids=tuple(raw.get("subnets", [])),
+        desired_size=int(raw["scalingConfig"]["desiredSize"]),
         autoscaling_groups=tuple(group["name"] for group in groups),
     )

@@ -34,13 +34,17 @@ class ElbOps(AwsBase):
         _check_name("classic load balancer", name)
         raw = self._describe_classic(name)
         if raw is None:
-            self._create_classic(name, subnet_ids=subnet_ids, listeners=listeners, internal=internal,
-                                 security_group_ids=security_group_ids)
+            self._create_classic(
+                name,
+                subnet_ids=subnet_ids,
+                listeners=listeners,
+                internal=internal,
+                security_group_ids=security_group_ids,
+            )
             raw = self._describe_classic(name) or {}
         else:
-            self._check_owned("classic load balancer", name, self._classic_tags(name))
-        return LoadBalancer(name=name, kind="classic", dns_name=raw.get("DNSName", ""),
-                            scheme=raw.get("Scheme", ""))
+            self._check_elb_owner("classic load balancer", name, self._classic_tags(name))
+        return LoadBalancer(name=name, kind="classic", dns_name=raw.get("DNSName", ""), scheme=raw.get("Scheme", ""))
 
     def _describe_classic(self, name: str) -> dict[str, Any] | None:
         try:
@@ -51,13 +55,22 @@ class ElbOps(AwsBase):
         return dict(found[0]) if found else None
 
     def _create_classic(
-        self, name: str, *, subnet_ids: Sequence[str], listeners: Sequence[Listener], internal: bool,
+        self,
+        name: str,
+        *,
+        subnet_ids: Sequence[str],
+        listeners: Sequence[Listener],
+        internal: bool,
         security_group_ids: Sequence[str],
     ) -> None:
         params: dict[str, Any] = {
-            "LoadBalancerName": name, "Subnets": list(subnet_ids), "Tags": self.tag_list(name),
-            "Listeners": [{"Protocol": lis.protocol, "LoadBalancerPort": lis.port, "InstancePort": lis.instance_port}
-                          for lis in listeners],
+            "LoadBalancerName": name,
+            "Subnets": list(subnet_ids),
+            "Tags": self.tag_list(name),
+            "Listeners": [
+                {"Protocol": lis.protocol, "LoadBalancerPort": lis.port, "InstancePort": lis.instance_port}
+                for lis in listeners
+            ],
         }
         if internal:
             params["Scheme"] = "internal"
@@ -86,7 +99,10 @@ class ElbOps(AwsBase):
         raw = self._describe_v2(name)
         if raw is None:
             params: dict[str, Any] = {
-                "Name": name, "Subnets": list(subnet_ids), "Type": kind, "Tags": self.tag_list(name),
+                "Name": name,
+                "Subnets": list(subnet_ids),
+                "Type": kind,
+                "Tags": self.tag_list(name),
                 "Scheme": "internal" if internal else "internet-facing",
             }
             if security_group_ids:
@@ -95,7 +111,7 @@ class ElbOps(AwsBase):
                 raw = self.elbv2.create_load_balancer(**params)["LoadBalancers"][0]
             log.info("elb.created", name=name, kind=kind, internal=internal, arn=raw["LoadBalancerArn"])
         else:
-            self._check_owned("load balancer", name, self._v2_tags(raw["LoadBalancerArn"]))
+            self._check_elb_owner("load balancer", name, self._v2_tags(raw["LoadBalancerArn"]))
         return _load_balancer(raw)
 
     def _describe_v2(self, name: str) -> dict[str, Any] | None:
@@ -120,37 +136,47 @@ class ElbOps(AwsBase):
             else:
                 self.elbv2.delete_load_balancer(LoadBalancerArn=lb.arn)
 
-    def ensure_target_group(
-        self, name: str, *, vpc_id: str, protocol: str, port: int, target_type: str
-    ) -> TargetGroup:
+    def ensure_target_group(self, name: str, *, vpc_id: str, protocol: str, port: int, target_type: str) -> TargetGroup:
         """The target group `name` of this environment, created if missing."""
         _check_name("target group", name)
         try:
             with aws_errors("target group", name):
                 raw = self.elbv2.describe_target_groups(Names=[name])["TargetGroups"][0]
-            self._check_owned("target group", name, self._v2_tags(raw["TargetGroupArn"]))
+            self._check_elb_owner("target group", name, self._v2_tags(raw["TargetGroupArn"]))
         except NotFoundError:
             with aws_errors("target group", name=name):
                 raw = self.elbv2.create_target_group(
-                    Name=name, Protocol=protocol, Port=port, VpcId=vpc_id, TargetType=target_type,
+                    Name=name,
+                    Protocol=protocol,
+                    Port=port,
+                    VpcId=vpc_id,
+                    TargetType=target_type,
                     Tags=self.tag_list(name),
                 )["TargetGroups"][0]
             log.info("target_group.created", name=name, arn=raw["TargetGroupArn"], port=port)
-        return TargetGroup(arn=raw["TargetGroupArn"], name=name, protocol=raw["Protocol"], port=int(raw["Port"]),
-                           vpc_id=raw["VpcId"], target_type=raw.get("TargetType", target_type))
+        return TargetGroup(
+            arn=raw["TargetGroupArn"],
+            name=name,
+            protocol=raw["Protocol"],
+            port=int(raw["Port"]),
+            vpc_id=raw["VpcId"],
+            target_type=raw.get("TargetType", target_type),
+        )
 
     def delete_target_group(self, arn: str) -> None:
         with absent_ok("target_group", arn):
             self.elbv2.delete_target_group(TargetGroupArn=arn)
 
-    def _check_owned(self, kind: str, name: str, tags: dict[str, str]) -> None:
+    def _check_elb_owner(self, kind: str, name: str, tags: dict[str, str]) -> None:
         # Load balancer names are unique per region and account; never adopt another environment's.
         owner = tags.get(TAG_ENVIRONMENT)
         if owner != self.stamp.environment:
             raise ConflictError(
                 f"{kind} {name}: exists but belongs to environment {owner or '(not peerprobe)'}, "
                 f"not {self.stamp.environment}",
-                resource=kind, resource_id=name, state="foreign",
+                resource=kind,
+                resource_id=name,
+                state="foreign",
             )
 
 
@@ -162,6 +188,10 @@ def _check_name(kind: str, name: str) -> None:
 def _load_balancer(raw: dict[str, Any]) -> LoadBalancer:
     kind: Literal["network", "application"] = "network" if raw.get("Type") == "network" else "application"
     return LoadBalancer(
-        name=raw["LoadBalancerName"], kind=kind, dns_name=raw.get("DNSName", ""), scheme=raw.get("Scheme", ""),
-        arn=raw["LoadBalancerArn"], state=raw.get("State", {}).get("Code", ""),
+        name=raw["LoadBalancerName"],
+        kind=kind,
+        dns_name=raw.get("DNSName", ""),
+        scheme=raw.get("Scheme", ""),
+        arn=raw["LoadBalancerArn"],
+        state=raw.get("State", {}).get("Code", ""),
     )

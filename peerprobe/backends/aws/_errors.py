@@ -66,10 +66,12 @@ def translate(error: Exception, *, kind: str, resource_id: str = "", name: str =
     if isinstance(error, NoCredentialsError | PartialCredentialsError | NoRegionError):
         return CredentialsError(f"{subject}: {type(error).__name__}: {_cut(str(error))}")
     if isinstance(error, BotoConnectionError):
-        return TransientError(f"{subject}: {_cut(str(error))}", resource=kind, resource_id=resource_id,
-                              state="unreachable")
-    return InfrastructureError(f"{subject}: {type(error).__name__}: {_cut(str(error))}", resource=kind,
-                               resource_id=resource_id)
+        return TransientError(
+            f"{subject}: {_cut(str(error))}", resource=kind, resource_id=resource_id, state="unreachable"
+        )
+    return InfrastructureError(
+        f"{subject}: {type(error).__name__}: {_cut(str(error))}", resource=kind, resource_id=resource_id
+    )
 
 
 @contextlib.contextmanager

@@ -8,10 +8,10 @@ from typing import Any
 
 import structlog
 
-from peerprobe.backends.aws._base import absent_ok, first, only
+from peerprobe.backends.aws._base import absent_ok, first, only, tag_dict
 from peerprobe.backends.aws._errors import aws_errors
 from peerprobe.backends.aws._vpc import VpcOps
-from peerprobe.backends.ports import Peering, Vpc
+from peerprobe.backends.ports import TAG_ENVIRONMENT, Peering, Vpc
 from peerprobe.errors import ConfigError, NotFoundError
 
 log = structlog.get_logger()
@@ -29,11 +29,16 @@ class PeeringOps(VpcOps):
         if raw is None:
             with aws_errors("vpc peering", name=name):
                 raw = self.ec2.create_vpc_peering_connection(
-                    VpcId=requester.id, PeerVpcId=accepter.id,
+                    VpcId=requester.id,
+                    PeerVpcId=accepter.id,
                     TagSpecifications=self.tag_specs("vpc-peering-connection", name),
                 )["VpcPeeringConnection"]
-            log.info("peering.requested", peering_id=raw["VpcPeeringConnectionId"], requester=requester.id,
-                     accepter=accepter.id)
+            log.info(
+                "peering.requested",
+                peering_id=raw["VpcPeeringConnectionId"],
+                requester=requester.id,
+                accepter=accepter.id,
+            )
         peering_id = str(raw["VpcPeeringConnectionId"])
         self._accept_if_pending(peering_id, name=name)
         return self.peering(peering_id)
@@ -42,15 +47,26 @@ class PeeringOps(VpcOps):
         with aws_errors("vpc peering", name=name):
             found = self.ec2.describe_vpc_peering_connections(Filters=self.owned(name, status_code=_LIVE))
         ours = [
-            raw for raw in found["VpcPeeringConnections"]
-            if raw["RequesterVpcInfo"]["VpcId"] == requester.id and raw["AccepterVpcInfo"]["VpcId"] == accepter.id
+            raw
+            for raw in found["VpcPeeringConnections"]
+            if raw["RequesterVpcInfo"]["VpcId"] == requester.id
+            and raw["AccepterVpcInfo"]["VpcId"] == accepter.id
+            # Checked again here: moto 5 ignores every filter of DescribeVpcPeeringConnections.
+            and raw["Status"]["Code"] in _LIVE
+            and tag_dict(raw).get("Name") == name
+            and tag_dict(raw).get(TAG_ENVIRONMENT) == self.stamp.environment
         ]
         return first(ours, kind="peering", name=name)
 
     def _accept_if_pending(self, peering_id: str, *, name: str) -> None:
         # A fresh request passes through initiating-request; the waiter returns once AWS can describe it.
-        self.wait(self.ec2, "vpc_peering_connection_exists", kind="vpc peering", resource_id=peering_id,
-                  VpcPeeringConnectionIds=[peering_id])
+        self.wait(
+            self.ec2,
+            "vpc_peering_connection_exists",
+            kind="vpc peering",
+            resource_id=peering_id,
+            VpcPeeringConnectionIds=[peering_id],
+        )
         if self.peering(peering_id).status != "pending-acceptance":
             return
         with aws_errors("vpc peering", peering_id, name):
@@ -63,9 +79,12 @@ class PeeringOps(VpcOps):
             found = self.ec2.describe_vpc_peering_connections(VpcPeeringConnectionIds=[peering_id])
         raw = only(found["VpcPeeringConnections"], kind="vpc peering", resource_id=peering_id)
         return Peering(
-            id=raw["VpcPeeringConnectionId"], status=raw["Status"]["Code"],
-            requester_vpc_id=raw["RequesterVpcInfo"]["VpcId"], requester_cidr=raw["RequesterVpcInfo"]["CidrBlock"],
-            accepter_vpc_id=raw["AccepterVpcInfo"]["VpcId"], accepter_cidr=raw["AccepterVpcInfo"]["CidrBlock"],
+            id=raw["VpcPeeringConnectionId"],
+            status=raw["Status"]["Code"],
+            requester_vpc_id=raw["RequesterVpcInfo"]["VpcId"],
+            requester_cidr=raw["RequesterVpcInfo"]["CidrBlock"],
+            accepter_vpc_id=raw["AccepterVpcInfo"]["VpcId"],
+            accepter_cidr=raw["AccepterVpcInfo"]["CidrBlock"],
         )
 
     def ensure_peering_routes(

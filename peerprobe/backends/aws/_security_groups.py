@@ -24,14 +24,16 @@ class SecurityGroupOps(AwsBase):
             if raw is not None:
                 return SecurityGroup(id=raw["GroupId"], vpc_id=vpc_id, name=name)
             group_id = self.ec2.create_security_group(
-                GroupName=name, Description=description, VpcId=vpc_id,
+                GroupName=name,
+                Description=description,
+                VpcId=vpc_id,
                 TagSpecifications=self.tag_specs("security-group", name),
             )["GroupId"]
         log.info("security_group.created", group_id=group_id, vpc_id=vpc_id, name=name)
         return SecurityGroup(id=group_id, vpc_id=vpc_id, name=name)
 
     def ingress_rules(self, group_id: str) -> tuple[IngressRule, ...]:
-        """The group's IPv4 CIDR ingress rules, one per CIDR, sorted (rules naming other groups are left out)."""
+        """The group's IPv4 CIDR ingress rules, one per CIDR, sorted (group-to-group rules left out)."""
         with aws_errors("security group", group_id):
             found = self.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
         raw = only(found, kind="security group", resource_id=group_id)

@@ -31,6 +31,14 @@ _LIVE_NAT_STATES = ["pending", "available"]
 
 
 class VpcOps(AwsBase):
+    def availability_zones(self) -> tuple[str, ...]:
+        """The region's available zone names, sorted (subnets are spread over the first few)."""
+        with aws_errors("availability zones", self.clients.region):
+            zones = self.ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])[
+                "AvailabilityZones"
+            ]
+        return tuple(sorted(str(zone["ZoneName"]) for zone in zones))
+
     def ensure_vpc(self, name: str, *, cidr: str) -> Vpc:
         """The VPC tagged `name` in this environment, created with `cidr` if missing."""
         with aws_errors("vpc", name=name):
@@ -55,9 +63,7 @@ class VpcOps(AwsBase):
         with absent_ok("vpc", vpc_id):
             self.ec2.delete_vpc(VpcId=vpc_id)
 
-    def ensure_subnet(
-        self, name: str, *, vpc_id: str, cidr: str, availability_zone: str, public: bool
-    ) -> Subnet:
+    def ensure_subnet(self, name: str, *, vpc_id: str, cidr: str, availability_zone: str, public: bool) -> Subnet:
         """The subnet tagged `name` in `vpc_id`; public subnets map public IPs on launch."""
         with aws_errors("subnet", name=name):
             found = first(
@@ -69,9 +75,11 @@ class VpcOps(AwsBase):
             found = self._create_subnet(name, vpc_id=vpc_id, cidr=cidr, zone=availability_zone, public=public)
         if found["CidrBlock"] != cidr or found["AvailabilityZone"] != availability_zone:
             raise ConflictError(
-                f"subnet {found['SubnetId']} ({name}): is {found['CidrBlock']} in {found['AvailabilityZone']}, "
-                f"wanted {cidr} in {availability_zone}",
-                resource="subnet", resource_id=found["SubnetId"], state="mismatch",
+                f"subnet {found['SubnetId']} ({name}): is {found['CidrBlock']} "
+                f"in {found['AvailabilityZone']}, wanted {cidr} in {availability_zone}",
+                resource="subnet",
+                resource_id=found["SubnetId"],
+                state="mismatch",
             )
         if public and not found.get("MapPublicIpOnLaunch"):
             with aws_errors("subnet", found["SubnetId"], name):
@@ -82,7 +90,9 @@ class VpcOps(AwsBase):
         role = {PUBLIC_ROLE_TAG if public else PRIVATE_ROLE_TAG: "1"}
         with aws_errors("subnet", name=name):
             raw: dict[str, Any] = self.ec2.create_subnet(
-                VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zone,
+                VpcId=vpc_id,
+                CidrBlock=cidr,
+                AvailabilityZone=zone,
                 TagSpecifications=self.tag_specs("subnet", name, role),
             )["Subnet"]
         log.info("subnet.created", subnet_id=raw["SubnetId"], vpc_id=vpc_id, cidr=cidr, az=zone, public=public)
@@ -97,9 +107,9 @@ class VpcOps(AwsBase):
         raw = self._find_route_table(name, vpc_id=vpc_id)
         if raw is None:
             with aws_errors("route table", name=name):
-                raw = self.ec2.create_route_table(
-                    VpcId=vpc_id, TagSpecifications=self.tag_specs("route-table", name)
-                )["RouteTable"]
+                raw = self.ec2.create_route_table(VpcId=vpc_id, TagSpecifications=self.tag_specs("route-table", name))[
+                    "RouteTable"
+                ]
             log.info("route_table.created", route_table_id=raw["RouteTableId"], vpc_id=vpc_id, name=name)
         table_id = str(raw["RouteTableId"])
         for subnet_id in subnet_ids:
@@ -131,9 +141,9 @@ class VpcOps(AwsBase):
 
     def _subnet_association(self, subnet_id: str) -> tuple[str, str] | None:
         with aws_errors("subnet", subnet_id):
-            tables = self.ec2.describe_route_tables(
-                Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}]
-            )["RouteTables"]
+            tables = self.ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])[
+                "RouteTables"
+            ]
         for table in tables:
             for assoc in table.get("Associations", []):
                 if assoc.get("SubnetId") == subnet_id:
@@ -151,8 +161,11 @@ class VpcOps(AwsBase):
 
     def ensure_route(self, route_table_id: str, *, destination_cidr: str, target_id: str) -> Route:
         """A route `destination_cidr` -> `target_id` (igw-, nat- or pcx-); a route elsewhere is replaced."""
-        params = {"RouteTableId": route_table_id, "DestinationCidrBlock": destination_cidr,
-                  _route_target_key(target_id): target_id}
+        params = {
+            "RouteTableId": route_table_id,
+            "DestinationCidrBlock": destination_cidr,
+            _route_target_key(target_id): target_id,
+        }
         existing = _find_route(self.route_table(route_table_id), destination_cidr)
         if existing is not None and existing.target_id == target_id:
             return existing
@@ -173,12 +186,13 @@ class VpcOps(AwsBase):
         with aws_errors("internet gateway", name=name):
             raw = first(
                 self.ec2.describe_internet_gateways(Filters=self.owned(name))["InternetGateways"],
-                kind="internet_gateway", name=name,
+                kind="internet_gateway",
+                name=name,
             )
             if raw is None:
-                raw = self.ec2.create_internet_gateway(
-                    TagSpecifications=self.tag_specs("internet-gateway", name)
-                )["InternetGateway"]
+                raw = self.ec2.create_internet_gateway(TagSpecifications=self.tag_specs("internet-gateway", name))[
+                    "InternetGateway"
+                ]
                 log.info("internet_gateway.created", gateway_id=raw["InternetGatewayId"], name=name)
         self._attach(raw, vpc_id=vpc_id, name=name)
         return InternetGateway(id=raw["InternetGatewayId"], vpc_id=vpc_id)
@@ -191,7 +205,9 @@ class VpcOps(AwsBase):
         if attached:
             raise ConflictError(
                 f"internet gateway {gateway_id} ({name}): attached to {attached[0]}, wanted {vpc_id}",
-                resource="internet gateway", resource_id=gateway_id, state="attached",
+                resource="internet gateway",
+                resource_id=gateway_id,
+                state="attached",
             )
         with aws_errors("internet gateway", gateway_id, name):
             self.ec2.attach_internet_gateway(InternetGatewayId=gateway_id, VpcId=vpc_id)
@@ -207,13 +223,14 @@ class VpcOps(AwsBase):
             self.ec2.delete_internet_gateway(InternetGatewayId=gateway_id)
 
     def ensure_nat_gateway(self, name: str, *, subnet_id: str) -> NatGateway:
-        """A public NAT gateway tagged `name` in `subnet_id`, with its own Elastic IP, waited until available."""
+        """A public NAT gateway tagged `name` in `subnet_id` with its own Elastic IP, once available."""
         with aws_errors("nat gateway", name=name):
             raw = first(
-                self.ec2.describe_nat_gateways(
-                    Filter=self.owned(name, subnet_id=subnet_id, state=_LIVE_NAT_STATES)
-                )["NatGateways"],
-                kind="nat_gateway", name=name,
+                self.ec2.describe_nat_gateways(Filter=self.owned(name, subnet_id=subnet_id, state=_LIVE_NAT_STATES))[
+                    "NatGateways"
+                ],
+                kind="nat_gateway",
+                name=name,
             )
         if raw is None:
             raw = self._create_nat_gateway(name, subnet_id=subnet_id)
@@ -227,17 +244,25 @@ class VpcOps(AwsBase):
         allocation_id = self._ensure_address(f"{name}-eip")
         with aws_errors("nat gateway", name=name):
             raw: dict[str, Any] = self.ec2.create_nat_gateway(
-                SubnetId=subnet_id, AllocationId=allocation_id,
+                SubnetId=subnet_id,
+                AllocationId=allocation_id,
                 TagSpecifications=self.tag_specs("natgateway", name),
             )["NatGateway"]
-        log.info("nat_gateway.created", nat_gateway_id=raw["NatGatewayId"], subnet_id=subnet_id,
-                 allocation_id=allocation_id)
+        log.info(
+            "nat_gateway.created",
+            nat_gateway_id=raw["NatGatewayId"],
+            subnet_id=subnet_id,
+            allocation_id=allocation_id,
+        )
         return raw
 
     def _ensure_address(self, name: str) -> str:
         with aws_errors("elastic ip", name=name):
-            found = first(self.ec2.describe_addresses(Filters=self.owned(name))["Addresses"],
-                          kind="elastic_ip", name=name)
+            found = first(
+                self.ec2.describe_addresses(Filters=self.owned(name))["Addresses"],
+                kind="elastic_ip",
+                name=name,
+            )
             if found is None:
                 found = self.ec2.allocate_address(Domain="vpc", TagSpecifications=self.tag_specs("elastic-ip", name))
                 log.info("elastic_ip.allocated", allocation_id=found["AllocationId"], public_ip=found["PublicIp"])
@@ -252,8 +277,13 @@ class VpcOps(AwsBase):
         with absent_ok("nat_gateway", nat_gateway_id):
             self.ec2.delete_nat_gateway(NatGatewayId=nat_gateway_id)
         # Its Elastic IP stays associated until the gateway is fully deleted, so release only after the wait.
-        self.wait(self.ec2, "nat_gateway_deleted", kind="nat gateway", resource_id=nat_gateway_id,
-                  NatGatewayIds=[nat_gateway_id])
+        self.wait(
+            self.ec2,
+            "nat_gateway_deleted",
+            kind="nat gateway",
+            resource_id=nat_gateway_id,
+            NatGatewayIds=[nat_gateway_id],
+        )
         for address in raw.get("NatGatewayAddresses", []):
             if address.get("AllocationId") and self._owned_address(address["AllocationId"]):
                 self.release_address(address["AllocationId"])
@@ -281,15 +311,24 @@ class VpcOps(AwsBase):
 def _checked_vpc(raw: dict[str, Any], *, name: str, cidr: str) -> Vpc:
     vpc = Vpc(id=raw["VpcId"], cidr=raw["CidrBlock"], name=name)
     if vpc.cidr != cidr:
-        raise ConflictError(f"vpc {vpc.id} ({name}): has CIDR {vpc.cidr}, wanted {cidr}",
-                            resource="vpc", resource_id=vpc.id, state="cidr-mismatch")
+        raise ConflictError(
+            f"vpc {vpc.id} ({name}): has CIDR {vpc.cidr}, wanted {cidr}",
+            resource="vpc",
+            resource_id=vpc.id,
+            state="cidr-mismatch",
+        )
     return vpc
 
 
 def _subnet(raw: dict[str, Any], *, public: bool, name: str) -> Subnet:
     return Subnet(
-        id=raw["SubnetId"], vpc_id=raw["VpcId"], cidr=raw["CidrBlock"], availability_zone=raw["AvailabilityZone"],
-        public=public, map_public_ip=public or bool(raw.get("MapPublicIpOnLaunch")), name=name,
+        id=raw["SubnetId"],
+        vpc_id=raw["VpcId"],
+        cidr=raw["CidrBlock"],
+        availability_zone=raw["AvailabilityZone"],
+        public=public,
+        map_public_ip=public or bool(raw.get("MapPublicIpOnLaunch")),
+        name=name,
     )
 
 
@@ -297,10 +336,16 @@ def _route_table(raw: dict[str, Any]) -> RouteTable:
     subnets = tuple(a["SubnetId"] for a in raw.get("Associations", []) if a.get("SubnetId"))
     routes = tuple(
         Route(destination_cidr=r["DestinationCidrBlock"], target_id=_route_target(r), state=r.get("State", ""))
-        for r in raw.get("Routes", []) if "DestinationCidrBlock" in r
+        for r in raw.get("Routes", [])
+        if "DestinationCidrBlock" in r
     )
-    return RouteTable(id=raw["RouteTableId"], vpc_id=raw["VpcId"], subnet_ids=subnets, routes=routes,
-                      name=tag_dict(raw).get("Name", ""))
+    return RouteTable(
+        id=raw["RouteTableId"],
+        vpc_id=raw["VpcId"],
+        subnet_ids=subnets,
+        routes=routes,
+        name=tag_dict(raw).get("Name", ""),
+    )
 
 
 def _route_target(raw: dict[str, Any]) -> str:
@@ -324,8 +369,10 @@ def _find_route(table: RouteTable, destination_cidr: str) -> Route | None:
 def _nat_gateway(raw: dict[str, Any]) -> NatGateway:
     address = (raw.get("NatGatewayAddresses") or [{}])[0]
     return NatGateway(
-        id=raw["NatGatewayId"], subnet_id=raw["SubnetId"], state=raw["State"],
-        allocation_id=address.get("AllocationId", ""), public_ip=address.get("PublicIp", ""),
+        id=raw["NatGatewayId"],
+        subnet_id=raw["SubnetId"],
+        state=raw["State"],
+        allocation_id=address.get("AllocationId", ""),
+        public_ip=address.get("PublicIp", ""),
         private_ip=address.get("PrivateIp", ""),
     )
-

@@ -1,4 +1,4 @@
-"""The one place that builds boto3 sessions and clients: region, profile and endpoint_url passed in explicitly.
+"""The one place that builds boto3 sessions and clients, from an explicit region, profile and endpoint_url.
 
 Only this package (peerprobe/backends/aws/) may import boto3 or botocore.
 """
@@ -22,10 +22,11 @@ FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "te
 class ClientFactory:
     """Builds and caches one boto3 client per service for one region/profile/endpoint.
 
-    With a loopback `endpoint_url` (moto) the session gets explicit fake credentials, so botocore's credential
-    chain never runs and never asks the EC2 instance metadata service (IMDS) for a role; the region is always
-    explicit, so botocore never asks IMDS for one either. As a second lock, lab and test processes are expected
-    to run with AWS_EC2_METADATA_DISABLED=true, which this factory sets (if unset) for loopback endpoints.
+    With a loopback `endpoint_url` (moto) the session gets explicit fake credentials, so botocore's
+    credential chain never runs and never asks the EC2 instance metadata service (IMDS) for a role; the
+    region is always explicit, so botocore never asks IMDS for one either. As a second lock, lab and test
+    processes are expected to run with AWS_EC2_METADATA_DISABLED=true, which this factory sets (if unset)
+    for loopback endpoints.
     HTTP proxies from the environment are ignored for loopback endpoints so lab traffic stays on the machine.
     """
 
@@ -49,9 +50,7 @@ class ClientFactory:
     def client(self, service: str) -> Any:
         """The cached client for `service` ("ec2", "eks", "elb", "elbv2", ...)."""
         if service not in self._clients:
-            self._clients[service] = self.session().client(
-                service, endpoint_url=self.endpoint_url, config=self._config
-            )
+            self._clients[service] = self.session().client(service, endpoint_url=self.endpoint_url, config=self._config)
         return self._clients[service]
 
     def session(self) -> Any:

@@ -172,8 +172,7 @@ def _wait_ready(service: MotoService, *, timeout: float) -> None:
             return
         if not _pid_alive(service.pid):
             raise InfrastructureError(
-                f"moto server pid {service.pid} exited before answering on port {service.port}; "
-                f"see {_log_path()}",
+                f"moto server pid {service.pid} exited before answering on port {service.port}; see {_log_path()}",
                 resource="moto",
                 resource_id=str(service.pid),
                 state="exited",
@@ -181,8 +180,7 @@ def _wait_ready(service: MotoService, *, timeout: float) -> None:
         time.sleep(0.1)
     _terminate(service.pid, timeout=5)
     raise WaitTimeoutError(
-        f"moto server pid {service.pid} did not answer on port {service.port} within {timeout:g}s; "
-        f"see {_log_path()}",
+        f"moto server pid {service.pid} did not answer on port {service.port} within {timeout:g}s; see {_log_path()}",
         resource="moto",
         resource_id=str(service.pid),
         state="starting",

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from peerprobe import statedir
+from peerprobe.backends.aws import ClientFactory
 from peerprobe.backends.lab import moto_service
 
 
 @pytest.fixture
-def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv(statedir.ENV_VAR, str(tmp_path))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     yield tmp_path
     moto_service.stop()
 
@@ -38,6 +41,15 @@ def test_dead_record_is_replaced(state: Path) -> None:
     service = moto_service.ensure_running(timeout=30)
     assert service.port != 1
     assert moto_service.status() == service
+
+
+def test_adapter_clients_reach_the_service_and_reset_wipes_it(state: Path) -> None:
+    service = moto_service.ensure_running(timeout=30)
+    ec2 = ClientFactory("cn-northwest-1", endpoint_url=service.endpoint_url).client("ec2")
+    ec2.create_vpc(CidrBlock="172.16.0.0/16")
+    assert len(ec2.describe_vpcs()["Vpcs"]) == 2  # moto's default VPC and ours
+    moto_service.reset(service)
+    assert len(ec2.describe_vpcs()["Vpcs"]) == 1
 
 
 def _dead_pid() -> int:

@@ -1,0 +1,105 @@
+"""Find everything peerprobe tagged, per service, for sweep and for cleanup from tags alone."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from peerprobe.backends.aws._base import AwsBase, tag_dict
+from peerprobe.backends.aws._errors import aws_errors
+from peerprobe.backends.ports import TAG_ENVIRONMENT, TaggedResource
+
+# ELB DescribeTags takes at most 20 names or ARNs per call (ELB API reference, DescribeTags).
+_ELB_TAG_BATCH = 20
+# The EC2 `resource-id` filter is kept to batches well under the API's 200-value filter limit.
+_EC2_TAG_BATCH = 100
+_EC2_KINDS = {"vpc-elastic-ip": "elastic-ip", "elastic-ip": "elastic-ip", "nat-gateway": "natgateway"}
+
+
+class SweepOps(AwsBase):
+    def find_tagged(self, environment: str | None = None) -> tuple[TaggedResource, ...]:
+        """Every resource carrying peerprobe's environment tag (of `environment` only, when given)."""
+        found = [
+            *self._ec2_tagged(environment),
+            *self._eks_tagged(),
+            *self._elb_tagged(),
+            *self._elbv2_tagged(),
+        ]
+        return tuple(r for r in found if r.environment and environment in (None, r.environment))
+
+    def _ec2_tagged(self, environment: str | None) -> list[TaggedResource]:
+        filters = [{"Name": "key", "Values": [TAG_ENVIRONMENT]}]
+        if environment is not None:
+            filters.append({"Name": "value", "Values": [environment]})
+        kinds = {tag["ResourceId"]: tag["ResourceType"] for tag in self._ec2_tags(filters)}
+        tags: dict[str, dict[str, str]] = defaultdict(dict)
+        ids = sorted(kinds)
+        for start in range(0, len(ids), _EC2_TAG_BATCH):
+            batch = ids[start : start + _EC2_TAG_BATCH]
+            for tag in self._ec2_tags([{"Name": "resource-id", "Values": batch}]):
+                tags[tag["ResourceId"]][tag["Key"]] = tag["Value"]
+        return [TaggedResource(kind=_EC2_KINDS.get(kinds[i], kinds[i]), id=i, tags=tags[i]) for i in ids]
+
+    def _ec2_tags(self, filters: list[dict[str, Any]]) -> Iterator[dict[str, str]]:
+        with aws_errors("ec2 tags"):
+            for page in self.ec2.get_paginator("describe_tags").paginate(Filters=filters):
+                yield from page["Tags"]
+
+    def _eks_tagged(self) -> list[TaggedResource]:
+        result: list[TaggedResource] = []
+        with aws_errors("eks clusters"):
+            for page in self.eks.get_paginator("list_clusters").paginate():
+                for name in page["clusters"]:
+                    cluster = self.eks.describe_cluster(name=name)["cluster"]
+                    result.append(TaggedResource(kind="eks-cluster", id=name, tags=dict(cluster.get("tags", {}))))
+                    result.extend(self._eks_nodegroups(name))
+        return result
+
+    def _eks_nodegroups(self, cluster: str) -> list[TaggedResource]:
+        result = []
+        for page in self.eks.get_paginator("list_nodegroups").paginate(clusterName=cluster):
+            for name in page["nodegroups"]:
+                group = self.eks.describe_nodegroup(clusterName=cluster, nodegroupName=name)["nodegroup"]
+                result.append(
+                    TaggedResource(kind="eks-nodegroup", id=f"{cluster}/{name}", tags=dict(group.get("tags", {})))
+                )
+        return result
+
+    def _elb_tagged(self) -> list[TaggedResource]:
+        with aws_errors("classic load balancers"):
+            names = [
+                lb["LoadBalancerName"]
+                for page in self.elb.get_paginator("describe_load_balancers").paginate()
+                for lb in page["LoadBalancerDescriptions"]
+            ]
+            described = [
+                desc
+                for start in range(0, len(names), _ELB_TAG_BATCH)
+                for desc in self.elb.describe_tags(LoadBalancerNames=names[start : start + _ELB_TAG_BATCH])[
+                    "TagDescriptions"
+                ]
+            ]
+        return [TaggedResource(kind="elb", id=d["LoadBalancerName"], tags=tag_dict(d)) for d in described]
+
+    def _elbv2_tagged(self) -> list[TaggedResource]:
+        with aws_errors("load balancers"):
+            arns = [
+                (lb["LoadBalancerArn"], "elbv2")
+                for page in self.elbv2.get_paginator("describe_load_balancers").paginate()
+                for lb in page["LoadBalancers"]
+            ]
+            arns += [
+                (tg["TargetGroupArn"], "target-group")
+                for page in self.elbv2.get_paginator("describe_target_groups").paginate()
+                for tg in page["TargetGroups"]
+            ]
+            kinds = dict(arns)
+            described = [
+                desc
+                for start in range(0, len(arns), _ELB_TAG_BATCH)
+                for desc in self.elbv2.describe_tags(
+                    ResourceArns=[arn for arn, _ in arns[start : start + _ELB_TAG_BATCH]]
+                )["TagDescriptions"]
+            ]
+        return [TaggedResource(kind=kinds[d["ResourceArn"]], id=d["ResourceArn"], tags=tag_dict(d)) for d in described]

@@ -1,0 +1,30 @@
+"""The AWS adapter of the Cloud port: one object over one region's clients, stamped with its environment."""
+
+from __future__ import annotations
+
+from peerprobe.backends.aws._base import Waits
+from peerprobe.backends.aws._ec2 import InstanceOps
+from peerprobe.backends.aws._eks import EksOps
+from peerprobe.backends.aws._elb import ElbOps
+from peerprobe.backends.aws._peering import PeeringOps
+from peerprobe.backends.aws._security_groups import SecurityGroupOps
+from peerprobe.backends.aws._sweep import SweepOps
+from peerprobe.backends.aws.clients import ClientFactory
+from peerprobe.backends.ports import Stamp
+
+
+class AwsCloud(PeeringOps, SecurityGroupOps, InstanceOps, EksOps, ElbOps, SweepOps):
+    """Idempotent ensure/delete operations against AWS, or moto when the factory points at loopback."""
+
+
+def aws_cloud(
+    stamp: Stamp,
+    *,
+    region: str,
+    profile: str | None = None,
+    endpoint_url: str | None = None,
+    waits: Waits | None = None,
+) -> AwsCloud:
+    """Build the adapter with its own client factory (the lab passes moto's loopback `endpoint_url`)."""
+    clients = ClientFactory(region, profile=profile, endpoint_url=endpoint_url)
+    return AwsCloud(clients, stamp=stamp, waits=waits)

@@ -1,0 +1,73 @@
+"""The agent's spec file: every HTTP listener of one lab environment, each in its own namespace.
+
+The network builder writes it; the agent daemon reads it at start (restart the agent to change it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from peerprobe.errors import ConfigError
+
+SCHEMA = "peerprobe.agent/v1"
+
+ListenerKind = Literal["echo", "nginx"]
+
+
+class Listener(BaseModel):
+    """One server socket: `echo` answers like echoserver 1.4, `nginx` with the stock welcome page."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    netns: str
+    ip: str = "0.0.0.0"  # like nginx's `listen 8080`: every address of that namespace
+    port: int = Field(gt=0, lt=65536)
+    kind: ListenerKind = "echo"
+    name: str = ""  # what the logs call it (e.g. "echo-pod", "peer-host")
+
+    @field_validator("ip")
+    @classmethod
+    def _is_address(cls, value: str) -> str:
+        return str(ipaddress.ip_address(value))
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.netns}/{self.ip}:{self.port}"
+
+
+class AgentSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_: str = Field(default=SCHEMA, alias="schema")
+    listeners: tuple[Listener, ...]
+
+
+def dump(listeners: Iterable[Listener]) -> str:
+    spec = AgentSpec(schema=SCHEMA, listeners=tuple(listeners))
+    return spec.model_dump_json(by_alias=True, indent=2)
+
+
+def write(path: Path, listeners: Iterable[Listener]) -> None:
+    path.write_text(dump(listeners), encoding="utf-8")
+
+
+def load(path: Path) -> AgentSpec:
+    """Read a spec file; a bad one raises ConfigError starting with the key path."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        spec = AgentSpec.model_validate(data)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ConfigError(f"agent spec {path}: {error}") from error
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{where}: {first['msg']} (agent spec {path})") from error
+    if spec.schema_ != SCHEMA:
+        raise ConfigError(f"schema: expected {SCHEMA!r}, got {spec.schema_!r} (agent spec {path})")
+    return spec

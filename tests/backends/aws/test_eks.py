@@ -1,0 +1,47 @@
+"""EKS clusters and node groups: ensure twice -> one, another environment's cluster is not adopted."""
+
+from __future__ import annotations
+
+import pytest
+
+from peerprobe.backends.aws import AwsCloud
+from peerprobe.backends.ports import Stamp
+from peerprobe.errors import ConflictError
+
+ROLE = "arn:aws-cn:iam::123456789012:role/peerprobe-eks"
+
+
+def test_cluster_and_nodegroup_twice_then_deleted_twice(cloud: AwsCloud) -> None:
+    subnets = _subnets(cloud)
+    for _ in range(2):
+        cluster = cloud.ensure_cluster(
+            "gcr-eksworkshop-private", role_arn=ROLE, subnet_ids=subnets, service_cidr="10.100.0.0/16", version="1.30"
+        )
+        group = cloud.ensure_nodegroup(cluster.name, name="ng", node_role_arn=ROLE, subnet_ids=subnets, size=3)
+    assert (cluster.status, cluster.service_cidr, cluster.subnet_ids) == ("ACTIVE", "10.100.0.0/16", tuple(subnets))
+    assert (group.status, group.desired_size) == ("ACTIVE", 3)
+    assert cloud.eks.list_clusters()["clusters"] == ["gcr-eksworkshop-private"]
+    assert cloud.eks.list_nodegroups(clusterName=cluster.name)["nodegroups"] == ["ng"]
+
+    for _ in range(2):
+        cloud.delete_nodegroup(cluster.name, name="ng")
+        cloud.delete_cluster(cluster.name)
+    assert cloud.eks.list_clusters()["clusters"] == []
+
+
+def test_cluster_of_another_environment_is_a_conflict(cloud: AwsCloud) -> None:
+    subnets = _subnets(cloud)
+    cloud.ensure_cluster("shared", role_arn=ROLE, subnet_ids=subnets, service_cidr="10.100.0.0/16")
+    other = AwsCloud(cloud.clients, stamp=Stamp(experiment="x", environment="aws:x:cn-northwest-1", run_id="r"))
+    with pytest.raises(ConflictError, match="eks cluster shared: exists but belongs to environment aws:workshop"):
+        other.ensure_cluster("shared", role_arn=ROLE, subnet_ids=subnets, service_cidr="10.100.0.0/16")
+
+
+def _subnets(cloud: AwsCloud) -> list[str]:
+    vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    return [
+        cloud.ensure_subnet(
+            f"private-{zone}", vpc_id=vpc.id, cidr=cidr, availability_zone=f"cn-northwest-1{zone}", public=False
+        ).id
+        for zone, cidr in (("a", "172.16.0.0/24"), ("b", "172.16.1.0/24"))
+    ]

@@ -1,0 +1,55 @@
+"""Classic and v2 load balancers and target groups: ensure twice -> one, delete twice -> gone."""
+
+from __future__ import annotations
+
+import pytest
+
+from peerprobe.backends.aws import AwsCloud
+from peerprobe.backends.ports import Listener
+from peerprobe.errors import ConfigError
+
+
+@pytest.fixture
+def subnets(cloud: AwsCloud) -> list[str]:
+    vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    return [
+        cloud.ensure_subnet(
+            f"public-{zone}", vpc_id=vpc.id, cidr=cidr, availability_zone=f"cn-northwest-1{zone}", public=True
+        ).id
+        for zone, cidr in (("a", "172.16.0.0/24"), ("b", "172.16.1.0/24"))
+    ]
+
+
+def test_classic_load_balancer_twice_then_deleted_twice(cloud: AwsCloud, subnets: list[str]) -> None:
+    listeners = [Listener(protocol="TCP", port=80, instance_port=30080)]
+    for _ in range(2):
+        lb = cloud.ensure_classic_load_balancer(
+            "workshop-echo-lb", subnet_ids=subnets, listeners=listeners, internal=False
+        )
+    assert lb.kind == "classic" and lb.dns_name
+    names = [d["LoadBalancerName"] for d in cloud.elb.describe_load_balancers()["LoadBalancerDescriptions"]]
+    assert names == ["workshop-echo-lb"]
+    cloud.delete_load_balancer(lb)
+    cloud.delete_load_balancer(lb)
+    assert cloud.elb.describe_load_balancers()["LoadBalancerDescriptions"] == []
+
+
+def test_network_load_balancer_and_target_group_twice(cloud: AwsCloud, subnets: list[str]) -> None:
+    vpc_id = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16").id
+    for _ in range(2):
+        nlb = cloud.ensure_load_balancer("workshop-echo-nlb", subnet_ids=subnets, kind="network", internal=True)
+        group = cloud.ensure_target_group(
+            "workshop-echo-tg", vpc_id=vpc_id, protocol="TCP", port=30080, target_type="instance"
+        )
+    assert (nlb.kind, nlb.scheme) == ("network", "internal")
+    assert [lb["LoadBalancerArn"] for lb in cloud.elbv2.describe_load_balancers()["LoadBalancers"]] == [nlb.arn]
+    assert [tg["TargetGroupArn"] for tg in cloud.elbv2.describe_target_groups()["TargetGroups"]] == [group.arn]
+    for _ in range(2):
+        cloud.delete_load_balancer(nlb)
+        cloud.delete_target_group(group.arn)
+    assert cloud.elbv2.describe_load_balancers()["LoadBalancers"] == []
+
+
+def test_load_balancer_names_are_checked_before_calling_aws(cloud: AwsCloud) -> None:
+    with pytest.raises(ConfigError, match="at most 32"):
+        cloud.ensure_load_balancer("x" * 33, subnet_ids=[], kind="network", internal=True)

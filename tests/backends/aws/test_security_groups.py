@@ -1,0 +1,60 @@
+"""Security groups: one group per name, authorize twice and revoke twice, rules read back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from peerprobe.backends.aws import AwsCloud
+from peerprobe.backends.ports import IngressRule
+from peerprobe.errors import ConfigError
+
+PEER = "192.168.0.0/16"
+RULES = [
+    IngressRule(protocol="tcp", from_port=8080, to_port=8080, cidr=PEER, description="peerprobe pod path"),
+    IngressRule(protocol="tcp", from_port=30080, to_port=30080, cidr=PEER),
+]
+
+
+def test_group_twice_is_one_group(cloud: AwsCloud, ec2: Any) -> None:
+    vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    first = cloud.ensure_security_group("vpc1-nodes", vpc_id=vpc.id, description="nodes")
+    assert cloud.ensure_security_group("vpc1-nodes", vpc_id=vpc.id, description="nodes") == first
+    found = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["vpc1-nodes"]}])
+    assert [g["GroupId"] for g in found["SecurityGroups"]] == [first.id]
+
+
+def test_authorize_twice_then_revoke_twice(cloud: AwsCloud) -> None:
+    vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    group = cloud.ensure_security_group("vpc1-nodes", vpc_id=vpc.id, description="nodes")
+
+    cloud.authorize_ingress(group.id, rules=RULES)
+    cloud.authorize_ingress(group.id, rules=RULES)
+    assert cloud.ingress_rules(group.id) == tuple(sorted(RULES))
+    assert cloud.ingress_rules(group.id)[0].description == "peerprobe pod path"
+
+    cloud.revoke_ingress(group.id, rules=RULES)
+    cloud.revoke_ingress(group.id, rules=RULES)
+    assert cloud.ingress_rules(group.id) == ()
+
+
+def test_authorize_survives_a_rule_added_behind_its_back(cloud: AwsCloud, ec2: Any) -> None:
+    vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    group = cloud.ensure_security_group("g", vpc_id=vpc.id, description="g")
+    permission = {"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "IpRanges": [{"CidrIp": PEER}]}
+    ec2.authorize_security_group_ingress(GroupId=group.id, IpPermissions=[permission])
+    cloud.authorize_ingress(group.id, rules=RULES)
+    assert len(cloud.ingress_rules(group.id)) == 2
+
+
+def test_the_whole_internet_is_never_a_source() -> None:
+    with pytest.raises(ConfigError, match=r"0\.0\.0\.0/0 is the whole internet"):
+        IngressRule(protocol="tcp", from_port=80, to_port=80, cidr="0.0.0.0/0")
+
+
+def test_delete_group_twice(cloud: AwsCloud) -> None:
+    vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    group = cloud.ensure_security_group("g", vpc_id=vpc.id, description="g")
+    cloud.delete_security_group(group.id)
+    cloud.delete_security_group(group.id)
