@@ -107,19 +107,37 @@ class SecurityGroup:
 
 @dataclass(frozen=True, order=True)
 class IngressRule:
-    """One ingress permission for one IPv4 CIDR; `protocol` is "tcp", "udp", "icmp" or "-1" (all)."""
+    """One ingress permission from one IPv4 CIDR or one source security group (a group-to-group rule);
+    `protocol` is "tcp", "udp", "icmp" or "-1" (all)."""
 
     protocol: str
     from_port: int
     to_port: int
-    cidr: str
+    cidr: str = ""
     description: str = field(default="", compare=False)
+    source_group: str = ""
 
     def __post_init__(self) -> None:
-        # Design rule: security groups are opened to the peer VPC or our own addresses, never to everyone.
-        if ipaddress.ip_network(self.cidr, strict=True).prefixlen == 0:
+        if bool(self.cidr) == bool(self.source_group):
+            raise ValueError(f"ingress rule {self.protocol}/{self.from_port}: give exactly one of cidr or source_group")
+        if self.cidr:
+            ipaddress.ip_network(self.cidr, strict=True)
+
+    @property
+    def open_to_world(self) -> bool:
+        return bool(self.cidr) and ipaddress.ip_network(self.cidr).prefixlen == 0
+
+    def covers(self, port: int) -> bool:
+        return self.protocol == "-1" or self.from_port <= port <= self.to_port
+
+
+def refuse_open_to_world(rules: Sequence[IngressRule]) -> None:
+    """Design rule: peerprobe opens groups to the peer VPC or its own addresses, never to everyone.
+    (Rules AWS's controllers wrote may be that broad; reading them back is fine, the report points them out.)"""
+    for rule in rules:
+        if rule.open_to_world:
             raise ConfigError(
-                f"security group rule {self.protocol}/{self.from_port}: {self.cidr} is the "
+                f"security group rule {rule.protocol}/{rule.from_port}: {rule.cidr} is the "
                 "whole internet; peerprobe only opens rules to the peer VPC or its own addresses"
             )
 

@@ -9,7 +9,7 @@ import structlog
 
 from peerprobe.backends.aws._base import AwsBase, absent_ok, first, only
 from peerprobe.backends.aws._errors import aws_errors
-from peerprobe.backends.ports import IngressRule, SecurityGroup
+from peerprobe.backends.ports import IngressRule, SecurityGroup, refuse_open_to_world
 from peerprobe.errors import ConflictError, NotFoundError
 
 log = structlog.get_logger()
@@ -33,7 +33,7 @@ class SecurityGroupOps(AwsBase):
         return SecurityGroup(id=group_id, vpc_id=vpc_id, name=name)
 
     def ingress_rules(self, group_id: str) -> tuple[IngressRule, ...]:
-        """The group's IPv4 CIDR ingress rules, one per CIDR, sorted (group-to-group rules left out)."""
+        """The group's ingress rules, one per IPv4 CIDR or source group, sorted."""
         with aws_errors("security group", group_id):
             found = self.ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"]
         raw = only(found, kind="security group", resource_id=group_id)
@@ -41,6 +41,7 @@ class SecurityGroupOps(AwsBase):
 
     def authorize_ingress(self, group_id: str, *, rules: Sequence[IngressRule]) -> None:
         """Add the rules the group lacks; a rule that already exists counts as added."""
+        refuse_open_to_world(rules)
         present = set(self.ingress_rules(group_id))
         for rule in rules:
             if rule in present:
@@ -73,9 +74,11 @@ class SecurityGroupOps(AwsBase):
 
 
 def _permission(rule: IngressRule) -> dict[str, Any]:
-    permission: dict[str, Any] = {"IpProtocol": rule.protocol, "IpRanges": [{"CidrIp": rule.cidr}]}
+    source: dict[str, str] = {"CidrIp": rule.cidr} if rule.cidr else {"GroupId": rule.source_group}
     if rule.description:
-        permission["IpRanges"][0]["Description"] = rule.description
+        source["Description"] = rule.description
+    key = "IpRanges" if rule.cidr else "UserIdGroupPairs"
+    permission: dict[str, Any] = {"IpProtocol": rule.protocol, key: [source]}
     # Protocol "-1" (all traffic) takes no ports (EC2 API reference, IpPermission).
     if rule.protocol != "-1":
         permission |= {"FromPort": rule.from_port, "ToPort": rule.to_port}
@@ -83,18 +86,19 @@ def _permission(rule: IngressRule) -> dict[str, Any]:
 
 
 def _rules(permission: dict[str, Any]) -> list[IngressRule]:
-    return [
-        IngressRule(
-            protocol=str(permission["IpProtocol"]),
-            from_port=int(permission.get("FromPort", -1)),
-            to_port=int(permission.get("ToPort", -1)),
-            cidr=str(ip_range["CidrIp"]),
-            description=str(ip_range.get("Description", "")),
-        )
-        for ip_range in permission.get("IpRanges", [])
+    protocol = str(permission["IpProtocol"])
+    low, high = int(permission.get("FromPort", -1)), int(permission.get("ToPort", -1))
+    by_cidr = [
+        IngressRule(protocol, low, high, cidr=str(r["CidrIp"]), description=str(r.get("Description", "")))
+        for r in permission.get("IpRanges", [])
     ]
+    by_group = [
+        IngressRule(protocol, low, high, source_group=str(p["GroupId"]), description=str(p.get("Description", "")))
+        for p in permission.get("UserIdGroupPairs", [])
+    ]
+    return by_cidr + by_group
 
 
 def _describe(rule: IngressRule) -> str:
     ports = str(rule.from_port) if rule.from_port == rule.to_port else f"{rule.from_port}-{rule.to_port}"
-    return f"{rule.protocol}/{ports} from {rule.cidr}"
+    return f"{rule.protocol}/{ports} from {rule.cidr or rule.source_group}"

@@ -48,9 +48,34 @@ def test_authorize_survives_a_rule_added_behind_its_back(cloud: AwsCloud, ec2: A
     assert len(cloud.ingress_rules(group.id)) == 2
 
 
-def test_the_whole_internet_is_never_a_source() -> None:
+def test_the_whole_internet_is_never_opened(cloud: AwsCloud) -> None:
+    vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    group = cloud.ensure_security_group("g", vpc_id=vpc.id, description="g")
     with pytest.raises(ConfigError, match=r"0\.0\.0\.0/0 is the whole internet"):
-        IngressRule(protocol="tcp", from_port=80, to_port=80, cidr="0.0.0.0/0")
+        cloud.authorize_ingress(
+            group.id, rules=[IngressRule(protocol="tcp", from_port=80, to_port=80, cidr="0.0.0.0/0")]
+        )
+    assert cloud.ingress_rules(group.id) == ()
+
+
+def test_a_broad_rule_written_by_a_controller_reads_back(cloud: AwsCloud, ec2: Any) -> None:
+    vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    group = cloud.ensure_security_group("g", vpc_id=vpc.id, description="g")
+    permission = {"IpProtocol": "tcp", "FromPort": 31080, "ToPort": 31080, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    ec2.authorize_security_group_ingress(GroupId=group.id, IpPermissions=[permission])
+    (rule,) = cloud.ingress_rules(group.id)
+    assert rule.open_to_world
+
+
+def test_group_to_group_rules(cloud: AwsCloud) -> None:
+    vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    nodes = cloud.ensure_security_group("nodes", vpc_id=vpc.id, description="nodes")
+    self_rule = IngressRule(protocol="-1", from_port=-1, to_port=-1, source_group=nodes.id)
+    cloud.authorize_ingress(nodes.id, rules=[self_rule])
+    cloud.authorize_ingress(nodes.id, rules=[self_rule])
+    assert cloud.ingress_rules(nodes.id) == (self_rule,)
+    cloud.revoke_ingress(nodes.id, rules=[self_rule])
+    assert cloud.ingress_rules(nodes.id) == ()
 
 
 def test_delete_group_twice(cloud: AwsCloud) -> None:
