@@ -161,8 +161,14 @@ def _start() -> MotoService:
             stderr=subprocess.STDOUT,
             start_new_session=True,
             close_fds=True,
+            env=_server_env(),
         )
     return MotoService(pid=process.pid, port=port)
+
+
+def _server_env() -> dict[str, str]:
+    # The lab names its own image ids; moto's ~2,700 default AMIs per region would only slow the first call.
+    return {**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
 
 
 def _wait_ready(service: MotoService, *, timeout: float) -> None:

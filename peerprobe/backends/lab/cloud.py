@@ -1,0 +1,312 @@
+"""The lab's AWS side, in moto: the experiment's VPCs, subnets, gateways, route tables, peering, security
+groups, EKS clusters and the instances that stand for nodes and the EC2 host. The data plane is then built
+from what moto reads back, so a rule revoked or a peering deleted behind peerprobe's back shows in the lab.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+import structlog
+from pydantic import BaseModel, Field
+
+from peerprobe.backends.aws.cloud import AwsCloud
+from peerprobe.backends.lab.net import PEER_HOST_GROUP, SecurityGroupRule, node_group
+from peerprobe.backends.ports import IngressRule
+from peerprobe.config import ExperimentConfig
+from peerprobe.errors import ConflictError, NotFoundError
+from peerprobe.probes.plan import PEER_HOST_PORT
+from peerprobe.topology import Topology, subnets
+
+log = structlog.get_logger()
+VpcKey = Literal["vpc1", "vpc2"]
+VPC_KEYS: tuple[VpcKey, VpcKey] = ("vpc1", "vpc2")
+LAB_IMAGE = "ami-0123456789abcdef0"  # moto accepts any id; nothing boots
+NODE_TYPE = "t3.medium"
+MOTO_ACCOUNT = "123456789012"  # moto's default account
+
+
+class VpcIds(BaseModel):
+    vpc: str
+    public_subnets: list[str]
+    private_subnets: list[str]
+    internet_gateway: str
+    nat_gateway: str | None = None
+    public_route_table: str
+    private_route_table: str
+    node_security_group: str
+    cluster: str
+    nodegroup: str
+    node_instances: list[str] = Field(default_factory=list)
+
+
+class CloudIds(BaseModel):
+    """Every id the lab created in moto, persisted so `down` and a resumed run find them again."""
+
+    vpcs: dict[VpcKey, VpcIds]
+    peer_host_security_group: str
+    peer_host_instance: str
+    peering: str | None = None
+
+
+def partition(region: str) -> str:
+    return "aws-cn" if region.startswith("cn-") else "aws"
+
+
+def provision(cloud: AwsCloud, config: ExperimentConfig, plan: Topology) -> CloudIds:
+    """Ensure everything exists (idempotent: a second call finds what the first created). The two VPCs are
+    independent, so they are built side by side, as the flow does on AWS."""
+    _ = (cloud.ec2, cloud.eks)  # build the clients once, before threads share them (boto3 sessions are not thread-safe)
+    with ThreadPoolExecutor(max_workers=len(VPC_KEYS), thread_name_prefix="provision") as pool:
+        futures = {key: pool.submit(_ensure_vpc, cloud, config, plan, key) for key in VPC_KEYS}
+        vpcs = {key: future.result() for key, future in futures.items()}
+    host_sg, host = _ensure_peer_host(cloud, config, plan, vpcs["vpc2"])
+    ids = CloudIds(vpcs=vpcs, peer_host_security_group=host_sg, peer_host_instance=host)
+    if config.peering.enabled:
+        ids = ids.model_copy(update={"peering": _ensure_peering(cloud, ids)})
+        open_to_peer(cloud, config, plan, ids)
+    return ids
+
+
+def _ensure_vpc(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, key: VpcKey) -> VpcIds:
+    vpc_config = getattr(config.vpcs, key)
+    vpc = cloud.ensure_vpc(key, cidr=vpc_config.cidr)
+    zones = [node.az for node in getattr(plan, key).nodes[:3]] or [f"{config.region}a"]
+    layout = subnets(vpc_config)
+    public = _ensure_subnets(cloud, key, vpc.id, layout["public"], zones, public=True)
+    private = _ensure_subnets(cloud, key, vpc.id, layout["private"], zones, public=False)
+    igw = cloud.ensure_internet_gateway(f"{key}-igw", vpc_id=vpc.id)
+    public_rt = cloud.ensure_route_table(f"{key}-public", vpc_id=vpc.id, subnet_ids=public)
+    cloud.ensure_route(public_rt.id, destination_cidr="0.0.0.0/0", target_id=igw.id)
+    private_rt = cloud.ensure_route_table(f"{key}-private", vpc_id=vpc.id, subnet_ids=private)
+    nat = cloud.ensure_nat_gateway(f"{key}-nat", subnet_id=public[0]) if vpc_config.nat_gateway else None
+    if nat is not None:
+        cloud.ensure_route(private_rt.id, destination_cidr="0.0.0.0/0", target_id=nat.id)
+    sg = _ensure_node_group(cloud, key, vpc.id)
+    cluster, nodegroup, instances = _ensure_cluster(cloud, config, plan, key, public, private, sg)
+    return VpcIds(
+        vpc=vpc.id, public_subnets=public, private_subnets=private, internet_gateway=igw.id,
+        nat_gateway=nat.id if nat else None, public_route_table=public_rt.id, private_route_table=private_rt.id,
+        node_security_group=sg, cluster=cluster, nodegroup=nodegroup, node_instances=instances,
+    )  # fmt: skip
+
+
+def _ensure_subnets(
+    cloud: AwsCloud, key: VpcKey, vpc_id: str, cidrs: Sequence[object], zones: list[str], *, public: bool
+) -> list[str]:
+    side = "public" if public else "private"
+    return [
+        cloud.ensure_subnet(
+            f"{key}-{side}-{index}", vpc_id=vpc_id, cidr=str(cidr), availability_zone=zones[index % len(zones)],
+            public=public,
+        ).id
+        for index, cidr in enumerate(cidrs)
+    ]  # fmt: skip
+
+
+def _ensure_node_group(cloud: AwsCloud, key: VpcKey, vpc_id: str) -> str:
+    # EKS's cluster security group admits only itself (sec-group-reqs.html); moto's EKS creates none.
+    group = cloud.ensure_security_group(node_group(key), vpc_id=vpc_id, description=f"{key} cluster security group")
+    cloud.authorize_ingress(group.id, rules=[IngressRule("-1", -1, -1, source_group=group.id)])
+    return group.id
+
+
+def _ensure_cluster(
+    cloud: AwsCloud,
+    config: ExperimentConfig,
+    plan: Topology,
+    key: VpcKey,
+    public: list[str],
+    private: list[str],
+    sg: str,
+) -> tuple[str, str, list[str]]:
+    cluster_config = getattr(config.clusters, key)
+    node_subnets = public if cluster_config.node_subnets == "public" else private
+    roles = f"arn:{partition(config.region)}:iam::{MOTO_ACCOUNT}:role"
+    cluster = cloud.ensure_cluster(
+        cluster_config.name, role_arn=f"{roles}/peerprobe-cluster", subnet_ids=private,
+        service_cidr=cluster_config.service_cidr, security_group_ids=[sg],
+    )  # fmt: skip
+    nodegroup = cloud.ensure_nodegroup(
+        cluster.name, name=f"{key}-nodes", node_role_arn=f"{roles}/peerprobe-node", subnet_ids=node_subnets,
+        size=cluster_config.nodes, instance_types=(NODE_TYPE,),
+    )  # fmt: skip
+    # moto's node groups launch no instances: the lab stands one in for each planned node.
+    nodes = getattr(plan, key).nodes
+    instances = [
+        cloud.ensure_instance(
+            f"{key}-node-{index}", subnet_id=node_subnets[index % len(node_subnets)], image_id=LAB_IMAGE,
+            instance_type=NODE_TYPE, security_group_ids=[sg], private_ip=node.ip,
+        ).id
+        for index, node in enumerate(nodes)
+    ]  # fmt: skip
+    return cluster.name, nodegroup.name, instances
+
+
+def _ensure_peer_host(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, vpc2: VpcIds) -> tuple[str, str]:
+    group = cloud.ensure_security_group(PEER_HOST_GROUP, vpc_id=vpc2.vpc, description="the EC2 web host")
+    if config.peer_host.admit_vpc1:
+        cloud.authorize_ingress(group.id, rules=peer_host_rules(plan))
+    host = cloud.ensure_instance(
+        "peer-host", subnet_id=vpc2.public_subnets[0], image_id=LAB_IMAGE, instance_type="t3.micro",
+        security_group_ids=[group.id], private_ip=plan.peer_host.private_ip,
+    )  # fmt: skip
+    return group.id, host.id
+
+
+def peer_host_rules(plan: Topology) -> list[IngressRule]:
+    """:80 from VPC1's CIDR (the peering path) and VPC1's egress public addresses (the internet path)."""
+    public = [plan.vpc1.nat_gateway, *(node.public_ip for node in plan.vpc1.nodes)]
+    sources = [plan.vpc1.cidr, *(f"{ip}/32" for ip in public if ip)]
+    port = PEER_HOST_PORT
+    return [IngressRule("tcp", port, port, cidr=c, description="peerprobe web host") for c in sources]
+
+
+def _ensure_peering(cloud: AwsCloud, ids: CloudIds) -> str:
+    vpc1, vpc2 = ids.vpcs["vpc1"], ids.vpcs["vpc2"]
+    requester = cloud.ensure_vpc("vpc1", cidr=_cidr(cloud, vpc1.vpc))
+    accepter = cloud.ensure_vpc("vpc2", cidr=_cidr(cloud, vpc2.vpc))
+    peering = cloud.ensure_peering("vpc1-vpc2", requester=requester, accepter=accepter)
+    cloud.ensure_peering_routes(
+        peering,
+        requester_route_tables=[vpc1.public_route_table, vpc1.private_route_table],
+        accepter_route_tables=[vpc2.public_route_table, vpc2.private_route_table],
+    )
+    return peering.id
+
+
+def _cidr(cloud: AwsCloud, vpc_id: str) -> str:
+    raw = cloud.ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]
+    return str(raw["CidrBlock"])
+
+
+def peer_rules(config: ExperimentConfig, plan: Topology) -> list[IngressRule]:
+    """What peerprobe opens on VPC1's nodes for the probes: only from the peer VPC's CIDR, never wider."""
+    ports = [plan.vpc1.node_port if item == "nodeport" else item for item in config.security_groups.open_from_peer]
+    return [
+        IngressRule("tcp", int(port), int(port), cidr=plan.vpc2.cidr, description="peerprobe probes from the peer")
+        for port in ports
+        if port is not None
+    ]
+
+
+def open_to_peer(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, ids: CloudIds) -> None:
+    cloud.authorize_ingress(ids.vpcs["vpc1"].node_security_group, rules=peer_rules(config, plan))
+
+
+# --- reading back ------------------------------------------------------------------------------------------
+
+
+def security_group_rules(cloud: AwsCloud, ids: CloudIds) -> list[SecurityGroupRule]:
+    """The lab's filter rules, from the security groups as moto holds them now."""
+    names = {ids.vpcs[key].node_security_group: node_group(key) for key in VPC_KEYS}
+    names[ids.peer_host_security_group] = PEER_HOST_GROUP
+    return [
+        converted
+        for group_id, name in names.items()
+        for rule in cloud.ingress_rules(group_id)
+        if (converted := _lab_rule(name, rule, names)) is not None
+    ]
+
+
+def _lab_rule(group: str, rule: IngressRule, names: dict[str, str]) -> SecurityGroupRule | None:
+    if rule.protocol not in ("tcp", "-1") or (rule.source_group and rule.source_group not in names):
+        return None  # UDP/ICMP and groups the lab has no ENIs for admit nothing the probes use
+    source: dict[str, Any] = (
+        {"source_group": names[rule.source_group]} if rule.source_group else {"sources": [rule.cidr]}
+    )
+    if rule.protocol == "-1" or (rule.from_port, rule.to_port) == (0, 65535):
+        return SecurityGroupRule(group=group, protocol="all", **source)
+    port_to = rule.to_port if rule.to_port != rule.from_port else None
+    return SecurityGroupRule(group=group, port=rule.from_port, port_to=port_to, **source)
+
+
+def peering_active(cloud: AwsCloud, ids: CloudIds) -> bool:
+    """Active, with its routes both ways: what decides whether the lab links the two VPC routers."""
+    if ids.peering is None:
+        return False
+    try:
+        peering = cloud.peering(ids.peering)
+    except NotFoundError:
+        return False
+    if peering.status != "active":
+        return False
+    return all(_routes_via(cloud, ids, key, ids.peering) for key in VPC_KEYS)
+
+
+def _routes_via(cloud: AwsCloud, ids: CloudIds, key: VpcKey, peering_id: str) -> bool:
+    tables = [ids.vpcs[key].public_route_table, ids.vpcs[key].private_route_table]
+    return all(any(r.target_id == peering_id for r in cloud.route_table(t).routes) for t in tables)
+
+
+# --- removal -------------------------------------------------------------------------------------------------
+
+
+def remove(cloud: AwsCloud, ids: CloudIds, config: ExperimentConfig, plan: Topology) -> None:
+    """Ensure absent, in dependency order; each step succeeds when its resource is already gone."""
+    vpc1 = ids.vpcs["vpc1"]
+    _revoke_peer_rules(cloud, vpc1, config, plan)
+    if ids.peering:
+        _remove_peering_routes(cloud, ids)
+        cloud.delete_peering(ids.peering)
+    cloud.terminate_instance(ids.peer_host_instance)
+    for key in VPC_KEYS:
+        _remove_cluster(cloud, ids.vpcs[key])
+    _delete_group(cloud, ids.peer_host_security_group)
+    for key in VPC_KEYS:
+        _remove_vpc(cloud, ids.vpcs[key])
+
+
+def _remove_peering_routes(cloud: AwsCloud, ids: CloudIds) -> None:
+    pairs: tuple[tuple[VpcKey, VpcKey], ...] = (("vpc1", "vpc2"), ("vpc2", "vpc1"))
+    for key, other in pairs:
+        peer_cidr = _cidr_or_none(cloud, ids.vpcs[other].vpc)
+        for table in (ids.vpcs[key].public_route_table, ids.vpcs[key].private_route_table):
+            if peer_cidr:
+                cloud.delete_route(table, destination_cidr=peer_cidr)
+
+
+def _cidr_or_none(cloud: AwsCloud, vpc_id: str) -> str | None:
+    found = cloud.ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Vpcs"]
+    return str(found[0]["CidrBlock"]) if found else None
+
+
+def _remove_cluster(cloud: AwsCloud, vpc: VpcIds) -> None:
+    for instance in vpc.node_instances:
+        cloud.terminate_instance(instance)
+    cloud.delete_nodegroup(vpc.cluster, name=vpc.nodegroup)
+    cloud.delete_cluster(vpc.cluster)
+
+
+def _remove_vpc(cloud: AwsCloud, vpc: VpcIds) -> None:
+    if vpc.nat_gateway:
+        cloud.delete_nat_gateway(vpc.nat_gateway)
+    for table in (vpc.public_route_table, vpc.private_route_table):
+        cloud.delete_route_table(table)
+    for subnet in (*vpc.public_subnets, *vpc.private_subnets):
+        cloud.delete_subnet(subnet)
+    cloud.delete_internet_gateway(vpc.internet_gateway)
+    _delete_group(cloud, vpc.node_security_group)
+    cloud.delete_vpc(vpc.vpc)
+
+
+def _delete_group(cloud: AwsCloud, group_id: str) -> None:
+    # A group that still admits itself can be deleted; rules are dropped with the group.
+    cloud.delete_security_group(group_id)
+
+
+def _revoke_peer_rules(cloud: AwsCloud, vpc1: VpcIds, config: ExperimentConfig, plan: Topology) -> None:
+    """Revoke what peerprobe opened, then check it is gone (design.md: cleanup verifies its rules)."""
+    opened = peer_rules(config, plan)
+    try:
+        cloud.revoke_ingress(vpc1.node_security_group, rules=opened)
+        left = set(cloud.ingress_rules(vpc1.node_security_group)) & set(opened)
+    except NotFoundError:
+        return  # the group is gone, and its rules with it
+    if left:
+        raise ConflictError(
+            f"security group {vpc1.node_security_group} (vpc1-nodes): {len(left)} peer rule(s) still present "
+            "after revoke", resource="security group", resource_id=vpc1.node_security_group, state="rules-left",
+        )  # fmt: skip

@@ -1,0 +1,292 @@
+"""The lab environment's lifetime: `up` (moto resources, the namespace network, the echo agent), `down`,
+`status`, `set-env` and probing. Its state is saved per environment (``lab:<name>:<region>``) so that a later
+command finds it, and a lab a crash left behind is detected and removed by the next `up` or by `down`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import structlog
+from pydantic import BaseModel, Field
+
+from peerprobe import aws_node, statedir
+from peerprobe.backends.aws import AwsCloud, aws_cloud
+from peerprobe.backends.lab import cloud as lab_cloud
+from peerprobe.backends.lab import moto_service, net
+from peerprobe.backends.lab.agent import Listener, is_agent, run_batches, start_agent, stop_agent
+from peerprobe.backends.lab.agent import spec as agent_spec
+from peerprobe.backends.lab.net import LabNet
+from peerprobe.backends.ports import Stamp
+from peerprobe.config import ExperimentConfig, Snat
+from peerprobe.errors import ConfigError
+from peerprobe.probes.batch import ProbeResult
+from peerprobe.probes.plan import ECHO_PORT, PEER_HOST_PORT, ProbeSpec
+from peerprobe.topology import Topology, plan
+from peerprobe.vocabulary import Vantage
+
+log = structlog.get_logger()
+VpcKey = Literal["vpc1", "vpc2"]
+STATE_SCHEMA = "peerprobe.lab-state/v1"
+AGENT_READY_SECONDS = 10.0
+
+
+def _empty_envs() -> dict[VpcKey, dict[str, str]]:
+    return {"vpc1": {}, "vpc2": {}}
+
+
+class LabState(BaseModel):
+    """What a later command needs to find, change or remove this environment."""
+
+    schema_: str = Field(default=STATE_SCHEMA, alias="schema")
+    env_key: str
+    run_id: str
+    created_at: str
+    config: ExperimentConfig
+    topology: Topology
+    cloud: lab_cloud.CloudIds | None = None
+    net: LabNet | None = None
+    aws_node: dict[VpcKey, dict[str, str]] = Field(default_factory=_empty_envs)
+    agent_pid: int | None = None
+
+    model_config = {"populate_by_name": True}
+
+    def snat(self, key: VpcKey) -> Snat:
+        return aws_node.snat_from_env(self.aws_node[key])
+
+
+def env_key(config: ExperimentConfig) -> str:
+    return f"lab:{config.name}:{config.region}"
+
+
+def _state_name(key: str) -> str:
+    return "environments/" + re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".json"
+
+
+def _env_dir(key: str) -> Path:
+    path = statedir.state_dir() / "environments" / re.sub(r"[^A-Za-z0-9_.-]", "_", key)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def load_state(key: str) -> LabState | None:
+    raw = statedir.read_json(_state_name(key))
+    return LabState.model_validate(raw) if raw is not None else None
+
+
+def save_state(state: LabState) -> None:
+    statedir.write_json(_state_name(state.env_key), state.model_dump(mode="json", by_alias=True))
+
+
+def require_state(config: ExperimentConfig) -> LabState:
+    state = load_state(env_key(config))
+    if state is None or state.net is None:
+        raise ConfigError(f"no lab environment {env_key(config)}: run `peerprobe lab up` first")
+    return state
+
+
+# --- up ------------------------------------------------------------------------------------------------------
+
+
+def up(config: ExperimentConfig, *, run_id: str | None = None) -> LabState:
+    """Bring the environment to the state the experiment probes: cloud resources in moto, the network with
+    the first phase's SNAT settings, and the echo servers. Idempotent; replaces a lab a crash left."""
+    net.check_available()
+    key, started = env_key(config), time.perf_counter()
+    _clear_stale(key)
+    cloud = _cloud(config, key, run_id or _new_run_id())
+    planned = plan(config)
+    state = _initial_state(config, key, cloud.stamp.run_id, planned)
+    save_state(state)  # before creating anything: `down` can always find what this run made
+    state = state.model_copy(update={"cloud": lab_cloud.provision(cloud, config, planned)})
+    save_state(state)
+    state = _build_network(state, cloud)
+    save_state(state)
+    state = state.model_copy(update={"agent_pid": _start_agent(state)})
+    save_state(state)
+    log.info("lab.up", env=key, run_id=state.run_id, elapsed_ms=round((time.perf_counter() - started) * 1000))
+    return state
+
+
+def _new_run_id() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def _initial_state(config: ExperimentConfig, key: str, run_id: str, planned: Topology) -> LabState:
+    existing = load_state(key)
+    baseline = config.phases[0].snat
+    aws_env: dict[VpcKey, dict[str, str]] = {
+        "vpc1": aws_node.env_for(baseline.vpc1),
+        "vpc2": aws_node.env_for(baseline.vpc2),
+    }
+    if existing is not None and existing.cloud is not None:
+        return existing.model_copy(update={"config": config, "topology": planned, "aws_node": aws_env})
+    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return LabState(env_key=key, run_id=run_id, created_at=created, config=config, topology=planned, aws_node=aws_env)
+
+
+def _cloud(config: ExperimentConfig, key: str, run_id: str) -> AwsCloud:
+    stamp = Stamp(experiment=config.name, environment=key, run_id=run_id)
+    return aws_cloud(stamp, region=config.region, endpoint_url=moto_service.endpoint_url())
+
+
+def _build_network(state: LabState, cloud: AwsCloud) -> LabState:
+    """The data plane from what moto holds now: its security-group rules and its peering's state."""
+    assert state.cloud is not None
+    built = net.build(
+        state.env_key,
+        state.config,
+        state.topology,
+        snat={"vpc1": state.snat("vpc1"), "vpc2": state.snat("vpc2")},
+        security_groups=lab_cloud.security_group_rules(cloud, state.cloud),
+        peering=lab_cloud.peering_active(cloud, state.cloud),
+    )
+    return state.model_copy(update={"net": built})
+
+
+def _start_agent(state: LabState) -> int:
+    assert state.net is not None
+    listeners = [
+        Listener(netns=state.net.echo_ns, port=ECHO_PORT, kind="echo", name="echo pod"),
+        Listener(netns=state.net.ec2.ns, port=PEER_HOST_PORT, kind="echo", name="EC2 web host"),
+    ]
+    directory = _env_dir(state.env_key)
+    agent_spec.write(directory / "agent.json", listeners)
+    return start_agent(directory / "agent.json", log_path=directory / "agent.log", ready_timeout=AGENT_READY_SECONDS)
+
+
+def _clear_stale(key: str) -> None:
+    """A lab whose agent died or whose namespaces are gone was left by a crash: remove it first."""
+    state = load_state(key)
+    leftovers = net.list_namespaces(key)
+    if state is None and not leftovers:
+        return
+    if state is not None and healthy(state):
+        return
+    log.warning("lab.stale", env=key, namespaces=len(leftovers), state=state is not None)
+    _remove(key, state)
+
+
+def healthy(state: LabState) -> bool:
+    if state.net is None or state.agent_pid is None or not is_agent(state.agent_pid):
+        return False
+    return set(state.net.namespaces()) <= set(net.list_namespaces(state.env_key))
+
+
+# --- down ----------------------------------------------------------------------------------------------------
+
+
+def down(config: ExperimentConfig) -> bool:
+    """Remove everything of the environment; False when there was nothing to remove."""
+    key = env_key(config)
+    state = load_state(key)
+    if state is None and not net.list_namespaces(key):
+        log.info("lab.absent", env=key)
+        return False
+    _remove(key, state)
+    return True
+
+
+def _remove(key: str, state: LabState | None) -> None:
+    started = time.perf_counter()
+    if state is not None and state.agent_pid is not None:
+        stop_agent(state.agent_pid)
+    net.teardown(key)
+    if state is not None and state.cloud is not None and moto_service.status() is not None:
+        cloud = _cloud(state.config, key, state.run_id)
+        lab_cloud.remove(cloud, state.cloud, state.config, state.topology)
+    statedir.remove(_state_name(key))
+    log.info("lab.down", env=key, elapsed_ms=round((time.perf_counter() - started) * 1000))
+
+
+# --- changing it from outside ----------------------------------------------------------------------------------
+
+
+def set_env(config: ExperimentConfig, cluster: VpcKey, assignments: Sequence[str]) -> Snat:
+    """`kubectl set env daemonset aws-node`: change aws-node's environment; the SNAT rules follow at once."""
+    state = require_state(config)
+    try:
+        env = aws_node.apply_assignments(state.aws_node[cluster], list(assignments))
+    except ValueError as error:
+        raise ConfigError(f"lab set-env {cluster}: {error}") from None
+    return _apply_env(state, cluster, env)
+
+
+def set_snat(config: ExperimentConfig, cluster: VpcKey, snat: Snat) -> Snat:
+    """A phase's absolute SNAT settings: the SNAT variables it does not name are removed."""
+    state = require_state(config)
+    env = {k: v for k, v in state.aws_node[cluster].items() if k not in aws_node.SNAT_VARS}
+    return _apply_env(state, cluster, env | aws_node.env_for(snat))
+
+
+def _apply_env(state: LabState, cluster: VpcKey, env: Mapping[str, str]) -> Snat:
+    assert state.net is not None
+    snat = aws_node.snat_from_env(env)
+    rebuilt = net.apply_snat(state.net, cluster, snat)
+    save_state(state.model_copy(update={"net": rebuilt, "aws_node": {**state.aws_node, cluster: dict(env)}}))
+    log.info("lab.aws_node.env", env=state.env_key, cluster=cluster, external_snat=snat.external_snat,
+             exclude_snat_cidrs=snat.exclude_snat_cidrs)  # fmt: skip
+    return snat
+
+
+def refresh(config: ExperimentConfig) -> LabState:
+    """Re-read security groups and peering from moto and re-apply them to the running network."""
+    state = require_state(config)
+    assert state.net is not None and state.cloud is not None
+    cloud = _cloud(config, state.env_key, state.run_id)
+    lab = net.apply_security_groups(state.net, lab_cloud.security_group_rules(cloud, state.cloud))
+    lab = net.set_peering(lab, lab_cloud.peering_active(cloud, state.cloud))
+    updated = state.model_copy(update={"net": lab})
+    save_state(updated)
+    return updated
+
+
+# --- probing ---------------------------------------------------------------------------------------------------
+
+
+def probe(state: LabState, specs: Sequence[ProbeSpec], *, timeout_seconds: float) -> dict[ProbeSpec, ProbeResult]:
+    """Every probe of one phase: each vantage's batch in its namespace, all vantages at once."""
+    assert state.net is not None
+    batches: dict[str, list[ProbeSpec]] = {}
+    for spec in specs:
+        batches.setdefault(state.net.vantage_ns(spec.vantage), []).append(spec)
+    results = run_batches(batches, timeout_seconds=timeout_seconds, resolver={}, resolvers=_dns_views(state))
+    return {result.spec: result for found in results.values() for result in found}
+
+
+def _dns_views(state: LabState) -> dict[str, Mapping[str, list[str]]]:
+    """Per-vantage name views: VPC1's cluster DNS answers its headless name with the echo pod; no one else."""
+    assert state.net is not None
+    vpc1 = state.topology.vpc1
+    views: dict[str, Mapping[str, list[str]]] = {}
+    if vpc1.headless_name and vpc1.echo_pod:
+        views[state.net.vantage_ns("vpc1-pod")] = {vpc1.headless_name: [vpc1.echo_pod.ip]}
+    return views
+
+
+def vantage_namespace(config: ExperimentConfig, vantage: Vantage) -> str:
+    state = require_state(config)
+    assert state.net is not None
+    return state.net.vantage_ns(vantage)
+
+
+def status(config: ExperimentConfig) -> tuple[LabState | None, bool]:
+    state = load_state(env_key(config))
+    return state, state is not None and healthy(state)
+
+
+@contextlib.contextmanager
+def running(config: ExperimentConfig) -> Iterator[LabState]:
+    """A lab for the length of a block (tests, benchmarks): up, then down whatever happens."""
+    state = up(config)
+    try:
+        yield state
+    finally:
+        down(config)

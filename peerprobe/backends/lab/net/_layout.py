@@ -1,0 +1,159 @@
+"""From the topology plan and the config to a `LabNet`: which namespace, ENI and address everything gets. Pure."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from peerprobe.backends.lab.net import _names as names
+from peerprobe.backends.lab.net.model import Eni, LabNet, NodeNet, PodNet, SecurityGroupRule, VpcKey, VpcNet
+from peerprobe.config import ExperimentConfig, Snat, Vpc
+from peerprobe.topology import ClusterTopology, Node, Pod, Topology, subnets
+
+VPC_KEYS: tuple[VpcKey, VpcKey] = ("vpc1", "vpc2")
+NAT_GATEWAY_OFFSET = 5  # in the first public subnet; .0-.3 are AWS's, nodes start at FIRST_HOST, LBs at 6-8
+PEER_HOST_GROUP = "peer-host"
+
+
+def node_group(cluster: VpcKey) -> str:
+    """The cluster security group every node ENI (and so every pod) of that cluster carries."""
+    return f"{cluster}-nodes"
+
+
+def layout(
+    env_key: str,
+    config: ExperimentConfig,
+    topology: Topology,
+    *,
+    snat: dict[VpcKey, Snat],
+    security_groups: list[SecurityGroupRule],
+    peering: bool,
+) -> LabNet:
+    pre = names.prefix(env_key)
+    vpcs = {key: _vpc(pre, key, config, topology, snat.get(key, Snat())) for key in VPC_KEYS}
+    nodes = [node for key in VPC_KEYS for node in _nodes(pre, key, config, _side(topology, key))]
+    return LabNet(
+        env_key=env_key,
+        prefix=pre,
+        vpcs=vpcs,
+        nodes=nodes,
+        ec2=_ec2(pre, config, topology),
+        inet_ns=names.inet_ns(pre),
+        outside_ns=names.outside_ns(pre),
+        outside_ip=topology.outside or "",
+        peering=peering,
+        security_groups=security_groups,
+    )
+
+
+def _side(topology: Topology, key: VpcKey) -> ClusterTopology:
+    return topology.vpc1 if key == "vpc1" else topology.vpc2
+
+
+def _vpc_config(config: ExperimentConfig, key: VpcKey) -> Vpc:
+    return config.vpcs.vpc1 if key == "vpc1" else config.vpcs.vpc2
+
+
+def _vpc(pre: str, key: VpcKey, config: ExperimentConfig, topology: Topology, snat: Snat) -> VpcNet:
+    vpc = _vpc_config(config, key)
+    cluster = config.clusters.vpc1 if key == "vpc1" else config.clusters.vpc2
+    side = _side(topology, key)
+    nat = _nat_eni(pre, key, vpc, side.nat_gateway) if side.nat_gateway else None
+    return VpcNet(
+        key=key,
+        cidr=vpc.cidr,
+        router_ns=names.router_ns(pre, key),
+        igw_ns=names.igw_ns(pre, key),
+        nat=nat,
+        cni_version=cluster.cni_version,
+        snat=snat,
+    )
+
+
+def _nat_eni(pre: str, key: VpcKey, vpc: Vpc, public_ip: str) -> Eni:
+    # A NAT gateway is an ENI in a public subnet whose private address the internet gateway maps to its
+    # Elastic IP; it forwards for others, so EC2's source/destination check does not apply to it.
+    subnet = subnets(vpc)["public"][0]
+    ip = str(subnet.network_address + NAT_GATEWAY_OFFSET)
+    return _eni(names.nat_ns(pre, key), "eth0", "nate0", ip, subnet, "public", public_ip=public_ip,
+                source_dest_check=False)
+
+
+def _ec2(pre: str, config: ExperimentConfig, topology: Topology) -> Eni:
+    host = topology.peer_host
+    subnet, kind = subnet_of(host.private_ip, config.vpcs.vpc2)
+    return _eni(names.ec2_ns(pre), "eth0", "ec2e0", host.private_ip, subnet, kind,
+                public_ip=host.public_ip, groups=[PEER_HOST_GROUP])
+
+
+def _eni(
+    ns: str,
+    device: str,
+    router_if: str,
+    ip: str,
+    subnet: ipaddress.IPv4Network,
+    kind: Literal["private", "public"],
+    **extra: object,
+) -> Eni:
+    gateway = str(subnet.network_address + 1)  # the VPC router answers at the subnet's first host address
+    return Eni.model_validate(
+        {"ns": ns, "device": device, "router_if": router_if, "ip": ip, "prefixlen": subnet.prefixlen,
+         "gateway": gateway, "subnet": kind, **extra}
+    )
+
+
+def subnet_of(ip: str, vpc: Vpc) -> tuple[ipaddress.IPv4Network, Literal["private", "public"]]:
+    address = ipaddress.IPv4Address(ip)
+    layout_ = subnets(vpc)
+    for kind in ("private", "public"):
+        for subnet in layout_[kind]:
+            if address in subnet:
+                return subnet, kind
+    raise ValueError(f"{ip} is in no subnet of {vpc.cidr}")
+
+
+def _nodes(pre: str, key: VpcKey, config: ExperimentConfig, side: ClusterTopology) -> list[NodeNet]:
+    pods = _pods(side)
+    secondary = (config.clusters.vpc1 if key == "vpc1" else config.clusters.vpc2).pod_eni == "secondary"
+    vpc = _vpc_config(config, key)
+    return [
+        _node(pre, key, index, node, [p for p in pods if p[1].node == node.name], vpc, secondary)
+        for index, node in enumerate(side.nodes)
+    ]
+
+
+def _pods(side: ClusterTopology) -> list[tuple[str, Pod]]:
+    found = (("echo", side.echo_pod), ("busybox", side.busybox_pod))
+    return [(name, pod) for name, pod in found if pod is not None]
+
+
+def _node(
+    pre: str, key: VpcKey, index: int, node: Node, pods: list[tuple[str, Pod]], vpc: Vpc, secondary: bool
+) -> NodeNet:
+    subnet, kind = subnet_of(node.ip, vpc)
+    ns = names.node_ns(pre, key, index)
+    pod_ips = [pod.ip for _, pod in pods]
+    group = [node_group(key)]  # secondary ENIs get the primary ENI's groups (awsutils.go, behaviour.md 4)
+    eth0 = _eni(ns, "eth0", names.eni_router_if(index, 0), node.ip, subnet, kind, public_ip=node.public_ip,
+                groups=group, secondary_ips=[] if secondary else pod_ips)
+    enis = [eth0]
+    if secondary:
+        enis.append(_eni(ns, "eth1", names.eni_router_if(index, 1), node.addresses[1], subnet, kind,
+                         groups=group, secondary_ips=pod_ips))
+    device = "eth1" if secondary else "eth0"
+    pod_nets = [_pod(pre, key, name, pod, device) for name, pod in pods]
+    return NodeNet(name=node.name, cluster=key, ns=ns, enis=enis, pods=pod_nets)
+
+
+def _pod(pre: str, key: VpcKey, name: str, pod: Pod, device: str) -> PodNet:
+    veth = names.host_veth(key, name)
+    return PodNet(
+        name=name,
+        cluster=key,
+        node=pod.node,
+        ns=names.pod_ns(pre, key, name),
+        ip=pod.ip,
+        host_veth=veth,
+        host_mac=names.mac(pre, key, veth),
+        eni_device=device,
+    )

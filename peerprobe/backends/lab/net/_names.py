@@ -1,0 +1,94 @@
+"""Names of one lab environment's namespaces and interfaces, derived from its environment key alone.
+
+Deterministic, so teardown after a crash finds everything from the key: every namespace starts with the prefix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+NETNS_DIR = "/run/netns"  # where `ip netns add` bind-mounts named namespaces (ip-netns(8))
+IFNAMSIZ = 15  # Linux interface names: IFNAMSIZ 16 including the terminating NUL
+
+# Route tables of the VPC router namespace (one per AWS route table, plus the VPC's "local" route).
+TABLE_VPC_LOCAL = 10  # every ENI address of the VPC; the rest of the CIDR is a blackhole
+TABLE_PUBLIC = 100  # public subnets: default to the internet gateway
+TABLE_PRIVATE = 101  # private subnets: default to the NAT gateway, or nowhere
+TABLE_EDGE = 102  # what arrives from the peering or the internet: local delivery only, never transit
+
+# Point-to-point links between fabric namespaces; link-local, so they can never clash with a VPC or pool.
+ROUTER_IGW = ("169.254.250.1", "169.254.250.2")  # router side, internet gateway side (/30)
+PEERING = {"vpc1": "169.254.252.1", "vpc2": "169.254.252.2"}  # /30
+IGW_INET = {"vpc1": ("169.254.251.2", "169.254.251.1"), "vpc2": ("169.254.251.6", "169.254.251.5")}
+OUTSIDE_GATEWAY = "192.0.2.1"  # the internet's side of the outside client's link (RFC 5737 TEST-NET-1)
+POD_GATEWAY = "169.254.1.1"  # the VPC CNI's dummy next hop inside every pod (driver.go)
+
+# Interface names in the fabric namespaces.
+ROUTER_IGW_IF = "igw"
+PEERING_IF = "pcx"
+IGW_VPC_IF = "vpc"
+IGW_INET_IF = "inet"
+
+
+def prefix(env_key: str) -> str:
+    """`pp-<6 hex>-`: short enough for readable names, distinct per environment key."""
+    return f"pp-{hashlib.sha256(env_key.encode()).hexdigest()[:6]}-"
+
+
+def router_ns(pre: str, vpc: str) -> str:
+    return f"{pre}{vpc}-router"
+
+
+def igw_ns(pre: str, vpc: str) -> str:
+    return f"{pre}{vpc}-igw"
+
+
+def nat_ns(pre: str, vpc: str) -> str:
+    return f"{pre}{vpc}-natgw"
+
+
+def node_ns(pre: str, vpc: str, index: int) -> str:
+    return f"{pre}{vpc}-node{index}"
+
+
+def pod_ns(pre: str, vpc: str, pod: str) -> str:
+    return f"{pre}{vpc}-pod-{pod}"
+
+
+def inet_ns(pre: str) -> str:
+    return f"{pre}internet"
+
+
+def outside_ns(pre: str) -> str:
+    return f"{pre}outside"
+
+
+def ec2_ns(pre: str) -> str:
+    return f"{pre}vpc2-ec2"
+
+
+def eni_router_if(node_index: int, device: int) -> str:
+    """The VPC side of node N's ENI D, in the router namespace."""
+    return _checked(f"n{node_index}e{device}")
+
+
+def inet_igw_if(vpc: str) -> str:
+    return _checked(f"igw-{vpc}")
+
+
+def host_veth(cluster: str, pod: str) -> str:
+    """The VPC CNI's host-side name: "eni" + the first 11 hex digits of sha1(namespace.name) (names.go)."""
+    digest = hashlib.sha1(f"{cluster}/default.{pod}".encode(), usedforsecurity=False).hexdigest()
+    return _checked(f"eni{digest[:11]}")
+
+
+def mac(*parts: str) -> str:
+    """A stable locally administered unicast MAC, so the pod's permanent neighbour entry can be written up front."""
+    digest = hashlib.sha256("/".join(parts).encode()).digest()
+    return ":".join(f"{byte:02x}" for byte in (0x02, *digest[:5]))
+
+
+def _checked(name: str) -> str:
+    if len(name) > IFNAMSIZ:
+        raise ValueError(f"interface name {name!r} is longer than {IFNAMSIZ} characters")
+    return name

@@ -1,0 +1,169 @@
+"""Build and tear down one environment's lab network: four batched steps, nothing in the host's namespace.
+
+Steps: every namespace (one `ip -batch`), every veth pair born inside its two namespaces (one `ip -batch`),
+then each namespace's addresses/routes/rules (`ip -n NS -batch`) and sysctls + tables (`iptables-restore`),
+all namespaces at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import structlog
+
+from peerprobe.backends.lab.net import _cni, _fabric, _run
+from peerprobe.backends.lab.net import _names as names
+from peerprobe.backends.lab.net._layout import layout
+from peerprobe.backends.lab.net._script import Script
+from peerprobe.backends.lab.net.model import LabNet, SecurityGroupRule, VpcKey
+from peerprobe.backends.lab.net.security_groups import filter_table, workshop_rules
+from peerprobe.config import ExperimentConfig, Snat
+from peerprobe.errors import InfrastructureError
+from peerprobe.topology import Topology
+
+log = structlog.get_logger()
+NETNS_CONFIG_DIR = Path("/etc/netns")  # per-namespace resolv.conf/hosts that `ip netns exec` bind-mounts
+KILL_GRACE_SECONDS = 1.0
+
+
+def build(
+    env_key: str,
+    config: ExperimentConfig,
+    topology: Topology,
+    *,
+    snat: Mapping[VpcKey, Snat] | None = None,
+    security_groups: list[SecurityGroupRule] | None = None,
+    peering: bool | None = None,
+) -> LabNet:
+    """Build the two-VPC network of the topology; replaces any earlier lab of the same environment.
+
+    Defaults: the CNI's default SNAT env, `workshop_rules`, and the config's peering setting. On failure
+    everything created is removed again and the error is raised.
+    """
+    _run.check_available()
+    started = time.perf_counter()
+    lab = layout(
+        env_key, config, topology,
+        snat=dict(snat or {}),
+        security_groups=workshop_rules(config, topology) if security_groups is None else list(security_groups),
+        peering=config.peering.enabled if peering is None else peering,
+    )
+    teardown(env_key)
+    try:
+        _create(lab, _script(lab))
+    except BaseException:
+        teardown(env_key)
+        raise
+    log.info("lab.net.built", env=env_key, prefix=lab.prefix, namespaces=len(lab.namespaces()),
+             nodes=len(lab.nodes), elapsed_ms=round((time.perf_counter() - started) * 1000))
+    return lab
+
+
+def _script(lab: LabNet) -> Script:
+    script = Script()
+    _cni.add_nodes(script, lab)
+    _fabric.add_fabric(script, lab)
+    for key, vpc in lab.vpcs.items():
+        script.ns(vpc.router_ns).tables["filter"] = filter_table(lab, key, lab.security_groups)
+    return script
+
+
+def _create(lab: LabNet, script: Script) -> None:
+    _run.run(_run.ip_batch("create namespaces", [f"netns add {ns}" for ns in lab.namespaces()]))
+    log.info("lab.net.namespaces", env=lab.env_key, count=len(lab.namespaces()))
+    _run.run(_run.ip_batch("create veth pairs", script.veths))
+    jobs = [_run.ip_batch(f"ip config of {ns}", s.ip, ns=ns) for ns, s in script.namespaces.items() if s.ip]
+    jobs += [
+        _run.shell_job(f"sysctls and iptables of {ns}", ns, s.sysctls, s.rules())
+        for ns, s in script.namespaces.items()
+        if s.sysctls or s.tables
+    ]
+    _run.run_all(jobs)
+    for node in lab.nodes:
+        log.info("lab.node.built", node=node.name, ns=node.ns, cluster=node.cluster,
+                 enis=[e.device for e in node.enis], pods=[p.ip for p in node.pods])
+
+
+# --- teardown ---------------------------------------------------------------------------------------------
+
+
+def list_namespaces(env_key: str) -> list[str]:
+    """This environment's namespaces, found by name alone (so it works after a crash)."""
+    pre = names.prefix(env_key)
+    try:
+        return sorted(entry for entry in os.listdir(names.NETNS_DIR) if entry.startswith(pre))
+    except FileNotFoundError:
+        return []
+
+
+def teardown(env_key: str) -> None:
+    """Remove every namespace of the environment, its links with them, and end what still runs inside
+    (echo servers, agents). Removing an absent environment succeeds."""
+    found = list_namespaces(env_key)
+    if not found:
+        log.info("lab.net.absent", env=env_key)
+        return
+    started = time.perf_counter()
+    _end_processes(found)
+    # Deleting a namespace destroys its devices; a veth's peer in another namespace goes with it.
+    _run.run(_run.ip_batch("delete namespaces", [f"netns del {ns}" for ns in found]))
+    for ns in found:
+        shutil.rmtree(NETNS_CONFIG_DIR / ns, ignore_errors=True)
+    left = list_namespaces(env_key)
+    if left:
+        raise InfrastructureError(f"namespaces still present after teardown: {', '.join(left)}",
+                                  resource="netns", resource_id=left[0], state="present")
+    log.info("lab.net.torn_down", env=env_key, namespaces=len(found),
+             elapsed_ms=round((time.perf_counter() - started) * 1000))
+
+
+def _end_processes(namespaces: list[str]) -> None:
+    pids = _pids_in(namespaces)
+    for pid in pids:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE_SECONDS
+    while pids and time.monotonic() < deadline:
+        time.sleep(0.02)
+        pids = [pid for pid in pids if _alive(pid)]
+    for pid in pids:
+        _signal(pid, signal.SIGKILL)
+    if pids:
+        log.warning("lab.net.killed", pids=pids)
+
+
+def _pids_in(namespaces: list[str]) -> list[int]:
+    """Processes whose network namespace is one of these (what `ip netns pids` does, in one /proc pass)."""
+    inodes = set()
+    for ns in namespaces:
+        with contextlib.suppress(OSError):
+            inodes.add(f"net:[{os.stat(Path(names.NETNS_DIR) / ns).st_ino}]")
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/{entry}/ns/net") in inodes:
+                found.append(int(entry))
+    return found
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes: its parent will reap it.
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][:1] != "Z"
+    return False
