@@ -4,9 +4,11 @@ then import Prefect or start anything, so bad input costs nothing and creates no
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -30,8 +32,13 @@ BackendOption = Annotated[str, typer.Option("--backend", help="lab | aws: the ba
 
 
 @app.callback()
-def root() -> None:
+def root(
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v progress events, -vv debug.")] = 0,
+) -> None:
     """peerprobe: the experiment as Prefect flows, on the embedded lab or on AWS."""
+    from peerprobe import logs
+
+    logs.configure(verbose)
 
 
 def fail(error: PeerprobeError) -> NoReturn:
@@ -64,6 +71,110 @@ def predict(config: ConfigOption = None, json: JsonOption = None, backend: Backe
     terminal.render(report, terminal.console())
     if json is not None:
         Console(stderr=True).print(f"wrote {document.write(report, json)}", highlight=False)
+
+
+lab_app = typer.Typer(
+    name="lab",
+    help="The embedded lab: the two-VPC topology in network namespaces, the AWS API served by moto.",
+    no_args_is_help=True,
+)
+app.add_typer(lab_app)
+VANTAGE_NAMES = ("vpc1-pod", "vpc2-ec2", "vpc2-pod", "outside")
+
+
+@lab_app.command("up")
+def lab_up(config: ConfigOption = None) -> None:
+    """Build the lab environment of the config (idempotent): clusters, apps, peering, rules, baseline SNAT."""
+    experiment = _load(config)
+    from peerprobe.backends.lab import environment
+
+    state = _lab_call(lambda: environment.up(experiment))
+    out = Console(soft_wrap=True, highlight=False)
+    out.print(f"lab [bold]{state.env_key}[/bold] is up (run {state.run_id})")
+    for key in ("vpc1", "vpc2"):
+        side = getattr(state.topology, key)
+        nodes = ", ".join(f"{n.name.split('.')[0]} {n.ip}" for n in side.nodes)
+        out.print(f"  {key} {side.cidr}: {nodes}")
+    out.print("  try: peerprobe lab exec vpc2-pod -- wget -qO- http://" + _echo_address(state))
+
+
+def _echo_address(state: object) -> str:
+    topology = getattr(state, "topology", None)
+    echo = topology.vpc1.echo_pod if topology is not None else None
+    return f"{echo.ip}:8080/" if echo is not None else "<echo pod>:8080/"
+
+
+@lab_app.command("down")
+def lab_down(config: ConfigOption = None) -> None:
+    """Remove the lab environment of the config; removing an absent one succeeds."""
+    experiment = _load(config)
+    from peerprobe.backends.lab import environment
+
+    removed = _lab_call(lambda: environment.down(experiment))
+    Console().print(f"lab {environment.env_key(experiment)} " + ("removed" if removed else "was not there"))
+
+
+@lab_app.command("status")
+def lab_status(config: ConfigOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Whether the lab of the config is up and healthy; --json prints the report's `topology`."""
+    experiment = _load(config)
+    from peerprobe.backends.lab import environment
+
+    state, healthy = environment.status(experiment)
+    if as_json:
+        if state is None:
+            fail(ConfigError(f"no lab environment {environment.env_key(experiment)}: run `peerprobe lab up` first"))
+        typer.echo(state.topology.model_dump_json(indent=2))
+        return
+    if state is None:
+        Console().print(f"lab {environment.env_key(experiment)}: down")
+        raise typer.Exit(code=1)
+    snat = {key: state.snat(key).model_dump() for key in environment.VPC_KEYS}
+    Console().print(f"lab {state.env_key}: {'up' if healthy else 'BROKEN (run `peerprobe lab up` to rebuild)'}; "
+                    f"run {state.run_id}; aws-node SNAT {snat}", highlight=False)  # fmt: skip
+    if not healthy:
+        raise typer.Exit(code=3)
+
+
+@lab_app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def lab_exec(ctx: typer.Context, vantage: str, config: ConfigOption = None) -> None:
+    """Run a command with a vantage's network view, like `kubectl exec`: lab exec vpc2-pod -- CMD..."""
+    if vantage not in VANTAGE_NAMES:
+        fail(ConfigError(f"vantage: {vantage!r} is not one of {', '.join(VANTAGE_NAMES)}"))
+    if not ctx.args:
+        fail(ConfigError("lab exec: give a command after --, e.g. lab exec vpc2-pod -- wget -qO- http://..."))
+    experiment = _load(config)
+    from peerprobe.backends.lab import environment
+
+    namespace = _lab_call(lambda: environment.vantage_namespace(experiment, vantage))  # type: ignore[arg-type]
+    os.execvp("ip", ["ip", "netns", "exec", namespace, *ctx.args])
+
+
+@lab_app.command("set-env")
+def lab_set_env(
+    cluster: Annotated[str, typer.Argument(help="vpc1 | vpc2")],
+    assignments: Annotated[list[str], typer.Argument(help="NAME=VALUE to set, NAME- to unset")],
+    config: ConfigOption = None,
+) -> None:
+    """Change aws-node's environment behind peerprobe's back, like `kubectl set env daemonset aws-node`."""
+    if cluster not in ("vpc1", "vpc2"):
+        fail(ConfigError(f"cluster: {cluster!r} is not one of vpc1 or vpc2"))
+    experiment = _load(config)
+    from peerprobe.backends.lab import environment
+
+    snat = _lab_call(lambda: environment.set_env(experiment, cluster, assignments))  # type: ignore[arg-type]
+    Console().print(f"{cluster} aws-node: external_snat={snat.external_snat} "
+                    f"exclude_snat_cidrs={snat.exclude_snat_cidrs}", highlight=False)  # fmt: skip
+
+
+T = TypeVar("T")
+
+
+def _lab_call(call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except PeerprobeError as error:
+        fail(error)
 
 
 def main() -> None:
