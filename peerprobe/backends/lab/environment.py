@@ -34,6 +34,7 @@ from peerprobe.vocabulary import Vantage
 
 log = structlog.get_logger()
 VpcKey = Literal["vpc1", "vpc2"]
+VPC_KEYS: tuple[VpcKey, VpcKey] = ("vpc1", "vpc2")
 STATE_SCHEMA = "peerprobe.lab-state/v1"
 AGENT_READY_SECONDS = 10.0
 
