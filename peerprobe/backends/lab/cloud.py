@@ -29,6 +29,7 @@ MOTO_ACCOUNT = "123456789012"  # moto's default account
 
 
 class VpcIds(BaseModel):
+    key: VpcKey
     vpc: str
     public_subnets: list[str]
     private_subnets: list[str]
@@ -37,8 +38,8 @@ class VpcIds(BaseModel):
     public_route_table: str
     private_route_table: str
     node_security_group: str
-    cluster: str
-    nodegroup: str
+    cluster: str = ""  # empty until ensure_cluster
+    nodegroup: str = ""
     node_instances: list[str] = Field(default_factory=list)
 
 
@@ -62,15 +63,20 @@ def provision(cloud: AwsCloud, config: ExperimentConfig, plan: Topology) -> Clou
     with ThreadPoolExecutor(max_workers=len(VPC_KEYS), thread_name_prefix="provision") as pool:
         futures = {key: pool.submit(_ensure_vpc, cloud, config, plan, key) for key in VPC_KEYS}
         vpcs = {key: future.result() for key, future in futures.items()}
-    host_sg, host = _ensure_peer_host(cloud, config, plan, vpcs["vpc2"])
+    host_sg, host = ensure_peer_host(cloud, config, plan, vpcs["vpc2"])
     ids = CloudIds(vpcs=vpcs, peer_host_security_group=host_sg, peer_host_instance=host)
     if config.peering.enabled:
-        ids = ids.model_copy(update={"peering": _ensure_peering(cloud, ids)})
+        ids = ids.model_copy(update={"peering": ensure_peering(cloud, ids.vpcs["vpc1"], ids.vpcs["vpc2"])})
         open_to_peer(cloud, config, plan, ids)
     return ids
 
 
 def _ensure_vpc(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, key: VpcKey) -> VpcIds:
+    return ensure_cluster(cloud, config, plan, ensure_network(cloud, config, plan, key))
+
+
+def ensure_network(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, key: VpcKey) -> VpcIds:
+    """The VPC with its subnets, gateways, route tables and the cluster security group (no cluster yet)."""
     vpc_config = getattr(config.vpcs, key)
     vpc = cloud.ensure_vpc(key, cidr=vpc_config.cidr)
     zones = [node.az for node in getattr(plan, key).nodes[:3]] or [f"{config.region}a"]
@@ -84,13 +90,19 @@ def _ensure_vpc(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, key: 
     nat = cloud.ensure_nat_gateway(f"{key}-nat", subnet_id=public[0]) if vpc_config.nat_gateway else None
     if nat is not None:
         cloud.ensure_route(private_rt.id, destination_cidr="0.0.0.0/0", target_id=nat.id)
-    sg = _ensure_node_group(cloud, key, vpc.id)
-    cluster, nodegroup, instances = _ensure_cluster(cloud, config, plan, key, public, private, sg)
     return VpcIds(
-        vpc=vpc.id, public_subnets=public, private_subnets=private, internet_gateway=igw.id,
+        key=key, vpc=vpc.id, public_subnets=public, private_subnets=private, internet_gateway=igw.id,
         nat_gateway=nat.id if nat else None, public_route_table=public_rt.id, private_route_table=private_rt.id,
-        node_security_group=sg, cluster=cluster, nodegroup=nodegroup, node_instances=instances,
+        node_security_group=_ensure_node_group(cloud, key, vpc.id),
     )  # fmt: skip
+
+
+def ensure_cluster(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, network: VpcIds) -> VpcIds:
+    """The EKS cluster, its node group and the node instances, in a network `ensure_network` made."""
+    cluster, nodegroup, instances = _ensure_cluster(
+        cloud, config, plan, network.key, network.public_subnets, network.private_subnets, network.node_security_group
+    )
+    return network.model_copy(update={"cluster": cluster, "nodegroup": nodegroup, "node_instances": instances})
 
 
 def _ensure_subnets(
@@ -145,7 +157,8 @@ def _ensure_cluster(
     return cluster.name, nodegroup.name, instances
 
 
-def _ensure_peer_host(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, vpc2: VpcIds) -> tuple[str, str]:
+def ensure_peer_host(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, vpc2: VpcIds) -> tuple[str, str]:
+    """The EC2 web host in VPC2's first public subnet and its security group: (group id, instance id)."""
     group = cloud.ensure_security_group(PEER_HOST_GROUP, vpc_id=vpc2.vpc, description="the EC2 web host")
     if config.peer_host.admit_vpc1:
         cloud.authorize_ingress(group.id, rules=peer_host_rules(plan))
@@ -164,8 +177,8 @@ def peer_host_rules(plan: Topology) -> list[IngressRule]:
     return [IngressRule("tcp", port, port, cidr=c, description="peerprobe web host") for c in sources]
 
 
-def _ensure_peering(cloud: AwsCloud, ids: CloudIds) -> str:
-    vpc1, vpc2 = ids.vpcs["vpc1"], ids.vpcs["vpc2"]
+def ensure_peering(cloud: AwsCloud, vpc1: VpcIds, vpc2: VpcIds) -> str:
+    """The accepted peering VPC1 -> VPC2 with routes both ways in every route table; its id."""
     requester = cloud.ensure_vpc("vpc1", cidr=_cidr(cloud, vpc1.vpc))
     accepter = cloud.ensure_vpc("vpc2", cidr=_cidr(cloud, vpc2.vpc))
     peering = cloud.ensure_peering("vpc1-vpc2", requester=requester, accepter=accepter)
