@@ -46,9 +46,9 @@ class VpcIds(BaseModel):
 class CloudIds(BaseModel):
     """Every id the lab created in moto, persisted so `down` and a resumed run find them again."""
 
-    vpcs: dict[VpcKey, VpcIds]
-    peer_host_security_group: str
-    peer_host_instance: str
+    vpcs: dict[VpcKey, VpcIds] = Field(default_factory=dict)  # filled step by step; a retry finds what exists
+    peer_host_security_group: str = ""
+    peer_host_instance: str = ""
     peering: str | None = None
 
 
@@ -259,17 +259,20 @@ def _routes_via(cloud: AwsCloud, ids: CloudIds, key: VpcKey, peering_id: str) ->
 
 def remove(cloud: AwsCloud, ids: CloudIds, config: ExperimentConfig, plan: Topology) -> None:
     """Ensure absent, in dependency order; each step succeeds when its resource is already gone."""
-    vpc1 = ids.vpcs["vpc1"]
-    _revoke_peer_rules(cloud, vpc1, config, plan)
-    if ids.peering:
+    if "vpc1" in ids.vpcs:
+        _revoke_peer_rules(cloud, ids.vpcs["vpc1"], config, plan)
+    if ids.peering and len(ids.vpcs) == len(VPC_KEYS):
         _remove_peering_routes(cloud, ids)
+    if ids.peering:
         cloud.delete_peering(ids.peering)
-    cloud.terminate_instance(ids.peer_host_instance)
-    for key in VPC_KEYS:
-        _remove_cluster(cloud, ids.vpcs[key])
-    _delete_group(cloud, ids.peer_host_security_group)
-    for key in VPC_KEYS:
-        _remove_vpc(cloud, ids.vpcs[key])
+    if ids.peer_host_instance:
+        cloud.terminate_instance(ids.peer_host_instance)
+    for vpc in ids.vpcs.values():
+        _remove_cluster(cloud, vpc)
+    if ids.peer_host_security_group:
+        _delete_group(cloud, ids.peer_host_security_group)
+    for vpc in ids.vpcs.values():
+        _remove_vpc(cloud, vpc)
 
 
 def _remove_peering_routes(cloud: AwsCloud, ids: CloudIds) -> None:
@@ -289,8 +292,9 @@ def _cidr_or_none(cloud: AwsCloud, vpc_id: str) -> str | None:
 def _remove_cluster(cloud: AwsCloud, vpc: VpcIds) -> None:
     for instance in vpc.node_instances:
         cloud.terminate_instance(instance)
-    cloud.delete_nodegroup(vpc.cluster, name=vpc.nodegroup)
-    cloud.delete_cluster(vpc.cluster)
+    if vpc.cluster:
+        cloud.delete_nodegroup(vpc.cluster, name=vpc.nodegroup)
+        cloud.delete_cluster(vpc.cluster)
 
 
 def _remove_vpc(cloud: AwsCloud, vpc: VpcIds) -> None:
