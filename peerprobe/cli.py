@@ -73,6 +73,55 @@ def predict(config: ConfigOption = None, json: JsonOption = None, backend: Backe
         Console(stderr=True).print(f"wrote {document.write(report, json)}", highlight=False)
 
 
+PathOption = Annotated[Path | None, typer.Option(help="Write this report format here.")]
+
+
+@app.command()
+def run(
+    config: ConfigOption = None,
+    backend: BackendOption = "lab",
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the environment; restore baseline SNAT.")] = False,
+    cleanup_on_failure: Annotated[bool, typer.Option("--cleanup-on-failure", help="On failure, remove all.")] = False,
+    json: JsonOption = None,
+    junit: PathOption = None,
+    markdown: PathOption = None,
+) -> None:
+    """Run the whole experiment flow (default: the workshop topology on the lab) and report every cell."""
+    from peerprobe.params import RunParameters
+
+    parameters = RunParameters(config=_load(config), backend=_backend(backend), keep=keep,
+                               cleanup_on_failure=cleanup_on_failure)  # fmt: skip
+    _preflight(parameters.backend)
+    from flows import runner
+    from peerprobe.run import finish
+
+    outcome = _lab_call(lambda: runner.run_experiment(parameters))
+    raise typer.Exit(code=finish(outcome, json=json, junit=junit, markdown=markdown, console=Console()))
+
+
+@app.command()
+def cleanup(config: ConfigOption = None, backend: BackendOption = "lab") -> None:
+    """Remove the environment of the config; removing an absent environment succeeds."""
+    from peerprobe.params import RunParameters
+
+    parameters = RunParameters(config=_load(config), backend=_backend(backend))
+    _preflight(parameters.backend)
+    from flows import runner
+
+    outcome = _lab_call(lambda: runner.run_cleanup(parameters))
+    Console().print(f"cleanup of {parameters.config.name}: {outcome.state}", highlight=False)
+    raise typer.Exit(code=0 if outcome.state == "Completed" else 3)
+
+
+def _preflight(backend: str) -> None:
+    """Before anything starts: the aws backend's credentials, or the lab's kernel capabilities."""
+    if backend == "aws":
+        fail(ConfigError("--backend aws: the AWS/EKS backend is not available yet (issue 7); use --backend lab"))
+    from peerprobe.backends.lab import net
+
+    _lab_call(net.check_available)
+
+
 lab_app = typer.Typer(
     name="lab",
     help="The embedded lab: the two-VPC topology in network namespaces, the AWS API served by moto.",

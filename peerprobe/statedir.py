@@ -5,9 +5,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +64,36 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
 def remove(name: str) -> None:
     """Delete `name` from the state directory; an absent file is fine."""
     (state_dir() / name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def locked(name: str) -> Iterator[None]:
+    """Serialise read-modify-write of `name` across threads and processes (an flock on a sibling file)."""
+    path = state_dir() / f".{name.replace('/', '_')}.lock"
+    with _thread_locks.setdefault(str(path), threading.Lock()), open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_thread_locks: dict[str, threading.Lock] = {}
+
+
+# --- environment generations ----------------------------------------------------------------------------------
+
+GENERATIONS = "generations.json"
+
+
+def generation(environment: str) -> int:
+    """The environment's generation: part of every cache key; cleanup advances it (design.md principles)."""
+    return int((read_json(GENERATIONS) or {}).get(environment, 0))
+
+
+def advance_generation(environment: str) -> int:
+    with locked(GENERATIONS):
+        data = read_json(GENERATIONS) or {}
+        data[environment] = int(data.get(environment, 0)) + 1
+        write_json(GENERATIONS, data)
+    return int(data[environment])

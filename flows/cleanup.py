@@ -1,0 +1,20 @@
+"""Cleanup: remove an environment, from its persisted state or from tags alone; absent is success."""
+
+from __future__ import annotations
+
+from prefect import flow, runtime
+
+from peerprobe import statedir
+from peerprobe.backends.steps import EnvironmentRef, StepResult
+from peerprobe.params import RunParameters
+from tasks.cleanup import cleanup_environment
+
+
+@flow(name="cleanup", persist_result=True, result_serializer="json")
+def cleanup(parameters: RunParameters | None = None) -> StepResult:
+    parameters = parameters or RunParameters()
+    ref = EnvironmentRef(
+        backend=parameters.backend, config=parameters.config, run_id=str(runtime.flow_run.id or "local")
+    )
+    ref = ref.model_copy(update={"generation": statedir.generation(ref.key)})
+    return cleanup_environment(ref)

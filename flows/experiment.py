@@ -1,0 +1,124 @@
+"""The experiment: create clusters -> deploy apps -> expose services -> peer VPCs -> probe (baseline) ->
+for each further phase: set SNAT, reprobe -> cleanup. Independent steps run concurrently; every step is an
+idempotent, cached task, so a retry of a failed run continues from the step that failed.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+from uuid import UUID
+
+from prefect import flow, runtime
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from peerprobe import statedir
+from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef
+from peerprobe.config import Phase, PhaseSnat
+from peerprobe.params import RunParameters
+from peerprobe.probes.plan import vantages
+from peerprobe.report import artifacts
+from peerprobe.report.document import PhaseReport, Report
+from tasks.apps import deploy_apps
+from tasks.cleanup import cleanup_environment
+from tasks.cluster import create_cluster, create_network, create_peer_host
+from tasks.peering import open_security_groups, peer_vpcs
+from tasks.probe import probe_vantage, publish_phase, publish_report, read_topology
+from tasks.services import expose_services
+from tasks.snat import set_snat
+
+SETUP_STEPS = 4  # clusters, apps, services, peering + rules
+
+
+@flow(name="experiment", persist_result=True, result_serializer="json")
+def experiment(parameters: RunParameters | None = None) -> Report:
+    """Run the whole experiment on one environment and return the judged report."""
+    parameters = parameters or RunParameters()
+    ref = environment_ref(parameters)
+    progress = Progress(ref, total=SETUP_STEPS + len(parameters.config.phases))
+    try:
+        report = run_steps(ref, progress)
+    except BaseException:
+        if parameters.cleanup_on_failure:
+            cleanup_environment(ref)
+        raise
+    finish(ref, parameters, report)
+    return report
+
+
+def environment_ref(parameters: RunParameters) -> EnvironmentRef:
+    run_id = str(runtime.flow_run.id or "local")
+    ref = EnvironmentRef(backend=parameters.backend, config=parameters.config, run_id=run_id)
+    return ref.model_copy(update={"generation": statedir.generation(ref.key)})
+
+
+def run_steps(ref: EnvironmentRef, progress: Progress) -> Report:
+    create_clusters(ref)
+    progress.step()
+    deploy_apps(ref)
+    progress.step()
+    expose_services(ref)
+    progress.step()
+    open_security_groups(ref)
+    progress.step()
+    phases = []
+    for phase in ref.config.phases:
+        phases.append(measure(ref, phase))
+        progress.step()
+    report = Report(
+        experiment=ref.config.name, backend=ref.backend, run_id=ref.run_id, topology=read_topology(ref), phases=phases
+    ).summarised()
+    publish_report(ref, report)
+    return report
+
+
+def create_clusters(ref: EnvironmentRef) -> None:
+    """Both VPCs' networks; then both clusters, the EC2 host and the peering, all at once."""
+    networks = [create_network.submit(ref, vpc) for vpc in VPC_KEYS]
+    for network in networks:
+        network.result()
+    later = [create_cluster.submit(ref, vpc) for vpc in VPC_KEYS]
+    later += [create_peer_host.submit(ref), peer_vpcs.submit(ref)]
+    for future in later:
+        future.result()
+
+
+def measure(ref: EnvironmentRef, phase: Phase) -> PhaseReport:
+    """Set both clusters' SNAT (absolute), wait for the rollout, then probe from every vantage at once."""
+    applied = {vpc: set_snat.submit(ref, vpc, phase.name, getattr(phase.snat, vpc)) for vpc in VPC_KEYS}
+    live = PhaseSnat(**{vpc: future.result() for vpc, future in applied.items()})
+    topology = read_topology(ref)
+    probes = [probe_vantage.submit(ref, phase.name, live, vantage) for vantage in vantages(topology)]
+    cells = [cell for future in probes for cell in future.result()]
+    report = PhaseReport(name=phase.name, snat=live, cells=cells)
+    publish_phase(ref, report)
+    return report
+
+
+def finish(ref: EnvironmentRef, parameters: RunParameters, report: Report) -> None:
+    """Clean up, or with keep: restore the baseline SNAT settings and record the baseline for drift checks."""
+    if not parameters.keep:
+        cleanup_environment(ref)
+        return
+    baseline = ref.config.phases[0]
+    for vpc in VPC_KEYS:
+        set_snat(ref, vpc, f"restore-{baseline.name}", getattr(baseline.snat, vpc))
+    recorded = report.model_copy(update={"phases": report.phases[:1]})
+    statedir.write_json(f"baselines/{_slug(ref.key)}.json", recorded.model_dump(mode="json", by_alias=True))
+
+
+def _slug(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+
+
+class Progress:
+    """A progress artifact in the UI, updated as steps complete."""
+
+    def __init__(self, ref: EnvironmentRef, *, total: int) -> None:
+        self.total, self.done = total, 0
+        self.artifact = create_progress_artifact(
+            progress=0.0, key=artifacts.artifact_key(ref.config.name, "progress"), description="experiment steps"
+        )
+
+    def step(self) -> None:
+        self.done += 1
+        update_progress_artifact(cast(UUID, self.artifact), progress=artifacts.progress_percent(self.done, self.total))

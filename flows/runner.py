@@ -1,0 +1,55 @@
+"""Running a flow from the command line: against the local Prefect server peerprobe starts or reuses, so
+the run shows in the UI and can be retried from there; returns plain data for the CLI to report."""
+
+from __future__ import annotations
+
+import os
+
+from peerprobe import server
+from peerprobe.params import RunParameters
+from peerprobe.report.document import Report
+from peerprobe.run import RunOutcome
+
+RETRY_ENTRYPOINT = "flows/experiment.py:experiment"
+
+
+def _connect() -> server.PrefectServer:
+    prefect_server = server.ensure_running()
+    os.environ["PREFECT_API_URL"] = prefect_server.api_url  # before Prefect is imported: it reads it once
+    return prefect_server
+
+
+def run_experiment(parameters: RunParameters) -> RunOutcome:
+    prefect_server = _connect()
+    from flows.experiment import experiment
+
+    state = experiment(parameters=parameters, return_state=True)
+    return _outcome(prefect_server, state, parameters)
+
+
+def run_cleanup(parameters: RunParameters) -> RunOutcome:
+    prefect_server = _connect()
+    from flows.cleanup import cleanup
+
+    state = cleanup(parameters=parameters, return_state=True)
+    return _outcome(prefect_server, state, parameters)
+
+
+def _outcome(prefect_server: server.PrefectServer, state: object, parameters: RunParameters) -> RunOutcome:
+    flow_run_id = str(state.state_details.flow_run_id)  # type: ignore[attr-defined]
+    report, error = None, None
+    if state.is_completed():  # type: ignore[attr-defined]
+        result = state.result()  # type: ignore[attr-defined]
+        report = result if isinstance(result, Report) else None
+    else:
+        error = str(state.message or state.name)  # type: ignore[attr-defined]
+    return RunOutcome(
+        state=str(state.name),  # type: ignore[attr-defined]
+        flow_run_id=flow_run_id,
+        run_url=prefect_server.flow_run_url(flow_run_id),
+        api_url=prefect_server.api_url,
+        report=report,
+        error=error,
+        parameters=parameters,
+        retry_entrypoint=RETRY_ENTRYPOINT,
+    )

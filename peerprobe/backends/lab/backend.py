@@ -1,0 +1,189 @@
+"""The lab behind the Experiment port: each flow step as an idempotent operation on moto and the namespaces.
+
+Steps run concurrently in the flow's threads; the environment's state file is read and written under a lock.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from peerprobe import statedir
+from peerprobe.backends.aws import AwsCloud
+from peerprobe.backends.lab import cloud as lab_cloud
+from peerprobe.backends.lab import environment as lab
+from peerprobe.backends.lab import net
+from peerprobe.backends.steps import EnvironmentRef, StepResult, VpcKey
+from peerprobe.config import Snat
+from peerprobe.errors import ConflictError, WaitTimeoutError
+from peerprobe.probes.batch import ProbeResult
+from peerprobe.probes.plan import ProbeSpec
+from peerprobe.topology import Topology
+from peerprobe.vocabulary import Vantage
+
+log = structlog.get_logger()
+SNAT_POLL_SECONDS = 0.05
+EXCLUDE_SINCE = (1, 6, 0)  # AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS exists from CNI v1.6.0 (CHANGELOG, PR #520)
+
+
+class LabExperiment:
+    """The Experiment port on the embedded lab (moto + network namespaces)."""
+
+    def __init__(self, ref: EnvironmentRef) -> None:
+        self.ref = ref
+        self.config = ref.config
+        self.key = lab.env_key(ref.config)
+
+    # --- state ------------------------------------------------------------------------------------------------
+
+    def _cloud(self) -> AwsCloud:
+        return lab._cloud(self.config, self.key, self.ref.run_id)
+
+    def _update(self, change: Callable[[lab.LabState], lab.LabState]) -> lab.LabState:
+        with statedir.locked(lab._state_name(self.key)):
+            current = lab.load_state(self.key) or self._fresh_state()
+            updated = change(current)
+            lab.save_state(updated)
+            return updated
+
+    def _fresh_state(self) -> lab.LabState:
+        return lab._initial_state(self.config, self.key, self.ref.run_id, self.topology())
+
+    def _ids(self) -> lab_cloud.CloudIds:
+        state = lab.load_state(self.key)
+        return state.cloud if state is not None and state.cloud is not None else lab_cloud.CloudIds()
+
+    def _with_ids(self, change: Callable[[lab_cloud.CloudIds], lab_cloud.CloudIds]) -> lab.LabState:
+        return self._update(lambda s: s.model_copy(update={"cloud": change(s.cloud or lab_cloud.CloudIds())}))
+
+    # --- steps ------------------------------------------------------------------------------------------------
+
+    def create_network(self, vpc: VpcKey) -> StepResult:
+        ids = lab_cloud.ensure_network(self._cloud(), self.config, self.topology(), vpc)
+        self._with_ids(lambda c: c.model_copy(update={"vpcs": {**c.vpcs, vpc: _merged(c.vpcs.get(vpc), ids)}}))
+        return StepResult(step=f"create-network-{vpc}", resources={"vpc": ids.vpc, "nat_gateway": ids.nat_gateway})
+
+    def create_cluster(self, vpc: VpcKey) -> StepResult:
+        network = self._network(vpc)
+        ids = lab_cloud.ensure_cluster(self._cloud(), self.config, self.topology(), network)
+        self._with_ids(lambda c: c.model_copy(update={"vpcs": {**c.vpcs, vpc: ids}}))
+        resources = {"cluster": ids.cluster, "nodegroup": ids.nodegroup, "nodes": ids.node_instances}
+        return StepResult(step=f"create-cluster-{vpc}", resources=resources)
+
+    def create_peer_host(self) -> StepResult:
+        group, instance = lab_cloud.ensure_peer_host(self._cloud(), self.config, self.topology(), self._network("vpc2"))
+        update = {"peer_host_security_group": group, "peer_host_instance": instance}
+        self._with_ids(lambda c: c.model_copy(update=update))
+        return StepResult(step="create-peer-host", resources={"instance": instance, "security_group": group})
+
+    def peer_vpcs(self) -> StepResult:
+        if not self.config.peering.enabled:
+            return StepResult(step="peer-vpcs", note="peering.enabled is false: no peering")
+        peering = lab_cloud.ensure_peering(self._cloud(), self._network("vpc1"), self._network("vpc2"))
+        self._with_ids(lambda c: c.model_copy(update={"peering": peering}))
+        return StepResult(step="peer-vpcs", resources={"peering": peering})
+
+    def deploy_apps(self) -> StepResult:
+        """The pods come to exist: the namespace network from moto's state, then the echo servers."""
+        state = self._update(lambda s: s.model_copy(update={"config": self.config, "topology": self.topology()}))
+        if state.net is not None and lab.healthy(state):
+            return StepResult(step="deploy-apps", resources={"agent_pid": state.agent_pid}, note="already running")
+        built = lab._build_network(state, self._cloud())
+        state = self._update(lambda s: s.model_copy(update={"net": built.net}))
+        pid = lab._start_agent(state)
+        self._update(lambda s: s.model_copy(update={"agent_pid": pid}))
+        return StepResult(step="deploy-apps", resources={"namespaces": len(built.net.namespaces()) if built.net else 0})
+
+    def expose_services(self) -> StepResult:
+        topology = self.topology()
+        services = {"clusterip": topology.vpc1.cluster_ip, **topology.vpc1.service_node_ports}
+        return StepResult(step="expose-services", resources=services)
+
+    def open_security_groups(self) -> StepResult:
+        ids = self._ids()
+        if "vpc1" not in ids.vpcs:
+            raise ConflictError(
+                f"environment {self.key}: no VPC1 network yet", resource="vpc", resource_id="vpc1", state="absent"
+            )
+        rules = lab_cloud.peer_rules(self.config, self.topology())
+        self._cloud().authorize_ingress(ids.vpcs["vpc1"].node_security_group, rules=rules)
+        lab.refresh(self.config)
+        opened = [f"tcp/{r.from_port} from {r.cidr}" for r in rules]
+        return StepResult(step="open-security-groups", resources={"opened": opened})
+
+    def topology(self) -> Topology:
+        state = lab.load_state(self.key)
+        return state.topology if state is not None else _plan(self.ref)
+
+    def set_snat(self, vpc: VpcKey, snat: Snat) -> Snat:
+        return lab.set_snat(self.config, vpc, snat)
+
+    def wait_snat(self, vpc: VpcKey, snat: Snat, *, timeout_seconds: float) -> Snat:
+        """Until every node of the cluster has aws-node's rules for `snat` in its nat table."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            missing = self._nodes_without(vpc, snat)
+            if not missing:
+                return lab.require_state(self.config).snat(vpc)
+            if time.monotonic() >= deadline:
+                raise WaitTimeoutError(
+                    f"aws-node {vpc}: rules for {snat.model_dump()} missing on {', '.join(missing)} "
+                    f"after {timeout_seconds:.0f}s", resource="aws-node", resource_id=vpc, state="rolling-out",
+                )  # fmt: skip
+            time.sleep(SNAT_POLL_SECONDS)
+
+    def _nodes_without(self, vpc: VpcKey, snat: Snat) -> list[str]:
+        state = lab.require_state(self.config)
+        assert state.net is not None
+        supported = getattr(self.config.clusters, vpc).cni >= EXCLUDE_SINCE
+        return [
+            n.name for n in state.net.nodes_of(vpc) if not _snat_installed(n.ns, snat, exclusions_supported=supported)
+        ]
+
+    def probe(self, vantage: Vantage, specs: Sequence[ProbeSpec], *, timeout_seconds: float) -> list[ProbeResult]:
+        state = lab.require_state(self.config)
+        results = lab.probe(state, specs, timeout_seconds=timeout_seconds)
+        return [results[spec] for spec in specs]
+
+    def cleanup(self) -> StepResult:
+        removed = lab.down(self.config)
+        generation = statedir.advance_generation(self.ref.key)
+        return StepResult(step="cleanup", resources={"removed": removed, "generation": generation})
+
+    def _network(self, vpc: VpcKey) -> lab_cloud.VpcIds:
+        ids = self._ids()
+        if vpc not in ids.vpcs:
+            raise ConflictError(
+                f"environment {self.key}: network {vpc} does not exist yet", resource="vpc", resource_id=vpc,
+                state="absent",
+            )  # fmt: skip
+        return ids.vpcs[vpc]
+
+
+def _merged(existing: lab_cloud.VpcIds | None, network: lab_cloud.VpcIds) -> lab_cloud.VpcIds:
+    # A retried network step must not forget a cluster a later step already recorded.
+    if existing is None:
+        return network
+    return network.model_copy(
+        update={"cluster": existing.cluster, "nodegroup": existing.nodegroup, "node_instances": existing.node_instances}
+    )
+
+
+def _plan(ref: EnvironmentRef) -> Topology:
+    from peerprobe.topology import plan
+
+    return plan(ref.config, backend=ref.backend)
+
+
+def _snat_installed(namespace: str, snat: Snat, *, exclusions_supported: bool = True) -> bool:
+    """Read the node's nat table back, as an operator would with iptables-save after a rollout."""
+    saved = net.exec_in(namespace, ["iptables-save", "-t", "nat"], timeout=5).stdout
+    has_chain_jump = bool(re.search(r"^-A POSTROUTING .*-j AWS-SNAT-CHAIN-0", saved, re.MULTILINE))
+    if snat.external_snat:
+        return not has_chain_jump
+    found = set(re.findall(r'^-A AWS-SNAT-CHAIN-0 -d (\S+) .*"AWS SNAT CHAIN EXCLUSION"', saved, re.MULTILINE))
+    wanted = set(snat.exclude_snat_cidrs) if exclusions_supported else set()
+    return has_chain_jump and found == wanted

@@ -1,0 +1,68 @@
+"""The Experiment port: the steps the flow chains, each idempotent, and the small results they persist.
+
+The flow never sees a client, a credential or a token: tasks pass an `EnvironmentRef` (plain data) and the
+backend (lab or aws) is opened from it inside the task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from peerprobe.config import ExperimentConfig, Snat
+from peerprobe.probes.batch import ProbeResult
+from peerprobe.probes.plan import ProbeSpec
+from peerprobe.topology import Topology
+from peerprobe.vocabulary import Vantage
+
+Backend = Literal["lab", "aws"]
+VpcKey = Literal["vpc1", "vpc2"]
+VPC_KEYS: tuple[VpcKey, VpcKey] = ("vpc1", "vpc2")
+
+
+class EnvironmentRef(BaseModel):
+    """Which environment a task works on: the validated config, the backend, and the generation that
+    cleanup advances (part of every cache key, so a retry after a cleanup re-creates, never reuses)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    backend: Backend
+    config: ExperimentConfig
+    generation: int = 0
+    run_id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.backend}:{self.config.name}:{self.config.region}"
+
+    def fingerprint(self) -> str:
+        """Changes when the config does: cached steps of another config are never reused."""
+        return hashlib.sha256(self.config.model_dump_json().encode()).hexdigest()[:12]
+
+
+class StepResult(BaseModel):
+    """What a step made or found, for the run's record and the report (ids, never secrets)."""
+
+    step: str
+    resources: dict[str, Any] = Field(default_factory=dict)
+    note: str = ""
+
+
+class Experiment(Protocol):
+    """One environment's steps. Every method is idempotent: look up before creating, absent is success."""
+
+    def create_network(self, vpc: VpcKey) -> StepResult: ...
+    def create_cluster(self, vpc: VpcKey) -> StepResult: ...
+    def create_peer_host(self) -> StepResult: ...
+    def peer_vpcs(self) -> StepResult: ...
+    def deploy_apps(self) -> StepResult: ...
+    def expose_services(self) -> StepResult: ...
+    def open_security_groups(self) -> StepResult: ...
+    def topology(self) -> Topology: ...
+    def set_snat(self, vpc: VpcKey, snat: Snat) -> Snat: ...
+    def wait_snat(self, vpc: VpcKey, snat: Snat, *, timeout_seconds: float) -> Snat: ...
+    def probe(self, vantage: Vantage, specs: Sequence[ProbeSpec], *, timeout_seconds: float) -> list[ProbeResult]: ...
+    def cleanup(self) -> StepResult: ...

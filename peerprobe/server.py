@@ -1,0 +1,130 @@
+"""The local Prefect server that `peerprobe run` starts or reuses (SQLite, 127.0.0.1) and leaves running for
+the UI, recorded in the state directory like moto. Plain HTTP and processes here: no Prefect import."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from peerprobe import statedir
+from peerprobe.errors import InfrastructureError, WaitTimeoutError
+
+log = structlog.get_logger()
+HOST = "127.0.0.1"
+DEFAULT_PORT = 4200
+STATE_FILE = "prefect-server.json"
+LOG_FILE = "prefect-server.log"
+START_TIMEOUT_SECONDS = 90.0  # a cold start migrates the SQLite database: about 10 s on this 2-core machine
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback never goes through a proxy
+
+
+@dataclass(frozen=True)
+class PrefectServer:
+    api_url: str
+    pid: int | None = None
+
+    @property
+    def ui_url(self) -> str:
+        return self.api_url.removesuffix("/api")
+
+    def flow_run_url(self, flow_run_id: str) -> str:
+        return f"{self.ui_url}/runs/flow-run/{flow_run_id}"
+
+
+def ensure_running(*, timeout: float = START_TIMEOUT_SECONDS) -> PrefectServer:
+    """The server named by PREFECT_API_URL, the one recorded earlier, or a new one on 127.0.0.1."""
+    for candidate in _candidates():
+        if healthy(candidate.api_url):
+            log.debug("prefect.server.reused", api_url=candidate.api_url)
+            return candidate
+    if os.environ.get("PREFECT_API_URL"):
+        raise InfrastructureError(
+            f"Prefect server {os.environ['PREFECT_API_URL']} (PREFECT_API_URL): not answering /health",
+            resource="prefect server", resource_id=os.environ["PREFECT_API_URL"], state="unreachable",
+        )  # fmt: skip
+    return _start(timeout=timeout)
+
+
+def _candidates() -> list[PrefectServer]:
+    found = []
+    if os.environ.get("PREFECT_API_URL"):
+        found.append(PrefectServer(api_url=os.environ["PREFECT_API_URL"].rstrip("/")))
+    recorded = statedir.read_json(STATE_FILE)
+    if recorded and isinstance(recorded.get("api_url"), str):
+        found.append(PrefectServer(api_url=recorded["api_url"], pid=recorded.get("pid")))
+    return found
+
+
+def healthy(api_url: str) -> bool:
+    try:
+        with _OPENER.open(f"{api_url}/health", timeout=2) as response:
+            return bool(json.loads(response.read()))
+    except (OSError, ValueError, urllib.error.URLError):
+        return False
+
+
+def _start(*, timeout: float) -> PrefectServer:
+    port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else _free_port()
+    command = [_prefect_executable(), "server", "start", "--host", HOST, "--port", str(port)]
+    with open(statedir.state_dir() / LOG_FILE, "ab") as output:
+        # A new session: the server outlives this command and keeps serving the UI.
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                                   start_new_session=True, close_fds=True, env=_server_env())  # fmt: skip
+    server = PrefectServer(api_url=f"http://{HOST}:{port}/api", pid=process.pid)
+    log.info("prefect.server.starting", api_url=server.api_url, pid=process.pid)
+    _wait_ready(server, process, timeout=timeout)
+    statedir.write_json(STATE_FILE, {"api_url": server.api_url, "pid": process.pid})
+    return server
+
+
+def _prefect_executable() -> str:
+    beside = Path(sys.executable).with_name("prefect")
+    found = str(beside) if beside.exists() else shutil.which("prefect")
+    if not found:
+        raise InfrastructureError(
+            "the `prefect` command is not installed (run `make run` to set up)", resource="prefect"
+        )
+    return found
+
+
+def _server_env() -> dict[str, str]:
+    # No telemetry or update checks from the server: nothing leaves this machine.
+    return {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+
+
+def _wait_ready(server: PrefectServer, process: subprocess.Popen[bytes], *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise InfrastructureError(
+                f"Prefect server {server.api_url}: exited with {process.returncode} while starting "
+                f"(see {statedir.state_dir() / LOG_FILE})", resource="prefect server", state="exited",
+            )  # fmt: skip
+        if healthy(server.api_url):
+            return
+        time.sleep(0.25)
+    raise WaitTimeoutError(
+        f"Prefect server {server.api_url}: not healthy after {timeout:.0f}s", resource="prefect server"
+    )
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex((HOST, port)) != 0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,72 @@
+"""What every task shares: opening the backend from plain data, retrying only transient errors with
+backoff and jitter, cache keys that carry the environment generation, and the test-only fault switch."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prefect.context import TaskRunContext
+from prefect.tasks import exponential_backoff
+
+from peerprobe import statedir
+from peerprobe.backends.steps import EnvironmentRef, Experiment
+from peerprobe.errors import ConfigError, InfrastructureError, TransientError
+
+FAULT_ENV = "PEERPROBE_FAIL_ONCE"  # a step name: that step fails once per flow run (tests of resume)
+
+
+def open_experiment(ref: EnvironmentRef) -> Experiment:
+    if ref.backend == "lab":
+        from peerprobe.backends.lab.backend import LabExperiment
+
+        return LabExperiment(ref)
+    raise ConfigError("backend: 'aws' runs come with the AWS/EKS backend (issue 7); use --backend lab")
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's retry_condition_fn: only what is transient (throttling, converging, timeouts on the wire)."""
+    try:
+        state.result()
+    except TransientError:
+        return True
+    except Exception:  # a permanent error: retrying would only repeat it
+        return False
+    return False
+
+
+def step_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Setup steps: the same environment, generation, config and arguments hit the cache, so a retried
+    run skips what completed; a cleanup advances the generation, so nothing dead is ever reused."""
+    ref: EnvironmentRef = parameters["ref"]
+    rest = ":".join(f"{k}={v}" for k, v in sorted(parameters.items()) if k != "ref")
+    return f"{ref.key}:g{ref.generation}:{ref.fingerprint()}:{context.task.name}:{rest}"
+
+
+def phase_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Phase steps (SNAT, probes): also bound to the flow run, so a new run probes afresh and a probe
+    result is never reused across phases or runs; a retry of the same run reuses what it completed."""
+    return f"{step_key(context, parameters)}:run={context.task_run.flow_run_id}"
+
+
+STEP_OPTIONS: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=2),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_transient,
+    "persist_result": True,
+    "result_serializer": "json",
+    "cache_key_fn": step_key,
+}
+
+
+def inject_fault(step: str) -> None:
+    """Fail `step` once per flow run when PEERPROBE_FAIL_ONCE names it (tests of failure and resume)."""
+    if os.environ.get(FAULT_ENV) != step:
+        return
+    context = TaskRunContext.get()
+    run = context.task_run.flow_run_id if context else "none"
+    marker = f"faults/{run}-{step}.json"
+    if statedir.read_json(marker) is None:
+        statedir.write_json(marker, {"step": step})
+        raise InfrastructureError(f"injected fault in step {step} ({FAULT_ENV})", resource="step", resource_id=step)

@@ -1,0 +1,14 @@
+"""Deploy apps: the echo server and busyboxes in the clusters, the EC2 web server, the workshop's nginx."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from peerprobe.backends.steps import EnvironmentRef, StepResult
+from tasks._common import STEP_OPTIONS, inject_fault, open_experiment
+
+
+@task(name="deploy-apps", timeout_seconds=900, **STEP_OPTIONS)
+def deploy_apps(ref: EnvironmentRef) -> StepResult:
+    inject_fault("deploy-apps")
+    return open_experiment(ref).deploy_apps()

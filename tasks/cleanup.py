@@ -1,0 +1,14 @@
+"""Cleanup: remove everything of the environment in dependency order, verify the opened rules are gone."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from peerprobe.backends.steps import EnvironmentRef, StepResult
+from tasks._common import STEP_OPTIONS, open_experiment, phase_key
+
+
+@task(name="cleanup", timeout_seconds=3600, **(STEP_OPTIONS | {"cache_key_fn": phase_key}))
+def cleanup_environment(ref: EnvironmentRef) -> StepResult:
+    """Idempotent: removing an absent environment succeeds. Advances the environment's generation."""
+    return open_experiment(ref).cleanup()

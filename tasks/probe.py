@@ -1,0 +1,56 @@
+"""Probe one vantage's cells of a phase, judge them against the model, and publish the phase's matrix."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from peerprobe import run
+from peerprobe.backends.steps import EnvironmentRef
+from peerprobe.config import PhaseSnat
+from peerprobe.probes.plan import plan
+from peerprobe.report import artifacts, markdown
+from peerprobe.report.document import PhaseReport, Report
+from peerprobe.topology import Topology
+from peerprobe.vocabulary import Cell, Vantage
+from tasks._common import STEP_OPTIONS, inject_fault, open_experiment, phase_key
+
+
+@task(name="read-topology", timeout_seconds=120, **(STEP_OPTIONS | {"cache_key_fn": phase_key}))
+def read_topology(ref: EnvironmentRef) -> Topology:
+    return open_experiment(ref).topology()
+
+
+@task(
+    name="probe", task_run_name="probe-{phase}-{vantage}", timeout_seconds=600,
+    **(STEP_OPTIONS | {"cache_key_fn": phase_key}),
+)  # fmt: skip
+def probe_vantage(ref: EnvironmentRef, phase: str, snat: PhaseSnat, vantage: Vantage) -> list[Cell]:
+    """Every cell of the vantage in one batch (each probe a new connection), judged against the model
+    predicted for the SNAT settings read back from aws-node."""
+    inject_fault("probe")
+    experiment = open_experiment(ref)
+    topology = experiment.topology()
+    specs = [spec for spec in plan(topology) if spec.vantage == vantage]
+    timeout = ref.config.probe.timeout_seconds
+    results = experiment.probe(vantage, specs, timeout_seconds=timeout)
+    return run.judge_phase(ref.config, topology, name=phase, snat=snat, results=dict(zip(specs, results, strict=True)))
+
+
+@task(name="publish-phase", task_run_name="publish-{phase.name}", persist_result=False)
+def publish_phase(ref: EnvironmentRef, phase: PhaseReport) -> None:
+    """The phase's matrix as a table artifact in the run's page of the Prefect UI."""
+    create_table_artifact(
+        key=artifacts.artifact_key(ref.config.name, "phase", phase.name),
+        table=artifacts.phase_table(phase),
+        description=f"{ref.config.name}: phase {phase.name}, expected vs observed",
+    )
+
+
+@task(name="publish-report", persist_result=False)
+def publish_report(ref: EnvironmentRef, report: Report) -> None:
+    create_markdown_artifact(
+        key=artifacts.artifact_key(ref.config.name, "report"),
+        markdown=markdown.render(report),
+        description=f"{ref.config.name}: the whole matrix, drift explained",
+    )

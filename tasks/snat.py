@@ -1,0 +1,23 @@
+"""Set aws-node's SNAT environment for a phase (absolute) and wait until every node has the rules."""
+
+from __future__ import annotations
+
+from prefect import task
+
+from peerprobe.backends.steps import EnvironmentRef, VpcKey
+from peerprobe.config import Snat
+from tasks._common import STEP_OPTIONS, inject_fault, open_experiment, phase_key
+
+ROLLOUT_TIMEOUT_SECONDS = 300  # an aws-node DaemonSet rollout on a real cluster takes a minute or two
+
+
+@task(
+    name="set-snat", task_run_name="set-snat-{vpc}-{phase}", timeout_seconds=600,
+    **(STEP_OPTIONS | {"cache_key_fn": phase_key}),
+)  # fmt: skip
+def set_snat(ref: EnvironmentRef, vpc: VpcKey, phase: str, snat: Snat) -> Snat:
+    """Returns the settings read back from the live aws-node environment, not what was asked for."""
+    inject_fault("set-snat")
+    experiment = open_experiment(ref)
+    experiment.set_snat(vpc, snat)
+    return experiment.wait_snat(vpc, snat, timeout_seconds=ROLLOUT_TIMEOUT_SECONDS)
