@@ -1,1 +1,2 @@
-"""Reports: the JSON document (peerprobe.report/v1) and the terminal table; more formats come with the flow."""
+"""Reports: the JSON document (peerprobe.report/v1), the terminal table, Markdown, JUnit XML and the
+payloads of the Prefect artifacts (built here without Prefect; the tasks publish them)."""

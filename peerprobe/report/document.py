@@ -1,18 +1,24 @@
-"""The JSON report, schema ``peerprobe.report/v1`` (design.md): the contract outside tools read."""
+"""The JSON report, schema ``peerprobe.report/v1`` (design.md), and the plain queries every other view shares."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from peerprobe.config import PhaseSnat
+from peerprobe.config import PhaseSnat, Snat
 from peerprobe.topology import Topology
 from peerprobe.vocabulary import Cell
 
 SCHEMA = "peerprobe.report/v1"
+
+# What every view shows for a cell: a timeout the model allows is a `match` in the JSON, but readers must see it.
+Status = Literal["match", "drift", "tolerated", "predicted"]
+DRIFT_PREFIX = "drift: "  # how peerprobe.compare.judged heads a drifted cell's explanation
 
 
 class Summary(BaseModel):
@@ -28,6 +34,10 @@ class PhaseReport(BaseModel):
     name: str
     snat: PhaseSnat
     cells: list[Cell]
+
+    def snat_settings(self) -> str:
+        """The aws-node settings as read back, e.g. ``vpc1: EXTERNALSNAT=true; vpc2: defaults``."""
+        return "; ".join(f"{key}: {_snat_text(getattr(self.snat, key))}" for key in ("vpc1", "vpc2"))
 
 
 class Report(BaseModel):
@@ -49,6 +59,98 @@ class Report(BaseModel):
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=False), indent=2) + "\n"
+
+    def drifted(self) -> list[tuple[str, Cell]]:
+        """Every drifted cell with the name of its phase, in report order."""
+        return [(phase.name, cell) for phase in self.phases for cell in phase.cells if cell.verdict == "drift"]
+
+    def workshop_errors(self) -> list[tuple[str, Cell]]:
+        """Every cell whose workshop claim does not hold, with the name of its phase."""
+        return [(p.name, c) for p in self.phases for c in p.cells if c.workshop is not None and not c.workshop.agrees]
+
+    def tally(self) -> Tally:
+        return Tally.of([cell for phase in self.phases for cell in phase.cells])
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Counts by status (tolerated cells are counted in `match` too, as the JSON summary counts them)."""
+
+    cells: int = 0
+    match: int = 0
+    drift: int = 0
+    tolerated: int = 0
+    predicted: int = 0
+
+    @classmethod
+    def of(cls, cells: list[Cell]) -> Tally:
+        counts = Counter(status(cell) for cell in cells)
+        return cls(
+            cells=len(cells),
+            match=counts["match"] + counts["tolerated"],
+            drift=counts["drift"],
+            tolerated=counts["tolerated"],
+            predicted=counts["predicted"],
+        )
+
+    def line(self) -> str:
+        """``N cells: M match, D drift``, then what else there is."""
+        extras = []
+        if self.tolerated:
+            extras.append(f"{self.tolerated} tolerated timeout")
+        if self.predicted:
+            extras.append(f"{self.predicted} predicted")
+        tail = f" ({', '.join(extras)})" if extras else ""
+        return f"{self.cells} cells: {self.match} match, {self.drift} drift{tail}"
+
+
+def status(cell: Cell) -> Status:
+    """The cell's verdict, with a timeout the model allows told apart from a plain match."""
+    seen = cell.observed
+    if cell.verdict == "match" and seen is not None and seen.outcome == "timeout" and cell.expected.may_timeout:
+        return "tolerated"
+    return cell.verdict
+
+
+def target_label(cell: Cell) -> str:
+    """``node-port@ip-172-16-96-16``: the target, and the short name of the node it addresses."""
+    return f"{cell.target}@{cell.target_node.split('.')[0]}" if cell.target_node else cell.target
+
+
+def expected_text(cell: Cell) -> str:
+    """``ok, client-pod, may time out``: what the model says, in one line."""
+    expected = cell.expected
+    parts = [expected.outcome, *([expected.client_address_role] if expected.client_address_role else [])]
+    return ", ".join([*parts, *(["may time out"] if expected.may_timeout else [])])
+
+
+def observed_text(cell: Cell, *, detail: bool = False) -> str:
+    """``ok from 172.16.96.18 (client-pod), resolved 172.16.96.18``, or ``-`` for a predicted cell; with
+    ``detail``, what the probe client said (up to 200 characters: for explanations, too long for a table)."""
+    seen = cell.observed
+    if seen is None:
+        return "-"
+    text: str = seen.outcome
+    if seen.client_address:
+        text += f" from {seen.client_address} ({seen.client_address_role or 'unclassified'})"
+    if seen.resolved:
+        text += f", resolved {' '.join(seen.resolved)}"
+    if detail and seen.detail:
+        text += f" ({seen.detail})"
+    return text
+
+
+def why(cell: Cell) -> str:
+    """The model's first reason for its expectation (a drift headline is about the observation, not the model)."""
+    return next((line for line in cell.explanation if not line.startswith(DRIFT_PREFIX)), "")
+
+
+def _snat_text(snat: Snat) -> str:
+    settings = [
+        *(["EXTERNALSNAT=true"] if snat.external_snat else []),
+        *([f"EXCLUDE_SNAT_CIDRS={','.join(snat.exclude_snat_cidrs)}"] if snat.exclude_snat_cidrs else []),
+    ]
+    return " ".join(settings) or "defaults"
 
 
 def write(report: Report, path: str | Path) -> Path:
