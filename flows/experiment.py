@@ -5,11 +5,12 @@ idempotent, cached task, so a retry of a failed run continues from the step that
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 from uuid import UUID
 
 from prefect import flow, runtime
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import PrefectFuture, wait
 
 from peerprobe import statedir
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef
@@ -20,7 +21,7 @@ from peerprobe.report import artifacts
 from peerprobe.report.document import PhaseReport, Report
 from tasks.apps import deploy_apps
 from tasks.cleanup import cleanup_environment
-from tasks.cluster import create_cluster, create_network, create_peer_host
+from tasks.cluster import create_cluster, create_network, create_peer_host, open_environment
 from tasks.peering import open_security_groups, peer_vpcs
 from tasks.probe import probe_vantage, publish_phase, publish_report, read_topology
 from tasks.services import expose_services
@@ -46,9 +47,7 @@ def experiment(parameters: RunParameters | None = None) -> Report:
 
 
 def environment_ref(parameters: RunParameters) -> EnvironmentRef:
-    run_id = str(runtime.flow_run.id or "local")
-    ref = EnvironmentRef(backend=parameters.backend, config=parameters.config, run_id=run_id)
-    return ref.model_copy(update={"generation": statedir.generation(ref.key)})
+    return open_environment(parameters, str(runtime.flow_run.id or "local"))
 
 
 def run_steps(ref: EnvironmentRef, progress: Progress) -> Report:
@@ -73,22 +72,26 @@ def run_steps(ref: EnvironmentRef, progress: Progress) -> Report:
 
 def create_clusters(ref: EnvironmentRef) -> None:
     """Both VPCs' networks; then both clusters, the EC2 host and the peering, all at once."""
-    networks = [create_network.submit(ref, vpc) for vpc in VPC_KEYS]
-    for network in networks:
-        network.result()
-    later = [create_cluster.submit(ref, vpc) for vpc in VPC_KEYS]
-    later += [create_peer_host.submit(ref), peer_vpcs.submit(ref)]
-    for future in later:
-        future.result()
+    settle([create_network.submit(ref, vpc) for vpc in VPC_KEYS])
+    settle(
+        [*(create_cluster.submit(ref, vpc) for vpc in VPC_KEYS), create_peer_host.submit(ref), peer_vpcs.submit(ref)]
+    )
+
+
+def settle(futures: list[PrefectFuture[Any]]) -> list[Any]:
+    """Let every concurrent step finish (a sibling's failure must not orphan a step still creating
+    something), then raise the first failure."""
+    wait(futures)
+    return [future.result() for future in futures]
 
 
 def measure(ref: EnvironmentRef, phase: Phase) -> PhaseReport:
     """Set both clusters' SNAT (absolute), wait for the rollout, then probe from every vantage at once."""
-    applied = {vpc: set_snat.submit(ref, vpc, phase.name, getattr(phase.snat, vpc)) for vpc in VPC_KEYS}
-    live = PhaseSnat(**{vpc: future.result() for vpc, future in applied.items()})
+    applied = settle([set_snat.submit(ref, vpc, phase.name, getattr(phase.snat, vpc)) for vpc in VPC_KEYS])
+    live = PhaseSnat(**dict(zip(VPC_KEYS, applied, strict=True)))
     topology = read_topology(ref)
-    probes = [probe_vantage.submit(ref, phase.name, live, vantage) for vantage in vantages(topology)]
-    cells = [cell for future in probes for cell in future.result()]
+    probes = settle([probe_vantage.submit(ref, phase.name, live, vantage) for vantage in vantages(topology)])
+    cells = [cell for found in probes for cell in found]
     report = PhaseReport(name=phase.name, snat=live, cells=cells)
     publish_phase(ref, report)
     return report

@@ -53,3 +53,21 @@ def _outcome(prefect_server: server.PrefectServer, state: object, parameters: Ru
         parameters=parameters,
         retry_entrypoint=RETRY_ENTRYPOINT,
     )
+
+
+def retry_experiment(flow_run_id: str) -> object:
+    """What `prefect flow-run retry ID --entrypoint flows/experiment.py:experiment` does: the same flow run,
+    rescheduled and run here again; its completed steps come back Cached. Returns the final state."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.flow_engine import run_flow
+    from prefect.states import Scheduled
+
+    from flows.experiment import experiment
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id=UUID(flow_run_id), state=Scheduled(message="retry"), force=True)
+        flow_run = client.read_flow_run(UUID(flow_run_id))
+    parameters = {"parameters": RunParameters.model_validate(flow_run.parameters["parameters"])}
+    return run_flow(flow=experiment, flow_run=flow_run, return_type="state", parameters=parameters)

@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -84,16 +85,37 @@ _thread_locks: dict[str, threading.Lock] = {}
 # --- environment generations ----------------------------------------------------------------------------------
 
 GENERATIONS = "generations.json"
+_NONCE = "_nonce"
 
 
-def generation(environment: str) -> int:
-    """The environment's generation: part of every cache key; cleanup advances it (design.md principles)."""
-    return int((read_json(GENERATIONS) or {}).get(environment, 0))
+def generation(environment: str) -> str:
+    """The environment's generation, part of every cache key; cleanup advances it (design.md principles).
+    It starts from a nonce of this state directory, so results cached by another state directory (another
+    machine, a test session) never match."""
+    data = read_json(GENERATIONS) or {}
+    if _NONCE not in data:
+        return _generation_of(_ensure_nonce(), environment)
+    return f"{data[_NONCE]}-{int(data.get(environment, 0))}"
 
 
-def advance_generation(environment: str) -> int:
+def advance_generation(environment: str) -> str:
     with locked(GENERATIONS):
         data = read_json(GENERATIONS) or {}
+        data.setdefault(_NONCE, secrets.token_hex(4))
         data[environment] = int(data.get(environment, 0)) + 1
         write_json(GENERATIONS, data)
-    return int(data[environment])
+    return f"{data[_NONCE]}-{data[environment]}"
+
+
+def _ensure_nonce() -> dict[str, object]:
+    with locked(GENERATIONS):
+        data = read_json(GENERATIONS) or {}
+        if _NONCE not in data:
+            data[_NONCE] = secrets.token_hex(4)
+            write_json(GENERATIONS, data)
+    return data
+
+
+def _generation_of(data: dict[str, object], environment: str) -> str:
+    count = data.get(environment, 0)
+    return f"{data[_NONCE]}-{int(count) if isinstance(count, int | str) else 0}"

@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
+from peerprobe import statedir
 from peerprobe.backends.steps import EnvironmentRef, StepResult, VpcKey
+from peerprobe.params import RunParameters
 from tasks._common import STEP_OPTIONS, inject_fault, open_experiment
+
+
+@task(name="open-environment", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def open_environment(parameters: RunParameters, run_id: str) -> EnvironmentRef:
+    """The environment's reference for this run. An environment whose resources are gone (never made,
+    cleaned up, or lost with moto) gets a new generation, so no step result of a dead one is reused;
+    a retry of a run that kept what it made finds it and reuses the completed steps."""
+    ref = EnvironmentRef(backend=parameters.backend, config=parameters.config, run_id=run_id)
+    generation = statedir.generation(ref.key)
+    if not open_experiment(ref).exists():
+        generation = statedir.advance_generation(ref.key)
+    return ref.model_copy(update={"generation": generation})
 
 
 @task(name="create-network", task_run_name="create-network-{vpc}", timeout_seconds=900, **STEP_OPTIONS)
@@ -20,7 +35,7 @@ def create_cluster(ref: EnvironmentRef, vpc: VpcKey) -> StepResult:
     return open_experiment(ref).create_cluster(vpc)
 
 
-@task(name="create-peer-host", timeout_seconds=900, **STEP_OPTIONS)
+@task(name="create-peer-host", task_run_name="create-peer-host", timeout_seconds=900, **STEP_OPTIONS)
 def create_peer_host(ref: EnvironmentRef) -> StepResult:
     inject_fault("create-peer-host")
     return open_experiment(ref).create_peer_host()

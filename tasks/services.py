@@ -8,7 +8,7 @@ from peerprobe.backends.steps import EnvironmentRef, StepResult
 from tasks._common import STEP_OPTIONS, inject_fault, open_experiment
 
 
-@task(name="expose-services", timeout_seconds=1200, **STEP_OPTIONS)
+@task(name="expose-services", task_run_name="expose-services", timeout_seconds=1200, **STEP_OPTIONS)
 def expose_services(ref: EnvironmentRef) -> StepResult:
     inject_fault("expose-services")
     return open_experiment(ref).expose_services()

@@ -114,6 +114,18 @@ class LabExperiment:
         opened = [f"tcp/{r.from_port} from {r.cidr}" for r in rules]
         return StepResult(step="open-security-groups", resources={"opened": opened})
 
+    def exists(self) -> bool:
+        state = lab.load_state(self.key)
+        if state is None or state.cloud is None or not state.cloud.vpcs:
+            return False
+        try:
+            found = self._cloud().ec2.describe_vpcs(
+                Filters=[{"Name": "vpc-id", "Values": [v.vpc for v in state.cloud.vpcs.values()]}]
+            )
+        except Exception:  # moto gone or restarted: its resources went with it
+            return False
+        return len(found["Vpcs"]) == len(state.cloud.vpcs)
+
     def topology(self) -> Topology:
         state = lab.load_state(self.key)
         return state.topology if state is not None else _plan(self.ref)

@@ -1,0 +1,111 @@
+"""The experiment flow on the lab: a failure at any step keeps what was made and names it; a retry of the
+same flow run skips the completed steps (Cached), completes, and creates nothing twice; with
+cleanup_on_failure nothing is left. One Prefect test server for the session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prefect import get_client
+
+from flows.experiment import experiment
+from flows.runner import retry_experiment
+from peerprobe import config, statedir
+from peerprobe.backends.lab import environment as lab
+from peerprobe.backends.lab import net
+from peerprobe.params import RunParameters
+from peerprobe.report.document import Report
+from tasks._common import FAULT_ENV
+
+pytestmark = pytest.mark.lab
+STEPS = ["create-network", "create-cluster", "create-peer-host", "deploy-apps", "expose-services",
+         "open-security-groups", "set-snat", "probe"]  # fmt: skip
+
+
+def parameters(name: str, **extra: Any) -> RunParameters:
+    cfg = config.from_mapping({
+        "name": name, "clusters": {"vpc1": {"name": f"{name}-one"}, "vpc2": {"name": f"{name}-two"}},
+        "probe": {"timeout_seconds": 0.5}, "phases": [{"name": "baseline"}],
+    })  # fmt: skip
+    return RunParameters(config=cfg, **extra)
+
+
+@pytest.fixture
+def cleanup_after(prefect_server: None) -> Iterator[list[RunParameters]]:
+    made: list[RunParameters] = []
+    yield made
+    for params in made:
+        lab.down(params.config)
+
+
+def task_states(flow_run_id: str) -> dict[str, set[str]]:
+    """Every state each task name reached in the flow run (a retry adds new task runs of the same names)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    states: dict[str, set[str]] = {}
+    for run in runs:
+        if run.state is not None:
+            states.setdefault(run.name, set()).add(run.state.name)
+    return states
+
+
+def vpcs_of(params: RunParameters) -> int:
+    state = lab.load_state(lab.env_key(params.config))
+    assert state is not None
+    aws = lab._cloud(params.config, state.env_key, state.run_id)
+    owned = [{"Name": "tag:peerprobe:environment", "Values": [state.env_key]}]
+    return len(aws.ec2.describe_vpcs(Filters=owned)["Vpcs"])
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_failed_step_keeps_what_exists_and_a_retry_completes(
+    step: str, cleanup_after: list[RunParameters], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = parameters(f"fail-{step.split('-')[0]}{STEPS.index(step)}", keep=True)
+    cleanup_after.append(params)
+    monkeypatch.setenv(FAULT_ENV, step)
+    failed = experiment(parameters=params, return_state=True)
+    assert failed.is_failed() and "injected fault" in str(failed.message)
+    kept = lab.load_state(lab.env_key(params.config))
+    assert kept is not None and kept.cloud is not None and kept.cloud.vpcs, "what was created is kept, and named"
+    flow_run_id = str(failed.state_details.flow_run_id)
+    retried = retry_experiment(flow_run_id)
+    assert retried.is_completed()  # type: ignore[attr-defined]
+    states = task_states(flow_run_id)
+    assert states["create-network-vpc1"] & {"Cached", "Completed"}
+    assert vpcs_of(params) == 2, "a retry creates nothing twice"
+    report = retried.result()  # type: ignore[attr-defined]
+    assert isinstance(report, Report) and report.summary.cells > 0
+
+
+def test_a_retry_reuses_completed_steps(cleanup_after: list[RunParameters], monkeypatch: pytest.MonkeyPatch) -> None:
+    params = parameters("resume", keep=True)
+    cleanup_after.append(params)
+    monkeypatch.setenv(FAULT_ENV, "probe")
+    failed = experiment(parameters=params, return_state=True)
+    flow_run_id = str(failed.state_details.flow_run_id)
+    retry_experiment(flow_run_id)
+    cached = {name for name, states in task_states(flow_run_id).items() if "Cached" in states}
+    assert {"create-network-vpc1", "create-cluster-vpc2", "deploy-apps", "set-snat-vpc1-baseline"} <= cached
+
+
+def test_cleanup_on_failure_leaves_nothing(cleanup_after: list[RunParameters], monkeypatch: pytest.MonkeyPatch) -> None:
+    params = parameters("cof", cleanup_on_failure=True)
+    cleanup_after.append(params)
+    monkeypatch.setenv(FAULT_ENV, "probe")
+    assert experiment(parameters=params, return_state=True).is_failed()
+    key = lab.env_key(params.config)
+    assert lab.load_state(key) is None and net.list_namespaces(key) == []
+    assert statedir.generation(key).endswith("-2"), "opened anew (1), then cleaned up (2)"
+
+
+def test_a_successful_run_cleans_up_and_returns_the_report(cleanup_after: list[RunParameters]) -> None:
+    params = parameters("ok")
+    cleanup_after.append(params)
+    report = experiment(parameters=params)
+    assert report.summary.cells == len(report.phases[0].cells) > 0
+    assert lab.load_state(lab.env_key(params.config)) is None
