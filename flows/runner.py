@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from peerprobe import server
+from peerprobe import logs, server
 from peerprobe.params import RunParameters
 from peerprobe.report.document import Report
 from peerprobe.run import RunOutcome
@@ -14,6 +14,7 @@ RETRY_ENTRYPOINT = "flows/experiment.py:experiment"
 
 
 def _connect() -> server.PrefectServer:
+    logs.configure(1, through_stdlib=True)  # before Prefect is imported: it reads the extra loggers once
     prefect_server = server.ensure_running()
     os.environ["PREFECT_API_URL"] = prefect_server.api_url  # before Prefect is imported: it reads it once
     return prefect_server
@@ -71,3 +72,12 @@ def retry_experiment(flow_run_id: str) -> object:
         flow_run = client.read_flow_run(UUID(flow_run_id))
     parameters = {"parameters": RunParameters.model_validate(flow_run.parameters["parameters"])}
     return run_flow(flow=experiment, flow_run=flow_run, return_type="state", parameters=parameters)
+
+
+def serve() -> None:
+    """Connect to (or start) the local server, then serve prefect.yaml's deployments until interrupted."""
+    prefect_server = _connect()
+    print(f"serving peerprobe's deployments; UI: {prefect_server.ui_url}", flush=True)
+    from flows.serving import serve_deployments
+
+    serve_deployments()

@@ -113,6 +113,14 @@ def cleanup(config: ConfigOption = None, backend: BackendOption = "lab") -> None
     raise typer.Exit(code=0 if outcome.state == "Completed" else 3)
 
 
+@app.command()
+def serve() -> None:
+    """Serve the deployments of prefect.yaml, so runs started from the Prefect UI execute here."""
+    from flows import runner
+
+    _lab_call(runner.serve)
+
+
 def _preflight(backend: str) -> None:
     """Before anything starts: the aws backend's credentials, or the lab's kernel capabilities."""
     if backend == "aws":

@@ -9,14 +9,16 @@ from typing import Any
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
-from peerprobe import statedir
+from peerprobe import logs, statedir
 from peerprobe.backends.steps import EnvironmentRef, Experiment
 from peerprobe.errors import ConfigError, InfrastructureError, TransientError
 
 FAULT_ENV = "PEERPROBE_FAIL_ONCE"  # a step name: that step fails once per flow run (tests of resume)
 
 
-def open_experiment(ref: EnvironmentRef) -> Experiment:
+def open_experiment(ref: EnvironmentRef, *, step: str = "", phase: str = "") -> Experiment:
+    """The backend for this environment, with the step's context bound to every event it logs."""
+    logs.bind(experiment=ref.config.name, backend=ref.backend, step=step or None, phase=phase or None)
     if ref.backend == "lab":
         from peerprobe.backends.lab.backend import LabExperiment
 

@@ -11,4 +11,4 @@ from tasks._common import STEP_OPTIONS, inject_fault, open_experiment
 @task(name="deploy-apps", task_run_name="deploy-apps", timeout_seconds=900, **STEP_OPTIONS)
 def deploy_apps(ref: EnvironmentRef) -> StepResult:
     inject_fault("deploy-apps")
-    return open_experiment(ref).deploy_apps()
+    return open_experiment(ref, step="deploy-apps").deploy_apps()

@@ -11,4 +11,4 @@ from tasks._common import STEP_OPTIONS, open_experiment, phase_key
 @task(name="cleanup", task_run_name="cleanup", timeout_seconds=3600, **(STEP_OPTIONS | {"cache_key_fn": phase_key}))
 def cleanup_environment(ref: EnvironmentRef) -> StepResult:
     """Idempotent: removing an absent environment succeeds. Advances the environment's generation."""
-    return open_experiment(ref).cleanup()
+    return open_experiment(ref, step="cleanup").cleanup()

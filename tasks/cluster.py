@@ -18,7 +18,7 @@ def open_environment(parameters: RunParameters, run_id: str) -> EnvironmentRef:
     a retry of a run that kept what it made finds it and reuses the completed steps."""
     ref = EnvironmentRef(backend=parameters.backend, config=parameters.config, run_id=run_id)
     generation = statedir.generation(ref.key)
-    if not open_experiment(ref).exists():
+    if not open_experiment(ref, step="open-environment").exists():
         generation = statedir.advance_generation(ref.key)
     return ref.model_copy(update={"generation": generation})
 
@@ -26,16 +26,16 @@ def open_environment(parameters: RunParameters, run_id: str) -> EnvironmentRef:
 @task(name="create-network", task_run_name="create-network-{vpc}", timeout_seconds=900, **STEP_OPTIONS)
 def create_network(ref: EnvironmentRef, vpc: VpcKey) -> StepResult:
     inject_fault("create-network")
-    return open_experiment(ref).create_network(vpc)
+    return open_experiment(ref, step="create-network").create_network(vpc)
 
 
 @task(name="create-cluster", task_run_name="create-cluster-{vpc}", timeout_seconds=2400, **STEP_OPTIONS)
 def create_cluster(ref: EnvironmentRef, vpc: VpcKey) -> StepResult:
     inject_fault("create-cluster")
-    return open_experiment(ref).create_cluster(vpc)
+    return open_experiment(ref, step="create-cluster").create_cluster(vpc)
 
 
 @task(name="create-peer-host", task_run_name="create-peer-host", timeout_seconds=900, **STEP_OPTIONS)
 def create_peer_host(ref: EnvironmentRef) -> StepResult:
     inject_fault("create-peer-host")
-    return open_experiment(ref).create_peer_host()
+    return open_experiment(ref, step="create-peer-host").create_peer_host()

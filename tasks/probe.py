@@ -18,7 +18,7 @@ from tasks._common import STEP_OPTIONS, inject_fault, open_experiment, phase_key
 
 @task(name="read-topology", timeout_seconds=120, **(STEP_OPTIONS | {"cache_key_fn": phase_key}))
 def read_topology(ref: EnvironmentRef) -> Topology:
-    return open_experiment(ref).topology()
+    return open_experiment(ref, step="read-topology").topology()
 
 
 @task(
@@ -29,7 +29,7 @@ def probe_vantage(ref: EnvironmentRef, phase: str, snat: PhaseSnat, vantage: Van
     """Every cell of the vantage in one batch (each probe a new connection), judged against the model
     predicted for the SNAT settings read back from aws-node."""
     inject_fault("probe")
-    experiment = open_experiment(ref)
+    experiment = open_experiment(ref, step="probe", phase=phase)
     topology = experiment.topology()
     specs = [spec for spec in plan(topology) if spec.vantage == vantage]
     timeout = ref.config.probe.timeout_seconds

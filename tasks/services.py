@@ -11,4 +11,4 @@ from tasks._common import STEP_OPTIONS, inject_fault, open_experiment
 @task(name="expose-services", task_run_name="expose-services", timeout_seconds=1200, **STEP_OPTIONS)
 def expose_services(ref: EnvironmentRef) -> StepResult:
     inject_fault("expose-services")
-    return open_experiment(ref).expose_services()
+    return open_experiment(ref, step="expose-services").expose_services()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from peerprobe.backends.steps import EnvironmentRef, VpcKey
 from peerprobe.config import Snat
@@ -18,6 +19,12 @@ ROLLOUT_TIMEOUT_SECONDS = 300  # an aws-node DaemonSet rollout on a real cluster
 def set_snat(ref: EnvironmentRef, vpc: VpcKey, phase: str, snat: Snat) -> Snat:
     """Returns the settings read back from the live aws-node environment, not what was asked for."""
     inject_fault("set-snat")
-    experiment = open_experiment(ref)
+    experiment = open_experiment(ref, step="set-snat", phase=phase)
     experiment.set_snat(vpc, snat)
     return experiment.wait_snat(vpc, snat, timeout_seconds=ROLLOUT_TIMEOUT_SECONDS)
+
+
+@task(name="read-snat", task_run_name="read-snat-{vpc}", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def read_snat(ref: EnvironmentRef, vpc: VpcKey) -> Snat:
+    """aws-node's SNAT settings as they are now: the environment may have changed behind our back."""
+    return open_experiment(ref, step="read-snat").read_snat(vpc)

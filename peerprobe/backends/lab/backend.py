@@ -133,6 +133,9 @@ class LabExperiment:
     def set_snat(self, vpc: VpcKey, snat: Snat) -> Snat:
         return lab.set_snat(self.config, vpc, snat)
 
+    def read_snat(self, vpc: VpcKey) -> Snat:
+        return lab.require_state(self.config).snat(vpc)
+
     def wait_snat(self, vpc: VpcKey, snat: Snat, *, timeout_seconds: float) -> Snat:
         """Until every node of the cluster has aws-node's rules for `snat` in its nat table."""
         deadline = time.monotonic() + timeout_seconds
