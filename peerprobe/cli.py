@@ -114,8 +114,17 @@ def cleanup(config: ConfigOption = None, backend: BackendOption = "lab") -> None
 
 
 @app.command()
-def serve() -> None:
+def serve(
+    background: Annotated[bool, typer.Option("--background", help="Start (or reuse) a detached server.")] = False,
+) -> None:
     """Serve the deployments of prefect.yaml, so runs started from the Prefect UI execute here."""
+    if background:
+        from peerprobe import server
+
+        api = _lab_call(server.ensure_running)
+        pid = _lab_call(lambda: server.ensure_serving(api.api_url))
+        Console().print(f"peerprobe serve is running (pid {pid}); UI: {api.ui_url}", highlight=False)
+        return
     from flows import runner
 
     _lab_call(runner.serve)

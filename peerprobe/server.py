@@ -128,3 +128,32 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+# --- peerprobe serve, in the background ------------------------------------------------------------------------
+
+SERVE_STATE = "serve.json"
+SERVE_LOG = "serve.log"
+
+
+def ensure_serving(api_url: str) -> int:
+    """A `peerprobe serve` process for the UI's runs: the recorded one if alive, else a new detached one."""
+    recorded = statedir.read_json(SERVE_STATE) or {}
+    pid = recorded.get("pid")
+    if isinstance(pid, int) and recorded.get("api_url") == api_url and _is_serve(pid):
+        return pid
+    with open(statedir.state_dir() / SERVE_LOG, "ab") as output:
+        process = subprocess.Popen([sys.executable, "-m", "peerprobe.cli", "serve"], stdin=subprocess.DEVNULL,
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                                   env={**_server_env(), "PREFECT_API_URL": api_url})  # fmt: skip
+    statedir.write_json(SERVE_STATE, {"pid": process.pid, "api_url": api_url})
+    log.info("serve.started", pid=process.pid, api_url=api_url)
+    return process.pid
+
+
+def _is_serve(pid: int) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"peerprobe.cli" in command and b"serve" in command
