@@ -4,7 +4,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 
-.PHONY: run test setup system-deps lint typecheck pytest bench clean
+.PHONY: run test setup system-deps lint typecheck pytest bench bench-lab bench-flow clean
 
 run: setup
 	$(BIN)/peerprobe predict
@@ -34,6 +34,12 @@ pytest:
 
 bench: setup
 	$(BIN)/python bench/predict.py
+
+bench-lab: setup
+	$(BIN)/python bench/lab.py
+
+bench-flow: setup
+	$(BIN)/python bench/flow.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

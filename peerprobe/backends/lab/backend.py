@@ -5,6 +5,7 @@ Steps run concurrently in the flow's threads; the environment's state file is re
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -18,7 +19,7 @@ from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
 from peerprobe.backends.steps import EnvironmentRef, StepResult, VpcKey
 from peerprobe.config import Snat
-from peerprobe.errors import ConflictError, WaitTimeoutError
+from peerprobe.errors import ConfigError, ConflictError, WaitTimeoutError
 from peerprobe.probes.batch import ProbeResult
 from peerprobe.probes.plan import ProbeSpec
 from peerprobe.topology import Topology
@@ -26,6 +27,26 @@ from peerprobe.vocabulary import Vantage
 
 log = structlog.get_logger()
 SNAT_POLL_SECONDS = 0.05
+LATENCY_ENV = "PEERPROBE_LAB_LATENCY"  # e.g. "cluster=7,nodegroup=2,load_balancer=2,ec2=0.3": AWS-like step times
+
+
+def latency_profile() -> dict[str, float]:
+    """Seconds each kind of step takes in the lab when it stands in for AWS (benchmarks of the flow's overlap)."""
+    profile: dict[str, float] = {}
+    for item in filter(None, os.environ.get(LATENCY_ENV, "").split(",")):
+        name, _, seconds = item.partition("=")
+        try:
+            profile[name.strip()] = float(seconds)
+        except ValueError:
+            raise ConfigError(f"{LATENCY_ENV}: {item!r} is not name=seconds") from None
+    return profile
+
+
+def _provisioning(kind: str) -> None:
+    # A deliberate, bounded delay standing in for AWS's own provisioning time; zero unless a profile is set.
+    delay = latency_profile().get(kind, 0.0)
+    if delay > 0:
+        time.sleep(delay)
 EXCLUDE_SINCE = (1, 6, 0)  # AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS exists from CNI v1.6.0 (CHANGELOG, PR #520)
 
 
@@ -68,12 +89,15 @@ class LabExperiment:
 
     def create_cluster(self, vpc: VpcKey) -> StepResult:
         network = self._network(vpc)
+        _provisioning("cluster")
+        _provisioning("nodegroup")
         ids = lab_cloud.ensure_cluster(self._cloud(), self.config, self.topology(), network)
         self._with_ids(lambda c: c.model_copy(update={"vpcs": {**c.vpcs, vpc: ids}}))
         resources = {"cluster": ids.cluster, "nodegroup": ids.nodegroup, "nodes": ids.node_instances}
         return StepResult(step=f"create-cluster-{vpc}", resources=resources)
 
     def create_peer_host(self) -> StepResult:
+        _provisioning("ec2")
         group, instance = lab_cloud.ensure_peer_host(self._cloud(), self.config, self.topology(), self._network("vpc2"))
         update = {"peer_host_security_group": group, "peer_host_instance": instance}
         self._with_ids(lambda c: c.model_copy(update=update))
@@ -98,6 +122,7 @@ class LabExperiment:
         return StepResult(step="deploy-apps", resources={"namespaces": len(built.net.namespaces()) if built.net else 0})
 
     def expose_services(self) -> StepResult:
+        _provisioning("load_balancer")
         topology = self.topology()
         services = {"clusterip": topology.vpc1.cluster_ip, **topology.vpc1.service_node_ports}
         return StepResult(step="expose-services", resources=services)

@@ -1,0 +1,78 @@
+"""Benchmarks of issue 5 (root, the lab): Prefect's overhead per task, the whole lab experiment against
+3 x probe timeout + 8 s, and the overlap of independent steps under an AWS-like latency profile.
+Run with the local Prefect server and moto warm: `make bench-flow`. Prints medians and ratios."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+os.environ.setdefault("PEERPROBE_STATE_DIR", "/tmp/peerprobe-bench")
+
+from peerprobe import config, logs, server  # noqa: E402
+from peerprobe.backends.lab import moto_service  # noqa: E402
+
+PROFILE = {"cluster": 7.0, "nodegroup": 2.0, "load_balancer": 2.0, "ec2": 0.3}
+CRITICAL_DELAYS = PROFILE["cluster"] + PROFILE["nodegroup"] + PROFILE["load_balancer"]  # both clusters overlap
+TASKS = 60
+
+
+def connect() -> None:
+    logs.configure(0, through_stdlib=True)
+    os.environ["PREFECT_API_URL"] = server.ensure_running().api_url
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    moto_service.ensure_running()
+
+
+def task_overhead() -> float:
+    """Seconds Prefect adds per task run: a flow of TASKS trivial tasks minus the same calls without Prefect."""
+    from prefect import flow, task
+
+    @task(persist_result=False)
+    def noop(value: int) -> int:
+        return value
+
+    @flow(persist_result=False)
+    def many() -> int:
+        return sum(noop(i) for i in range(TASKS))
+
+    many()  # warm: registration of the flow and task
+    samples = []
+    for _ in range(3):
+        started = time.perf_counter()
+        many()
+        samples.append((time.perf_counter() - started) / TASKS)
+    return statistics.median(samples)
+
+
+def experiment_seconds(name: str) -> float:
+    from flows.experiment import experiment
+    from peerprobe.params import RunParameters
+
+    cfg = config.from_mapping(
+        {"name": name, "clusters": {"vpc1": {"name": f"{name}-one"}, "vpc2": {"name": f"{name}-two"}}}
+    )
+    started = time.perf_counter()
+    report = experiment(parameters=RunParameters(config=cfg, cleanup_on_failure=True))
+    elapsed = time.perf_counter() - started
+    print(f"  {name}: {report.summary.cells} cells, {report.summary.drift} drift, {elapsed:.2f} s")
+    return elapsed
+
+
+def main() -> None:
+    connect()
+    overhead = task_overhead()
+    print(f"prefect overhead per task: {overhead * 1000:.1f} ms (target 25 ms)")
+    timeout = config.load().probe.timeout_seconds
+    plain = statistics.median(experiment_seconds(f"bench{i}") for i in range(3))
+    print(f"lab experiment, 3 phases: median {plain:.2f} s (target 3 x {timeout:.0f} + 8 = {3 * timeout + 8:.0f} s)")
+    os.environ["PEERPROBE_LAB_LATENCY"] = ",".join(f"{k}={v}" for k, v in PROFILE.items())
+    slow = experiment_seconds("benchlat")
+    critical = CRITICAL_DELAYS + plain
+    print(f"with AWS-like latency {PROFILE}: {slow:.2f} s; critical path {critical:.2f} s; ratio {slow / critical:.3f} "
+          f"(target 1.15; serial would be {2 * (PROFILE['cluster'] + PROFILE['nodegroup']) + 2.3 + plain:.2f} s)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
