@@ -18,6 +18,8 @@ LB_KINDS = ("load-balancer", "internal-nlb", "nginx-nlb")
 # Documentation ranges (RFC 5737) stand in for public addresses; they never leave the lab.
 PUBLIC_POOLS = {"vpc1": "198.51.100.0/24", "vpc2": "203.0.113.0/24"}
 OUTSIDE_CLIENT = "192.0.2.10"
+# The API server allocates a healthCheckNodePort to every LoadBalancer Service with externalTrafficPolicy Local.
+HEALTH_CHECK_NODE_PORTS = {"load-balancer": 31497, "internal-nlb": 31081, "nginx-nlb": 31082}
 
 
 class _Frozen(BaseModel):
@@ -58,6 +60,9 @@ class ClusterTopology(_Frozen):
     node_port: int | None = None
     headless_name: str | None = None
     service_node_ports: dict[str, int] = Field(default_factory=dict)
+    # externalTrafficPolicy Local: the Service's healthCheckNodePort, served by kube-proxy on every node
+    health_check_node_ports: dict[str, int] = Field(default_factory=dict)
+    nginx_pod: Pod | None = None  # the workshop's nginx, behind the internet-facing nginx NLB
     load_balancers: dict[str, str] = Field(default_factory=dict)  # kind -> DNS name (report contract)
     load_balancer_facts: dict[str, LoadBalancerFacts] = Field(default_factory=dict)
 
@@ -154,9 +159,12 @@ def _vpc1_workloads(config: ExperimentConfig, vpc1: ClusterTopology) -> dict[str
     vpc, cluster = config.vpcs.vpc1, config.clusters.vpc1
     service = ipaddress.IPv4Network(cluster.service_cidr)
     node_ports = {"nodeport": 32227, "load-balancer": 32497, "internal-nlb": 31080, "nginx-nlb": 30080}
+    local = config.services.external_traffic_policy == "Local"
     facts = _plan_load_balancers(config)
     return {
         "echo_pod": Pod(ip=_pod_ip(vpc, cluster, 0, 2), node=vpc1.nodes[0].name),
+        "nginx_pod": Pod(ip=_pod_ip(vpc, cluster, 0, 4), node=vpc1.nodes[0].name),
+        "health_check_node_ports": HEALTH_CHECK_NODE_PORTS.copy() if local else {},
         # Away from .1 (kubernetes) and .10 (kube-dns), which the VPC2 cluster holds in the same range.
         "cluster_ip": str(service.network_address + service.num_addresses // 2 + 33),
         "node_port": node_ports["nodeport"],

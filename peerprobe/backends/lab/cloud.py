@@ -5,6 +5,7 @@ from what moto reads back, so a rule revoked or a peering deleted behind peerpro
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -13,7 +14,7 @@ import structlog
 from pydantic import BaseModel, Field
 
 from peerprobe.backends.aws.cloud import AwsCloud
-from peerprobe.backends.lab.net import PEER_HOST_GROUP, SecurityGroupRule, node_group
+from peerprobe.backends.lab.net import ELB_GROUP, PEER_HOST_GROUP, KubeService, SecurityGroupRule, node_group
 from peerprobe.backends.ports import IngressRule
 from peerprobe.config import ExperimentConfig
 from peerprobe.errors import ConflictError, NotFoundError
@@ -50,6 +51,7 @@ class CloudIds(BaseModel):
     peer_host_security_group: str = ""
     peer_host_instance: str = ""
     peering: str | None = None
+    elb_security_group: str | None = None  # the Classic ELB's own group, made by the in-tree controller
 
 
 def partition(region: str) -> str:
@@ -209,6 +211,71 @@ def open_to_peer(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, ids:
     cloud.authorize_ingress(ids.vpcs["vpc1"].node_security_group, rules=peer_rules(config, plan))
 
 
+# --- what the load balancer controllers write ------------------------------------------------------------------
+
+ELB_GROUP_NAME = "k8s-elb-loadbalancer"  # cloud-provider-aws names it k8s-elb-<load balancer name>
+TARGET_TYPE = "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"
+
+
+def ensure_controller_rules(
+    cloud: AwsCloud, config: ExperimentConfig, plan: Topology, ids: CloudIds, services: Sequence[KubeService]
+) -> CloudIds:
+    """The security-group rules AWS's controllers write for the LoadBalancer Services (behaviour.md 3, 4, 11):
+    the ELB's own group from loadBalancerSourceRanges plus its group-to-group rule on the nodes; the in-tree
+    NLB's client rule on its NodePort from the source ranges and its health rule from its subnets; the AWS
+    Load Balancer Controller's rule on the pod port for ip targets."""
+    vpc1 = ids.vpcs["vpc1"]
+    node_rules: list[IngressRule] = []
+    for service in services:
+        if service.type != "LoadBalancer" or service.node_port is None:
+            continue
+        if service.kind == "load-balancer":
+            ids = _ensure_elb_group(cloud, ids, service)
+            assert ids.elb_security_group is not None
+            node_rules.append(IngressRule("-1", -1, -1, source_group=ids.elb_security_group,
+                                          description="kubernetes.io/rule/elb"))  # fmt: skip
+        else:
+            node_rules += _nlb_rules(config, plan, service)
+    cloud.authorize_ingress(vpc1.node_security_group, rules=node_rules)
+    log.info("lab.controllers.rules", node_rules=len(node_rules), elb_group=ids.elb_security_group)
+    return ids
+
+
+def _ensure_elb_group(cloud: AwsCloud, ids: CloudIds, service: KubeService) -> CloudIds:
+    vpc1 = ids.vpcs["vpc1"]
+    group = cloud.ensure_security_group(ELB_GROUP_NAME, vpc_id=vpc1.vpc, description="Security group for "
+                                        "Kubernetes ELB loadbalancer (default/loadbalancer)")  # fmt: skip
+    port = service.port
+    rules = [IngressRule("tcp", port, port, cidr=c, description="loadBalancerSourceRanges")
+             for c in service.source_ranges]  # fmt: skip
+    cloud.authorize_ingress(group.id, rules=rules)
+    return ids.model_copy(update={"elb_security_group": group.id})
+
+
+def _nlb_rules(config: ExperimentConfig, plan: Topology, service: KubeService) -> list[IngressRule]:
+    facts = plan.vpc1.load_balancer_facts.get(service.kind)
+    side = "public" if facts is not None and facts.scheme == "internet-facing" else "private"
+    lb_subnets = [str(cidr) for cidr in subnets(config.vpcs.vpc1)[side]]
+    if service.annotations.get(TARGET_TYPE) == "ip":
+        # LBC: traffic on the pod port from the source ranges when the client address is kept, else from
+        # the load balancer's subnets; health checks from the subnets.
+        preserve = "preserve_client_ip.enabled=true" in service.annotations.get(
+            "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes", ""
+        )
+        sources = [*service.source_ranges, *lb_subnets] if preserve else lb_subnets
+        port = service.target_port
+        return [IngressRule("tcp", port, port, cidr=c, description="elbv2.k8s.aws/targetGroupBinding") for c in
+                dict.fromkeys(sources)]  # fmt: skip
+    assert service.node_port is not None
+    client = [IngressRule("tcp", service.node_port, service.node_port, cidr=c,
+                          description="kubernetes.io/rule/nlb/client") for c in service.source_ranges]  # fmt: skip
+    health_ports = {service.node_port, *([service.health_check_node_port] if service.local and
+                                         service.health_check_node_port else [])}  # fmt: skip
+    health = [IngressRule("tcp", p, p, cidr=c, description="kubernetes.io/rule/nlb/health")
+              for p in sorted(health_ports) for c in lb_subnets]  # fmt: skip
+    return client + health
+
+
 # --- reading back ------------------------------------------------------------------------------------------
 
 
@@ -216,6 +283,8 @@ def security_group_rules(cloud: AwsCloud, ids: CloudIds) -> list[SecurityGroupRu
     """The lab's filter rules, from the security groups as moto holds them now."""
     names = {ids.vpcs[key].node_security_group: node_group(key) for key in VPC_KEYS}
     names[ids.peer_host_security_group] = PEER_HOST_GROUP
+    if ids.elb_security_group:
+        names[ids.elb_security_group] = ELB_GROUP
     return [
         converted
         for group_id, name in names.items()
@@ -271,6 +340,8 @@ def remove(cloud: AwsCloud, ids: CloudIds, config: ExperimentConfig, plan: Topol
         _remove_cluster(cloud, vpc)
     if ids.peer_host_security_group:
         _delete_group(cloud, ids.peer_host_security_group)
+    if ids.elb_security_group and "vpc1" in ids.vpcs:
+        _remove_elb_group(cloud, ids)
     for vpc in ids.vpcs.values():
         _remove_vpc(cloud, vpc)
 
@@ -307,6 +378,15 @@ def _remove_vpc(cloud: AwsCloud, vpc: VpcIds) -> None:
     cloud.delete_internet_gateway(vpc.internet_gateway)
     _delete_group(cloud, vpc.node_security_group)
     cloud.delete_vpc(vpc.vpc)
+
+
+def _remove_elb_group(cloud: AwsCloud, ids: CloudIds) -> None:
+    """The node group's rule that references the ELB's group goes first, as AWS refuses otherwise."""
+    assert ids.elb_security_group is not None
+    with contextlib.suppress(NotFoundError):
+        reference = IngressRule("-1", -1, -1, source_group=ids.elb_security_group)
+        cloud.revoke_ingress(ids.vpcs["vpc1"].node_security_group, rules=[reference])
+    _delete_group(cloud, ids.elb_security_group)
 
 
 def _delete_group(cloud: AwsCloud, group_id: str) -> None:

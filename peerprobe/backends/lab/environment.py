@@ -12,18 +12,18 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from pydantic import BaseModel, Field
 
-from peerprobe import aws_node, statedir
+from peerprobe import aws_node, resources, statedir
 from peerprobe.backends.aws import AwsCloud, aws_cloud
 from peerprobe.backends.lab import cloud as lab_cloud
-from peerprobe.backends.lab import moto_service, net
-from peerprobe.backends.lab.agent import Listener, is_agent, run_batches, start_agent, stop_agent
+from peerprobe.backends.lab import dns, health, kube, moto_service, net
+from peerprobe.backends.lab.agent import Listener, ResolverSource, is_agent, run_batches, start_agent, stop_agent
 from peerprobe.backends.lab.agent import spec as agent_spec
-from peerprobe.backends.lab.net import LabNet
+from peerprobe.backends.lab.net import KubeService, LabNet
 from peerprobe.backends.ports import Stamp
 from peerprobe.config import ExperimentConfig, Snat
 from peerprobe.errors import ConfigError
@@ -37,6 +37,7 @@ VpcKey = Literal["vpc1", "vpc2"]
 VPC_KEYS: tuple[VpcKey, VpcKey] = ("vpc1", "vpc2")
 STATE_SCHEMA = "peerprobe.lab-state/v1"
 AGENT_READY_SECONDS = 10.0
+NGINX_PORT = 80
 
 
 def _empty_envs() -> dict[VpcKey, dict[str, str]]:
@@ -56,6 +57,8 @@ class LabState(BaseModel):
     net: LabNet | None = None
     aws_node: dict[VpcKey, dict[str, str]] = Field(default_factory=_empty_envs)
     agent_pid: int | None = None
+    services: list[KubeService] = Field(default_factory=list)  # what the Cluster port applied to VPC1
+    dns: dict[str, dict[str, list[str]]] = Field(default_factory=dict)  # vantage namespace -> name -> addresses
 
     model_config = {"populate_by_name": True}
 
@@ -97,8 +100,10 @@ def require_state(config: ExperimentConfig) -> LabState:
 
 
 def up(config: ExperimentConfig, *, run_id: str | None = None) -> LabState:
-    """Bring the environment to the state the experiment probes: cloud resources in moto, the network with
-    the first phase's SNAT settings, and the echo servers. Idempotent; replaces a lab a crash left."""
+    """Bring the environment to the state the experiment probes: cloud resources in moto, the manifests'
+    Services and the controllers' rules, the network with the first phase's SNAT settings and kube-proxy,
+    the agent's servers, then health checks, load balancer rules and DNS. Idempotent; replaces a lab a crash
+    left."""
     net.check_available()
     key, started = env_key(config), time.perf_counter()
     _clear_stale(key)
@@ -108,10 +113,16 @@ def up(config: ExperimentConfig, *, run_id: str | None = None) -> LabState:
     save_state(state)  # before creating anything: `down` can always find what this run made
     state = state.model_copy(update={"cloud": lab_cloud.provision(cloud, config, planned)})
     save_state(state)
+    state = _apply_services(state, cloud, resources.manifests(config, planned))
+    if state.agent_pid is not None:  # `up` over a running lab: its agent goes with the network it served
+        stop_agent(state.agent_pid)
     state = _build_network(state, cloud)
     save_state(state)
+    assert state.net is not None
+    net.apply_kube_proxy(state.net, state.services)
     state = state.model_copy(update={"agent_pid": _start_agent(state)})
     save_state(state)
+    state = converge(state)
     log.info("lab.up", env=key, run_id=state.run_id, elapsed_ms=round((time.perf_counter() - started) * 1000))
     return state
 
@@ -138,6 +149,30 @@ def _cloud(config: ExperimentConfig, key: str, run_id: str) -> AwsCloud:
     return aws_cloud(stamp, region=config.region, endpoint_url=moto_service.endpoint_url())
 
 
+def _apply_services(state: LabState, cloud: AwsCloud, manifests: Sequence[Mapping[str, Any]]) -> LabState:
+    """The Cluster port's apply, as far as AWS is concerned: the Services, then what the load balancer
+    controllers write into the cloud for them (security-group rules)."""
+    assert state.cloud is not None
+    applied = kube.services(manifests, state.topology)
+    ids = lab_cloud.ensure_controller_rules(cloud, state.config, state.topology, state.cloud, applied)
+    updated = state.model_copy(update={"cloud": ids, "services": applied})
+    save_state(updated)
+    log.info("lab.cluster.applied", env=state.env_key, services=[s.name for s in applied])
+    return updated
+
+
+def converge(state: LabState) -> LabState:
+    """Health checks from every load balancer node, then their forwarding rules and the DNS answers follow."""
+    assert state.net is not None
+    healthy = health.check_all(state.net.load_balancers)
+    lab = net.program_load_balancers(state.net, healthy)
+    views = dns.views(lab, state.topology, kube.headless_records(state.services))
+    dns.write_views(views)
+    updated = state.model_copy(update={"net": lab, "dns": views})
+    save_state(updated)
+    return updated
+
+
 def _build_network(state: LabState, cloud: AwsCloud) -> LabState:
     """The data plane from what moto holds now: its security-group rules and its peering's state."""
     assert state.cloud is not None
@@ -148,6 +183,7 @@ def _build_network(state: LabState, cloud: AwsCloud) -> LabState:
         snat={"vpc1": state.snat("vpc1"), "vpc2": state.snat("vpc2")},
         security_groups=lab_cloud.security_group_rules(cloud, state.cloud),
         peering=lab_cloud.peering_active(cloud, state.cloud),
+        services=state.services,
     )
     return state.model_copy(update={"net": built})
 
@@ -157,10 +193,38 @@ def _start_agent(state: LabState) -> int:
     listeners = [
         Listener(netns=state.net.echo_ns, port=ECHO_PORT, kind="echo", name="echo pod"),
         Listener(netns=state.net.ec2.ns, port=PEER_HOST_PORT, kind="echo", name="EC2 web host"),
+        *_nginx_listeners(state.net),
+        *_health_listeners(state.net, state.services),
+        *_proxy_listeners(state.net),
     ]
     directory = _env_dir(state.env_key)
     agent_spec.write(directory / "agent.json", listeners)
     return start_agent(directory / "agent.json", log_path=directory / "agent.log", ready_timeout=AGENT_READY_SECONDS)
+
+
+def _nginx_listeners(lab: LabNet) -> list[Listener]:
+    pods = [p for node in lab.nodes_of("vpc1") for p in node.pods if p.name == "nginx"]
+    return [Listener(netns=pod.ns, port=NGINX_PORT, kind="nginx", name="nginx pod") for pod in pods]
+
+
+def _health_listeners(lab: LabNet, services: Sequence[KubeService]) -> list[Listener]:
+    """kube-proxy's health-check NodePort on every VPC1 node, for each Local Service that has one."""
+    return [
+        Listener(netns=node.ns, port=svc.health_check_node_port, kind="healthz", service=svc.port_name,
+                 local_endpoints=sum(ep.node == node.name for ep in svc.endpoints),
+                 name=f"healthz {svc.name} on {node.name}")
+        for svc in services if svc.local and svc.health_check_node_port
+        for node in lab.nodes_of("vpc1")
+    ]  # fmt: skip
+
+
+def _proxy_listeners(lab: LabNet) -> list[Listener]:
+    """The Classic ELB nodes' TCP listeners; each dials the backend pool, which the node's rules send on."""
+    return [
+        Listener(netns=lb.ns, ip=lb.eni.ip, port=lb.listener_port, kind="proxy",
+                 upstream=f"{net.LB_BACKEND_POOL}:{lb.listener_port}", name=f"{lb.kind} {lb.zone}")
+        for lb in lab.load_balancers if lb.mode == "proxy"
+    ]  # fmt: skip
 
 
 def _clear_stale(key: str) -> None:
@@ -246,7 +310,23 @@ def refresh(config: ExperimentConfig) -> LabState:
     lab = net.set_peering(lab, lab_cloud.peering_active(cloud, state.cloud))
     updated = state.model_copy(update={"net": lab})
     save_state(updated)
-    return updated
+    return converge(updated)
+
+
+def apply_manifests(config: ExperimentConfig, cluster: VpcKey, manifests: Sequence[Mapping[str, Any]]) -> LabState:
+    """The Cluster port's apply on a running lab: VPC1's Services (kube-proxy, the controllers' rules, health
+    and DNS) follow the manifests. The lab's pods and load balancer nodes are those `up` built from the plan;
+    VPC2 runs only its busybox, so its manifests change nothing."""
+    state = require_state(config)
+    if cluster != "vpc1":
+        return state
+    assert state.net is not None
+    cloud = _cloud(config, state.env_key, state.run_id)
+    state = _apply_services(state, cloud, manifests)
+    assert state.net is not None and state.cloud is not None
+    net.apply_kube_proxy(state.net, state.services)
+    lab = net.apply_security_groups(state.net, lab_cloud.security_group_rules(cloud, state.cloud))
+    return converge(state.model_copy(update={"net": lab}))
 
 
 # --- probing ---------------------------------------------------------------------------------------------------
@@ -258,18 +338,10 @@ def probe(state: LabState, specs: Sequence[ProbeSpec], *, timeout_seconds: float
     batches: dict[str, list[ProbeSpec]] = {}
     for spec in specs:
         batches.setdefault(state.net.vantage_ns(spec.vantage), []).append(spec)
-    results = run_batches(batches, timeout_seconds=timeout_seconds, resolver={}, resolvers=_dns_views(state))
+    # Each vantage resolves through its own view (dns.py): cluster DNS for the VPC1 pod, public DNS for all.
+    views: dict[str, ResolverSource] = dict(state.dns)
+    results = run_batches(batches, timeout_seconds=timeout_seconds, resolver={}, resolvers=views)
     return {result.spec: result for found in results.values() for result in found}
-
-
-def _dns_views(state: LabState) -> dict[str, Mapping[str, list[str]]]:
-    """Per-vantage name views: VPC1's cluster DNS answers its headless name with the echo pod; no one else."""
-    assert state.net is not None
-    vpc1 = state.topology.vpc1
-    views: dict[str, Mapping[str, list[str]]] = {}
-    if vpc1.headless_name and vpc1.echo_pod:
-        views[state.net.vantage_ns("vpc1-pod")] = {vpc1.headless_name: [vpc1.echo_pod.ip]}
-    return views
 
 
 def vantage_namespace(config: ExperimentConfig, vantage: Vantage) -> str:

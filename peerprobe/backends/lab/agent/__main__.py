@@ -41,8 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _probe(args: argparse.Namespace) -> int:
     text = sys.stdin.read() if args.batch == "-" else Path(args.batch).read_text(encoding="utf-8")
     loaded = batch.load_batch(text)
-    results = client.run_batch(args.netns, loaded.probes, timeout_seconds=loaded.timeout_seconds,
-                               resolver=loaded.hosts)
+    results = client.run_batch(args.netns, loaded.probes, timeout_seconds=loaded.timeout_seconds, resolver=loaded.hosts)
     print(batch.dump_results(results))
     return 0
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 
 import structlog
 
-from peerprobe.backends.lab.agent import _http
+from peerprobe.backends.lab.agent import _http, _netns
 from peerprobe.backends.lab.agent.spec import Listener
 from peerprobe.probes import echo
 
@@ -32,8 +33,8 @@ working. Further configuration is required.</p>
 log = structlog.get_logger()
 
 
-def handler_for(listener: Listener) -> _Handler:
-    return _Handler(listener)
+def handler_for(listener: Listener) -> _Handler | _Proxy:
+    return _Proxy(listener) if listener.kind == "proxy" else _Handler(listener)
 
 
 class _Handler:
@@ -60,6 +61,8 @@ class _Handler:
 
     def answer(self, request: _http.Request, *, client_address: str) -> bytes:
         head_only = request.method == "HEAD"
+        if self.listener.kind == "healthz":
+            return _healthz(self.listener, head_only=head_only)
         if self.listener.kind == "nginx":
             return _http.format_response(
                 200, NGINX_WELCOME.encode(), content_type="text/html", server="nginx", head_only=head_only
@@ -77,6 +80,61 @@ class _Handler:
         return _http.format_response(
             200, text.encode(), content_type="text/plain", server=ECHO_SERVER, head_only=head_only
         )
+
+
+def _healthz(listener: Listener, *, head_only: bool) -> bytes:
+    """kube-proxy's service health server (pkg/proxy/healthcheck/service_health.go): 200 while the node has
+    a local endpoint of the Service, 503 otherwise; load balancers' health checks read only the status."""
+    namespace, _, name = listener.service.partition("/")
+    count = listener.local_endpoints
+    body = {"service": {"namespace": namespace, "name": name}, "localEndpoints": count, "serviceProxyHealthy": True}
+    status = 200 if count > 0 else 503
+    return _http.format_response(status, json.dumps(body).encode(), content_type="application/json",
+                                 server="kube-proxy", head_only=head_only)  # fmt: skip
+
+
+class _Proxy:
+    """A Classic ELB's TCP listener: a new connection from this namespace to `upstream` for each client,
+    bytes relayed both ways until each side closes (the backend sees the proxy's address, never the client's)."""
+
+    def __init__(self, listener: Listener) -> None:
+        self.listener = listener
+        host, _, port = (listener.upstream or "").rpartition(":")
+        self.upstream = (host, int(port or 0))
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        try:
+            async with asyncio.timeout(READ_TIMEOUT):
+                sock = _netns.new_socket(self.listener.netns)
+                try:
+                    await asyncio.get_running_loop().sock_connect(sock, self.upstream)
+                except BaseException:
+                    sock.close()
+                    raise
+            up_reader, up_writer = await asyncio.open_connection(sock=sock)
+        except (OSError, TimeoutError) as error:
+            log.info("agent.proxy.no_backend", listener=self.listener.label, client=peer[0], error=str(error)[:120])
+            await _close(writer)  # the client sees the connection close with no reply
+            return
+        try:
+            await asyncio.gather(_relay(reader, up_writer), _relay(up_reader, writer))
+        finally:
+            await _close(up_writer)
+            await _close(writer)
+
+
+async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """One direction: copy until EOF, then half-close, so the other direction can still finish."""
+    try:
+        async with asyncio.timeout(READ_TIMEOUT):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+    except (ConnectionError, TimeoutError, OSError):
+        writer.close()
 
 
 def _bad_request() -> bytes:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 MAX_HEAD = 16 * 1024
 MAX_BODY = 1024 * 1024
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Not Allowed"}
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Not Allowed", 503: "Service Unavailable"}
 
 
 class HttpError(Exception):

@@ -48,9 +48,7 @@ def run_batches(
     resolvers: Mapping[str, ResolverSource] | None = None,
 ) -> dict[str, list[ProbeResult]]:
     """Run every vantage's batch at once (keyed by namespace); `resolvers` overrides `resolver` per namespace."""
-    return asyncio.run(
-        probe_batches(batches, timeout_seconds=timeout_seconds, resolver=resolver, resolvers=resolvers)
-    )
+    return asyncio.run(probe_batches(batches, timeout_seconds=timeout_seconds, resolver=resolver, resolvers=resolvers))
 
 
 async def probe_batches(
@@ -75,8 +73,14 @@ async def probe_batch(
     resolve = as_resolver(resolver)
     started = time.monotonic()
     results = await asyncio.gather(*(_probe(netns, spec, resolve, timeout_seconds) for spec in specs))
-    log.info("probe.batch", netns=netns, probes=len(results), timeout=timeout_seconds,
-             elapsed=round(time.monotonic() - started, 3), outcomes=_tally(results))
+    log.info(
+        "probe.batch",
+        netns=netns,
+        probes=len(results),
+        timeout=timeout_seconds,
+        elapsed=round(time.monotonic() - started, 3),
+        outcomes=_tally(results),
+    )
     return list(results)
 
 
@@ -155,8 +159,9 @@ def _answered(
 def _failed(
     spec: ProbeSpec, outcome: Outcome, detail: str, started: float, resolved: tuple[str, ...] | None = None
 ) -> ProbeResult:
-    return ProbeResult(spec=spec, outcome=outcome, resolved=resolved, detail=short(detail),
-                       elapsed_seconds=time.monotonic() - started)
+    return ProbeResult(
+        spec=spec, outcome=outcome, resolved=resolved, detail=short(detail), elapsed_seconds=time.monotonic() - started
+    )
 
 
 def _os_outcome(error: OSError) -> Outcome:

@@ -20,9 +20,7 @@ MODULE = "peerprobe.backends.lab.agent"
 log = structlog.get_logger()
 
 
-def start_agent(
-    spec_path: Path, *, log_path: Path, ready_timeout: float = 10.0, pid_path: Path | None = None
-) -> int:
+def start_agent(spec_path: Path, *, log_path: Path, ready_timeout: float = 10.0, pid_path: Path | None = None) -> int:
     """Start `python -m peerprobe.backends.lab.agent serve` in a new session; return its pid once it listens.
 
     Raises InfrastructureError (with the agent's own message) if it exits first, WaitTimeoutError if it is
@@ -77,8 +75,12 @@ def _spawn(spec_path: Path, *, log_path: Path, ready_fd: int, pid_path: Path | N
     with open(log_path, "ab") as log_file:
         # A new session detaches the agent from our terminal and process group: it outlives this command.
         return subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-            start_new_session=True, pass_fds=(ready_fd,),
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            pass_fds=(ready_fd,),
         )
 
 
@@ -104,13 +106,17 @@ def _check_ready(process: subprocess.Popen[bytes], message: str | None, *, log_p
         stop_agent(process.pid, timeout=2)
         raise WaitTimeoutError(
             f"lab agent pid {process.pid} did not listen within {timeout:g}s; see {log_path}",
-            resource="agent", resource_id=str(process.pid), state="starting",
+            resource="agent",
+            resource_id=str(process.pid),
+            state="starting",
         )
     code = _exit_code(process)
     reason = message.removeprefix("error: ") or f"exited with code {code}"
     raise InfrastructureError(
         f"lab agent pid {process.pid} failed to start: {reason}; see {log_path}",
-        resource="agent", resource_id=str(process.pid), state="exited",
+        resource="agent",
+        resource_id=str(process.pid),
+        state="exited",
     )
 
 

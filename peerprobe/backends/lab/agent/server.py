@@ -38,7 +38,9 @@ def bind(listener: Listener) -> socket.socket:
         raise InfrastructureError(
             f"listener {listener.label}: cannot listen on {listener.ip}:{listener.port} in {listener.netns}: "
             f"{error.strerror}",
-            resource="agent-listener", resource_id=listener.label, state="unbound",
+            resource="agent-listener",
+            resource_id=listener.label,
+            state="unbound",
         ) from error
     return sock
 
@@ -62,8 +64,14 @@ async def serve(spec: AgentSpec, *, ready_fd: int | None = None) -> None:
 
 async def _start(listener: Listener) -> asyncio.Server:
     server = await asyncio.start_server(handler_for(listener), sock=bind(listener))
-    log.info("agent.listening", listener=listener.label, netns=listener.netns, ip=listener.ip,
-             port=listener.port, kind=listener.kind)
+    log.info(
+        "agent.listening",
+        listener=listener.label,
+        netns=listener.netns,
+        ip=listener.ip,
+        port=listener.port,
+        kind=listener.kind,
+    )
     return server
 
 

@@ -17,11 +17,12 @@ from peerprobe.errors import ConfigError
 
 SCHEMA = "peerprobe.agent/v1"
 
-ListenerKind = Literal["echo", "nginx"]
+ListenerKind = Literal["echo", "nginx", "healthz", "proxy"]
 
 
 class Listener(BaseModel):
-    """One server socket: `echo` answers like echoserver 1.4, `nginx` with the stock welcome page."""
+    """One server socket: `echo` answers like echoserver 1.4, `nginx` with the stock welcome page, `healthz`
+    like kube-proxy's health-check NodePort, `proxy` relays each connection to `upstream` (a Classic ELB)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -30,6 +31,9 @@ class Listener(BaseModel):
     port: int = Field(gt=0, lt=65536)
     kind: ListenerKind = "echo"
     name: str = ""  # what the logs call it (e.g. "echo-pod", "peer-host")
+    upstream: str | None = None  # proxy: "ip:port" dialled from the same namespace for each connection
+    service: str = ""  # healthz: the Service's namespace/name
+    local_endpoints: int = Field(default=0, ge=0)  # healthz: ready endpoints on this node
 
     @field_validator("ip")
     @classmethod

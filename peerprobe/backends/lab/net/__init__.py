@@ -3,30 +3,52 @@ peering, built from Linux network namespaces so the kernel's own NAT produces th
 """
 
 from peerprobe.backends.lab.net._layout import PEER_HOST_GROUP, node_group
+from peerprobe.backends.lab.net._lb import ELB_GROUP, lb_tables, program_load_balancers
+from peerprobe.backends.lab.net._names import LB_BACKEND_POOL
 from peerprobe.backends.lab.net._run import check_available, exec_in, spawn_in
+from peerprobe.backends.lab.net.kube_proxy import apply_kube_proxy
 from peerprobe.backends.lab.net.lab import build, list_namespaces, teardown
-from peerprobe.backends.lab.net.model import Eni, LabNet, NodeNet, PodNet, SecurityGroupRule, VpcKey, VpcNet
+from peerprobe.backends.lab.net.model import (
+    Endpoint,
+    Eni,
+    KubeService,
+    LabNet,
+    LbNode,
+    NodeNet,
+    PodNet,
+    SecurityGroupRule,
+    VpcKey,
+    VpcNet,
+)
 from peerprobe.backends.lab.net.peering import set_peering
 from peerprobe.backends.lab.net.security_groups import apply_security_groups, echo_port_rule, workshop_rules
 from peerprobe.backends.lab.net.snat import apply_snat
 
 __all__ = [
+    "ELB_GROUP",
+    "LB_BACKEND_POOL",
     "PEER_HOST_GROUP",
+    "Endpoint",
     "Eni",
+    "KubeService",
     "LabNet",
+    "LbNode",
     "NodeNet",
     "PodNet",
     "SecurityGroupRule",
     "VpcKey",
     "VpcNet",
+    "apply_kube_proxy",
     "apply_security_groups",
     "apply_snat",
     "build",
     "check_available",
     "echo_port_rule",
     "exec_in",
+    "lb_tables",
     "list_namespaces",
     "node_group",
+    "program_load_balancers",
     "set_peering",
     "spawn_in",
     "teardown",

@@ -141,8 +141,10 @@ def _snat_chain(nat: Table, primary_ip: str, vpc_cidrs: list[str], excluded: lis
     nat.rules.extend(f'-A {chain} -d {c} -m comment --comment "AWS SNAT CHAIN" -j RETURN' for c in vpc_cidrs)
     nat.rules.extend(f'-A {chain} -d {c} -m comment --comment "AWS SNAT CHAIN EXCLUSION" -j RETURN' for c in excluded)
     randomize = " --random-fully" if cni >= PRNG_SINCE else " --random"
-    nat.add(f'{chain} ! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL '
-            f"-j SNAT --to-source {primary_ip}{randomize}")
+    nat.add(
+        f'{chain} ! -o vlan+ -m comment --comment "AWS, SNAT" -m addrtype ! --dst-type LOCAL '
+        f"-j SNAT --to-source {primary_ip}{randomize}"
+    )
 
 
 def _connmark_chain(nat: Table, exempt: list[str]) -> None:
@@ -156,7 +158,9 @@ def _connmark_chain(nat: Table, exempt: list[str]) -> None:
 def _mangle(mangle: Table, primary: str) -> None:
     comment = '-m comment --comment "AWS, primary ENI"'
     # NodePort traffic arriving on the primary ENI is marked so its replies leave by the primary ENI.
-    mangle.add(f"PREROUTING {comment} -i {primary} -m addrtype --dst-type LOCAL --limit-iface-in "
-               f"-j CONNMARK --set-mark {CONNMARK}/{CONNMARK}")
+    mangle.add(
+        f"PREROUTING {comment} -i {primary} -m addrtype --dst-type LOCAL --limit-iface-in "
+        f"-j CONNMARK --set-mark {CONNMARK}/{CONNMARK}"
+    )
     for prefix in ("eni+", "vlan+"):  # vlan+ (security groups for pods) is inert here: no vlan devices
         mangle.add(f"PREROUTING {comment} -i {prefix} -j CONNMARK --restore-mark --mask {CONNMARK}")

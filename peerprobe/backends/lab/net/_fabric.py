@@ -63,8 +63,10 @@ def _eni_lines(eni: Eni) -> list[str]:
         f"route add {eni.ip}/32 dev {eni.router_if} table {names.TABLE_VPC_LOCAL}",
         # The fabric delivers an ENI's secondary addresses to that ENI: frames go to the ENI's own MAC,
         # so the instance never has to answer ARP for addresses it does not hold (pod IPs).
-        *(f"route add {ip}/32 via {eni.ip} dev {eni.router_if} onlink table {names.TABLE_VPC_LOCAL}"
-          for ip in eni.secondary_ips),
+        *(
+            f"route add {ip}/32 via {eni.ip} dev {eni.router_if} onlink table {names.TABLE_VPC_LOCAL}"
+            for ip in eni.secondary_ips
+        ),
         # The subnet's route table applies to what the ENI sends: policy routing by input interface.
         f"rule add iif {eni.router_if} lookup {table} priority 200",
     ]
@@ -100,8 +102,10 @@ def peering_lines(key: VpcKey, peer: VpcNet) -> list[str]:
     return [
         f"address add {names.PEERING[key]}/30 dev {names.PEERING_IF}",
         f"link set {names.PEERING_IF} up",
-        *(f"route add {peer.cidr} via {names.PEERING[other(key)]} dev {names.PEERING_IF} table {table}"
-          for table in (names.TABLE_PUBLIC, names.TABLE_PRIVATE)),
+        *(
+            f"route add {peer.cidr} via {names.PEERING[other(key)]} dev {names.PEERING_IF} table {table}"
+            for table in (names.TABLE_PUBLIC, names.TABLE_PRIVATE)
+        ),
     ]
 
 
@@ -124,15 +128,17 @@ def source_dest_check(enis: list[Eni]) -> Table:
 def _internet_gateway(script: Script, lab: LabNet, vpc: VpcNet) -> None:
     ns = script.ns(vpc.igw_ns)
     mine, theirs = names.IGW_INET[vpc.key]
-    ns.ip.extend([
-        "link set lo up",
-        f"address add {names.ROUTER_IGW[1]}/30 dev {names.IGW_VPC_IF}",
-        f"link set {names.IGW_VPC_IF} up",
-        f"address add {mine}/30 dev {names.IGW_INET_IF}",
-        f"link set {names.IGW_INET_IF} up",
-        f"route add {vpc.cidr} via {names.ROUTER_IGW[0]} dev {names.IGW_VPC_IF}",
-        f"route add default via {theirs} dev {names.IGW_INET_IF}",
-    ])
+    ns.ip.extend(
+        [
+            "link set lo up",
+            f"address add {names.ROUTER_IGW[1]}/30 dev {names.IGW_VPC_IF}",
+            f"link set {names.IGW_VPC_IF} up",
+            f"address add {mine}/30 dev {names.IGW_INET_IF}",
+            f"link set {names.IGW_INET_IF} up",
+            f"route add {vpc.cidr} via {names.ROUTER_IGW[0]} dev {names.IGW_VPC_IF}",
+            f"route add default via {theirs} dev {names.IGW_INET_IF}",
+        ]
+    )
     ns.forwarding([names.IGW_VPC_IF, names.IGW_INET_IF])
     mappings = [(eni.ip, eni.public_ip) for eni in lab.enis_of(vpc.key) if eni.public_ip]
     ns.tables["nat"], ns.tables["filter"] = _one_to_one_nat(mappings)
@@ -187,25 +193,34 @@ def _internet(script: Script, lab: LabNet) -> None:
     ns.ip.append("link set lo up")
     for key in lab.vpcs:
         link, (igw_side, mine) = names.inet_igw_if(key), names.IGW_INET[key]
-        ns.ip.extend([f"address add {mine}/30 dev {link}", f"link set {link} up",
-                      f"route add {PUBLIC_POOLS[key]} via {igw_side} dev {link}"])
-    ns.ip.extend([
-        f"address add {names.OUTSIDE_GATEWAY}/32 dev out",
-        "link set out up",
-        f"route add {lab.outside_ip}/32 dev out scope link",
-        # Private (RFC 1918) and unknown destinations are not routed on the internet: dropped, never refused.
-        "route add blackhole default",
-    ])
+        ns.ip.extend(
+            [
+                f"address add {mine}/30 dev {link}",
+                f"link set {link} up",
+                f"route add {PUBLIC_POOLS[key]} via {igw_side} dev {link}",
+            ]
+        )
+    ns.ip.extend(
+        [
+            f"address add {names.OUTSIDE_GATEWAY}/32 dev out",
+            "link set out up",
+            f"route add {lab.outside_ip}/32 dev out scope link",
+            # Private (RFC 1918) and unknown destinations are not routed on the internet: dropped, never refused.
+            "route add blackhole default",
+        ]
+    )
     ns.forwarding([names.inet_igw_if(k) for k in lab.vpcs] + ["out"])
 
 
 def _outside(script: Script, lab: LabNet) -> None:
     ip = ipaddress.IPv4Address(lab.outside_ip)
-    script.ns(lab.outside_ns).ip.extend([
-        "link set lo up",
-        f"address add {ip}/32 dev eth0",
-        "link set eth0 up",
-        f"route add {names.OUTSIDE_GATEWAY} dev eth0 scope link",
-        f"route add default via {names.OUTSIDE_GATEWAY} dev eth0",
-    ])
+    script.ns(lab.outside_ns).ip.extend(
+        [
+            "link set lo up",
+            f"address add {ip}/32 dev eth0",
+            "link set eth0 up",
+            f"route add {names.OUTSIDE_GATEWAY} dev eth0 scope link",
+            f"route add default via {names.OUTSIDE_GATEWAY} dev eth0",
+        ]
+    )
     script.veth("eth0", lab.outside_ns, "out", lab.inet_ns)

@@ -75,15 +75,24 @@ def _nat_eni(pre: str, key: VpcKey, vpc: Vpc, public_ip: str) -> Eni:
     # Elastic IP; it forwards for others, so EC2's source/destination check does not apply to it.
     subnet = subnets(vpc)["public"][0]
     ip = str(subnet.network_address + NAT_GATEWAY_OFFSET)
-    return _eni(names.nat_ns(pre, key), "eth0", "nate0", ip, subnet, "public", public_ip=public_ip,
-                source_dest_check=False)
+    return _eni(
+        names.nat_ns(pre, key), "eth0", "nate0", ip, subnet, "public", public_ip=public_ip, source_dest_check=False
+    )
 
 
 def _ec2(pre: str, config: ExperimentConfig, topology: Topology) -> Eni:
     host = topology.peer_host
     subnet, kind = subnet_of(host.private_ip, config.vpcs.vpc2)
-    return _eni(names.ec2_ns(pre), "eth0", "ec2e0", host.private_ip, subnet, kind,
-                public_ip=host.public_ip, groups=[PEER_HOST_GROUP])
+    return _eni(
+        names.ec2_ns(pre),
+        "eth0",
+        "ec2e0",
+        host.private_ip,
+        subnet,
+        kind,
+        public_ip=host.public_ip,
+        groups=[PEER_HOST_GROUP],
+    )
 
 
 def _eni(
@@ -97,8 +106,16 @@ def _eni(
 ) -> Eni:
     gateway = str(subnet.network_address + 1)  # the VPC router answers at the subnet's first host address
     return Eni.model_validate(
-        {"ns": ns, "device": device, "router_if": router_if, "ip": ip, "prefixlen": subnet.prefixlen,
-         "gateway": gateway, "subnet": kind, **extra}
+        {
+            "ns": ns,
+            "device": device,
+            "router_if": router_if,
+            "ip": ip,
+            "prefixlen": subnet.prefixlen,
+            "gateway": gateway,
+            "subnet": kind,
+            **extra,
+        }
     )
 
 
@@ -123,7 +140,7 @@ def _nodes(pre: str, key: VpcKey, config: ExperimentConfig, side: ClusterTopolog
 
 
 def _pods(side: ClusterTopology) -> list[tuple[str, Pod]]:
-    found = (("echo", side.echo_pod), ("busybox", side.busybox_pod))
+    found = (("echo", side.echo_pod), ("busybox", side.busybox_pod), ("nginx", side.nginx_pod))
     return [(name, pod) for name, pod in found if pod is not None]
 
 
@@ -134,12 +151,31 @@ def _node(
     ns = names.node_ns(pre, key, index)
     pod_ips = [pod.ip for _, pod in pods]
     group = [node_group(key)]  # secondary ENIs get the primary ENI's groups (awsutils.go, behaviour.md 4)
-    eth0 = _eni(ns, "eth0", names.eni_router_if(index, 0), node.ip, subnet, kind, public_ip=node.public_ip,
-                groups=group, secondary_ips=[] if secondary else pod_ips)
+    eth0 = _eni(
+        ns,
+        "eth0",
+        names.eni_router_if(index, 0),
+        node.ip,
+        subnet,
+        kind,
+        public_ip=node.public_ip,
+        groups=group,
+        secondary_ips=[] if secondary else pod_ips,
+    )
     enis = [eth0]
     if secondary:
-        enis.append(_eni(ns, "eth1", names.eni_router_if(index, 1), node.addresses[1], subnet, kind,
-                         groups=group, secondary_ips=pod_ips))
+        enis.append(
+            _eni(
+                ns,
+                "eth1",
+                names.eni_router_if(index, 1),
+                node.addresses[1],
+                subnet,
+                kind,
+                groups=group,
+                secondary_ips=pod_ips,
+            )
+        )
     device = "eth1" if secondary else "eth0"
     pod_nets = [_pod(pre, key, name, pod, device) for name, pod in pods]
     return NodeNet(name=node.name, cluster=key, ns=ns, enis=enis, pods=pod_nets)

@@ -22,6 +22,10 @@ PEERING = {"vpc1": "169.254.252.1", "vpc2": "169.254.252.2"}  # /30
 IGW_INET = {"vpc1": ("169.254.251.2", "169.254.251.1"), "vpc2": ("169.254.251.6", "169.254.251.5")}
 OUTSIDE_GATEWAY = "192.0.2.1"  # the internet's side of the outside client's link (RFC 5737 TEST-NET-1)
 POD_GATEWAY = "169.254.1.1"  # the VPC CNI's dummy next hop inside every pod (driver.go)
+# A Classic ELB node's proxy dials this address; the node's nat OUTPUT sends it to a healthy instance.
+LB_BACKEND_POOL = "169.254.255.1"
+LB_LETTER = {"load-balancer": "c", "internal-nlb": "n", "nginx-nlb": "g"}
+TABLE_LB_BASE = 200  # VPC router: table 200 + i sends an NLB node's flows back through it
 
 # Interface names in the fabric namespaces.
 ROUTER_IGW_IF = "igw"
@@ -53,6 +57,15 @@ def node_ns(pre: str, vpc: str, index: int) -> str:
 
 def pod_ns(pre: str, vpc: str, pod: str) -> str:
     return f"{pre}{vpc}-pod-{pod}"
+
+
+def lb_ns(pre: str, kind: str, zone_index: int) -> str:
+    return f"{pre}vpc1-lb-{kind}-{zone_index}"
+
+
+def lb_router_if(kind: str, zone_index: int) -> str:
+    """The VPC side of a load balancer node's ENI: lb + the kind's initial + the zone index."""
+    return _checked(f"lb{LB_LETTER[kind]}{zone_index}")
 
 
 def inet_ns(pre: str) -> str:

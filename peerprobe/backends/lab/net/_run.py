@@ -60,12 +60,17 @@ def run(job: Job, *, timeout: float = 60) -> str:
     except FileNotFoundError as exc:
         raise LabUnavailableError(f"{job.what}: {exc.filename} is not installed", resource="lab") from exc
     except subprocess.TimeoutExpired as exc:
-        raise InfrastructureError(f"{job.what}: no answer after {timeout}s", resource="netns", resource_id=job.ns,
-                                  state="timeout") from exc
+        raise InfrastructureError(
+            f"{job.what}: no answer after {timeout}s", resource="netns", resource_id=job.ns, state="timeout"
+        ) from exc
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip()[:STDERR_LIMIT]
-        raise InfrastructureError(f"{job.what} failed (exit {done.returncode}): {detail}", resource="netns",
-                                  resource_id=job.ns, state="partially configured")
+        raise InfrastructureError(
+            f"{job.what} failed (exit {done.returncode}): {detail}",
+            resource="netns",
+            resource_id=job.ns,
+            state="partially configured",
+        )
     return done.stdout
 
 
@@ -82,8 +87,7 @@ def exec_in(
     ns: str, argv: Sequence[str], *, input: str | None = None, timeout: float | None = None, check: bool = False
 ) -> subprocess.CompletedProcess[str]:
     """Run a command with a namespace's network view, like `kubectl exec` into a pod; output as text."""
-    return subprocess.run(in_netns(ns, argv), input=input, capture_output=True, text=True, timeout=timeout,
-                          check=check)
+    return subprocess.run(in_netns(ns, argv), input=input, capture_output=True, text=True, timeout=timeout, check=check)
 
 
 def spawn_in(ns: str, argv: Sequence[str], **popen: object) -> subprocess.Popen[str]:

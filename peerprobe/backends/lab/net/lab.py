@@ -20,8 +20,9 @@ import structlog
 from peerprobe.backends.lab.net import _cni, _fabric, _run
 from peerprobe.backends.lab.net import _names as names
 from peerprobe.backends.lab.net._layout import layout
+from peerprobe.backends.lab.net._lb import add_load_balancers, layout_load_balancers
 from peerprobe.backends.lab.net._script import Script
-from peerprobe.backends.lab.net.model import LabNet, SecurityGroupRule, VpcKey
+from peerprobe.backends.lab.net.model import KubeService, LabNet, SecurityGroupRule, VpcKey
 from peerprobe.backends.lab.net.security_groups import filter_table, workshop_rules
 from peerprobe.config import ExperimentConfig, Snat
 from peerprobe.errors import InfrastructureError
@@ -40,19 +41,26 @@ def build(
     snat: Mapping[VpcKey, Snat] | None = None,
     security_groups: list[SecurityGroupRule] | None = None,
     peering: bool | None = None,
+    services: list[KubeService] | None = None,
 ) -> LabNet:
     """Build the two-VPC network of the topology; replaces any earlier lab of the same environment.
 
-    Defaults: the CNI's default SNAT env, `workshop_rules`, and the config's peering setting. On failure
+    Defaults: the CNI's default SNAT env, `workshop_rules`, and the config's peering setting; `services` (the
+    applied Kubernetes Services) give the load balancer nodes, which start with no healthy target. On failure
     everything created is removed again and the error is raised.
     """
     _run.check_available()
     started = time.perf_counter()
     lab = layout(
-        env_key, config, topology,
+        env_key,
+        config,
+        topology,
         snat=dict(snat or {}),
         security_groups=workshop_rules(config, topology) if security_groups is None else list(security_groups),
         peering=config.peering.enabled if peering is None else peering,
+    )
+    lab = lab.model_copy(
+        update={"load_balancers": layout_load_balancers(lab.prefix, config, topology, list(services or []))}
     )
     teardown(env_key)
     try:
@@ -60,8 +68,14 @@ def build(
     except BaseException:
         teardown(env_key)
         raise
-    log.info("lab.net.built", env=env_key, prefix=lab.prefix, namespaces=len(lab.namespaces()),
-             nodes=len(lab.nodes), elapsed_ms=round((time.perf_counter() - started) * 1000))
+    log.info(
+        "lab.net.built",
+        env=env_key,
+        prefix=lab.prefix,
+        namespaces=len(lab.namespaces()),
+        nodes=len(lab.nodes),
+        elapsed_ms=round((time.perf_counter() - started) * 1000),
+    )
     return lab
 
 
@@ -69,6 +83,7 @@ def _script(lab: LabNet) -> Script:
     script = Script()
     _cni.add_nodes(script, lab)
     _fabric.add_fabric(script, lab)
+    add_load_balancers(script, lab)
     for key, vpc in lab.vpcs.items():
         script.ns(vpc.router_ns).tables["filter"] = filter_table(lab, key, lab.security_groups)
     return script
@@ -86,8 +101,14 @@ def _create(lab: LabNet, script: Script) -> None:
     ]
     _run.run_all(jobs)
     for node in lab.nodes:
-        log.info("lab.node.built", node=node.name, ns=node.ns, cluster=node.cluster,
-                 enis=[e.device for e in node.enis], pods=[p.ip for p in node.pods])
+        log.info(
+            "lab.node.built",
+            node=node.name,
+            ns=node.ns,
+            cluster=node.cluster,
+            enis=[e.device for e in node.enis],
+            pods=[p.ip for p in node.pods],
+        )
 
 
 # --- teardown ---------------------------------------------------------------------------------------------
@@ -117,10 +138,18 @@ def teardown(env_key: str) -> None:
         shutil.rmtree(NETNS_CONFIG_DIR / ns, ignore_errors=True)
     left = list_namespaces(env_key)
     if left:
-        raise InfrastructureError(f"namespaces still present after teardown: {', '.join(left)}",
-                                  resource="netns", resource_id=left[0], state="present")
-    log.info("lab.net.torn_down", env=env_key, namespaces=len(found),
-             elapsed_ms=round((time.perf_counter() - started) * 1000))
+        raise InfrastructureError(
+            f"namespaces still present after teardown: {', '.join(left)}",
+            resource="netns",
+            resource_id=left[0],
+            state="present",
+        )
+    log.info(
+        "lab.net.torn_down",
+        env=env_key,
+        namespaces=len(found),
+        elapsed_ms=round((time.perf_counter() - started) * 1000),
+    )
 
 
 def _end_processes(namespaces: list[str]) -> None:

@@ -108,6 +108,62 @@ class VpcNet(_Model):
     snat: Snat = Field(default_factory=Snat)  # aws-node's SNAT environment as last applied
 
 
+class Endpoint(_Model):
+    """A ready pod behind a Service: what kube-proxy DNATs to."""
+
+    pod: str
+    ip: str
+    port: int
+    node: str  # the node's name
+
+
+class KubeService(_Model):
+    """One Service as applied to the lab's cluster, with the allocations and endpoints kube-proxy needs."""
+
+    name: str
+    namespace: str = "default"
+    kind: str  # the report's name: cluster-ip, nodeport, load-balancer, internal-nlb, headless, nginx-nlb
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    cluster_ip: str | None = None  # None: headless, which kube-proxy ignores
+    port: int
+    target_port: int
+    node_port: int | None = None
+    health_check_node_port: int | None = None
+    local: bool = False  # externalTrafficPolicy: Local
+    annotations: dict[str, str] = Field(default_factory=dict)
+    source_ranges: list[str] = Field(default_factory=list)
+    endpoints: list[Endpoint] = Field(default_factory=list)
+
+    @property
+    def port_name(self) -> str:
+        """kube-proxy's ServicePortName string: namespace/name (the port is unnamed)."""
+        return f"{self.namespace}/{self.name}"
+
+
+class LbNode(_Model):
+    """One load balancer node: an ENI in one zone's subnet, in a namespace of its own.
+
+    `proxy` (Classic ELB) accepts and opens a new connection from its own address; `forward` (NLB) rewrites
+    the destination in the kernel and keeps (or, without preservation, replaces) the client's address.
+    """
+
+    kind: str  # load-balancer, internal-nlb, nginx-nlb
+    zone: str
+    eni: Eni
+    mode: Literal["proxy", "forward"]
+    preserve_client_ip: bool = False
+    listener_port: int = 80
+    targets: list[str] = Field(default_factory=list)  # "ip:port" in this node's zone (cross-zone off)
+    health_port: int | None = None  # None: the traffic port
+    health_path: str | None = None  # HTTP health check path; None: a TCP connect
+    mark: int  # the VPC router's connmark for this node's flows (the NLB return path)
+    healthy: list[str] = Field(default_factory=list)  # targets that passed the last health check
+
+    @property
+    def ns(self) -> str:
+        return self.eni.ns
+
+
 class LabNet(_Model):
     """Everything a later process needs to change or remove this environment's network."""
 
@@ -121,12 +177,14 @@ class LabNet(_Model):
     outside_ip: str
     peering: bool
     security_groups: list[SecurityGroupRule] = Field(default_factory=list)
+    load_balancers: list[LbNode] = Field(default_factory=list)
 
     def namespaces(self) -> list[str]:
         fabric = [ns for vpc in self.vpcs.values() for ns in (vpc.router_ns, vpc.igw_ns)]
         fabric += [vpc.nat.ns for vpc in self.vpcs.values() if vpc.nat]
         nodes = [node.ns for node in self.nodes] + [pod.ns for node in self.nodes for pod in node.pods]
-        return [*fabric, self.inet_ns, self.outside_ns, self.ec2.ns, *nodes]
+        lbs = [lb.ns for lb in self.load_balancers]
+        return [*fabric, self.inet_ns, self.outside_ns, self.ec2.ns, *nodes, *lbs]
 
     def nodes_of(self, key: VpcKey) -> list[NodeNet]:
         return [node for node in self.nodes if node.cluster == key]
@@ -136,7 +194,8 @@ class LabNet(_Model):
         enis = [eni for node in self.nodes_of(key) for eni in node.enis]
         enis += [self.ec2] if _inside(self.ec2.ip, self.vpcs[key].cidr) else []
         nat = self.vpcs[key].nat
-        return [*enis, *([nat] if nat else [])]
+        lbs = [lb.eni for lb in self.load_balancers if _inside(lb.eni.ip, self.vpcs[key].cidr)]
+        return [*enis, *([nat] if nat else []), *lbs]
 
     def pod(self, cluster: VpcKey, name: str) -> PodNet:
         return next(p for node in self.nodes_of(cluster) for p in node.pods if p.name == name)

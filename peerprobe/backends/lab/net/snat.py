@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -38,9 +39,15 @@ def apply_snat(lab: LabNet, cluster: VpcKey, snat: Snat) -> LabNet:
         job = _pod_rules_job(node, updated, listed)
         jobs += [job] if job else []
     _run.run_all(jobs)
-    log.info("lab.snat.applied", cluster=cluster, nodes=len(nodes), external_snat=snat.external_snat,
-             exclude_snat_cidrs=snat.exclude_snat_cidrs, cni_version=vpc.cni_version,
-             elapsed_ms=round((time.perf_counter() - started) * 1000))
+    log.info(
+        "lab.snat.applied",
+        cluster=cluster,
+        nodes=len(nodes),
+        external_snat=snat.external_snat,
+        exclude_snat_cidrs=snat.exclude_snat_cidrs,
+        cni_version=vpc.cni_version,
+        elapsed_ms=round((time.perf_counter() - started) * 1000),
+    )
     return updated
 
 
@@ -70,16 +77,26 @@ def _pod_rules_job(node: NodeNet, lab: LabNet, listed: str) -> _run.Job | None:
     return _run.ip_batch(f"pod rules in {node.ns}", lines, ns=node.ns)
 
 
-def merge_saved(saved: str, ours: dict[str, Table]) -> str:
-    """iptables-restore input for aws-node's tables: everything saved that aws-node does not own, then ours."""
+def merge_saved(
+    saved: str,
+    ours: dict[str, Table],
+    *,
+    owned: Callable[[str], bool] | None = None,
+    names: tuple[str, ...] = OWNED_TABLES,
+    prepend: bool = False,
+) -> str:
+    """iptables-restore input for one owner's tables: everything saved that the owner (aws-node by default)
+    does not own, plus ours, after it (aws-node appends) or before it (kube-proxy prepends its jumps)."""
+    is_owned = owned or _owned
     parsed = _parse(saved)
     out = []
-    for name in OWNED_TABLES:
+    for name in names:
         chains, rules, policies = parsed.get(name, ([], [], {}))
         mine = ours.get(name, Table(name))
-        table = Table(name, chains=[c for c in chains if not _owned(c)], policies=policies)
+        table = Table(name, chains=[c for c in chains if not is_owned(c)], policies=policies)
         table.chains += [c for c in mine.chains if c not in table.chains]
-        table.rules = [r for r in rules if not _owned(r)] + mine.rules
+        kept = [r for r in rules if not is_owned(r)]
+        table.rules = mine.rules + kept if prepend else kept + mine.rules
         out.append(table.render())
     return "".join(out)
 
