@@ -47,6 +47,8 @@ def _provisioning(kind: str) -> None:
     delay = latency_profile().get(kind, 0.0)
     if delay > 0:
         time.sleep(delay)
+
+
 EXCLUDE_SINCE = (1, 6, 0)  # AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS exists from CNI v1.6.0 (CHANGELOG, PR #520)
 
 
@@ -115,17 +117,24 @@ class LabExperiment:
         state = self._update(lambda s: s.model_copy(update={"config": self.config, "topology": self.topology()}))
         if state.net is not None and lab.healthy(state):
             return StepResult(step="deploy-apps", resources={"agent_pid": state.agent_pid}, note="already running")
-        built = lab._build_network(state, self._cloud())
-        state = self._update(lambda s: s.model_copy(update={"net": built.net}))
-        pid = lab._start_agent(state)
-        self._update(lambda s: s.model_copy(update={"agent_pid": pid}))
-        return StepResult(step="deploy-apps", resources={"namespaces": len(built.net.namespaces()) if built.net else 0})
+        with statedir.locked(lab._state_name(self.key)):
+            state = lab.materialize(state, self._cloud())
+        pods = [pod.ns for node in state.net.nodes for pod in node.pods] if state.net else []
+        return StepResult(step="deploy-apps", resources={"pods": pods, "agent_pid": state.agent_pid})
 
     def expose_services(self) -> StepResult:
+        """Every Service of resources/ applied; the controllers' rules go into moto, then kube-proxy, the load
+        balancers, their health checks and DNS follow in the data plane."""
         _provisioning("load_balancer")
-        topology = self.topology()
-        services = {"clusterip": topology.vpc1.cluster_ip, **topology.vpc1.service_node_ports}
-        return StepResult(step="expose-services", resources=services)
+        with statedir.locked(lab._state_name(self.key)):
+            state = lab.require_state(self.config)
+            cloud = self._cloud()
+            state = lab.materialize(lab.apply_services(state, cloud), cloud)
+        exposed = {
+            service.name: service.model_dump(mode="json", include={"cluster_ip", "node_port"})
+            for service in state.services
+        }
+        return StepResult(step="expose-services", resources=exposed)
 
     def open_security_groups(self) -> StepResult:
         ids = self._ids()

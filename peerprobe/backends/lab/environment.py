@@ -9,7 +9,7 @@ import contextlib
 import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -113,16 +113,8 @@ def up(config: ExperimentConfig, *, run_id: str | None = None) -> LabState:
     save_state(state)  # before creating anything: `down` can always find what this run made
     state = state.model_copy(update={"cloud": lab_cloud.provision(cloud, config, planned)})
     save_state(state)
-    state = _apply_services(state, cloud, resources.manifests(config, planned))
-    if state.agent_pid is not None:  # `up` over a running lab: its agent goes with the network it served
-        stop_agent(state.agent_pid)
-    state = _build_network(state, cloud)
-    save_state(state)
-    assert state.net is not None
-    net.apply_kube_proxy(state.net, state.services)
-    state = state.model_copy(update={"agent_pid": _start_agent(state)})
-    save_state(state)
-    state = converge(state)
+    state = apply_services(state, cloud)
+    state = materialize(state, cloud)
     log.info("lab.up", env=key, run_id=state.run_id, elapsed_ms=round((time.perf_counter() - started) * 1000))
     return state
 
@@ -147,6 +139,25 @@ def _initial_state(config: ExperimentConfig, key: str, run_id: str, planned: Top
 def _cloud(config: ExperimentConfig, key: str, run_id: str) -> AwsCloud:
     stamp = Stamp(experiment=config.name, environment=key, run_id=run_id)
     return aws_cloud(stamp, region=config.region, endpoint_url=moto_service.endpoint_url())
+
+
+def apply_services(state: LabState, cloud: AwsCloud) -> LabState:
+    """The experiment's manifests (resources/), filled for this config and topology, applied to the lab."""
+    return _apply_services(state, cloud, resources.manifests(state.config, state.topology))
+
+
+def materialize(state: LabState, cloud: AwsCloud) -> LabState:
+    """The data plane from moto's state and the applied Services: namespaces, kube-proxy, the agent's
+    servers, then health checks, load balancer rules and DNS. Replaces a running one (its agent included)."""
+    if state.agent_pid is not None:  # the agent goes with the network it served
+        stop_agent(state.agent_pid)
+    state = _build_network(state, cloud)
+    save_state(state)
+    assert state.net is not None
+    net.apply_kube_proxy(state.net, state.services)
+    state = state.model_copy(update={"agent_pid": _start_agent(state)})
+    save_state(state)
+    return converge(state)
 
 
 def _apply_services(state: LabState, cloud: AwsCloud, manifests: Sequence[Mapping[str, Any]]) -> LabState:
@@ -276,26 +287,38 @@ def _remove(key: str, state: LabState | None) -> None:
 
 def set_env(config: ExperimentConfig, cluster: VpcKey, assignments: Sequence[str]) -> Snat:
     """`kubectl set env daemonset aws-node`: change aws-node's environment; the SNAT rules follow at once."""
-    state = require_state(config)
-    try:
-        env = aws_node.apply_assignments(state.aws_node[cluster], list(assignments))
-    except ValueError as error:
-        raise ConfigError(f"lab set-env {cluster}: {error}") from None
-    return _apply_env(state, cluster, env)
+
+    def assign(env: Mapping[str, str]) -> dict[str, str]:
+        try:
+            return aws_node.apply_assignments(env, list(assignments))
+        except ValueError as error:
+            raise ConfigError(f"lab set-env {cluster}: {error}") from None
+
+    return _apply_env(config, cluster, assign)
 
 
 def set_snat(config: ExperimentConfig, cluster: VpcKey, snat: Snat) -> Snat:
     """A phase's absolute SNAT settings: the SNAT variables it does not name are removed."""
-    state = require_state(config)
-    env = {k: v for k, v in state.aws_node[cluster].items() if k not in aws_node.SNAT_VARS}
-    return _apply_env(state, cluster, env | aws_node.env_for(snat))
+
+    def absolute(env: Mapping[str, str]) -> dict[str, str]:
+        kept = {k: v for k, v in env.items() if k not in aws_node.SNAT_VARS}
+        return kept | aws_node.env_for(snat)
+
+    return _apply_env(config, cluster, absolute)
 
 
-def _apply_env(state: LabState, cluster: VpcKey, env: Mapping[str, str]) -> Snat:
-    assert state.net is not None
-    snat = aws_node.snat_from_env(env)
-    rebuilt = net.apply_snat(state.net, cluster, snat)
-    save_state(state.model_copy(update={"net": rebuilt, "aws_node": {**state.aws_node, cluster: dict(env)}}))
+def _apply_env(
+    config: ExperimentConfig, cluster: VpcKey, change: Callable[[Mapping[str, str]], dict[str, str]]
+) -> Snat:
+    # Both clusters' aws-node may change at once (the flow sets a phase on both): read, change and save the
+    # state under its lock, or one update would overwrite the other's.
+    with statedir.locked(_state_name(env_key(config))):
+        state = require_state(config)
+        assert state.net is not None
+        env = change(state.aws_node[cluster])
+        snat = aws_node.snat_from_env(env)
+        rebuilt = net.apply_snat(state.net, cluster, snat)
+        save_state(state.model_copy(update={"net": rebuilt, "aws_node": {**state.aws_node, cluster: env}}))
     log.info("lab.aws_node.env", env=state.env_key, cluster=cluster, external_snat=snat.external_snat,
              exclude_snat_cidrs=snat.exclude_snat_cidrs)  # fmt: skip
     return snat
@@ -303,14 +326,15 @@ def _apply_env(state: LabState, cluster: VpcKey, env: Mapping[str, str]) -> Snat
 
 def refresh(config: ExperimentConfig) -> LabState:
     """Re-read security groups and peering from moto and re-apply them to the running network."""
-    state = require_state(config)
-    assert state.net is not None and state.cloud is not None
-    cloud = _cloud(config, state.env_key, state.run_id)
-    lab = net.apply_security_groups(state.net, lab_cloud.security_group_rules(cloud, state.cloud))
-    lab = net.set_peering(lab, lab_cloud.peering_active(cloud, state.cloud))
-    updated = state.model_copy(update={"net": lab})
-    save_state(updated)
-    return converge(updated)
+    with statedir.locked(_state_name(env_key(config))):
+        state = require_state(config)
+        assert state.net is not None and state.cloud is not None
+        cloud = _cloud(config, state.env_key, state.run_id)
+        lab = net.apply_security_groups(state.net, lab_cloud.security_group_rules(cloud, state.cloud))
+        lab = net.set_peering(lab, lab_cloud.peering_active(cloud, state.cloud))
+        updated = state.model_copy(update={"net": lab})
+        save_state(updated)
+        return converge(updated)
 
 
 def apply_manifests(config: ExperimentConfig, cluster: VpcKey, manifests: Sequence[Mapping[str, Any]]) -> LabState:
