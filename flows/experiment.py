@@ -1,6 +1,6 @@
-"""The experiment: create clusters -> deploy apps -> expose services -> peer VPCs -> probe (baseline) ->
-for each further phase: set SNAT, reprobe -> cleanup. Independent steps run concurrently; every step is an
-idempotent, cached task, so a retry of a failed run continues from the step that failed.
+"""The experiment: create clusters (meanwhile peer the VPCs and open the peer rules) -> deploy apps ->
+expose services -> probe (baseline) -> for each further phase: set SNAT, reprobe -> cleanup. Independent
+steps run concurrently; each is an idempotent cached task, so a retry continues from the step that failed.
 """
 
 from __future__ import annotations
@@ -19,15 +19,16 @@ from peerprobe.params import RunParameters
 from peerprobe.probes.plan import vantages
 from peerprobe.report import artifacts
 from peerprobe.report.document import PhaseReport, Report
+from peerprobe.topology import Topology
 from tasks.apps import deploy_apps
 from tasks.cleanup import cleanup_environment
 from tasks.cluster import create_cluster, create_network, create_peer_host, open_environment
-from tasks.peering import open_security_groups, peer_vpcs
+from tasks.peering import peer_vpcs
 from tasks.probe import probe_vantage, publish_phase, publish_report, read_topology
 from tasks.services import expose_services
 from tasks.snat import set_snat
 
-SETUP_STEPS = 4  # clusters, apps, services, peering + rules
+SETUP_STEPS = 3  # clusters and peering (with the peer rules), apps, services
 
 
 @flow(name="experiment", persist_result=True, result_serializer="json")
@@ -57,14 +58,13 @@ def run_steps(ref: EnvironmentRef, progress: Progress) -> Report:
     progress.step()
     expose_services(ref)
     progress.step()
-    open_security_groups(ref)
-    progress.step()
+    topology = read_topology(ref)
     phases = []
     for phase in ref.config.phases:
-        phases.append(measure(ref, phase))
+        phases.append(measure(ref, phase, topology))
         progress.step()
     report = Report(
-        experiment=ref.config.name, backend=ref.backend, run_id=ref.run_id, topology=read_topology(ref), phases=phases
+        experiment=ref.config.name, backend=ref.backend, run_id=ref.run_id, topology=topology, phases=phases
     ).summarised()
     publish_report(ref, report)
     return report
@@ -85,11 +85,10 @@ def settle(futures: list[PrefectFuture[Any]]) -> list[Any]:
     return [future.result() for future in futures]
 
 
-def measure(ref: EnvironmentRef, phase: Phase) -> PhaseReport:
+def measure(ref: EnvironmentRef, phase: Phase, topology: Topology) -> PhaseReport:
     """Set both clusters' SNAT (absolute), wait for the rollout, then probe from every vantage at once."""
     applied = settle([set_snat.submit(ref, vpc, phase.name, getattr(phase.snat, vpc)) for vpc in VPC_KEYS])
     live = PhaseSnat(**dict(zip(VPC_KEYS, applied, strict=True)))
-    topology = read_topology(ref)
     probes = settle([probe_vantage.submit(ref, phase.name, live, vantage) for vantage in vantages(topology)])
     cells = [cell for found in probes for cell in found]
     report = PhaseReport(name=phase.name, snat=live, cells=cells)

@@ -20,8 +20,8 @@ from peerprobe.report.document import Report
 from tasks._common import FAULT_ENV
 
 pytestmark = pytest.mark.lab
-STEPS = ["create-network", "create-cluster", "create-peer-host", "deploy-apps", "expose-services",
-         "open-security-groups", "set-snat", "probe"]  # fmt: skip
+STEPS = ["create-network", "create-cluster", "create-peer-host", "peer-vpcs", "deploy-apps", "expose-services",
+         "set-snat", "probe"]  # fmt: skip
 
 
 def parameters(name: str, **extra: Any) -> RunParameters:

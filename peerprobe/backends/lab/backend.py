@@ -106,11 +106,13 @@ class LabExperiment:
         return StepResult(step="create-peer-host", resources={"instance": instance, "security_group": group})
 
     def peer_vpcs(self) -> StepResult:
+        """The peering with routes both ways, and VPC1's nodes opened to the peer CIDR for the probes."""
+        opened = self.open_security_groups().resources["opened"]
         if not self.config.peering.enabled:
-            return StepResult(step="peer-vpcs", note="peering.enabled is false: no peering")
+            return StepResult(step="peer-vpcs", resources={"opened": opened}, note="peering.enabled is false")
         peering = lab_cloud.ensure_peering(self._cloud(), self._network("vpc1"), self._network("vpc2"))
         self._with_ids(lambda c: c.model_copy(update={"peering": peering}))
-        return StepResult(step="peer-vpcs", resources={"peering": peering})
+        return StepResult(step="peer-vpcs", resources={"peering": peering, "opened": opened})
 
     def deploy_apps(self) -> StepResult:
         """The pods come to exist: the namespace network from moto's state, then the echo servers."""
@@ -144,7 +146,9 @@ class LabExperiment:
             )
         rules = lab_cloud.peer_rules(self.config, self.topology())
         self._cloud().authorize_ingress(ids.vpcs["vpc1"].node_security_group, rules=rules)
-        lab.refresh(self.config)
+        state = lab.load_state(self.key)
+        if state is not None and state.net is not None:  # a running data plane follows moto's rules now
+            lab.refresh(self.config)
         opened = [f"tcp/{r.from_port} from {r.cidr}" for r in rules]
         return StepResult(step="open-security-groups", resources={"opened": opened})
 
