@@ -4,9 +4,15 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 
-.PHONY: run test setup system-deps lint typecheck pytest bench bench-lab bench-flow clean
+.PHONY: run predict test setup system-deps lint typecheck pytest bench bench-lab bench-flow clean
 
+# The experiment on the embedded lab: a local Prefect server with its UI and `peerprobe serve` are started
+# (or reused) and left running; reports go to out/.
 run: setup
+	$(BIN)/peerprobe serve --background
+	$(BIN)/peerprobe run --json out/report.json --junit out/junit.xml --markdown out/report.md
+
+predict: setup
 	$(BIN)/peerprobe predict
 
 test: setup lint typecheck pytest
