@@ -6,7 +6,7 @@ from what moto reads back, so a rule revoked or a peering deleted behind peerpro
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -336,14 +336,19 @@ def remove(cloud: AwsCloud, ids: CloudIds, config: ExperimentConfig, plan: Topol
         cloud.delete_peering(ids.peering)
     if ids.peer_host_instance:
         cloud.terminate_instance(ids.peer_host_instance)
-    for vpc in ids.vpcs.values():
-        _remove_cluster(cloud, vpc)
+    _each_vpc(_remove_cluster, cloud, ids)
     if ids.peer_host_security_group:
         _delete_group(cloud, ids.peer_host_security_group)
     if ids.elb_security_group and "vpc1" in ids.vpcs:
         _remove_elb_group(cloud, ids)
-    for vpc in ids.vpcs.values():
-        _remove_vpc(cloud, vpc)
+    _each_vpc(_remove_vpc, cloud, ids)
+
+
+def _each_vpc(remove_one: Callable[[AwsCloud, VpcIds], None], cloud: AwsCloud, ids: CloudIds) -> None:
+    # The two VPCs' resources do not depend on each other: remove them side by side.
+    with ThreadPoolExecutor(max_workers=len(VPC_KEYS), thread_name_prefix="remove") as pool:
+        for future in [pool.submit(remove_one, cloud, vpc) for vpc in ids.vpcs.values()]:
+            future.result()
 
 
 def _remove_peering_routes(cloud: AwsCloud, ids: CloudIds) -> None:
