@@ -3,7 +3,13 @@ the run shows in the UI and can be retried from there; returns plain data for th
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from peerprobe import logs, server
 from peerprobe.params import RunParameters
@@ -15,17 +21,62 @@ RETRY_ENTRYPOINT = "flows/experiment.py:experiment"
 
 def _connect() -> server.PrefectServer:
     logs.configure(1, through_stdlib=True)  # before Prefect is imported: it reads the extra loggers once
+    # The terminal shows a progress bar and the report; every task's lines still reach the run's logs.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # Steps fan work out to their own threads (both VPCs at once); those events stay in the terminal only.
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    _quiet_thread_timeout_warning()
     prefect_server = server.ensure_running()
     os.environ["PREFECT_API_URL"] = prefect_server.api_url  # before Prefect is imported: it reads it once
     return prefect_server
 
 
+class _ThreadTimeoutNotice(logging.Filter):
+    """Prefect warns, for every sync task with a timeout, that a worker thread cannot be interrupted. The
+    steps bound their own waits, so the task timeout is a backstop; the warning says nothing actionable."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "running in a worker thread" not in record.getMessage()
+
+
+def _quiet_thread_timeout_warning() -> None:
+    logging.getLogger("prefect.task_runs").addFilter(_ThreadTimeoutNotice())
+
+
 def run_experiment(parameters: RunParameters) -> RunOutcome:
     prefect_server = _connect()
     from flows.experiment import experiment
+    from tasks._common import listen
 
-    state = experiment(parameters=parameters, return_state=True)
+    with progress_bar(expected_steps(parameters)) as advance:
+        unsubscribe = listen(advance)
+        try:
+            state = experiment(parameters=parameters, return_state=True)
+        finally:
+            unsubscribe()
     return _outcome(prefect_server, state, parameters)
+
+
+def expected_steps(parameters: RunParameters) -> int:
+    """Networks, clusters, EC2 host, peering, apps, services, topology; per phase two SNAT steps and one
+    probe per vantage; cleanup unless kept (then the baseline SNAT is restored instead)."""
+    vantages = 4 if parameters.backend == "lab" or parameters.config.outside_cidrs else 3
+    per_phase = 2 + vantages
+    return 9 + per_phase * len(parameters.config.phases) + (2 if parameters.keep else 1)
+
+
+@contextlib.contextmanager
+def progress_bar(total: int) -> Iterator[Callable[[str, str], None]]:
+    """A progress bar on stderr, advanced as steps finish; Prefect's own per-task lines go to the run's
+    logs (and the console with -v)."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=False) as progress:  # fmt: skip
+        bar = progress.add_task("experiment", total=total)
+
+        def advance(step: str, state: str) -> None:
+            progress.update(bar, advance=1, description=f"{step}: {state}")
+
+        yield advance
 
 
 def run_cleanup(parameters: RunParameters) -> RunOutcome:

@@ -4,6 +4,7 @@ backoff and jitter, cache keys that carry the environment generation, and the te
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from prefect.context import TaskRunContext
@@ -51,6 +52,22 @@ def phase_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     return f"{step_key(context, parameters)}:run={context.task_run.flow_run_id}"
 
 
+StepListener = Callable[[str, str], None]  # (task run name, state name)
+_listeners: list[StepListener] = []
+
+
+def listen(listener: StepListener) -> Callable[[], None]:
+    """Call `listener` whenever a step finishes in this process (the terminal's progress bar); returns an
+    unsubscribe function."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+def _finished(task: Any, task_run: Any, state: Any) -> None:
+    for listener in list(_listeners):
+        listener(str(task_run.name), str(state.name))
+
+
 STEP_OPTIONS: dict[str, Any] = {
     "retries": 3,
     "retry_delay_seconds": exponential_backoff(backoff_factor=2),
@@ -59,6 +76,8 @@ STEP_OPTIONS: dict[str, Any] = {
     "persist_result": True,
     "result_serializer": "json",
     "cache_key_fn": step_key,
+    "on_completion": [_finished],
+    "on_failure": [_finished],
 }
 
 
