@@ -12,12 +12,13 @@ from prefect import get_client
 
 from flows.experiment import experiment
 from flows.runner import retry_experiment
-from peerprobe import config, statedir
+from peerprobe import statedir
 from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
 from peerprobe.params import RunParameters
 from peerprobe.report.document import Report
 from tasks._common import FAULT_ENV
+from tests.backends.lab.conftest import own_config
 
 pytestmark = pytest.mark.lab
 STEPS = ["create-network", "create-cluster", "create-peer-host", "peer-vpcs", "deploy-apps", "expose-services",
@@ -25,10 +26,7 @@ STEPS = ["create-network", "create-cluster", "create-peer-host", "peer-vpcs", "d
 
 
 def parameters(name: str, **extra: Any) -> RunParameters:
-    cfg = config.from_mapping({
-        "name": name, "clusters": {"vpc1": {"name": f"{name}-one"}, "vpc2": {"name": f"{name}-two"}},
-        "probe": {"timeout_seconds": 0.5}, "phases": [{"name": "baseline"}],
-    })  # fmt: skip
+    cfg = own_config(name, {"probe": {"timeout_seconds": 0.5}, "phases": [{"name": "baseline"}]})
     return RunParameters(config=cfg, **extra)
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from peerprobe.backends.aws.cloud import AwsCloud
 from peerprobe.backends.lab.net import ELB_GROUP, PEER_HOST_GROUP, KubeService, SecurityGroupRule, node_group
-from peerprobe.backends.ports import IngressRule
+from peerprobe.backends.ports import TAG_ENVIRONMENT, IngressRule
 from peerprobe.config import ExperimentConfig
 from peerprobe.errors import ConflictError, NotFoundError
 from peerprobe.probes.plan import PEER_HOST_PORT
@@ -412,3 +412,74 @@ def _revoke_peer_rules(cloud: AwsCloud, vpc1: VpcIds, config: ExperimentConfig, 
             f"security group {vpc1.node_security_group} (vpc1-nodes): {len(left)} peer rule(s) still present "
             "after revoke", resource="security group", resource_id=vpc1.node_security_group, state="rules-left",
         )  # fmt: skip
+
+
+# --- from tags alone -------------------------------------------------------------------------------------------
+
+
+def recover_ids(cloud: AwsCloud, config: ExperimentConfig) -> CloudIds:
+    """The environment's ids found again by its tags (Name + peerprobe:environment), for a cleanup that has
+    no persisted state: every lookup is the same one the ensure operations make before creating."""
+    vpcs = {key: found for key in VPC_KEYS if (found := _recover_vpc(cloud, config, key)) is not None}
+    host = _first(cloud.ec2.describe_instances(Filters=cloud.owned("peer-host"))["Reservations"], "Instances")
+    return CloudIds(
+        vpcs=vpcs,
+        peer_host_security_group=_group_id(cloud, PEER_HOST_GROUP),
+        peer_host_instance=host["InstanceId"] if host else "",
+        peering=_peering_id(cloud),
+        elb_security_group=_group_id(cloud, ELB_GROUP_NAME) or None,
+    )
+
+
+def _recover_vpc(cloud: AwsCloud, config: ExperimentConfig, key: VpcKey) -> VpcIds | None:
+    found = cloud.ec2.describe_vpcs(Filters=cloud.owned(key))["Vpcs"]
+    if not found:
+        return None
+    vpc_id = found[0]["VpcId"]
+    subnets = cloud.ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["Subnets"]
+    tables = {t.get("Tags", [{}])[0].get("Value", ""): t["RouteTableId"] for t in _tables(cloud, vpc_id)}
+    nat = cloud.ec2.describe_nat_gateways(Filter=[{"Name": "vpc-id", "Values": [vpc_id]}])["NatGateways"]
+    igw = cloud.ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [vpc_id]}])
+    cluster = getattr(config.clusters, key).name
+    return VpcIds(
+        key=key, vpc=vpc_id,
+        public_subnets=[s["SubnetId"] for s in subnets if s.get("MapPublicIpOnLaunch")],
+        private_subnets=[s["SubnetId"] for s in subnets if not s.get("MapPublicIpOnLaunch")],
+        internet_gateway=igw["InternetGateways"][0]["InternetGatewayId"] if igw["InternetGateways"] else "",
+        nat_gateway=next((n["NatGatewayId"] for n in nat if n["State"] != "deleted"), None),
+        public_route_table=tables.get(f"{key}-public", ""), private_route_table=tables.get(f"{key}-private", ""),
+        node_security_group=_group_id(cloud, node_group(key)), cluster=cluster, nodegroup=f"{key}-nodes",
+        node_instances=_instances(cloud, f"{key}-node-"),
+    )  # fmt: skip
+
+
+def _tables(cloud: AwsCloud, vpc_id: str) -> list[dict[str, Any]]:
+    tables = cloud.ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"]
+    return [t for t in tables if any(tag["Key"] == "Name" for tag in t.get("Tags", []))]
+
+
+def _group_id(cloud: AwsCloud, name: str) -> str:
+    found = cloud.ec2.describe_security_groups(Filters=cloud.owned(name))["SecurityGroups"]
+    return str(found[0]["GroupId"]) if found else ""
+
+
+def _peering_id(cloud: AwsCloud) -> str | None:
+    # moto ignores DescribeVpcPeeringConnections filters: match the tags here.
+    for raw in cloud.ec2.describe_vpc_peering_connections()["VpcPeeringConnections"]:
+        tags = {t["Key"]: t["Value"] for t in raw.get("Tags", [])}
+        ours = tags.get("Name") == "vpc1-vpc2" and tags.get(TAG_ENVIRONMENT) == cloud.stamp.environment
+        if ours and raw["Status"]["Code"] not in ("deleted", "rejected", "failed"):
+            return str(raw["VpcPeeringConnectionId"])
+    return None
+
+
+def _instances(cloud: AwsCloud, prefix: str) -> list[str]:
+    owned = [{"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [cloud.stamp.environment]}]
+    found = [i for r in cloud.ec2.describe_instances(Filters=owned)["Reservations"] for i in r["Instances"]]
+    named = [i for i in found if any(t["Key"] == "Name" and t["Value"].startswith(prefix) for t in i.get("Tags", []))]
+    return [i["InstanceId"] for i in named if i["State"]["Name"] != "terminated"]
+
+
+def _first(reservations: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
+    items = [item for r in reservations for item in r[key] if item["State"]["Name"] != "terminated"]
+    return items[0] if items else None

@@ -263,10 +263,27 @@ def down(config: ExperimentConfig) -> bool:
     """Remove everything of the environment; False when there was nothing to remove."""
     key = env_key(config)
     state = load_state(key)
-    if state is None and not net.list_namespaces(key):
-        log.info("lab.absent", env=key)
-        return False
+    if state is None:
+        return _remove_without_state(config)
     _remove(key, state)
+    return True
+
+
+def _remove_without_state(config: ExperimentConfig) -> bool:
+    """No persisted state (lost, or a crash before the first save): namespaces by name, moto's resources
+    by the environment's tags alone."""
+    key = env_key(config)
+    found_namespaces = bool(net.list_namespaces(key))
+    net.teardown(key)
+    if moto_service.status() is None:
+        return found_namespaces
+    cloud = _cloud(config, key, "cleanup")
+    ids = lab_cloud.recover_ids(cloud, config)
+    if not (ids.vpcs or ids.peer_host_instance or ids.peering):
+        log.info("lab.absent", env=key)
+        return found_namespaces
+    log.info("lab.cleanup.from_tags", env=key, vpcs=list(ids.vpcs))
+    lab_cloud.remove(cloud, ids, config, plan(config))
     return True
 
 

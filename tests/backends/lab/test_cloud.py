@@ -94,3 +94,15 @@ def test_remove_twice_leaves_nothing_tagged(cloud: AwsCloud) -> None:
     states = {i["State"]["Name"] for r in ec2.describe_instances(Filters=mine)["Reservations"] for i in r["Instances"]}
     assert states <= {"terminated"}
     assert cloud.eks.list_clusters()["clusters"] == []
+
+
+def test_ids_are_recovered_from_tags_alone_and_removed(cloud: AwsCloud) -> None:
+    cfg, plan = workshop()
+    made = lab_cloud.provision(cloud, cfg, plan)
+    recovered = lab_cloud.recover_ids(cloud, cfg)
+    assert recovered.vpcs["vpc1"].vpc == made.vpcs["vpc1"].vpc and recovered.peering == made.peering
+    assert sorted(recovered.vpcs["vpc2"].node_instances) == sorted(made.vpcs["vpc2"].node_instances)
+    lab_cloud.remove(cloud, recovered, cfg, plan)
+    owned = [{"Name": "tag:peerprobe:environment", "Values": [ENVIRONMENT]}]
+    assert cloud.ec2.describe_vpcs(Filters=owned)["Vpcs"] == []
+    assert lab_cloud.recover_ids(cloud, cfg).vpcs == {}

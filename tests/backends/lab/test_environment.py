@@ -33,24 +33,6 @@ def drifted(cells: list[Cell]) -> list[str]:
     return [f"{c.vantage}->{c.target}: {c.explanation[0]}" for c in cells if c.verdict != "match"]
 
 
-@pytest.fixture
-def lab_of(lab_state_dir: Path) -> Iterator[Any]:
-    """lab_of(overrides) -> (config, state): a lab of its own per knob, always taken down."""
-    made: list[ExperimentConfig] = []
-
-    def make(**overrides: Any) -> tuple[ExperimentConfig, lab.LabState]:
-        name = f"knob{len(made)}"
-        # EKS cluster names are per account and region: each environment needs its own.
-        own = {"name": name, "clusters": {"vpc1": {"name": f"{name}-one"}, "vpc2": {"name": f"{name}-two"}}}
-        cfg = config.from_mapping(config.merge(own, overrides))
-        made.append(cfg)
-        return cfg, lab.up(cfg)
-
-    yield make
-    for cfg in made:
-        lab.down(cfg)
-
-
 @pytest.fixture(scope="module")
 def workshop_lab(lab_state_dir: Path) -> Iterator[tuple[ExperimentConfig, lab.LabState]]:
     cfg = config.load()
@@ -106,16 +88,16 @@ KNOBS = {
 
 
 @pytest.mark.parametrize("knob", sorted(KNOBS))
-def test_each_knob_matches_the_model(lab_of: Any, knob: str) -> None:
-    cfg, state = lab_of(**KNOBS[knob])
+def test_each_knob_matches_the_model(knob_lab: Any, knob: str) -> None:
+    cfg, state = knob_lab(f"knob-{knob}"[:30].rstrip("-"), KNOBS[knob])
     for phase in cfg.phases:
         assert drifted(probe_phase(state, cfg, phase.name, phase.snat)) == [], phase.name
 
 
-def test_a_rule_revoked_in_moto_reaches_the_lab(lab_of: Any) -> None:
+def test_a_rule_revoked_in_moto_reaches_the_lab(knob_lab: Any) -> None:
     from peerprobe.backends.lab import cloud as lab_cloud
 
-    cfg, state = lab_of()
+    cfg, state = knob_lab("revoked")
     aws = lab._cloud(cfg, state.env_key, state.run_id)
     assert state.cloud is not None
     aws.revoke_ingress(state.cloud.vpcs["vpc1"].node_security_group, rules=lab_cloud.peer_rules(cfg, state.topology))
@@ -125,8 +107,8 @@ def test_a_rule_revoked_in_moto_reaches_the_lab(lab_of: Any) -> None:
     assert result.outcome == "timeout"
 
 
-def test_a_crashed_lab_is_replaced_by_the_next_up(lab_of: Any) -> None:
-    cfg, state = lab_of()
+def test_a_crashed_lab_is_replaced_by_the_next_up(knob_lab: Any) -> None:
+    cfg, state = knob_lab("crashed")
     assert state.agent_pid is not None
     import os
     import signal
@@ -136,8 +118,8 @@ def test_a_crashed_lab_is_replaced_by_the_next_up(lab_of: Any) -> None:
     assert lab.healthy(fresh) and fresh.agent_pid != state.agent_pid
 
 
-def test_down_twice_succeeds_and_leaves_nothing(lab_of: Any) -> None:
-    cfg, _ = lab_of()
+def test_down_twice_succeeds_and_leaves_nothing(knob_lab: Any) -> None:
+    cfg, _ = knob_lab("downtwice")
     assert lab.down(cfg) is True
     assert lab.down(cfg) is False
     assert net.list_namespaces(lab.env_key(cfg)) == []

@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from peerprobe import config, run
+from peerprobe import run
 from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
 from peerprobe.backends.lab.net import _run
 from peerprobe.config import ExperimentConfig, PhaseSnat
 from peerprobe.probes.plan import plan
 from peerprobe.vocabulary import Cell
+from tests.backends.lab.conftest import own_config
 
 pytestmark = pytest.mark.lab
 TIMEOUT = 1.0
@@ -37,29 +38,11 @@ def drifted(cells: list[Cell]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def workshop(lab_state_dir: Path) -> Iterator[tuple[ExperimentConfig, lab.LabState]]:
-    own = {"name": "services", "clusters": {"vpc1": {"name": "svc-one"}, "vpc2": {"name": "svc-two"}}}
-    cfg = config.from_mapping(own)
+    cfg = own_config("services")
     state = lab.up(cfg)
     yield cfg, state
     lab.down(cfg)
     assert net.list_namespaces(lab.env_key(cfg)) == []
-
-
-@pytest.fixture
-def knob_lab(lab_state_dir: Path) -> Iterator[Any]:
-    """knob_lab(name, overrides) -> (config, state): its own experiment and EKS names, always taken down."""
-    made: list[ExperimentConfig] = []
-
-    def make(name: str, overrides: dict[str, Any]) -> tuple[ExperimentConfig, lab.LabState]:
-        own = {"name": name, "clusters": {"vpc1": {"name": f"{name}-one"}, "vpc2": {"name": f"{name}-two"}}}
-        cfg = config.from_mapping(config.merge(own, overrides))
-        made.append(cfg)
-        return cfg, lab.up(cfg)
-
-    yield make
-    for cfg in made:
-        lab.down(cfg)
-        assert net.list_namespaces(lab.env_key(cfg)) == []
 
 
 @pytest.mark.parametrize("phase", range(3), ids=["baseline", "external-snat", "exclude-snat"])
