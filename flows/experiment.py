@@ -12,7 +12,7 @@ from prefect import flow, runtime
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, wait
 
-from peerprobe import statedir
+from peerprobe import drift
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef
 from peerprobe.config import Phase, PhaseSnat
 from peerprobe.params import RunParameters
@@ -23,6 +23,7 @@ from peerprobe.topology import Topology
 from tasks.apps import deploy_apps
 from tasks.cleanup import cleanup_environment
 from tasks.cluster import create_cluster, create_network, create_peer_host, open_environment
+from tasks.drift import read_snapshot
 from tasks.peering import peer_vpcs
 from tasks.probe import probe_vantage, publish_phase, publish_report, read_topology
 from tasks.services import expose_services
@@ -104,12 +105,7 @@ def finish(ref: EnvironmentRef, parameters: RunParameters, report: Report) -> No
     baseline = ref.config.phases[0]
     for vpc in VPC_KEYS:
         set_snat(ref, vpc, f"restore-{baseline.name}", getattr(baseline.snat, vpc))
-    recorded = report.model_copy(update={"phases": report.phases[:1]})
-    statedir.write_json(f"baselines/{_slug(ref.key)}.json", recorded.model_dump(mode="json", by_alias=True))
-
-
-def _slug(key: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key)
+    drift.record_baseline(ref.key, report, read_snapshot(ref))  # the configuration it ran with, for config_diff
 
 
 class Progress:

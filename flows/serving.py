@@ -44,6 +44,12 @@ def _deployment(spec: dict[str, Any], root: Path) -> Any:
     )
 
 
+def served_specs(path: Path = PREFECT_YAML) -> list[dict[str, Any]]:
+    """The entries `peerprobe serve` runs here: those with a `work_pool` run on that pool's workers instead
+    (`prefect deploy`), so serve skips them."""
+    return [spec for spec in deployment_specs(path) if not spec.get("work_pool")]
+
+
 def serve_deployments(path: Path = PREFECT_YAML) -> None:
-    """Blocks: serves every deployment until interrupted."""
-    serve(*(_deployment(spec, path.parent) for spec in deployment_specs(path)), print_starting_message=True)
+    """Blocks: serves every deployment (but the work-pool ones) until interrupted."""
+    serve(*(_deployment(spec, path.parent) for spec in served_specs(path)), print_starting_message=True)

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from peerprobe import config as config_module
-from peerprobe.errors import ConfigError, PeerprobeError
+from peerprobe.errors import ConfigError, InfrastructureError, PeerprobeError
 
 app = typer.Typer(
     name="peerprobe",
@@ -91,7 +91,7 @@ def run(
 
     parameters = RunParameters(config=_load(config), backend=_backend(backend), keep=keep,
                                cleanup_on_failure=cleanup_on_failure)  # fmt: skip
-    _preflight(parameters.backend)
+    _preflight(parameters.backend, parameters.config)
     from flows import runner
     from peerprobe.run import finish
 
@@ -105,12 +105,84 @@ def cleanup(config: ConfigOption = None, backend: BackendOption = "lab") -> None
     from peerprobe.params import RunParameters
 
     parameters = RunParameters(config=_load(config), backend=_backend(backend))
-    _preflight(parameters.backend)
+    _preflight(parameters.backend, parameters.config)
     from flows import runner
 
     outcome = _lab_call(lambda: runner.run_cleanup(parameters))
     Console().print(f"cleanup of {parameters.config.name}: {outcome.state}", highlight=False)
     raise typer.Exit(code=0 if outcome.state == "Completed" else 3)
+
+
+@app.command()
+def drift(
+    config: ConfigOption = None,
+    backend: BackendOption = "lab",
+    json: JsonOption = None,
+    junit: PathOption = None,
+) -> None:
+    """Probe the existing environment of the config in one phase `live`; compare with the model and the
+    baseline. Creates and deletes nothing. Exit 0: no drift; 1: drift; 2: no such environment; 3: failure."""
+    from peerprobe.params import RunParameters
+
+    parameters = RunParameters(config=_load(config), backend=_backend(backend))
+    _preflight(parameters.backend, parameters.config)
+    from peerprobe.backends.lab import environment
+
+    state, healthy = environment.status(parameters.config)
+    key = environment.env_key(parameters.config)
+    if state is None:
+        fail(ConfigError(f"no lab environment {key} to check: `peerprobe run --keep` or `peerprobe lab up` makes one"))
+    if not healthy:
+        fail(InfrastructureError(f"lab environment {key} is broken (its namespaces or agent are gone): "
+                            "`peerprobe lab up` rebuilds it, `peerprobe cleanup` removes it"))  # fmt: skip
+    from flows import runner
+
+    prefect_server = _lab_call(runner._connect)
+    from flows.drift import run_here
+    from peerprobe import drift as drift_module
+    from peerprobe.run import finish
+
+    outcome = _lab_call(lambda: run_here(prefect_server.api_url, prefect_server.ui_url, parameters))
+    out = Console(soft_wrap=True, highlight=False)
+    if outcome.report is None:  # the check itself failed: nothing was created, so there is nothing to resume
+        out.print(f"[bold red]drift check {outcome.state}[/bold red]: {outcome.error}\n  run: {outcome.run_url}")
+        raise typer.Exit(code=3)
+    code = finish(outcome, json=json, junit=junit, markdown=None, console=out)
+    for entry in outcome.report.config_diff or []:
+        out.print(f"  changed since the baseline: {entry['text']}")
+    if outcome.report.config_diff is None:
+        out.print("  no baseline recorded for this environment (`peerprobe run --keep` records one)")
+    out.print(f"drift check: {outcome.state}")
+    raise typer.Exit(code=1 if drift_module.drifted(outcome.report) else code)
+
+
+@app.command()
+def sweep(
+    older_than: Annotated[
+        str | None, typer.Option("--older-than", help="Also sweep environments older than this (30m, 2h, 7d).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Delete what is listed (otherwise only list it).")] = False,
+) -> None:
+    """List what peerprobe tagged or left that belongs to no live environment; delete it with --yes."""
+    from peerprobe import sweep as sweeping
+
+    age = _lab_call(lambda: sweeping.parse_duration(older_than)) if older_than is not None else None
+    leftovers = _lab_call(lambda: sweeping.find(older_than=age))
+    out = Console(soft_wrap=True, highlight=False)
+    if not leftovers:
+        out.print("nothing to sweep")
+        return
+    from rich.table import Table
+
+    table = Table("kind", "id", "environment", "age", "why", title=f"{len(leftovers)} leftover(s)")
+    for item in leftovers:
+        table.add_row(item.kind, item.id, item.environment or "-", item.age, item.reason)
+    out.print(table)
+    if not yes:
+        out.print("nothing deleted: run `peerprobe sweep --yes` to delete these")
+        return
+    for line in _lab_call(lambda: sweeping.remove(leftovers)):
+        out.print(line)
 
 
 @app.command()
@@ -130,10 +202,15 @@ def serve(
     _lab_call(runner.serve)
 
 
-def _preflight(backend: str) -> None:
-    """Before anything starts: the aws backend's credentials, or the lab's kernel capabilities."""
+def _preflight(backend: str, config: config_module.ExperimentConfig | None = None) -> None:
+    """Before anything starts: the aws backend's credentials, region and adopted networks (one read-only STS
+    call and describes; exit 2 with nothing created), or the lab's kernel capabilities."""
     if backend == "aws":
-        fail(ConfigError("--backend aws: the AWS/EKS backend is not available yet (issue 7); use --backend lab"))
+        from peerprobe.backends.aws.experiment import preflight
+
+        identity = _lab_call(lambda: preflight(config or config_module.ExperimentConfig()))
+        Console(stderr=True).print(f"aws: {identity.arn} in {identity.region}", highlight=False)
+        return
     from peerprobe.backends.lab import net
 
     _lab_call(net.check_available)

@@ -77,11 +77,12 @@ def healthy(api_url: str) -> bool:
 def _start(*, timeout: float) -> PrefectServer:
     port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else _free_port()
     command = [_prefect_executable(), "server", "start", "--host", HOST, "--port", str(port)]
+    api_url = f"http://{HOST}:{port}/api"
     with open(statedir.state_dir() / LOG_FILE, "ab") as output:
         # A new session: the server outlives this command and keeps serving the UI.
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True, close_fds=True, env=_server_env())  # fmt: skip
-    server = PrefectServer(api_url=f"http://{HOST}:{port}/api", pid=process.pid)
+                                   start_new_session=True, close_fds=True, env=_server_env(api_url))  # fmt: skip
+    server = PrefectServer(api_url=api_url, pid=process.pid)
     log.info("prefect.server.starting", api_url=server.api_url, pid=process.pid)
     _wait_ready(server, process, timeout=timeout)
     statedir.write_json(STATE_FILE, {"api_url": server.api_url, "pid": process.pid})
@@ -98,9 +99,11 @@ def _prefect_executable() -> str:
     return found
 
 
-def _server_env() -> dict[str, str]:
-    # No telemetry or update checks from the server: nothing leaves this machine.
-    return {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+def _server_env(api_url: str | None = None) -> dict[str, str]:
+    # No telemetry or update checks from the server: nothing leaves this machine. The UI must call this
+    # server's own API (its default is port 4200, wrong for a server started on another port).
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    return env | ({"PREFECT_UI_API_URL": api_url} if api_url else {})
 
 
 def _wait_ready(server: PrefectServer, process: subprocess.Popen[bytes], *, timeout: float) -> None:

@@ -24,7 +24,18 @@ def open_experiment(ref: EnvironmentRef, *, step: str = "", phase: str = "") -> 
         from peerprobe.backends.lab.backend import LabExperiment
 
         return LabExperiment(ref)
-    raise ConfigError("backend: 'aws' runs come with the AWS/EKS backend (issue 7); use --backend lab")
+    if ref.backend == "aws":
+        from peerprobe.backends.aws.experiment import AwsExperiment, preflight
+
+        checked = (ref.config.region, ref.config.aws.profile, ref.fingerprint())
+        if checked not in _AWS_CHECKED:  # once per process: credentials, region, adopted networks
+            preflight(ref.config)
+            _AWS_CHECKED.add(checked)
+        return AwsExperiment(ref)
+    raise ConfigError(f"backend: {ref.backend!r} is not one of lab or aws")
+
+
+_AWS_CHECKED: set[tuple[str, str | None, str]] = set()
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
@@ -68,6 +79,31 @@ def _finished(task: Any, task_run: Any, state: Any) -> None:
         listener(str(task_run.name), str(state.name))
 
 
+RESULT_STORAGE_ENV = "PEERPROBE_RESULT_STORAGE"  # s3://bucket/prefix, or a block slug such as s3-bucket/peerprobe
+
+
+def result_storage(value: str | None = None) -> Any:
+    """Where persisted step results live when runs move between machines (a work pool): unset, Prefect's
+    local default; `s3://bucket/prefix`, prefect-aws's S3Bucket (the `aws` extra); anything else, the slug of
+    a saved storage block (`s3-bucket/peerprobe-results`), which Prefect loads when it persists a result."""
+    value = os.environ.get(RESULT_STORAGE_ENV, "") if value is None else value
+    if not value:
+        return None
+    if not value.startswith("s3://"):
+        if "/" not in value:
+            raise ConfigError(f"{RESULT_STORAGE_ENV}: {value!r} is neither s3://bucket/prefix nor a block slug")
+        return value
+    try:
+        from prefect_aws.s3 import S3Bucket  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        hint = "install the aws extra (pip install 'peerprobe[aws]')"
+        raise ConfigError(f"{RESULT_STORAGE_ENV}={value}: {hint}") from None
+    bucket, _, prefix = value.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise ConfigError(f"{RESULT_STORAGE_ENV}: {value!r} names no bucket")
+    return S3Bucket(bucket_name=bucket, bucket_folder=prefix.strip("/"))
+
+
 STEP_OPTIONS: dict[str, Any] = {
     "retries": 3,
     "retry_delay_seconds": exponential_backoff(backoff_factor=2),
@@ -79,6 +115,8 @@ STEP_OPTIONS: dict[str, Any] = {
     "on_completion": [_finished],
     "on_failure": [_finished],
 }
+if (_storage := result_storage()) is not None:
+    STEP_OPTIONS["result_storage"] = _storage
 
 
 def inject_fault(step: str) -> None:

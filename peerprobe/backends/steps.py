@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from peerprobe.config import ExperimentConfig, Snat
 from peerprobe.probes.batch import ProbeResult
 from peerprobe.probes.plan import ProbeSpec
+from peerprobe.snapshot import ConfigSnapshot
 from peerprobe.topology import Topology
 from peerprobe.vocabulary import Vantage
 
@@ -69,4 +70,9 @@ class Experiment(Protocol):
     def read_snat(self, vpc: VpcKey) -> Snat: ...
     def wait_snat(self, vpc: VpcKey, snat: Snat, *, timeout_seconds: float) -> Snat: ...
     def probe(self, vantage: Vantage, specs: Sequence[ProbeSpec], *, timeout_seconds: float) -> list[ProbeResult]: ...
+    def snapshot(self) -> ConfigSnapshot:
+        """The live configuration, read back (aws-node env and CNI version, Services, security-group rules,
+        peering and routes): what a drift check predicts from and diffs against the baseline. Reads only."""
+        ...
+
     def cleanup(self) -> StepResult: ...

@@ -7,14 +7,21 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.serving import PREFECT_YAML, deployment_specs
+from flows.serving import PREFECT_YAML, deployment_specs, served_specs
 from peerprobe.params import RunParameters
 
 ROOT = PREFECT_YAML.parent
 
 
 def test_prefect_yaml_has_the_three_deployments() -> None:
-    assert [spec["name"] for spec in deployment_specs()] == ["experiment", "drift-check", "cleanup"]
+    assert [spec["name"] for spec in served_specs()] == ["experiment", "drift-check", "cleanup"]
+
+
+def test_work_pool_entries_are_not_served_here_and_carry_valid_parameters() -> None:
+    pooled = [spec for spec in deployment_specs() if spec.get("work_pool")]
+    assert [spec["name"] for spec in pooled] == ["drift-check-fleet"]
+    for schedule in pooled[0]["schedules"]:
+        RunParameters.model_validate(schedule["parameters"]["parameters"])
 
 
 @pytest.mark.parametrize("spec", deployment_specs(), ids=lambda s: s["name"])

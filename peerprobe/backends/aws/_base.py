@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,12 @@ class Waits:
 
     delay: int = 15
     max_attempts: int = 80
+
+    def attempts(self, max_seconds: float | None) -> int:
+        """Attempts that fit in `max_seconds` at this delay (at least one); the default count without a bound."""
+        if max_seconds is None or self.delay <= 0:
+            return self.max_attempts
+        return max(1, math.ceil(max_seconds / self.delay))
 
 
 class AwsBase:
@@ -66,8 +73,11 @@ class AwsBase:
             result.append({"Name": key.replace("_", "-"), "Values": value if isinstance(value, list) else [value]})
         return result
 
-    def wait(self, client: Any, waiter: str, *, kind: str, resource_id: str, **params: Any) -> None:
-        config = {"Delay": self.waits.delay, "MaxAttempts": self.waits.max_attempts}
+    def wait(
+        self, client: Any, waiter: str, *, kind: str, resource_id: str, max_seconds: float | None = None, **params: Any
+    ) -> None:
+        """A botocore waiter at our pace; `max_seconds` bounds it in time (cluster ~20 min, node group ~15)."""
+        config = {"Delay": self.waits.delay, "MaxAttempts": self.waits.attempts(max_seconds)}
         with aws_errors(kind, resource_id):
             client.get_waiter(waiter).wait(WaiterConfig=config, **params)
 

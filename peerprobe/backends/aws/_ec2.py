@@ -28,6 +28,7 @@ class InstanceOps(AwsBase):
         security_group_ids: Sequence[str],
         private_ip: str | None = None,
         user_data: str = "",
+        instance_profile_arn: str | None = None,
     ) -> Instance:
         """One live instance tagged `name` in `subnet_id`, waited until running."""
         raw = self._find_instance(name)
@@ -40,6 +41,7 @@ class InstanceOps(AwsBase):
                 security_group_ids=security_group_ids,
                 private_ip=private_ip,
                 user_data=user_data,
+                instance_profile_arn=instance_profile_arn,
             )
         elif raw["SubnetId"] != subnet_id:
             raise ConflictError(
@@ -68,6 +70,7 @@ class InstanceOps(AwsBase):
         security_group_ids: Sequence[str],
         private_ip: str | None,
         user_data: str,
+        instance_profile_arn: str | None = None,
     ) -> dict[str, Any]:
         params: dict[str, Any] = {
             "ImageId": image_id,
@@ -81,6 +84,8 @@ class InstanceOps(AwsBase):
         }
         if private_ip:
             params["PrivateIpAddress"] = private_ip
+        if instance_profile_arn:
+            params["IamInstanceProfile"] = {"Arn": instance_profile_arn}
         # RunInstances' ClientToken is an idempotency token botocore fills in once per call and reuses across
         # its own retries, so a retried request after a timeout does not launch a second instance.
         with aws_errors("instance", name=name):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -13,6 +13,8 @@ from peerprobe.backends.ports import TAG_ENVIRONMENT, EksCluster, NodeGroup
 from peerprobe.errors import ConflictError, NotFoundError
 
 log = structlog.get_logger()
+CLUSTER_WAIT_SECONDS = 20 * 60  # EKS control planes take 10-15 minutes to become ACTIVE
+NODEGROUP_WAIT_SECONDS = 15 * 60  # managed node groups take 3-10 minutes
 
 
 class EksOps(AwsBase):
@@ -25,8 +27,11 @@ class EksOps(AwsBase):
         service_cidr: str,
         version: str | None = None,
         security_group_ids: Sequence[str] = (),
+        endpoint_private_access: bool = True,
+        endpoint_public_access: bool = True,
     ) -> EksCluster:
-        """The EKS cluster `name` of this environment, created if missing and waited until ACTIVE."""
+        """The EKS cluster `name` of this environment, created if missing and waited until ACTIVE
+        (about 10-15 minutes on AWS; bounded at CLUSTER_WAIT_SECONDS)."""
         raw = self._describe_cluster(name)
         if raw is None:
             self._create_cluster(
@@ -36,11 +41,20 @@ class EksOps(AwsBase):
                 service_cidr=service_cidr,
                 version=version,
                 security_group_ids=security_group_ids,
+                access=(endpoint_private_access, endpoint_public_access),
             )
         else:
             self._check_eks_owner("eks cluster", name, raw.get("tags", {}), state=raw["status"])
-        self.wait(self.eks, "cluster_active", kind="eks cluster", resource_id=name, name=name)
+        self.wait(
+            self.eks, "cluster_active", kind="eks cluster", resource_id=name, name=name,
+            max_seconds=CLUSTER_WAIT_SECONDS,
+        )  # fmt: skip
         return _cluster(self._describe_cluster(name) or {})
+
+    def cluster(self, name: str) -> EksCluster | None:
+        """Read a cluster back (endpoint, CA, cluster security group) without waiting; None when absent."""
+        raw = self._describe_cluster(name)
+        return _cluster(raw) if raw is not None else None
 
     def _describe_cluster(self, name: str) -> dict[str, Any] | None:
         try:
@@ -58,6 +72,7 @@ class EksOps(AwsBase):
         service_cidr: str,
         version: str | None,
         security_group_ids: Sequence[str],
+        access: tuple[bool, bool] = (True, True),
     ) -> None:
         params: dict[str, Any] = {
             "name": name,
@@ -66,8 +81,8 @@ class EksOps(AwsBase):
             "resourcesVpcConfig": {
                 "subnetIds": list(subnet_ids),
                 "securityGroupIds": list(security_group_ids),
-                "endpointPublicAccess": True,
-                "endpointPrivateAccess": True,
+                "endpointPrivateAccess": access[0],
+                "endpointPublicAccess": access[1],
             },
             "kubernetesNetworkConfig": {"serviceIpv4Cidr": service_cidr},
         }
@@ -95,7 +110,10 @@ class EksOps(AwsBase):
         """Delete the cluster (its node groups first, see delete_nodegroup) and wait until it is gone."""
         with absent_ok("eks_cluster", name):
             self.eks.delete_cluster(name=name)
-        self.wait(self.eks, "cluster_deleted", kind="eks cluster", resource_id=name, name=name)
+        self.wait(
+            self.eks, "cluster_deleted", kind="eks cluster", resource_id=name, name=name,
+            max_seconds=CLUSTER_WAIT_SECONDS,
+        )  # fmt: skip
 
     def ensure_nodegroup(
         self,
@@ -106,18 +124,24 @@ class EksOps(AwsBase):
         subnet_ids: Sequence[str],
         size: int,
         instance_types: Sequence[str] = ("t3.medium",),
+        labels: Mapping[str, str] | None = None,
+        min_size: int | None = None,
+        max_size: int | None = None,
     ) -> NodeGroup:
-        """A managed node group of exactly `size` nodes, created if missing and waited until ACTIVE."""
+        """A managed node group of `size` nodes, created if missing and waited until ACTIVE (bounded at
+        NODEGROUP_WAIT_SECONDS)."""
         raw = self._describe_nodegroup(cluster, name)
         if raw is None:
+            scaling = {"minSize": min_size or size, "maxSize": max(max_size or size, size), "desiredSize": size}
             with aws_errors("eks nodegroup", f"{cluster}/{name}"):
                 self.eks.create_nodegroup(
                     clusterName=cluster,
                     nodegroupName=name,
                     nodeRole=node_role_arn,
                     subnets=list(subnet_ids),
-                    scalingConfig={"minSize": size, "maxSize": size, "desiredSize": size},
+                    scalingConfig=scaling,
                     instanceTypes=list(instance_types),
+                    labels=dict(labels or {}),
                     tags=self.stamp.tags(name),
                 )
             log.info("eks.nodegroup_created", cluster=cluster, nodegroup=name, size=size)
@@ -128,6 +152,7 @@ class EksOps(AwsBase):
             "nodegroup_active",
             kind="eks nodegroup",
             resource_id=f"{cluster}/{name}",
+            max_seconds=NODEGROUP_WAIT_SECONDS,
             clusterName=cluster,
             nodegroupName=name,
         )
@@ -147,7 +172,7 @@ class EksOps(AwsBase):
             self.eks.get_waiter("nodegroup_deleted").wait(
                 clusterName=cluster,
                 nodegroupName=name,
-                WaiterConfig={"Delay": self.waits.delay, "MaxAttempts": self.waits.max_attempts},
+                WaiterConfig={"Delay": self.waits.delay, "MaxAttempts": self.waits.attempts(NODEGROUP_WAIT_SECONDS)},
             )
 
 

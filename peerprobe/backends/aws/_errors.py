@@ -46,6 +46,18 @@ _THROTTLING = frozenset(
     }
 )
 _SERVER_SIDE = frozenset({"InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "ServerException"})
+# What STS and the other services answer when the credentials themselves are bad or expired.
+CREDENTIAL_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "AuthFailure",
+        "InvalidAccessKeyId",
+    }
+)
 _CONFLICTS = frozenset({"DependencyViolation", "ResourceInUseException"})
 
 
@@ -59,6 +71,8 @@ def error_code(error: BaseException) -> str:
 def translate(error: Exception, *, kind: str, resource_id: str = "", name: str = "") -> PeerprobeError:
     """Map a botocore exception to the most specific peerprobe error; callers `raise ... from error`."""
     subject = _subject(kind, resource_id, name)
+    if isinstance(error, ClientError) and error_code(error) in CREDENTIAL_CODES:
+        return CredentialsError(f"{subject}: {error_code(error)}: the credentials were refused")
     if isinstance(error, ClientError):
         return _from_client_error(error, subject=subject, kind=kind, resource_id=resource_id)
     if isinstance(error, WaiterError):
@@ -87,7 +101,7 @@ def classify(code: str, status: int) -> type[InfrastructureError]:
     """The peerprobe error class for an AWS error code and HTTP status, most specific first."""
     if code in _THROTTLING or code in _SERVER_SIDE or status >= 500:
         return TransientError
-    if "NotFound" in code:
+    if "NotFound" in code or code == "NoSuchEntity":  # IAM says NoSuchEntity
         return NotFoundError
     if code in _CONFLICTS or "InUse" in code or "IncorrectState" in code or "IncorrectInstanceState" in code:
         return ConflictError

@@ -6,14 +6,17 @@ from peerprobe.backends.aws._base import Waits
 from peerprobe.backends.aws._ec2 import InstanceOps
 from peerprobe.backends.aws._eks import EksOps
 from peerprobe.backends.aws._elb import ElbOps
+from peerprobe.backends.aws._iam import IamOps
+from peerprobe.backends.aws._leftovers import LeftoverOps
 from peerprobe.backends.aws._peering import PeeringOps
 from peerprobe.backends.aws._security_groups import SecurityGroupOps
+from peerprobe.backends.aws._ssm import SsmOps
 from peerprobe.backends.aws._sweep import SweepOps
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.ports import Stamp
 
 
-class AwsCloud(PeeringOps, SecurityGroupOps, InstanceOps, EksOps, ElbOps, SweepOps):
+class AwsCloud(PeeringOps, SecurityGroupOps, InstanceOps, EksOps, ElbOps, SweepOps, IamOps, SsmOps, LeftoverOps):
     """Idempotent ensure/delete operations against AWS, or moto when the factory points at loopback."""
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 
+from peerprobe import snapshot as snap
 from peerprobe import statedir
 from peerprobe.backends.aws import AwsCloud
 from peerprobe.backends.lab import cloud as lab_cloud
@@ -19,7 +20,7 @@ from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
 from peerprobe.backends.steps import EnvironmentRef, StepResult, VpcKey
 from peerprobe.config import Snat
-from peerprobe.errors import ConfigError, ConflictError, WaitTimeoutError
+from peerprobe.errors import ConfigError, ConflictError, NotFoundError, WaitTimeoutError
 from peerprobe.probes.batch import ProbeResult
 from peerprobe.probes.plan import ProbeSpec
 from peerprobe.topology import Topology
@@ -201,6 +202,27 @@ class LabExperiment:
         results = lab.probe(state, specs, timeout_seconds=timeout_seconds)
         return [results[spec] for spec in specs]
 
+    def snapshot(self) -> snap.ConfigSnapshot:
+        """What the lab runs now: aws-node's environment and the CNI version from the lab's state (what `lab
+        set-env` changes), the Services as applied, and security groups, peering and routes read back from moto
+        (what a change behind peerprobe's back through the AWS API changes). Creates and deletes nothing."""
+        state = lab.require_state(self.config)
+        cloud = self._cloud()
+        ids = state.cloud or lab_cloud.CloudIds()
+        clusters = {
+            key: snap.ClusterSnapshot(name=getattr(state.config.clusters, key).name,
+                                      cni_version=getattr(state.config.clusters, key).cni_version,
+                                      aws_node=snap.redact(state.aws_node[key]))
+            for key in lab.VPC_KEYS
+        }  # fmt: skip
+        return snap.ConfigSnapshot(
+            clusters=clusters,
+            services={service.kind: _service_snapshot(service) for service in state.services},
+            security_groups=_group_rules(cloud, ids),
+            peering=_peering_snapshot(cloud, ids),
+            routes=_routes(cloud, ids),
+        )
+
     def cleanup(self) -> StepResult:
         removed = lab.down(self.config)
         generation = statedir.advance_generation(self.ref.key)
@@ -214,6 +236,64 @@ class LabExperiment:
                 state="absent",
             )  # fmt: skip
         return ids.vpcs[vpc]
+
+
+def _service_snapshot(service: net.KubeService) -> snap.ServiceSnapshot:
+    return snap.ServiceSnapshot(
+        type=service.type, port=service.port, target_port=service.target_port, node_port=service.node_port,
+        external_traffic_policy=("Local" if service.local else "Cluster") if service.type != "ClusterIP" else None,
+        load_balancer_source_ranges=sorted(service.source_ranges),
+        annotations=dict(sorted(service.annotations.items())),
+    )  # fmt: skip
+
+
+def _group_rules(cloud: AwsCloud, ids: lab_cloud.CloudIds) -> dict[str, list[str]]:
+    """Each group's ingress rules by role name, sources named by role too; a deleted group is `absent`."""
+    roles = {vpc.node_security_group: snap.NODE_GROUP[key] for key, vpc in ids.vpcs.items()}
+    if ids.peer_host_security_group:
+        roles[ids.peer_host_security_group] = snap.PEER_HOST_GROUP
+    if ids.elb_security_group:
+        roles[ids.elb_security_group] = snap.ELB_GROUP
+    found: dict[str, list[str]] = {}
+    for group_id, role in roles.items():
+        try:
+            rules = cloud.ingress_rules(group_id)
+        except NotFoundError:
+            found[role] = [snap.ABSENT]
+            continue
+        found[role] = sorted(
+            snap.rule_text(r.protocol, r.from_port, r.to_port,
+                           r.cidr or f"sg {roles.get(r.source_group, r.source_group)}", r.description)
+            for r in rules
+        )  # fmt: skip
+    return found
+
+
+def _peering_snapshot(cloud: AwsCloud, ids: lab_cloud.CloudIds) -> snap.PeeringSnapshot | None:
+    if ids.peering is None:
+        return None
+    try:
+        peering = cloud.peering(ids.peering)
+    except NotFoundError:
+        return snap.PeeringSnapshot(status=snap.ABSENT)
+    return snap.PeeringSnapshot(
+        status=peering.status, requester_cidr=peering.requester_cidr, accepter_cidr=peering.accepter_cidr
+    )
+
+
+def _routes(cloud: AwsCloud, ids: lab_cloud.CloudIds) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for key, vpc in ids.vpcs.items():
+        for side, table in (("public", vpc.public_route_table), ("private", vpc.private_route_table)):
+            try:
+                routes = cloud.route_table(table).routes
+            except NotFoundError:
+                found[f"{key}-{side}"] = [snap.ABSENT]
+                continue
+            found[f"{key}-{side}"] = sorted(
+                f"{r.destination_cidr} -> {snap.route_target_kind(r.target_id)}" for r in routes
+            )
+    return found
 
 
 def _merged(existing: lab_cloud.VpcIds | None, network: lab_cloud.VpcIds) -> lab_cloud.VpcIds:

@@ -1,4 +1,4 @@
-"""Names of one lab environment's namespaces and interfaces, derived from its environment key alone.
+"""Names of one lab environment's namespaces and interfaces, derived from its environment key and state directory.
 
 Deterministic, so teardown after a crash finds everything from the key: every namespace starts with the prefix.
 """
@@ -6,6 +6,8 @@ Deterministic, so teardown after a crash finds everything from the key: every na
 from __future__ import annotations
 
 import hashlib
+
+from peerprobe import statedir
 
 NETNS_DIR = "/run/netns"  # where `ip netns add` bind-mounts named namespaces (ip-netns(8))
 IFNAMSIZ = 15  # Linux interface names: IFNAMSIZ 16 including the terminating NUL
@@ -35,8 +37,10 @@ IGW_INET_IF = "inet"
 
 
 def prefix(env_key: str) -> str:
-    """`pp-<6 hex>-`: short enough for readable names, distinct per environment key."""
-    return f"pp-{hashlib.sha256(env_key.encode()).hexdigest()[:6]}-"
+    """`pp-<6 hex>-`: short enough for readable names, distinct per environment key and state directory
+    (two state directories may each hold a lab of the same name; their namespaces must not collide)."""
+    scope = f"{statedir.state_dir().resolve()}|{env_key}"
+    return f"pp-{hashlib.sha256(scope.encode()).hexdigest()[:6]}-"
 
 
 def router_ns(pre: str, vpc: str) -> str:

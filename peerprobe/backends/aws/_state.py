@@ -1,0 +1,76 @@
+"""What the aws backend made or adopted for one environment, persisted (ids only, never a credential or a
+token) so that later steps, a resumed run and cleanup find it again."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from peerprobe import statedir
+
+VpcKey = Literal["vpc1", "vpc2"]
+
+
+class NetworkIds(BaseModel):
+    key: VpcKey
+    vpc: str
+    cidr: str
+    adopted: bool = False  # adopted VPCs and subnets are never deleted; only the tags we added are removed
+    public_subnets: list[str] = Field(default_factory=list)
+    private_subnets: list[str] = Field(default_factory=list)
+    route_tables: list[str] = Field(default_factory=list)  # every table the subnets use (peering routes go here)
+    internet_gateway: str | None = None
+    nat_gateway: str | None = None
+    nat_public_ip: str | None = None
+    added_tags: dict[str, list[str]] = Field(default_factory=dict)  # subnet id -> tag keys peerprobe added
+
+
+class ClusterIds(BaseModel):
+    name: str
+    nodegroup: str
+    security_group: str = ""  # the EKS cluster security group, which managed nodes use
+
+
+class OpenedRule(BaseModel):
+    group: str
+    protocol: str
+    from_port: int
+    to_port: int
+    cidr: str
+
+
+class AwsState(BaseModel):
+    environment: str
+    networks: dict[VpcKey, NetworkIds] = Field(default_factory=dict)
+    clusters: dict[VpcKey, ClusterIds] = Field(default_factory=dict)
+    roles: list[str] = Field(default_factory=list)
+    instance_profile: str = ""
+    peer_host_instance: str = ""
+    peer_host_security_group: str = ""
+    peering: str | None = None
+    opened: list[OpenedRule] = Field(default_factory=list)
+
+
+def state_name(environment: str) -> str:
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in environment)
+    return f"aws/{slug}.json"
+
+
+def load(environment: str) -> AwsState:
+    data = statedir.read_json(state_name(environment))
+    return AwsState.model_validate(data) if data is not None else AwsState(environment=environment)
+
+
+def update(environment: str, change: Callable[[AwsState], AwsState]) -> AwsState:
+    """Read-modify-write under the environment's lock (steps run concurrently in the flow's threads)."""
+    name = state_name(environment)
+    with statedir.locked(name):
+        updated = change(load(environment))
+        statedir.write_json(name, updated.model_dump(mode="json"))
+        return updated
+
+
+def forget(environment: str) -> None:
+    statedir.remove(state_name(environment))

@@ -1,0 +1,388 @@
+"""The Cluster port on EKS, with the official kubernetes client: configuration built in-process from
+describe_cluster (endpoint, CA) and a refreshed EKS token; server-side apply; aws-node's env patched like
+`kubectl set env`; rollout and readiness waits; one exec per batch; the live configuration read back."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from peerprobe import aws_node, statedir
+from peerprobe.backends.aws._token import TokenSource
+from peerprobe.backends.ports import EksCluster
+from peerprobe.errors import (
+    ConfigError,
+    ConflictError,
+    CredentialsError,
+    InfrastructureError,
+    NotFoundError,
+    TransientError,
+    WaitTimeoutError,
+)
+from peerprobe.topology import Node, Pod
+
+log = structlog.get_logger()
+FIELD_MANAGER = "peerprobe"
+NAMESPACE = "default"
+AWS_NODE = ("kube-system", "aws-node")
+APPLY = "application/apply-patch+yaml"
+STRATEGIC = "application/strategic-merge-patch+json"
+MAX_DETAIL = 200
+
+
+def kube_errors(kind: str, name: str) -> Any:
+    """Map the API server's HTTP status to peerprobe's tree, most specific first, message cut short."""
+    return _KubeErrors(kind, name)
+
+
+class _KubeErrors:
+    def __init__(self, kind: str, name: str) -> None:
+        self.subject = f"{kind} {name}"
+        self.kind, self.name = kind, name
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> None:
+        if isinstance(error, ApiException):
+            status, reason = int(error.status or 0), str(error.reason or "")
+            raise translate_status(status, reason, kind=self.kind, name=self.name) from error
+        if isinstance(error, Urllib3Error | OSError) and not isinstance(error, InfrastructureError):
+            raise TransientError(f"{self.subject}: {type(error).__name__}: {str(error)[:MAX_DETAIL]}",
+                                 resource=self.kind, resource_id=self.name, state="unreachable") from error  # fmt: skip
+
+
+def translate_status(status: int, reason: str, *, kind: str, name: str) -> Exception:
+    message = f"{kind} {name}: HTTP {status} {reason[:MAX_DETAIL]}".strip()
+    if status == 401:
+        return CredentialsError(f"{message} (the EKS token was refused: is the caller mapped in the cluster?)")
+    if status == 403:
+        return InfrastructureError(message, resource=kind, resource_id=name, state="forbidden")
+    if status == 404:
+        return NotFoundError(message, resource=kind, resource_id=name, state="absent")
+    if status == 409:
+        return ConflictError(message, resource=kind, resource_id=name, state="conflict")
+    if status == 422 or status == 400:
+        return ConfigError(f"{message}: the API server refused the manifest")
+    if status == 429 or status >= 500:
+        return TransientError(message, resource=kind, resource_id=name, state=str(status))
+    return InfrastructureError(message, resource=kind, resource_id=name, state=str(status))
+
+
+# --- configuration ---------------------------------------------------------------------------------------
+
+
+def configuration(cluster: EksCluster, tokens: TokenSource) -> Any:
+    """A kubernetes Configuration for the cluster: its endpoint, its CA (written to the state directory; a CA
+    is public), and a bearer token the client asks for before every request, refreshed at ~14 minutes."""
+    if not cluster.endpoint or not cluster.certificate_authority:
+        raise ConflictError(f"eks cluster {cluster.name}: no endpoint or CA yet (status {cluster.status})",
+                            resource="eks cluster", resource_id=cluster.name, state=cluster.status)  # fmt: skip
+    conf = k8s.Configuration()
+    conf.host = cluster.endpoint
+    conf.ssl_ca_cert = str(_ca_file(cluster))
+    conf.verify_ssl = True
+    conf.api_key_prefix = {"authorization": "Bearer"}
+    conf.api_key = {"authorization": tokens.token()}
+    conf.refresh_api_key_hook = lambda c: c.api_key.__setitem__("authorization", tokens.token())
+    return conf
+
+
+def _ca_file(cluster: EksCluster) -> Path:
+    folder = statedir.state_dir() / "aws" / "ca"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{cluster.name}.crt"
+    path.write_bytes(base64.b64decode(cluster.certificate_authority))
+    return path
+
+
+def api_client(conf: Any) -> Any:
+    return k8s.ApiClient(conf)
+
+
+# --- exec ------------------------------------------------------------------------------------------------
+
+
+class Exec(Protocol):
+    """Runs `script` with sh in a pod's container and returns its standard output."""
+
+    def __call__(self, core: Any, *, pod: str, namespace: str, container: str, script: str, timeout: float) -> str: ...
+
+
+def stream_exec(core: Any, *, pod: str, namespace: str, container: str, script: str, timeout: float) -> str:
+    """`kubectl exec POD -- sh -c SCRIPT` over the API server's websocket, bounded by `timeout`."""
+    from kubernetes.stream import stream
+
+    response = stream(
+        core.connect_get_namespaced_pod_exec, pod, namespace, container=container, command=["sh", "-c", script],
+        stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    out: list[str] = []
+    try:
+        while response.is_open():
+            response.update(timeout=1)
+            if response.peek_stdout():
+                out.append(response.read_stdout())
+            if response.peek_stderr():
+                response.read_stderr()
+            if time.monotonic() > deadline:
+                raise WaitTimeoutError(f"exec in {namespace}/{pod}: still running after {timeout:.0f}s",
+                                       resource="pod", resource_id=pod, state="running")  # fmt: skip
+    finally:
+        response.close()
+    return "".join(out)
+
+
+# --- the cluster ------------------------------------------------------------------------------------------
+
+
+# Where server-side apply sends each kind peerprobe applies (the typed client methods of kubernetes 35 always
+# send json-patch+json, so the patch goes through call_api with the content type we choose).
+_PATHS = {
+    "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
+    "Service": "/api/v1/namespaces/{namespace}/services/{name}",
+    "DaemonSet": "/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}",
+}
+
+
+class KubeCluster:
+    """One EKS cluster through the kubernetes client (the Cluster port of ports.py)."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        name: str,
+        exec_runner: Exec = stream_exec,
+        resolver: Callable[[str], list[str]] | None = None,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        self.name = name
+        self.client = client
+        self.core = k8s.CoreV1Api(client)
+        self.apps = k8s.AppsV1Api(client)
+        self._exec = exec_runner
+        self._resolve = resolver or resolve
+        self.poll_seconds = poll_seconds
+        self._applied: list[tuple[str, str, str]] = []
+
+    # --- apply ------------------------------------------------------------------------------------------
+
+    def apply(self, manifests: Sequence[Mapping[str, object]]) -> None:
+        """Server-side apply of every document, field manager "peerprobe", forcing ownership of our fields."""
+        for doc in manifests:
+            kind, meta = str(doc.get("kind")), doc.get("metadata")
+            if kind not in _PATHS or not isinstance(meta, Mapping):
+                raise ConfigError(f"manifest {kind}: peerprobe applies only {', '.join(_PATHS)}")
+            name, namespace = str(meta["name"]), str(meta.get("namespace", NAMESPACE))
+            path = _PATHS[kind].format(namespace=namespace, name=name)
+            with kube_errors(kind.lower(), f"{namespace}/{name}"):
+                self._patch(path, dict(doc), content_type=APPLY, force=True)
+            self._applied.append((kind, namespace, name))
+            log.info("kube.applied", cluster=self.name, kind=kind, name=name, namespace=namespace)
+
+    def _patch(self, path: str, body: Any, *, content_type: str, force: bool = False) -> Any:
+        query = [("fieldManager", FIELD_MANAGER)] + ([("force", "true")] if force else [])
+        return self.client.call_api(
+            path, "PATCH", query_params=query, body=body, response_type="object", auth_settings=["BearerToken"],
+            header_params={"Content-Type": content_type, "Accept": "application/json"}, _return_http_data_only=True,
+        )  # fmt: skip
+
+    # --- aws-node ---------------------------------------------------------------------------------------
+
+    def aws_node(self) -> Any:
+        with kube_errors("daemonset", "/".join(AWS_NODE)):
+            return self.apps.read_namespaced_daemon_set(AWS_NODE[1], AWS_NODE[0])
+
+    def aws_node_env(self) -> dict[str, str]:
+        """aws-node's literal env (valueFrom entries are not settings peerprobe reads)."""
+        container = _container(self.aws_node(), "aws-node")
+        return {e.name: e.value for e in (container.env or []) if e.value is not None}
+
+    def cni_version(self) -> str:
+        """The VPC CNI's version: the aws-node image tag (…/amazon-k8s-cni:v1.20.4-eksbuild.1 -> 1.20.4)."""
+        image = str(_container(self.aws_node(), "aws-node").image or "")
+        tag = image.rsplit(":", 1)[-1] if ":" in image.rsplit("/", 1)[-1] else ""
+        return tag.removeprefix("v").split("-", 1)[0]
+
+    def patch_aws_node_env(self, assignments: Sequence[str]) -> dict[str, str]:
+        """`kubectl set env daemonset aws-node -n kube-system`: a strategic merge patch of the container's env
+        (NAME=VALUE sets, NAME- deletes the entry); returns the env read back."""
+        try:
+            aws_node.apply_assignments({}, list(assignments))
+        except ValueError as error:
+            raise ConfigError(f"set-env: {error}") from None
+        env: list[dict[str, str]] = []
+        for item in assignments:
+            if item.endswith("-") and "=" not in item:
+                env.append({"name": item[:-1], "$patch": "delete"})
+            else:
+                name, value = item.split("=", 1)
+                env.append({"name": name, "value": value})
+        body = {"spec": {"template": {"spec": {"containers": [{"name": "aws-node", "env": env}]}}}}
+        path = _PATHS["DaemonSet"].format(namespace=AWS_NODE[0], name=AWS_NODE[1])
+        with kube_errors("daemonset", "/".join(AWS_NODE)):
+            self._patch(path, body, content_type=STRATEGIC)
+        log.info("kube.aws_node_patched", cluster=self.name, names=[e["name"] for e in env])
+        return self.aws_node_env()
+
+    def wait_rollout(self, *, timeout_seconds: float) -> None:
+        """Until the DaemonSet's controller saw the new spec and every node runs an available updated pod."""
+        self._until(lambda: rolled_out(self.aws_node()), timeout_seconds, what="aws-node rollout")
+
+    # --- readiness --------------------------------------------------------------------------------------
+
+    def wait_deployments(self, *, timeout_seconds: float) -> None:
+        names = [name for kind, _, name in self._applied if kind == "Deployment"]
+        self._until(lambda: all(self._deployment_ready(n) for n in names), timeout_seconds, what="deployments")
+
+    def _deployment_ready(self, name: str) -> bool:
+        with kube_errors("deployment", name):
+            return deployment_ready(self.apps.read_namespaced_deployment(name, NAMESPACE))
+
+    def wait_ready(self, *, timeout_seconds: float) -> None:
+        """Deployments ready, then every LoadBalancer Service with a hostname that resolves."""
+        deadline = time.monotonic() + timeout_seconds
+        self.wait_deployments(timeout_seconds=timeout_seconds)
+        self._until(self._load_balancers_answer, max(0.0, deadline - time.monotonic()), what="load balancers")
+
+    def _load_balancers_answer(self) -> bool:
+        hostnames = [load_balancer_hostname(s) for s in self.load_balancer_services()]
+        return all(h and self._resolve(h) for h in hostnames)
+
+    def _until(self, ready: Callable[[], bool], timeout_seconds: float, *, what: str) -> None:
+        deadline = time.monotonic() + timeout_seconds
+        while not ready():
+            if time.monotonic() >= deadline:
+                raise WaitTimeoutError(f"cluster {self.name}: {what} not ready within {timeout_seconds:.0f}s",
+                                       resource="cluster", resource_id=self.name, state="not ready")  # fmt: skip
+            time.sleep(self.poll_seconds)
+        log.info("kube.ready", cluster=self.name, what=what)
+
+    # --- reading ----------------------------------------------------------------------------------------
+
+    def services(self) -> list[Any]:
+        with kube_errors("services", NAMESPACE):
+            return list(self.core.list_namespaced_service(NAMESPACE).items)
+
+    def load_balancer_services(self) -> list[Any]:
+        return [s for s in self.services() if s.spec.type == "LoadBalancer"]
+
+    def nodes(self) -> list[Node]:
+        """The cluster's nodes ordered by primary address (the placement's "first" and "last" node)."""
+        with kube_errors("nodes", self.name):
+            raw = self.core.list_node().items
+        nodes = [_node(item) for item in raw]
+        return sorted(nodes, key=lambda n: (ipaddress.IPv4Address(n.ip) if n.ip else ipaddress.IPv4Address(0), n.name))
+
+    def pod(self, app: str) -> Pod | None:
+        """The running pod of the Deployment labelled app=<app>, if any."""
+        with kube_errors("pods", app):
+            items = self.core.list_namespaced_pod(NAMESPACE, label_selector=f"app={app}").items
+        running = [p for p in items if p.status and p.status.phase == "Running" and p.status.pod_ip]
+        if not running:
+            return None
+        return Pod(ip=str(running[0].status.pod_ip), node=str(running[0].spec.node_name))
+
+    def exec_in(self, app: str, script: str, *, timeout_seconds: float) -> str:
+        """ONE exec running `script` in the pod of app=<app> (its first container)."""
+        with kube_errors("pods", app):
+            items = self.core.list_namespaced_pod(NAMESPACE, label_selector=f"app={app}").items
+        running = [p for p in items if p.status and p.status.phase == "Running"]
+        if not running:
+            raise NotFoundError(f"cluster {self.name}: no running pod app={app}", resource="pod", resource_id=app,
+                                state="absent")  # fmt: skip
+        pod = running[0]
+        with kube_errors("exec", pod.metadata.name):
+            container = pod.spec.containers[0].name
+            return self._exec(self.core, pod=pod.metadata.name, namespace=NAMESPACE, container=container,
+                              script=script, timeout=timeout_seconds)  # fmt: skip
+
+    def delete_load_balancer_services(self) -> list[str]:
+        """Delete every Service of type LoadBalancer (the controllers then remove their load balancers)."""
+        deleted = []
+        for service in self.load_balancer_services():
+            name = str(service.metadata.name)
+            try:
+                with kube_errors("service", name):
+                    self.core.delete_namespaced_service(name, service.metadata.namespace or NAMESPACE)
+            except NotFoundError:
+                continue
+            deleted.append(name)
+        log.info("kube.load_balancer_services_deleted", cluster=self.name, services=deleted)
+        return deleted
+
+    def live_config(self) -> dict[str, Any]:
+        """What drift checks compare with the baseline: aws-node's env and CNI version, the Services' specs."""
+        services = {
+            str(s.metadata.name): {
+                "type": s.spec.type,
+                "external_traffic_policy": s.spec.external_traffic_policy,
+                "load_balancer_source_ranges": list(s.spec.load_balancer_source_ranges or []),
+                "annotations": dict(s.metadata.annotations or {}),
+                "ports": [{"port": p.port, "target_port": str(p.target_port), "node_port": p.node_port}
+                          for p in s.spec.ports or []],
+            }
+            for s in self.services()
+        }  # fmt: skip
+        return {"aws_node_env": self.aws_node_env(), "cni_version": self.cni_version(), "services": services}
+
+
+def rolled_out(daemonset: Any) -> bool:
+    """kubectl rollout status for a DaemonSet: the controller observed the current generation and every
+    scheduled pod is updated and available."""
+    status, generation = daemonset.status, daemonset.metadata.generation or 0
+    if status is None or (status.observed_generation or 0) < generation:
+        return False
+    desired = status.desired_number_scheduled or 0
+    return (status.updated_number_scheduled or 0) == desired and (status.number_available or 0) >= desired
+
+
+def deployment_ready(deployment: Any) -> bool:
+    status, generation = deployment.status, deployment.metadata.generation or 0
+    wanted = deployment.spec.replicas if deployment.spec.replicas is not None else 1
+    if status is None or (status.observed_generation or 0) < generation:
+        return False
+    return (status.ready_replicas or 0) >= wanted and (status.updated_replicas or 0) >= wanted
+
+
+def load_balancer_hostname(service: Any) -> str:
+    ingress = (service.status.load_balancer.ingress or []) if service.status and service.status.load_balancer else []
+    return str(ingress[0].hostname or ingress[0].ip or "") if ingress else ""
+
+
+def resolve(hostname: str) -> list[str]:
+    """The IPv4 addresses a name resolves to here; [] while DNS has not caught up."""
+    try:
+        return sorted({str(a[4][0]) for a in socket.getaddrinfo(hostname, 80, socket.AF_INET)})
+    except OSError:
+        return []
+
+
+def _container(daemonset: Any, name: str) -> Any:
+    for container in daemonset.spec.template.spec.containers:
+        if container.name == name:
+            return container
+    raise NotFoundError(f"daemonset aws-node: no container {name}", resource="daemonset", resource_id=name)
+
+
+def _node(item: Any) -> Node:
+    internal = [a.address for a in item.status.addresses or [] if a.type == "InternalIP"]
+    external = [a.address for a in item.status.addresses or [] if a.type == "ExternalIP"]
+    labels = item.metadata.labels or {}
+    return Node(
+        name=str(item.metadata.name), ip=internal[0] if internal else "",
+        az=labels.get("topology.kubernetes.io/zone", ""),
+        subnet="public" if external else "private", public_ip=external[0] if external else None, addresses=internal,
+    )  # fmt: skip

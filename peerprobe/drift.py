@@ -1,0 +1,164 @@
+"""Drift: the baseline an `experiment --keep` run records, and what a drift check's `live` phase is judged
+against besides the model. Pure apart from reading and writing the baseline file in the state directory.
+
+A cell of a drift report is `drift` when it disagrees with the model for the live configuration, or when its
+observation changed since the baseline (outcome or whose address the server saw). The report's `config_diff`
+lists every configuration fact that changed since the baseline (peerprobe.snapshot.diff).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from peerprobe import statedir
+from peerprobe.report.document import Report, target_label
+from peerprobe.snapshot import ConfigSnapshot, diff
+from peerprobe.vocabulary import Cell
+
+LIVE = "live"
+SINCE_BASELINE = "drift: since the baseline"
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Baseline:
+    report: Report
+    snapshot: ConfigSnapshot | None
+
+
+def baseline_name(env_key: str) -> str:
+    return f"baselines/{''.join(c if c.isalnum() or c in '-_.' else '_' for c in env_key)}.json"
+
+
+def slug(env_key: str) -> str:
+    """``lab:workshop:cn-northwest-1`` -> ``lab-workshop-cn-northwest-1``: for lock names and event ids."""
+    return _SLUG.sub("-", env_key.lower()).strip("-")
+
+
+def record_baseline(env_key: str, report: Report, snapshot: ConfigSnapshot | None) -> None:
+    """The baseline phase and the configuration it ran with; a drift check compares with both."""
+    recorded = report.model_copy(update={"phases": report.phases[:1]}).summarised()
+    data = recorded.model_dump(mode="json", by_alias=True)
+    data["config_snapshot"] = snapshot.model_dump(mode="json") if snapshot is not None else None
+    statedir.write_json(baseline_name(env_key), data)
+
+
+def read_baseline(env_key: str) -> Baseline | None:
+    raw = statedir.read_json(baseline_name(env_key))
+    if raw is None:
+        return None
+    try:
+        snapshot = raw.pop("config_snapshot", None)
+        return Baseline(
+            report=Report.model_validate(raw),
+            snapshot=ConfigSnapshot.model_validate(snapshot) if snapshot is not None else None,
+        )
+    except ValidationError:
+        return None  # a baseline of an older schema: compare with the model only
+
+
+def remove_baseline(env_key: str) -> None:
+    statedir.remove(baseline_name(env_key))
+
+
+# --- judging the live phase against the baseline ----------------------------------------------------------------
+
+
+def against_baseline(report: Report, baseline: Baseline | None, snapshot: ConfigSnapshot) -> Report:
+    """The drift report: each live cell also compared with the baseline's cell, and the configuration diff."""
+    if baseline is None or not baseline.report.phases:
+        return report.summarised()
+    before = {_key(cell): cell for cell in baseline.report.phases[0].cells}
+    config_diff = diff(baseline.snapshot, snapshot) if baseline.snapshot is not None else []
+    phases = [
+        phase.model_copy(update={"cells": [_compared(c, before.get(_key(c)), config_diff) for c in phase.cells]})
+        for phase in report.phases
+    ]
+    return report.model_copy(update={"phases": phases, "config_diff": config_diff}).summarised()
+
+
+def _key(cell: Cell) -> tuple[str, str, str | None]:
+    return (cell.vantage, cell.target, cell.target_node)
+
+
+def _compared(cell: Cell, before: Cell | None, config_diff: list[dict[str, Any]]) -> Cell:
+    change = cell_change(before, cell)
+    if change is None:
+        return cell
+    because = "; ".join(entry["text"] for entry in config_diff) or "no configuration fact changed"
+    line = f"{SINCE_BASELINE}: {change} (configuration: {because})"
+    return cell.model_copy(update={"verdict": "drift", "explanation": [line, *cell.explanation]})
+
+
+def cell_change(before: Cell | None, now: Cell) -> str | None:
+    """``now shows the client pod instead of its node``, or None when the observation is the same. A timeout
+    the model allows (may_timeout) on either side is not a change."""
+    if before is None or before.observed is None or now.observed is None:
+        return None
+    old, new = before.observed, now.observed
+    if old.outcome != new.outcome:
+        if now.expected.may_timeout and "timeout" in (old.outcome, new.outcome):
+            return None
+        return f"now {new.outcome} instead of {old.outcome}"
+    if old.client_address_role != new.client_address_role:
+        return f"now shows {_role(new.client_address_role)} instead of {_role(old.client_address_role)}"
+    return None
+
+
+_ROLES = {
+    "client-pod": "the client pod", "client-node": "its node", "client-host": "the EC2 host",
+    "nat-gateway": "the NAT gateway", "receiving-node": "the receiving node", "vpc1-node": "a VPC1 node",
+    "load-balancer": "the load balancer", "other": "another address",
+}  # fmt: skip
+
+
+def _role(role: str | None) -> str:
+    return _ROLES.get(role or "", role or "no address")
+
+
+# --- what a drifted check says -------------------------------------------------------------------------------------
+
+
+def drifted(report: Report) -> bool:
+    return bool(report.summary.drift or report.config_diff)
+
+
+def changed_cells(report: Report) -> list[str]:
+    """``vpc2-pod -> pod-ip now shows the client pod instead of its node`` for each drifted cell."""
+    lines = []
+    for _, cell in report.drifted():
+        since = next((e for e in cell.explanation if e.startswith(SINCE_BASELINE)), None)
+        what = since.removeprefix(f"{SINCE_BASELINE}: ").split(" (configuration:")[0] if since else _first(cell)
+        lines.append(f"{cell.vantage} -> {target_label(cell)} {what}")
+    return lines
+
+
+def _first(cell: Cell) -> str:
+    return (cell.explanation[0].removeprefix("drift: ") if cell.explanation else "drifted from the model")
+
+
+def message(env_key: str, report: Report) -> str:
+    """The Drifted state's message: the changed settings, then the changed cells."""
+    settings = [entry["text"] for entry in report.config_diff or []]
+    cells = changed_cells(report)
+    more = [f"and {len(cells) - 8} more cells"] if len(cells) > 8 else []
+    return f"drift in {env_key}: " + "; ".join([*settings, *cells[:8], *more])
+
+
+def event_payload(env_key: str, report: Report) -> dict[str, Any]:
+    """What `peerprobe.drift.detected` carries: the configuration diff and the changed cells (no secrets:
+    the snapshot redacts aws-node's secret-looking values, and nothing else holds one)."""
+    return {
+        "environment": env_key,
+        "experiment": report.experiment,
+        "backend": report.backend,
+        "run_id": report.run_id,
+        "summary": report.summary.model_dump(),
+        "config_diff": report.config_diff or [],
+        "changed_cells": changed_cells(report),
+        "message": message(env_key, report),
+    }

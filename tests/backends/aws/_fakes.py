@@ -1,0 +1,123 @@
+"""Client-level fakes for the aws backend's tests: a recorder of every AWS operation (botocore's before-call
+event, session-wide) and a fake of the kubernetes side for the experiment's cloud tests. The kubernetes
+client itself is tested against a fake API server in cluster/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+from peerprobe.backends.aws.clients import ClientFactory
+from peerprobe.topology import Node, Pod
+
+
+class Recorder:
+    """`service:Operation` of every call any client of the wrapped factories makes, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, model: Any, **kwargs: Any) -> None:
+        self.calls.append(f"{model.service_model.signing_name}:{model.name}")
+
+    def install(self, monkeypatch: Any) -> None:
+        original = ClientFactory._new_session
+        recorder = self
+
+        def recording(factory: ClientFactory) -> Any:
+            session = original(factory)
+            session.events.register("before-call", recorder)
+            return session
+
+        monkeypatch.setattr(ClientFactory, "_new_session", recording)
+
+    def mutations(self) -> list[str]:
+        reads = ("Describe", "Get", "List")
+        return [c for c in self.calls if not c.split(":", 1)[1].startswith(reads)]
+
+
+def service(
+    name: str,
+    *,
+    type_: str = "ClusterIP",
+    node_port: int | None = None,
+    hostname: str = "",
+    cluster_ip: str = "10.100.128.161",
+) -> Any:
+    ingress = [SimpleNamespace(hostname=hostname, ip=None)] if hostname else []
+    port = SimpleNamespace(port=80, target_port=8080, node_port=node_port)
+    return SimpleNamespace(
+        metadata=SimpleNamespace(name=name, namespace="default", annotations={}),
+        spec=SimpleNamespace(
+            type=type_,
+            ports=[port],
+            cluster_ip=cluster_ip,
+            health_check_node_port=None,
+            external_traffic_policy="Cluster",
+            load_balancer_source_ranges=[],
+        ),
+        status=SimpleNamespace(load_balancer=SimpleNamespace(ingress=ingress)),
+    )
+
+
+@dataclass
+class FakeKube:
+    """What AwsExperiment asks of a cluster, in memory; records applies, patches and execs."""
+
+    name: str
+    nodes_: list[Node]
+    env: dict[str, str] = field(default_factory=dict)
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    execs: list[tuple[str, str]] = field(default_factory=list)
+    exec_output: Callable[[str], str] = lambda script: ""
+    services_: list[Any] = field(default_factory=list)
+    on_delete_services: Callable[[], None] = lambda: None
+    rollouts: int = 0
+
+    def nodes(self) -> list[Node]:
+        return self.nodes_
+
+    def pod(self, app: str) -> Pod | None:
+        return Pod(ip=f"{self.nodes_[0].ip[:-1]}9", node=self.nodes_[0].name) if self.applied else None
+
+    def apply(self, manifests: Sequence[dict[str, Any]]) -> None:
+        self.applied += manifests
+
+    def wait_deployments(self, *, timeout_seconds: float) -> None:
+        pass
+
+    def wait_ready(self, *, timeout_seconds: float) -> None:
+        pass
+
+    def services(self) -> list[Any]:
+        return self.services_
+
+    def load_balancer_services(self) -> list[Any]:
+        return [s for s in self.services_ if s.spec.type == "LoadBalancer"]
+
+    def aws_node_env(self) -> dict[str, str]:
+        return dict(self.env)
+
+    def cni_version(self) -> str:
+        return "1.20.4"
+
+    def patch_aws_node_env(self, assignments: Sequence[str]) -> dict[str, str]:
+        from peerprobe import aws_node
+
+        self.env = aws_node.apply_assignments(self.env, list(assignments))
+        return dict(self.env)
+
+    def wait_rollout(self, *, timeout_seconds: float) -> None:
+        self.rollouts += 1
+
+    def exec_in(self, app: str, script: str, *, timeout_seconds: float) -> str:
+        self.execs.append((app, script))
+        return self.exec_output(script)
+
+    def delete_load_balancer_services(self) -> list[str]:
+        self.on_delete_services()
+        deleted = [s.metadata.name for s in self.load_balancer_services()]
+        self.services_ = [s for s in self.services_ if s.spec.type != "LoadBalancer"]
+        return deleted

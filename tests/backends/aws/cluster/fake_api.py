@@ -1,0 +1,219 @@
+"""A small fake Kubernetes API server (threaded http.server on 127.0.0.1) implementing just what the client
+calls: server-side apply PATCH of deployments, services and daemonsets, strategic merge patch of a
+DaemonSet's container env, GET and list, and DaemonSet rollout status that catches up one read later."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+_PATH = re.compile(r"^/(?:api/v1|apis/apps/v1)/namespaces/([^/]+)/(deployments|services|daemonsets|pods)(?:/([^/]+))?$")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: str
+    content_type: str
+    authorization: str
+
+
+@dataclass
+class State:
+    objects: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    lag_reads: int = 1  # reads of a patched DaemonSet before its rollout shows as finished
+
+
+def aws_node(
+    env: dict[str, str],
+    *,
+    image: str = "602401143452.dkr.ecr.cn-northwest-1.amazonaws.com.cn/amazon-k8s-cni:v1.20.4-eksbuild.1",
+) -> dict[str, Any]:
+    container = {"name": "aws-node", "image": image, "env": [{"name": k, "value": v} for k, v in env.items()]}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "aws-node", "namespace": "kube-system", "generation": 1},
+        "spec": {
+            "selector": {"matchLabels": {"k8s-app": "aws-node"}},
+            "template": {"metadata": {"labels": {"k8s-app": "aws-node"}}, "spec": {"containers": [container]}},
+        },
+        "status": {
+            "observedGeneration": 1,
+            "desiredNumberScheduled": 3,
+            "updatedNumberScheduled": 3,
+            "numberAvailable": 3,
+            "currentNumberScheduled": 3,
+            "numberMisscheduled": 0,
+            "numberReady": 3,
+        },
+    }
+
+
+class FakeApiServer:
+    def __init__(self) -> None:
+        self.state = State()
+        state = self.state
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _record(self) -> tuple[str, str, str | None, str]:
+                url = urlsplit(self.path)
+                state.requests.append(
+                    Request(
+                        self.command,
+                        url.path,
+                        url.query,
+                        self.headers.get("Content-Type", ""),
+                        self.headers.get("Authorization", ""),
+                    )
+                )
+                if url.path == "/api/v1/nodes":
+                    return "", "nodes", None, url.query
+                match = _PATH.match(url.path)
+                if match is None:
+                    return "", "", None, url.query
+                return match.group(1), match.group(2), match.group(3), url.query
+
+            def _send(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                namespace, kind, name, query = self._record()
+                if kind == "nodes":
+                    self._send(200, {"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": state.nodes})
+                elif name is None and kind:
+                    items = [o for (ns, k, _), o in state.objects.items() if ns == namespace and k == kind]
+                    if "labelSelector=" in query:
+                        app = query.split("labelSelector=app%3D", 1)[-1].split("&")[0]
+                        items = [o for o in items if o["metadata"].get("labels", {}).get("app") == app]
+                    self._send(200, {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
+                elif (namespace, kind, name) in state.objects:
+                    self._send(200, self._read(namespace, kind, name or ""))
+                else:
+                    self._send(
+                        404,
+                        {
+                            "kind": "Status",
+                            "apiVersion": "v1",
+                            "status": "Failure",
+                            "reason": "NotFound",
+                            "code": 404,
+                            "message": f"{kind} {name} not found",
+                        },
+                    )
+
+            def _read(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
+                obj = state.objects[(namespace, kind, name)]
+                if kind == "daemonsets" and obj["status"]["observedGeneration"] < obj["metadata"]["generation"]:
+                    if obj.setdefault("_reads", 0) >= state.lag_reads:
+                        obj["status"]["observedGeneration"] = obj["metadata"]["generation"]
+                    obj["_reads"] += 1
+                return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+            def do_DELETE(self) -> None:
+                namespace, kind, name, _ = self._record()
+                found = state.objects.pop((namespace, kind, name or ""), None)
+                self._send(200 if found else 404, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+
+            def do_PATCH(self) -> None:
+                namespace, kind, name, _ = self._record()
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                key = (namespace, kind, name or "")
+                if self.headers.get("Content-Type") == "application/apply-patch+yaml":
+                    self._send(200, self._apply(key, body))
+                elif (
+                    self.headers.get("Content-Type") == "application/strategic-merge-patch+json"
+                    and key in state.objects
+                ):
+                    self._send(200, self._merge_env(key, body))
+                else:
+                    self._send(415, {"kind": "Status", "code": 415, "message": "unsupported patch"})
+
+            def _apply(self, key: tuple[str, str, str], body: dict[str, Any]) -> dict[str, Any]:
+                obj = copy.deepcopy(body)
+                previous = state.objects.get(key)
+                generation = (previous["metadata"]["generation"] + 1) if previous else 1
+                obj["metadata"]["generation"] = generation
+                if key[1] == "deployments":
+                    replicas = obj["spec"].get("replicas", 1)
+                    obj["status"] = {
+                        "observedGeneration": generation,
+                        "replicas": replicas,
+                        "readyReplicas": replicas,
+                        "updatedReplicas": replicas,
+                    }
+                    self._pod(key[0], obj)
+                if key[1] == "services":
+                    spec = obj["spec"]
+                    spec.setdefault("clusterIP", "10.100.7.7")
+                    for number, port in enumerate(spec.get("ports", [])):
+                        if spec.get("type") in ("NodePort", "LoadBalancer"):
+                            port.setdefault("nodePort", 30000 + number)
+                    ingress = [{"hostname": f"{key[2]}.elb.cn-northwest-1.amazonaws.com.cn"}]
+                    obj["status"] = {"loadBalancer": {"ingress": ingress}} if spec.get("type") == "LoadBalancer" else {}
+                state.objects[key] = obj
+                return obj
+
+            def _pod(self, namespace: str, deployment: dict[str, Any]) -> None:
+                template = deployment["spec"]["template"]
+                pod = {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": f"{deployment['metadata']['name']}-abc",
+                        "namespace": namespace,
+                        "labels": template["metadata"]["labels"],
+                    },
+                    "spec": {
+                        "nodeName": template["spec"].get("nodeName"),
+                        "containers": template["spec"]["containers"],
+                    },
+                    "status": {"phase": "Running", "podIP": "172.16.96.30"},
+                }
+                state.objects[(namespace, "pods", pod["metadata"]["name"])] = pod
+
+            def _merge_env(self, key: tuple[str, str, str], body: dict[str, Any]) -> dict[str, Any]:
+                obj = state.objects[key]
+                for patch in body["spec"]["template"]["spec"]["containers"]:
+                    container = next(
+                        c for c in obj["spec"]["template"]["spec"]["containers"] if c["name"] == patch["name"]
+                    )
+                    env = {e["name"]: e for e in container.get("env", [])}
+                    for item in patch.get("env", []):
+                        if item.get("$patch") == "delete":
+                            env.pop(item["name"], None)
+                        else:
+                            env[item["name"]] = item
+                    container["env"] = list(env.values())
+                obj["metadata"]["generation"] += 1
+                obj["_reads"] = 0
+                return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeApiServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
