@@ -32,7 +32,7 @@ def ensure_network(cloud: AwsCloud, config: ExperimentConfig, key: VpcKey) -> Ne
     """Adopt (when `vpcs.<key>.id` or `subnets` are set) or create the network, refuse what cannot work,
     and tag its subnets for the load balancers of the cluster that will use it."""
     adopted = inspect_network(cloud, config, key)
-    network = adopted if adopted is not None else _create(cloud, config, key)
+    network = adopted if adopted is not None else create_network(cloud, config, key)
     require_public_subnets(config, network)
     return _tag_subnets(cloud, network, cluster_name=getattr(config.clusters, key).name)
 
@@ -146,7 +146,7 @@ def _nat(cloud: AwsCloud, vpc_id: str) -> tuple[str | None, str | None]:
     return str(found[0]["NatGatewayId"]), address.get("PublicIp")
 
 
-def _create(cloud: AwsCloud, config: ExperimentConfig, key: VpcKey) -> NetworkIds:
+def create_network(cloud: AwsCloud, config: ExperimentConfig, key: VpcKey) -> NetworkIds:
     """eksctl's layout for a new VPC: three public and three private subnets over the first three zones, an
     internet gateway, and a NAT gateway for the private subnets when `vpcs.<key>.nat_gateway`."""
     vpc_config = getattr(config.vpcs, key)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import structlog
 from pydantic import BaseModel, Field
 
+from peerprobe.backends.aws._network import create_network
 from peerprobe.backends.aws.cloud import AwsCloud
 from peerprobe.backends.lab.net import ELB_GROUP, PEER_HOST_GROUP, KubeService, SecurityGroupRule, node_group
 from peerprobe.backends.ports import TAG_ENVIRONMENT, IngressRule
@@ -78,24 +79,14 @@ def _ensure_vpc(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, key: 
 
 
 def ensure_network(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, key: VpcKey) -> VpcIds:
-    """The VPC with its subnets, gateways, route tables and the cluster security group (no cluster yet)."""
-    vpc_config = getattr(config.vpcs, key)
-    vpc = cloud.ensure_vpc(key, cidr=vpc_config.cidr)
-    zones = [node.az for node in getattr(plan, key).nodes[:3]] or [f"{config.region}a"]
-    layout = subnets(vpc_config)
-    public = _ensure_subnets(cloud, key, vpc.id, layout["public"], zones, public=True)
-    private = _ensure_subnets(cloud, key, vpc.id, layout["private"], zones, public=False)
-    igw = cloud.ensure_internet_gateway(f"{key}-igw", vpc_id=vpc.id)
-    public_rt = cloud.ensure_route_table(f"{key}-public", vpc_id=vpc.id, subnet_ids=public)
-    cloud.ensure_route(public_rt.id, destination_cidr="0.0.0.0/0", target_id=igw.id)
-    private_rt = cloud.ensure_route_table(f"{key}-private", vpc_id=vpc.id, subnet_ids=private)
-    nat = cloud.ensure_nat_gateway(f"{key}-nat", subnet_id=public[0]) if vpc_config.nat_gateway else None
-    if nat is not None:
-        cloud.ensure_route(private_rt.id, destination_cidr="0.0.0.0/0", target_id=nat.id)
+    """The VPC laid out as the AWS backend lays a new one out (eksctl's three public and three private
+    subnets, internet and NAT gateways, route tables), plus the cluster security group moto's EKS lacks."""
+    made = create_network(cloud, config, key)
+    public_rt, private_rt = made.route_tables
     return VpcIds(
-        key=key, vpc=vpc.id, public_subnets=public, private_subnets=private, internet_gateway=igw.id,
-        nat_gateway=nat.id if nat else None, public_route_table=public_rt.id, private_route_table=private_rt.id,
-        node_security_group=_ensure_node_group(cloud, key, vpc.id),
+        key=key, vpc=made.vpc, public_subnets=made.public_subnets, private_subnets=made.private_subnets,
+        internet_gateway=made.internet_gateway, nat_gateway=made.nat_gateway, public_route_table=public_rt,
+        private_route_table=private_rt, node_security_group=_ensure_node_group(cloud, key, made.vpc),
     )  # fmt: skip
 
 
@@ -105,19 +96,6 @@ def ensure_cluster(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, ne
         cloud, config, plan, network.key, network.public_subnets, network.private_subnets, network.node_security_group
     )
     return network.model_copy(update={"cluster": cluster, "nodegroup": nodegroup, "node_instances": instances})
-
-
-def _ensure_subnets(
-    cloud: AwsCloud, key: VpcKey, vpc_id: str, cidrs: Sequence[object], zones: list[str], *, public: bool
-) -> list[str]:
-    side = "public" if public else "private"
-    return [
-        cloud.ensure_subnet(
-            f"{key}-{side}-{index}", vpc_id=vpc_id, cidr=str(cidr), availability_zone=zones[index % len(zones)],
-            public=public,
-        ).id
-        for index, cidr in enumerate(cidrs)
-    ]  # fmt: skip
 
 
 def _ensure_node_group(cloud: AwsCloud, key: VpcKey, vpc_id: str) -> str:
