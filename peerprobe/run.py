@@ -83,6 +83,12 @@ def _write_markdown(report: Report, path: Path) -> Path:
     return path
 
 
+def _prefect() -> str:
+    from peerprobe.server import prefect_executable
+
+    return prefect_executable()
+
+
 def _explain_failure(outcome: RunOutcome, console: Console) -> None:
     config = outcome.parameters.config
     console.print(f"[bold red]run {outcome.state}[/bold red]: {outcome.error}", highlight=False, soft_wrap=True)
@@ -92,7 +98,7 @@ def _explain_failure(outcome: RunOutcome, console: Console) -> None:
         return
     console.print("  what it created is kept, so the run can continue from the failed step:", highlight=False)
     console.print(
-        f"    retry:   PREFECT_API_URL={outcome.api_url} prefect flow-run retry {outcome.flow_run_id} "
+        f"    retry:   PREFECT_API_URL={outcome.api_url} {_prefect()} flow-run retry {outcome.flow_run_id} "
         f"--entrypoint {outcome.retry_entrypoint}   (or Retry in the UI)",
         highlight=False,
         soft_wrap=True,

@@ -76,7 +76,7 @@ def healthy(api_url: str) -> bool:
 
 def _start(*, timeout: float) -> PrefectServer:
     port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else _free_port()
-    command = [_prefect_executable(), "server", "start", "--host", HOST, "--port", str(port)]
+    command = [prefect_executable(), "server", "start", "--host", HOST, "--port", str(port)]
     api_url = f"http://{HOST}:{port}/api"
     with open(statedir.state_dir() / LOG_FILE, "ab") as output:
         # A new session: the server outlives this command and keeps serving the UI.
@@ -89,7 +89,7 @@ def _start(*, timeout: float) -> PrefectServer:
     return server
 
 
-def _prefect_executable() -> str:
+def prefect_executable() -> str:
     beside = Path(sys.executable).with_name("prefect")
     found = str(beside) if beside.exists() else shutil.which("prefect")
     if not found:
