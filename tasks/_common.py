@@ -125,7 +125,11 @@ def inject_fault(step: str) -> None:
         return
     context = TaskRunContext.get()
     run = context.task_run.flow_run_id if context else "none"
-    marker = f"faults/{run}-{step}.json"
-    if statedir.read_json(marker) is None:
-        statedir.write_json(marker, {"step": step})
-        raise InfrastructureError(f"injected fault in step {step} ({FAULT_ENV})", resource="step", resource_id=step)
+    marker = statedir.state_dir() / "faults" / f"{run}-{step}"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: of two concurrent tasks of the same step (both networks), exactly one takes the fault.
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return
+    raise InfrastructureError(f"injected fault in step {step} ({FAULT_ENV})", resource="step", resource_id=step)
