@@ -39,7 +39,7 @@ def task_overhead() -> float:
 
     many()  # warm: registration of the flow and task
     samples = []
-    for _ in range(3):
+    for _ in range(5):
         started = time.perf_counter()
         many()
         samples.append((time.perf_counter() - started) / TASKS)
@@ -62,10 +62,12 @@ def experiment_seconds(name: str) -> float:
 
 def main() -> None:
     connect()
+    # Prefect's own cost per task, measured first in a fresh process: trivial tasks, nothing else running.
     overhead = task_overhead()
     print(f"prefect overhead per task: {overhead * 1000:.1f} ms (target 25 ms)")
+    experiment_seconds("benchwarm")  # warm: the server's first runs of the flow, moto's first calls per region
     timeout = config.load().probe.timeout_seconds
-    plain = statistics.median(experiment_seconds(f"bench{i}") for i in range(3))
+    plain = statistics.median(experiment_seconds(f"bench{i}") for i in range(5))
     print(f"lab experiment, 3 phases: median {plain:.2f} s (target 3 x {timeout:.0f} + 8 = {3 * timeout + 8:.0f} s)")
     os.environ["PEERPROBE_LAB_LATENCY"] = ",".join(f"{k}={v}" for k, v in PROFILE.items())
     slow = experiment_seconds("benchlat")
