@@ -7,7 +7,9 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -66,7 +68,8 @@ class Page:
 @contextlib.contextmanager
 def browser(url: str, *, executable: str) -> Iterator[Page]:
     """Chromium with a fresh profile, on `url`; yields the page, then ends the browser."""
-    with tempfile.TemporaryDirectory(prefix="pp-chromium-") as profile:
+    # Chromium's helper processes may still be writing the profile while it is removed: ignore that.
+    with tempfile.TemporaryDirectory(prefix="pp-chromium-", ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen([executable, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
                                     url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                    stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
@@ -77,12 +80,19 @@ def browser(url: str, *, executable: str) -> Iterator[Page]:
                 page.call("Runtime.enable")
                 yield page
         finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            _end_group(process)
+
+
+def _end_group(process: subprocess.Popen[bytes]) -> None:
+    """End Chromium and its helpers (its own session, so one process group), not just the first process."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
 
 
 def _devtools_port(profile: Path, process: subprocess.Popen[bytes], timeout: float = 30) -> int:
