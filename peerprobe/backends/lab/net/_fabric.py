@@ -159,7 +159,7 @@ def _one_to_one_nat(mappings: list[tuple[str, str]]) -> tuple[Table, Table]:
 
 def _nat_gateway(script: Script, vpc: VpcNet, eni: Eni) -> None:
     ns = script.ns(eni.ns)
-    ns.ip.extend(_instance_lines(eni))
+    ns.ip.extend(instance_lines(eni))
     ns.forwarding([eni.device])
     # It forwards back out of the interface it received on: no ICMP redirects (they would reroute nodes).
     ns.sysctls.update({"net/ipv4/conf/all/send_redirects": "0", f"net/ipv4/conf/{eni.device}/send_redirects": "0"})
@@ -172,7 +172,7 @@ def _nat_gateway(script: Script, vpc: VpcNet, eni: Eni) -> None:
     script.veth(eni.device, eni.ns, eni.router_if, vpc.router_ns)
 
 
-def _instance_lines(eni: Eni) -> list[str]:
+def instance_lines(eni: Eni) -> list[str]:
     # noprefixroute: every packet goes to the VPC router at .1, as on EC2 where the fabric answers for the
     # whole subnet; the instance only ever resolves the router's address.
     return [
@@ -185,7 +185,7 @@ def _instance_lines(eni: Eni) -> list[str]:
 
 
 def _instance(script: Script, eni: Eni) -> None:
-    script.ns(eni.ns).ip.extend(_instance_lines(eni))
+    script.ns(eni.ns).ip.extend(instance_lines(eni))
 
 
 def _internet(script: Script, lab: LabNet) -> None:

@@ -16,6 +16,7 @@ import structlog
 
 from peerprobe.backends.lab.net import _names as names
 from peerprobe.backends.lab.net import _run
+from peerprobe.backends.lab.net._fabric import instance_lines
 from peerprobe.backends.lab.net._layout import subnet_of
 from peerprobe.backends.lab.net._script import NsScript, Script, Table
 from peerprobe.backends.lab.net.model import Eni, KubeService, LabNet, LbNode
@@ -94,7 +95,7 @@ def add_load_balancers(script: Script, lab: LabNet) -> None:
     router = lab.vpcs["vpc1"].router_ns
     for lb in lab.load_balancers:
         ns = script.ns(lb.ns)
-        ns.ip.extend(_lines(lb.eni))
+        ns.ip.extend(instance_lines(lb.eni))  # an LB node's ENI is addressed like any instance's
         ns.forwarding([lb.eni.device])
         # An NLB node forwards back out of the interface it received on: no ICMP redirects.
         ns.sysctls.update({"net/ipv4/conf/all/send_redirects": "0", "net/ipv4/conf/eth0/send_redirects": "0"})
@@ -104,14 +105,6 @@ def add_load_balancers(script: Script, lab: LabNet) -> None:
             _return_path(script.ns(router), lb)
 
 
-def _lines(eni: Eni) -> list[str]:
-    return [
-        "link set lo up",
-        f"address add {eni.ip}/{eni.prefixlen} dev {eni.device} noprefixroute",
-        f"link set {eni.device} up",
-        f"route add {eni.gateway} dev {eni.device} scope link",
-        f"route add default via {eni.gateway} dev {eni.device}",
-    ]
 
 
 def _return_path(router: NsScript, lb: LbNode) -> None:
