@@ -27,7 +27,7 @@ import structlog
 from peerprobe import statedir
 from peerprobe.backends.aws import AwsCloud, aws_cloud
 from peerprobe.backends.lab import environment, moto_service
-from peerprobe.backends.lab.agent import is_agent, stop_agent
+from peerprobe.backends.lab.agent.process import is_agent, stop_agent
 from peerprobe.backends.lab.net import _names as names
 from peerprobe.backends.ports import TAG_CREATED_AT, IngressRule, LoadBalancer, Stamp, TaggedResource
 from peerprobe.config import ExperimentConfig

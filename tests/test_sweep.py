@@ -15,7 +15,7 @@ from peerprobe import config, sweep
 from peerprobe.backends.aws import aws_cloud
 from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import moto_service
-from peerprobe.backends.lab.agent import stop_agent
+from peerprobe.backends.lab.agent.process import stop_agent
 from peerprobe.backends.lab.net import list_namespaces
 from peerprobe.backends.ports import Stamp
 from peerprobe.cli import app

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -40,37 +40,62 @@ class SecurityGroupOps(AwsBase):
         return tuple(sorted(rule for perm in raw.get("IpPermissions", []) for rule in _rules(perm)))
 
     def authorize_ingress(self, group_id: str, *, rules: Sequence[IngressRule]) -> None:
-        """Add the rules the group lacks; a rule that already exists counts as added."""
+        """Add the rules the group lacks, in one call; a rule that already exists counts as added."""
         refuse_open_to_world(rules)
         present = set(self.ingress_rules(group_id))
-        for rule in rules:
-            if rule in present:
-                continue
-            try:
-                with aws_errors("security group", group_id, _describe(rule)):
-                    self.ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[_permission(rule)])
-            except ConflictError as error:
-                if error.state != "InvalidPermission.Duplicate":
-                    raise
+        missing = [rule for rule in dict.fromkeys(rules) if rule not in present]
+        try:
+            self._change_ingress("authorize", group_id, missing)
+        except ConflictError as error:
+            if error.state != "InvalidPermission.Duplicate":
+                raise
+            # EC2 refuses the whole call when one rule appeared meanwhile: add the rest one at a time.
+            for rule in missing:
+                self._change_one("authorize", group_id, rule, tolerated=_duplicate)
+        for rule in missing:
             log.info("security_group.authorized", group_id=group_id, rule=_describe(rule))
 
     def revoke_ingress(self, group_id: str, *, rules: Sequence[IngressRule]) -> None:
-        """Remove the rules; a rule that is not there counts as removed."""
+        """Remove the rules, in one call; a rule that is not there counts as removed."""
         present = set(self.ingress_rules(group_id))
-        for rule in rules:
-            if rule not in present:
-                continue
-            try:
-                with aws_errors("security group", group_id, _describe(rule)):
-                    self.ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[_permission(rule)])
-            except NotFoundError:
-                pass
+        found = [rule for rule in dict.fromkeys(rules) if rule in present]
+        try:
+            self._change_ingress("revoke", group_id, found)
+        except NotFoundError:
+            # EC2 refuses the whole call when one rule went meanwhile: remove the rest one at a time.
+            for rule in found:
+                self._change_one("revoke", group_id, rule, tolerated=_not_found)
+        for rule in found:
             log.info("security_group.revoked", group_id=group_id, rule=_describe(rule))
+
+    def _change_ingress(self, action: str, group_id: str, rules: Sequence[IngressRule]) -> None:
+        if not rules:
+            return
+        call = getattr(self.ec2, f"{action}_security_group_ingress")
+        with aws_errors("security group", group_id, ", ".join(_describe(rule) for rule in rules)):
+            call(GroupId=group_id, IpPermissions=[_permission(rule) for rule in rules])
+
+    def _change_one(
+        self, action: str, group_id: str, rule: IngressRule, *, tolerated: Callable[[Exception], bool]
+    ) -> None:
+        try:
+            self._change_ingress(action, group_id, [rule])
+        except (ConflictError, NotFoundError) as error:
+            if not tolerated(error):
+                raise
 
     def delete_security_group(self, group_id: str) -> None:
         """Delete the group; DependencyViolation (still used by an ENI) surfaces as ConflictError."""
         with absent_ok("security_group", group_id):
             self.ec2.delete_security_group(GroupId=group_id)
+
+
+def _duplicate(error: Exception) -> bool:
+    return isinstance(error, ConflictError) and error.state == "InvalidPermission.Duplicate"
+
+
+def _not_found(error: Exception) -> bool:
+    return isinstance(error, NotFoundError)
 
 
 def _permission(rule: IngressRule) -> dict[str, Any]:

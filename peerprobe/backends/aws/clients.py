@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Any
+import threading
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import boto3
@@ -30,6 +31,20 @@ class ClientFactory:
     HTTP proxies from the environment are ignored for loopback endpoints so lab traffic stays on the machine.
     """
 
+    _shared: ClassVar[dict[tuple[str, str], ClientFactory]] = {}
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    @classmethod
+    def for_loopback(cls, region: str, endpoint_url: str) -> ClientFactory:
+        """One factory per process for a loopback endpoint (moto): the lab builds an adapter per step, and
+        loading botocore's service models for a new client costs about 0.3 s (the EC2 model is a large JSON).
+        Only loopback factories are shared: their fake credentials never change, unlike a real credential chain."""
+        with cls._shared_lock:
+            key = (region, endpoint_url)
+            if key not in cls._shared:
+                cls._shared[key] = cls(region, endpoint_url=endpoint_url)
+            return cls._shared[key]
+
     def __init__(
         self,
         region: str,
@@ -46,15 +61,22 @@ class ClientFactory:
         self._config = _botocore_config(max_attempts=max_attempts, retry_mode=retry_mode, no_proxy=self.loopback)
         self._session: Any = None
         self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()  # boto3 clients are thread-safe once made; sessions making them are not
 
     def client(self, service: str) -> Any:
         """The cached client for `service` ("ec2", "eks", "elb", "elbv2", ...)."""
-        if service not in self._clients:
-            self._clients[service] = self.session().client(service, endpoint_url=self.endpoint_url, config=self._config)
-        return self._clients[service]
+        with self._lock:
+            if service not in self._clients:
+                session = self._session_locked()
+                self._clients[service] = session.client(service, endpoint_url=self.endpoint_url, config=self._config)
+            return self._clients[service]
 
     def session(self) -> Any:
         """The cached boto3 session (fake credentials when the endpoint is loopback)."""
+        with self._lock:
+            return self._session_locked()
+
+    def _session_locked(self) -> Any:
         if self._session is None:
             self._session = self._new_session()
         return self._session

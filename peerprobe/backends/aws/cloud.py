@@ -12,7 +12,7 @@ from peerprobe.backends.aws._peering import PeeringOps
 from peerprobe.backends.aws._security_groups import SecurityGroupOps
 from peerprobe.backends.aws._ssm import SsmOps
 from peerprobe.backends.aws._sweep import SweepOps
-from peerprobe.backends.aws.clients import ClientFactory
+from peerprobe.backends.aws.clients import ClientFactory, is_loopback
 from peerprobe.backends.ports import Stamp
 
 
@@ -28,6 +28,12 @@ def aws_cloud(
     endpoint_url: str | None = None,
     waits: Waits | None = None,
 ) -> AwsCloud:
-    """Build the adapter with its own client factory (the lab passes moto's loopback `endpoint_url`)."""
-    clients = ClientFactory(region, profile=profile, endpoint_url=endpoint_url)
+    """Build the adapter over a client factory (the lab passes moto's loopback `endpoint_url`, whose factory
+    is shared by the process)."""
+    shared = endpoint_url is not None and profile is None and is_loopback(endpoint_url)
+    clients = (
+        ClientFactory.for_loopback(region, endpoint_url)
+        if shared and endpoint_url
+        else ClientFactory(region, profile=profile, endpoint_url=endpoint_url)
+    )
     return AwsCloud(clients, stamp=stamp, waits=waits)

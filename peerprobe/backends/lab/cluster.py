@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from peerprobe.backends.lab import environment, health
-from peerprobe.backends.lab.agent import is_agent
+from peerprobe.backends.lab.agent.process import is_agent
 from peerprobe.config import ExperimentConfig
 from peerprobe.errors import WaitTimeoutError
 

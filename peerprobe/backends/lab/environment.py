@@ -21,8 +21,11 @@ from peerprobe import aws_node, resources, statedir
 from peerprobe.backends.aws import AwsCloud, aws_cloud
 from peerprobe.backends.lab import cloud as lab_cloud
 from peerprobe.backends.lab import dns, health, kube, moto_service, net
-from peerprobe.backends.lab.agent import Listener, ResolverSource, is_agent, run_batches, start_agent, stop_agent
 from peerprobe.backends.lab.agent import spec as agent_spec
+from peerprobe.backends.lab.agent.client import run_batches
+from peerprobe.backends.lab.agent.process import is_agent, start_agent, stop_agent
+from peerprobe.backends.lab.agent.resolver import ResolverSource
+from peerprobe.backends.lab.agent.spec import Listener
 from peerprobe.backends.lab.net import KubeService, LabNet
 from peerprobe.backends.ports import Stamp
 from peerprobe.config import ExperimentConfig, Snat

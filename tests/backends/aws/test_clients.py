@@ -45,3 +45,31 @@ def test_loopback_refuses_a_profile() -> None:
 )
 def test_is_loopback(url: str, expected: bool) -> None:
     assert is_loopback(url) is expected
+
+
+def test_loopback_adapters_share_one_factory_per_endpoint() -> None:
+    from peerprobe.backends.aws.cloud import aws_cloud
+    from peerprobe.backends.ports import Stamp
+
+    stamp = Stamp(experiment="t", environment="lab:t:cn-northwest-1", run_id="r")
+    first = aws_cloud(stamp, region="cn-northwest-1", endpoint_url="http://127.0.0.1:5999")
+    second = aws_cloud(stamp, region="cn-northwest-1", endpoint_url="http://127.0.0.1:5999")
+    other_port = aws_cloud(stamp, region="cn-northwest-1", endpoint_url="http://127.0.0.1:5998")
+    assert first.clients is second.clients and first.clients is not other_port.clients
+
+
+def test_real_endpoints_get_a_factory_each() -> None:
+    from peerprobe.backends.aws.cloud import aws_cloud
+    from peerprobe.backends.ports import Stamp
+
+    stamp = Stamp(experiment="t", environment="aws:t:cn-northwest-1", run_id="r")
+    assert aws_cloud(stamp, region="cn-northwest-1").clients is not aws_cloud(stamp, region="cn-northwest-1").clients
+
+
+def test_threads_asking_at_once_get_one_client() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    factory = ClientFactory("cn-northwest-1", endpoint_url="http://127.0.0.1:5997")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        clients = list(pool.map(lambda _: factory.client("ec2"), range(8)))
+    assert all(client is clients[0] for client in clients)

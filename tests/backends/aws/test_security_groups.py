@@ -83,3 +83,25 @@ def test_delete_group_twice(cloud: AwsCloud) -> None:
     group = cloud.ensure_security_group("g", vpc_id=vpc.id, description="g")
     cloud.delete_security_group(group.id)
     cloud.delete_security_group(group.id)
+
+
+def test_authorize_adds_every_missing_rule_in_one_call(cloud: AwsCloud, ec2: Any) -> None:
+    vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    group = cloud.ensure_security_group("g", vpc_id=vpc.id, description="g")
+    calls: list[str] = []
+    ec2.meta.events.register("before-call.ec2.AuthorizeSecurityGroupIngress", lambda **_: calls.append("call"))
+    cloud.authorize_ingress(group.id, rules=RULES)
+    assert calls == ["call"] and cloud.ingress_rules(group.id) == tuple(sorted(RULES))
+
+
+def test_revoke_survives_a_rule_removed_behind_its_back(
+    cloud: AwsCloud, ec2: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    group = cloud.ensure_security_group("g", vpc_id=vpc.id, description="g")
+    cloud.authorize_ingress(group.id, rules=RULES)
+    stale = cloud.ingress_rules(group.id)
+    cloud.revoke_ingress(group.id, rules=RULES[:1])
+    monkeypatch.setattr(type(cloud), "ingress_rules", lambda self, group_id: stale)  # read before the removal
+    cloud.revoke_ingress(group.id, rules=RULES)
+    assert ec2.describe_security_groups(GroupIds=[group.id])["SecurityGroups"][0]["IpPermissions"] == []

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import structlog
 
-from peerprobe.backends.lab.agent import client, server, spec
+from peerprobe.backends.lab.agent import server, spec
 from peerprobe.errors import PeerprobeError
-from peerprobe.probes import batch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +38,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _probe(args: argparse.Namespace) -> int:
+    # Imported here: the daemon (serve) starts on every lab build, and the client's imports (the probe plan,
+    # topology and config models) would add about a quarter of a second to each start.
+    from peerprobe.backends.lab.agent import client
+    from peerprobe.probes import batch
+
     text = sys.stdin.read() if args.batch == "-" else Path(args.batch).read_text(encoding="utf-8")
     loaded = batch.load_batch(text)
     results = client.run_batch(args.netns, loaded.probes, timeout_seconds=loaded.timeout_seconds, resolver=loaded.hosts)

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from peerprobe.backends.lab.agent import is_agent, run_batch, run_batches, spec, start_agent, stop_agent
+from peerprobe.backends.lab.agent import spec
+from peerprobe.backends.lab.agent.client import run_batch, run_batches
+from peerprobe.backends.lab.agent.process import is_agent, start_agent, stop_agent
 from peerprobe.errors import InfrastructureError
 from peerprobe.probes import batch
 from peerprobe.probes.plan import ProbeSpec
