@@ -132,7 +132,7 @@ class LabExperiment:
         with statedir.locked(lab._state_name(self.key)):
             state = lab.require_state(self.config)
             cloud = self._cloud()
-            state = lab.materialize(lab.apply_services(state, cloud), cloud)
+            state = lab.expose(state, cloud)
         exposed = {
             service.name: service.model_dump(mode="json", include={"cluster_ip", "node_port"})
             for service in state.services

@@ -154,13 +154,36 @@ def materialize(state: LabState, cloud: AwsCloud) -> LabState:
     servers, then health checks, load balancer rules and DNS. Replaces a running one (its agent included)."""
     if state.agent_pid is not None:  # the agent goes with the network it served
         stop_agent(state.agent_pid)
-    state = _build_network(state, cloud)
+    state = _build_network(state.model_copy(update={"agent_pid": None}), cloud)
     save_state(state)
     assert state.net is not None
     net.apply_kube_proxy(state.net, state.services)
+    return converge(_restart_agent(state))
+
+
+def expose(state: LabState, cloud: AwsCloud) -> LabState:
+    """The Services applied to the running lab that deploy-apps built: the load balancer nodes attach to it,
+    kube-proxy, the security groups (with the controllers' rules) and the agent's listeners follow, then health
+    checks and DNS. A lab that already has load balancer nodes, or is broken, is rebuilt instead."""
+    state = apply_services(state, cloud)
+    if state.net is None or state.net.load_balancers or not healthy(state):
+        return materialize(state, cloud)
+    lab = net.attach_load_balancers(state.net, state.config, state.topology, state.services)
+    state = state.model_copy(update={"net": lab})
+    save_state(state)  # the new namespaces are on record before anything else can fail
+    net.apply_kube_proxy(lab, state.services)
+    assert state.cloud is not None
+    lab = net.apply_security_groups(lab, lab_cloud.security_group_rules(cloud, state.cloud))
+    return converge(_restart_agent(state.model_copy(update={"net": lab})))
+
+
+def _restart_agent(state: LabState) -> LabState:
+    """The agent's listeners are fixed at start: new load balancer and health-check listeners need a new agent."""
+    if state.agent_pid is not None:
+        stop_agent(state.agent_pid)
     state = state.model_copy(update={"agent_pid": _start_agent(state)})
     save_state(state)
-    return converge(state)
+    return state
 
 
 def _apply_services(state: LabState, cloud: AwsCloud, manifests: Sequence[Mapping[str, Any]]) -> LabState:

@@ -7,7 +7,7 @@ from peerprobe.backends.lab.net._lb import ELB_GROUP, lb_tables, program_load_ba
 from peerprobe.backends.lab.net._names import LB_BACKEND_POOL
 from peerprobe.backends.lab.net._run import check_available, exec_in, spawn_in
 from peerprobe.backends.lab.net.kube_proxy import apply_kube_proxy
-from peerprobe.backends.lab.net.lab import build, list_namespaces, teardown
+from peerprobe.backends.lab.net.lab import attach_load_balancers, build, list_namespaces, teardown
 from peerprobe.backends.lab.net.model import (
     Endpoint,
     Eni,
@@ -41,6 +41,7 @@ __all__ = [
     "apply_kube_proxy",
     "apply_security_groups",
     "apply_snat",
+    "attach_load_balancers",
     "build",
     "check_available",
     "echo_port_rule",

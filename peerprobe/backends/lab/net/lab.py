@@ -21,7 +21,7 @@ from peerprobe.backends.lab.net import _cni, _fabric, _run
 from peerprobe.backends.lab.net import _names as names
 from peerprobe.backends.lab.net._layout import layout
 from peerprobe.backends.lab.net._lb import add_load_balancers, layout_load_balancers
-from peerprobe.backends.lab.net._script import Script
+from peerprobe.backends.lab.net._script import NsScript, Script
 from peerprobe.backends.lab.net.model import KubeService, LabNet, SecurityGroupRule, VpcKey
 from peerprobe.backends.lab.net.security_groups import filter_table, workshop_rules
 from peerprobe.config import ExperimentConfig, Snat
@@ -79,6 +79,45 @@ def build(
     return lab
 
 
+def attach_load_balancers(lab: LabNet, config: ExperimentConfig, topology: Topology,
+                          services: list[KubeService]) -> LabNet:  # fmt: skip
+    """Add the load balancer nodes of newly applied Services to a running lab, as AWS adds an ELB's nodes to a
+    VPC: their namespaces, and what the build script of the larger lab adds to the routers and gateways
+    (ENI routes, source/destination checks, 1:1 NAT, return paths). Nothing that runs is rebuilt. Raises
+    InfrastructureError when the larger lab would also take something away (rebuild instead); on failure the
+    new namespaces are removed again."""
+    started = time.perf_counter()
+    attached = lab.model_copy(update={"load_balancers": layout_load_balancers(lab.prefix, config, topology, services)})
+    change = _additions(_script(lab), _script(attached), env_key=lab.env_key)
+    added = [ns for ns in attached.namespaces() if ns not in set(lab.namespaces())]
+    try:
+        _create_in(added, change)
+    except BaseException:
+        _remove_namespaces(added)
+        raise
+    log.info("lab.net.load_balancers.attached", env=lab.env_key, namespaces=len(added),
+             elapsed_ms=round((time.perf_counter() - started) * 1000))  # fmt: skip
+    return attached
+
+
+def _additions(before: Script, after: Script, *, env_key: str) -> Script:
+    """What `after` has that `before` lacks: new veths, ip lines, sysctls, and whole tables that differ."""
+    change = Script(veths=[line for line in after.veths if line not in set(before.veths)])
+    for name, new in after.namespaces.items():
+        old = before.namespaces.get(name, NsScript())
+        if set(old.ip) - set(new.ip) or set(old.tables) - set(new.tables):
+            raise InfrastructureError(f"lab {env_key}: the new load balancers would change {name}; rebuild instead",
+                                      resource="netns", resource_id=name, state="changed")  # fmt: skip
+        ns = NsScript(
+            ip=[line for line in new.ip if line not in set(old.ip)],
+            sysctls={key: value for key, value in new.sysctls.items() if old.sysctls.get(key) != value},
+            tables={key: t for key, t in new.tables.items() if key not in old.tables or old.tables[key] != t},
+        )
+        if ns.ip or ns.sysctls or ns.tables:
+            change.namespaces[name] = ns
+    return change
+
+
 def _script(lab: LabNet) -> Script:
     script = Script()
     _cni.add_nodes(script, lab)
@@ -90,16 +129,7 @@ def _script(lab: LabNet) -> Script:
 
 
 def _create(lab: LabNet, script: Script) -> None:
-    _run.run(_run.ip_batch("create namespaces", [f"netns add {ns}" for ns in lab.namespaces()]))
-    log.info("lab.net.namespaces", env=lab.env_key, count=len(lab.namespaces()))
-    _run.run(_run.ip_batch("create veth pairs", script.veths))
-    jobs = [_run.ip_batch(f"ip config of {ns}", s.ip, ns=ns) for ns, s in script.namespaces.items() if s.ip]
-    jobs += [
-        _run.shell_job(f"sysctls and iptables of {ns}", ns, s.sysctls, s.rules())
-        for ns, s in script.namespaces.items()
-        if s.sysctls or s.tables
-    ]
-    _run.run_all(jobs)
+    _create_in(lab.namespaces(), script)
     for node in lab.nodes:
         log.info(
             "lab.node.built",
@@ -109,6 +139,22 @@ def _create(lab: LabNet, script: Script) -> None:
             enis=[e.device for e in node.enis],
             pods=[p.ip for p in node.pods],
         )
+
+
+def _create_in(namespaces: list[str], script: Script) -> None:
+    """Create `namespaces`, then the script's veth pairs and every namespace's configuration (new or not)."""
+    if namespaces:
+        _run.run(_run.ip_batch("create namespaces", [f"netns add {ns}" for ns in namespaces]))
+    log.info("lab.net.namespaces", count=len(namespaces))
+    if script.veths:
+        _run.run(_run.ip_batch("create veth pairs", script.veths))
+    jobs = [_run.ip_batch(f"ip config of {ns}", s.ip, ns=ns) for ns, s in script.namespaces.items() if s.ip]
+    jobs += [
+        _run.shell_job(f"sysctls and iptables of {ns}", ns, s.sysctls, s.rules())
+        for ns, s in script.namespaces.items()
+        if s.sysctls or s.tables
+    ]
+    _run.run_all(jobs)
 
 
 # --- teardown ---------------------------------------------------------------------------------------------
@@ -150,6 +196,13 @@ def teardown(env_key: str) -> None:
         namespaces=len(found),
         elapsed_ms=round((time.perf_counter() - started) * 1000),
     )
+
+
+def _remove_namespaces(namespaces: list[str]) -> None:
+    present = set(os.listdir(names.NETNS_DIR)) if os.path.isdir(names.NETNS_DIR) else set()
+    doomed = [ns for ns in namespaces if ns in present]
+    if doomed:
+        _run.run(_run.ip_batch("delete namespaces", [f"netns del {ns}" for ns in doomed]))
 
 
 def _end_processes(namespaces: list[str]) -> None:
