@@ -25,25 +25,40 @@ def connect() -> None:
     moto_service.ensure_running()
 
 
-def task_overhead() -> float:
-    """Seconds Prefect adds per task run: a flow of TASKS trivial tasks minus the same calls without Prefect."""
+def task_overhead() -> tuple[float, float]:
+    """Prefect's cost per task run, timed inside the flow (TASKS trivial task calls minus the same calls
+    without Prefect), and its fixed cost per flow run (an empty flow, from call to return: creating the run,
+    its states, and the heartbeat thread it joins at the end). Medians of 5 rounds."""
     from prefect import flow, task
 
-    @task(persist_result=False)
-    def noop(value: int) -> int:
+    def plain(value: int) -> int:
         return value
 
+    noop = task(persist_result=False)(plain)
+
     @flow(persist_result=False)
-    def many() -> int:
-        return sum(noop(i) for i in range(TASKS))
+    def many() -> float:
+        started = time.perf_counter()
+        for i in range(TASKS):
+            noop(i)
+        prefect_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        for i in range(TASKS):
+            plain(i)
+        return (prefect_seconds - (time.perf_counter() - started)) / TASKS
+
+    @flow(persist_result=False)
+    def empty() -> None:
+        return None
 
     many()  # warm: registration of the flow and task
-    samples = []
+    per_task, per_flow = [], []
     for _ in range(5):
+        per_task.append(many())
         started = time.perf_counter()
-        many()
-        samples.append((time.perf_counter() - started) / TASKS)
-    return statistics.median(samples)
+        empty()
+        per_flow.append(time.perf_counter() - started)
+    return statistics.median(per_task), statistics.median(per_flow)
 
 
 def experiment_seconds(name: str) -> float:
@@ -63,8 +78,8 @@ def experiment_seconds(name: str) -> float:
 def main() -> None:
     connect()
     # Prefect's own cost per task, measured first in a fresh process: trivial tasks, nothing else running.
-    overhead = task_overhead()
-    print(f"prefect overhead per task: {overhead * 1000:.1f} ms (target 25 ms)")
+    overhead, per_flow = task_overhead()
+    print(f"prefect overhead per task: {overhead * 1000:.1f} ms (target 25 ms); per flow run: {per_flow:.2f} s")
     experiment_seconds("benchwarm")  # warm: the server's first runs of the flow, moto's first calls per region
     timeout = config.load().probe.timeout_seconds
     plain = statistics.median(experiment_seconds(f"bench{i}") for i in range(5))

@@ -99,10 +99,28 @@ def prefect_executable() -> str:
     return found
 
 
+# SQLite takes one writer at a time, and a request whose transaction must upgrade from reading to writing
+# while the server's own services write fails at once ("database is locked"): the API answers 503 and the
+# client backs off 2, 4, 8 s. The task-run recorder writes every task-run event in its own transaction by
+# default (batch size 1); batching its writes, and the event persister's, leaves the API far fewer collisions.
+# Task runs and events reach the UI at most a second or two later. A value set in the environment wins.
+SQLITE_WRITE_BATCHING = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "500",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "2",
+}
+
+
+def server_settings() -> dict[str, str]:
+    """The settings peerprobe gives the Prefect servers it starts (also the tests' server), under the environment's."""
+    return SQLITE_WRITE_BATCHING | {k: os.environ[k] for k in SQLITE_WRITE_BATCHING if k in os.environ}
+
+
 def _server_env(api_url: str | None = None) -> dict[str, str]:
     # No telemetry or update checks from the server: nothing leaves this machine. The UI must call this
     # server's own API (its default is port 4200, wrong for a server started on another port).
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    env = {**os.environ, **server_settings(), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
     return env | ({"PREFECT_UI_API_URL": api_url} if api_url else {})
 
 
