@@ -65,13 +65,18 @@ class AwsBase:
 
     def owned(self, name: str, **filters: str | list[str]) -> list[dict[str, Any]]:
         """EC2 filters matching our resource `name` in this environment (the run is not part of identity)."""
+        # Filters are ANDed, so their order means nothing to EC2; moto evaluates them in order, and a state
+        # filter first spares it the tag lookups of every terminated instance it keeps (~8x faster after a
+        # few dozen runs).
         result = [
+            {"Name": key.replace("_", "-"), "Values": value if isinstance(value, list) else [value]}
+            for key, value in filters.items()
+        ]
+        return [
+            *result,
             {"Name": "tag:Name", "Values": [name]},
             {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [self.stamp.environment]},
         ]
-        for key, value in filters.items():
-            result.append({"Name": key.replace("_", "-"), "Values": value if isinstance(value, list) else [value]})
-        return result
 
     def wait(
         self, client: Any, waiter: str, *, kind: str, resource_id: str, max_seconds: float | None = None, **params: Any
