@@ -91,7 +91,7 @@ def run(
 
     parameters = RunParameters(config=_load(config), backend=_backend(backend), keep=keep,
                                cleanup_on_failure=cleanup_on_failure)  # fmt: skip
-    _preflight(parameters.backend, parameters.config)
+    _preflight(parameters.backend, parameters.config, creating=True)
     from flows import runner
     from peerprobe.run import finish
 
@@ -126,15 +126,7 @@ def drift(
 
     parameters = RunParameters(config=_load(config), backend=_backend(backend))
     _preflight(parameters.backend, parameters.config)
-    from peerprobe.backends.lab import environment
-
-    state, healthy = environment.status(parameters.config)
-    key = environment.env_key(parameters.config)
-    if state is None:
-        fail(ConfigError(f"no lab environment {key} to check: `peerprobe run --keep` or `peerprobe lab up` makes one"))
-    if not healthy:
-        fail(InfrastructureError(f"lab environment {key} is broken (its namespaces or agent are gone): "
-                            "`peerprobe lab up` rebuilds it, `peerprobe cleanup` removes it"))  # fmt: skip
+    _require_environment(parameters.backend, parameters.config)
     from flows import runner
 
     prefect_server = _lab_call(runner._connect)
@@ -154,6 +146,44 @@ def drift(
         out.print("  no baseline recorded for this environment (`peerprobe run --keep` records one)")
     out.print(f"drift check: {outcome.state}")
     raise typer.Exit(code=1 if drift_module.drifted(outcome.report) else code)
+
+
+def _require_environment(backend: str, config: config_module.ExperimentConfig) -> None:
+    """A drift check probes what exists: exit 2 when the config has no environment on the backend, 3 when what
+    is recorded of it is gone. Before Prefect is imported, like every check of the input."""
+    if backend == "aws":
+        _require_aws_environment(config)
+    else:
+        _require_lab_environment(config)
+
+
+def _require_lab_environment(config: config_module.ExperimentConfig) -> None:
+    from peerprobe.backends.lab import environment
+
+    state, healthy = environment.status(config)
+    key = environment.env_key(config)
+    if state is None:
+        fail(ConfigError(f"no lab environment {key} to check: `peerprobe run --keep` or `peerprobe lab up` makes one"))
+    if not healthy:
+        fail(InfrastructureError(f"lab environment {key} is broken (its namespaces or agent are gone): "
+                            "`peerprobe lab up` rebuilds it, `peerprobe cleanup` removes it"))  # fmt: skip
+
+
+def _require_aws_environment(config: config_module.ExperimentConfig) -> None:
+    """From the ids `run --backend aws --keep` persisted in the state directory, checked against AWS."""
+    from peerprobe.backends.aws.experiment import AwsExperiment
+    from peerprobe.backends.steps import EnvironmentRef
+
+    experiment = AwsExperiment(EnvironmentRef(backend="aws", config=config, run_id="drift-check"))
+    key = experiment.environment
+    if not experiment.recorded():
+        fail(ConfigError(f"no aws environment {key} recorded in this state directory to check: "
+                         "`peerprobe run --backend aws --keep` makes one"))  # fmt: skip
+    missing = _lab_call(experiment.missing_networks)
+    if missing:
+        fail(InfrastructureError(f"aws environment {key} is broken ({', '.join(missing)} no longer exist): "
+                                 "`peerprobe cleanup --backend aws` removes the rest",
+                                 resource="vpc", resource_id=missing[0], state="absent"))  # fmt: skip
 
 
 @app.command()
@@ -202,13 +232,14 @@ def serve(
     _lab_call(runner.serve)
 
 
-def _preflight(backend: str, config: config_module.ExperimentConfig | None = None) -> None:
-    """Before anything starts: the aws backend's credentials, region and adopted networks (one read-only STS
-    call and describes; exit 2 with nothing created), or the lab's kernel capabilities."""
+def _preflight(backend: str, config: config_module.ExperimentConfig | None = None, *, creating: bool = False) -> None:
+    """Before anything starts: the aws backend's credentials, region and adopted networks, and for a command
+    that creates, the pinned CNI versions (read-only calls; exit 2 with nothing created), or the lab's kernel
+    capabilities."""
     if backend == "aws":
         from peerprobe.backends.aws.experiment import preflight
 
-        identity = _lab_call(lambda: preflight(config or config_module.ExperimentConfig()))
+        identity = _lab_call(lambda: preflight(config or config_module.ExperimentConfig(), creating=creating))
         Console(stderr=True).print(f"aws: {identity.arn} in {identity.region}", highlight=False)
         return
     from peerprobe.backends.lab import net

@@ -1,12 +1,15 @@
-"""The command line: predict prints and writes the report; bad input exits 2 before Prefect is imported."""
+"""The command line: predict prints and writes the report; bad input exits 2 before Prefect is imported; a
+drift check of an aws environment that is not there exits 2 (or 3 when what is recorded is gone)."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from peerprobe.cli import app
@@ -62,3 +65,46 @@ def test_bad_config_exits_2_with_one_message_and_no_prefect(tmp_path: Path) -> N
 def test_unknown_backend_is_a_usage_error() -> None:
     result = runner.invoke(app, ["predict", "--backend", "gcp"])
     assert result.exit_code == 2
+
+
+def _moto_env(tmp_path: Path) -> dict[str, str]:
+    """Fake credentials, no metadata service, no config files: boto3 reaches only moto, in-process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and "proxy" not in k.lower()}
+    return env | {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "PEERPROBE_STATE_DIR": str(tmp_path / "state"),
+    }  # fmt: skip
+
+
+def test_drift_on_aws_without_an_environment_exits_2_naming_it_before_prefect(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from moto import mock_aws\n"
+        "from peerprobe.cli import main\n"
+        "sys.argv = ['peerprobe', 'drift', '--backend', 'aws']\n"
+        "with mock_aws():\n"
+        "    try:\n        main()\n    except SystemExit:\n"
+        "        print('prefect' in sys.modules, file=sys.stderr); raise\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_moto_env(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "no aws environment aws:workshop:cn-northwest-1" in " ".join(result.stderr.split())
+    assert result.stderr.strip().endswith("False"), "Prefect must not be imported before the environment is known"
+
+
+def test_drift_on_aws_whose_recorded_vpc_is_gone_exits_3_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto import mock_aws
+
+    from peerprobe.backends.aws import _state
+
+    for name, value in _moto_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    gone = _state.NetworkIds(key="vpc1", vpc="vpc-0123456789abcdef0", cidr="172.16.0.0/16")
+    _state.update("aws:workshop:cn-northwest-1", lambda s: s.model_copy(update={"networks": {"vpc1": gone}}))
+    with mock_aws():
+        result = runner.invoke(app, ["drift", "--backend", "aws"])
+    assert result.exit_code == 3, result.output
+    assert "vpc1 vpc-0123456789abcdef0 no longer exist" in " ".join(result.output.split())

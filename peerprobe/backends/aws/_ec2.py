@@ -29,8 +29,10 @@ class InstanceOps(AwsBase):
         private_ip: str | None = None,
         user_data: str = "",
         instance_profile_arn: str | None = None,
+        public_ip: bool | None = None,
     ) -> Instance:
-        """One live instance tagged `name` in `subnet_id`, waited until running."""
+        """One live instance tagged `name` in `subnet_id`, waited until running. `public_ip` True or False asks
+        for a public IPv4 address or none, whatever the subnet maps on launch; None leaves it to the subnet."""
         raw = self._find_instance(name)
         if raw is None:
             raw = self._run_instance(
@@ -42,6 +44,7 @@ class InstanceOps(AwsBase):
                 private_ip=private_ip,
                 user_data=user_data,
                 instance_profile_arn=instance_profile_arn,
+                public_ip=public_ip,
             )
         elif raw["SubnetId"] != subnet_id:
             raise ConflictError(
@@ -52,7 +55,12 @@ class InstanceOps(AwsBase):
             )
         instance_id = str(raw["InstanceId"])
         self.wait(self.ec2, "instance_running", kind="instance", resource_id=instance_id, InstanceIds=[instance_id])
-        return self.instance(instance_id)
+        return _with_public_ip(self.instance(instance_id), wanted=public_ip)
+
+    def find_instance(self, name: str) -> str | None:
+        """The id of the live (not terminated) instance tagged `name` in this environment, if any."""
+        raw = self._find_instance(name)
+        return str(raw["InstanceId"]) if raw is not None else None
 
     def _find_instance(self, name: str) -> dict[str, Any] | None:
         with aws_errors("instance", name=name):
@@ -71,19 +79,17 @@ class InstanceOps(AwsBase):
         private_ip: str | None,
         user_data: str,
         instance_profile_arn: str | None = None,
+        public_ip: bool | None = None,
     ) -> dict[str, Any]:
         params: dict[str, Any] = {
             "ImageId": image_id,
             "InstanceType": instance_type,
             "MinCount": 1,
             "MaxCount": 1,
-            "SubnetId": subnet_id,
-            "SecurityGroupIds": list(security_group_ids),
             "UserData": user_data,
             "TagSpecifications": self.tag_specs("instance", name) + self.tag_specs("volume", name),
+            **_placement(subnet_id, security_group_ids, private_ip=private_ip, public_ip=public_ip),
         }
-        if private_ip:
-            params["PrivateIpAddress"] = private_ip
         if instance_profile_arn:
             params["IamInstanceProfile"] = {"Arn": instance_profile_arn}
         # RunInstances' ClientToken is an idempotency token botocore fills in once per call and reuses across
@@ -95,6 +101,7 @@ class InstanceOps(AwsBase):
             instance_id=raw["InstanceId"],
             subnet_id=subnet_id,
             private_ip=raw.get("PrivateIpAddress"),
+            public_ip=public_ip,
         )
         return raw
 
@@ -122,3 +129,31 @@ class InstanceOps(AwsBase):
                 InstanceIds=[instance_id],
                 WaiterConfig={"Delay": self.waits.delay, "MaxAttempts": self.waits.max_attempts},
             )
+
+
+def _placement(
+    subnet_id: str, security_group_ids: Sequence[str], *, private_ip: str | None, public_ip: bool | None
+) -> dict[str, Any]:
+    """RunInstances' subnet, groups and address. Whether the instance gets a public IPv4 address can only be
+    said on its network interface, and then subnet, groups and address must be said there too."""
+    if public_ip is None:
+        return {"SubnetId": subnet_id, "SecurityGroupIds": list(security_group_ids)} | (
+            {"PrivateIpAddress": private_ip} if private_ip else {}
+        )
+    interface: dict[str, Any] = {"DeviceIndex": 0, "SubnetId": subnet_id, "Groups": list(security_group_ids),
+                                 "AssociatePublicIpAddress": public_ip}  # fmt: skip
+    if private_ip:
+        interface["PrivateIpAddress"] = private_ip
+    return {"NetworkInterfaces": [interface]}
+
+
+def _with_public_ip(instance: Instance, *, wanted: bool | None) -> Instance:
+    """An instance found by its name must be what was asked for: with a public IPv4 address, or without."""
+    if wanted is None or (instance.public_ip is not None) == wanted:
+        return instance
+    has = f"has public IP {instance.public_ip}" if instance.public_ip else "has no public IP"
+    raise ConflictError(
+        f"instance {instance.id} ({instance.name}): {has}, wanted {'one' if wanted else 'none'}; remove it "
+        "(cleanup) and create it again",
+        resource="instance", resource_id=instance.id, state=instance.state,
+    )  # fmt: skip

@@ -63,6 +63,11 @@ def load(environment: str) -> AwsState:
     return AwsState.model_validate(data) if data is not None else AwsState(environment=environment)
 
 
+def is_recorded(environment: str) -> bool:
+    """Whether this state directory holds the environment's ids (a wiped one, or another machine's, does not)."""
+    return statedir.read_json(state_name(environment)) is not None
+
+
 def update(environment: str, change: Callable[[AwsState], AwsState]) -> AwsState:
     """Read-modify-write under the environment's lock (steps run concurrently in the flow's threads)."""
     name = state_name(environment)

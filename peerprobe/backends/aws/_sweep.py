@@ -28,6 +28,10 @@ class SweepOps(AwsBase):
         ]
         return tuple(r for r in found if r.environment and environment in (None, r.environment))
 
+    def tagged_clusters(self, environment: str) -> tuple[TaggedResource, ...]:
+        """The EKS clusters and node groups of `environment` (node groups as `cluster/name`)."""
+        return tuple(r for r in self._eks_tagged() if r.environment == environment)
+
     def _ec2_tagged(self, environment: str | None) -> list[TaggedResource]:
         filters = [{"Name": "key", "Values": [TAG_ENVIRONMENT]}]
         if environment is not None:

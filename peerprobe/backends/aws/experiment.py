@@ -23,8 +23,9 @@ import structlog
 
 from peerprobe import aws_node, resources, statedir
 from peerprobe import snapshot as snap
-from peerprobe.backends.aws import _network, _state
+from peerprobe.backends.aws import _addons, _network, _recover, _state
 from peerprobe.backends.aws._base import Waits
+from peerprobe.backends.aws._errors import aws_errors
 from peerprobe.backends.aws._iam import CLUSTER_POLICIES, HOST_POLICIES, NODE_POLICIES
 from peerprobe.backends.aws._identity import Identity
 from peerprobe.backends.aws._identity import preflight as identity_preflight
@@ -34,6 +35,7 @@ from peerprobe.backends.aws._token import TokenSource
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.cloud import AwsCloud
 from peerprobe.backends.aws.kube import KubeCluster, api_client, configuration, load_balancer_hostname
+from peerprobe.backends.opened import peer_host_rules, peer_rules
 from peerprobe.backends.ports import IngressRule, Stamp, Vpc
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef, StepResult
 from peerprobe.config import ExperimentConfig, Snat
@@ -43,11 +45,12 @@ from peerprobe.errors import (
     CredentialsError,
     InfrastructureError,
     NotFoundError,
+    PeerprobeError,
     WaitTimeoutError,
 )
 from peerprobe.probes.batch import ProbeResult
-from peerprobe.probes.plan import PEER_HOST_PORT, ProbeSpec
-from peerprobe.topology import ClusterTopology, LoadBalancerFacts, PeerHost, Pod, Topology, plan
+from peerprobe.probes.plan import ProbeSpec
+from peerprobe.topology import ClusterTopology, LoadBalancerFacts, Node, PeerHost, Pod, Topology, plan
 from peerprobe.vocabulary import Vantage
 
 log = structlog.get_logger()
@@ -64,10 +67,10 @@ SERVICE_KINDS = resources.SERVICE_KINDS
 OutsideRunner = Callable[[str, float], str]
 
 
-def preflight(config: ExperimentConfig, *, clients: ClientFactory | None = None) -> Identity:
+def preflight(config: ExperimentConfig, *, clients: ClientFactory | None = None, creating: bool = False) -> Identity:
     """Before anything starts: credentials and region (STS GetCallerIdentity), then the adopted networks,
-    read-only, so a missing public subnet is refused before anything is created. Raises CredentialsError or
-    ConfigError (both exit 2)."""
+    read-only, so a missing public subnet is refused before anything is created; with `creating`, also that
+    EKS offers each cluster's pinned CNI version. Raises CredentialsError or ConfigError (both exit 2)."""
     clients = clients or ClientFactory(config.region, profile=config.aws.profile)
     identity = identity_preflight(clients)
     stamp = Stamp(experiment=config.name, environment=f"aws:{config.name}:{config.region}", run_id="preflight")
@@ -76,6 +79,8 @@ def preflight(config: ExperimentConfig, *, clients: ClientFactory | None = None)
         adopted = _network.inspect_network(cloud, config, key)
         if adopted is not None:
             _network.require_public_subnets(config, adopted)
+        if creating:
+            _addons.require_offered(cloud, getattr(config.clusters, key).cni_version, key=f"clusters.{key}.cni_version")
     return identity
 
 
@@ -120,13 +125,6 @@ def cluster_spec(config: ExperimentConfig, key: VpcKey) -> ClusterSpec:
         )  # fmt: skip
     return ClusterSpec(**common, service_cidr=cluster.service_cidr, size=cluster.nodes, min_size=cluster.nodes,
                        max_size=cluster.nodes, private_networking=cluster.node_subnets == "private")  # fmt: skip
-
-
-def peer_rules(config: ExperimentConfig, planned: Topology) -> list[IngressRule]:
-    """What peerprobe opens on VPC1's nodes for the probes: only from the peer VPC's CIDR, never wider."""
-    ports = [planned.vpc1.node_port if p == "nodeport" else p for p in config.security_groups.open_from_peer]
-    return [IngressRule("tcp", int(p), int(p), cidr=planned.vpc2.cidr, description=snap.PEER_RULE_DESCRIPTION)
-            for p in ports if p is not None]  # fmt: skip
 
 
 def role_name(config: ExperimentConfig, kind: str) -> str:
@@ -219,6 +217,8 @@ class AwsExperiment:
             endpoint_private_access=spec.private_access, endpoint_public_access=spec.public_access,
         )  # fmt: skip
         self._record_cluster_group(vpc, cluster.cluster_security_group_id)
+        # The pinned CNI before the nodes: they start with it, and it is ACTIVE before any SNAT setting is patched.
+        _addons.ensure_vpc_cni(self.cloud, cluster, self.config, vpc)
         group = self.cloud.ensure_nodegroup(
             spec.name, name=spec.nodegroup, node_role_arn=node_role, subnet_ids=node_subnets, size=spec.size,
             instance_types=(spec.instance_type,), labels=spec.labels, min_size=spec.min_size, max_size=spec.max_size,
@@ -252,19 +252,37 @@ class AwsExperiment:
         group = self.cloud.ensure_security_group(PEER_HOST, vpc_id=vpc2.vpc, description="peerprobe EC2 web host")
         self._update(lambda s: s.model_copy(update={"peer_host_security_group": group.id}))
         if self.config.peer_host.admit_vpc1:
-            self.cloud.authorize_ingress(group.id, rules=self._peer_host_rules())
+            # VPC1's nodes do not exist yet (create-cluster runs beside this step): deploy-apps admits them.
+            self.cloud.authorize_ingress(group.id, rules=self._peer_host_rules(vpc1_nodes=[]))
         image = self.cloud.latest_ami()
         instance = self._launch_host(subnet=vpc2.public_subnets[0], image=image, group=group.id, profile=profile)
         self._update(lambda s: s.model_copy(update={"peer_host_instance": instance}))
         return StepResult(step="create-peer-host", resources={"instance": instance, "security_group": group.id,
                                                               "image": image, "role": role})  # fmt: skip
 
-    def _peer_host_rules(self) -> list[IngressRule]:
-        """:80 from VPC1's CIDR (the peering path) and VPC1's NAT gateway address (the internet path)."""
-        vpc1 = self._state().networks.get("vpc1")
-        sources = [self.config.vpcs.vpc1.cidr] + ([f"{vpc1.nat_public_ip}/32"] if vpc1 and vpc1.nat_public_ip else [])
-        return [IngressRule("tcp", PEER_HOST_PORT, PEER_HOST_PORT, cidr=c, description="peerprobe web host")
-                for c in sources]  # fmt: skip
+    def _peer_host_rules(self, *, vpc1_nodes: Sequence[Node]) -> list[IngressRule]:
+        """The lab's rules for the host (lab.cloud.peer_host_rules) from the live facts: :80 from VPC1's CIDR
+        (the peering path) and, only when the host has a public IP, from VPC1's egress public addresses, its
+        NAT gateway and its nodes' own public IPs (the internet path); /32s of our own addresses, no wider."""
+        planned = plan(self.config, backend="aws")
+        vpc1 = planned.vpc1.model_copy(update={"nat_gateway": None, "nodes": []})
+        if self.config.peer_host.public_ip:
+            network = self._state().networks.get("vpc1")
+            vpc1 = vpc1.model_copy(update={"nat_gateway": network.nat_public_ip if network else None,
+                                           "nodes": list(vpc1_nodes)})  # fmt: skip
+        return peer_host_rules(planned.model_copy(update={"vpc1": vpc1}))
+
+    def _admit_vpc1_nodes_at_host(self) -> None:
+        """VPC1's nodes in public subnets reach the host's public IP from their own public IPs (docs/model.md);
+        those exist only once create-cluster is done, so the host's group admits them after it."""
+        group = self._state().peer_host_security_group
+        if not (self.config.peer_host.admit_vpc1 and self.config.peer_host.public_ip and group):
+            return
+        nodes = [n for n in self._kube("vpc1").nodes() if n.public_ip]
+        if not nodes:
+            return
+        self.cloud.authorize_ingress(group, rules=self._peer_host_rules(vpc1_nodes=nodes))
+        log.info("peer_host.admitted_vpc1_nodes", security_group=group, nodes=[n.public_ip for n in nodes])
 
     def _launch_host(self, *, subnet: str, image: str, group: str, profile: str) -> str:
         for attempt in range(1, INSTANCE_PROFILE_RETRIES + 1):
@@ -272,6 +290,7 @@ class AwsExperiment:
                 return self.cloud.ensure_instance(
                     PEER_HOST, subnet_id=subnet, image_id=image, instance_type=PEER_HOST_TYPE,
                     security_group_ids=[group], user_data=peer_host_user_data(), instance_profile_arn=profile,
+                    public_ip=self.config.peer_host.public_ip,
                 ).id  # fmt: skip
             except InfrastructureError as error:
                 if "iamInstanceProfile" not in str(error) or attempt == INSTANCE_PROFILE_RETRIES:
@@ -322,8 +341,10 @@ class AwsExperiment:
             time.sleep(self.poll_seconds)
 
     def deploy_apps(self) -> StepResult:
-        """The Deployments of resources/ on both clusters (server-side apply), placed on the live nodes."""
+        """The Deployments of resources/ on both clusters (server-side apply), placed on the live nodes; the
+        EC2 host's group admits VPC1's nodes that have public IPs, now that they exist."""
         placement = self._placement()
+        self._admit_vpc1_nodes_at_host()
         applied: dict[str, list[str]] = {}
         for vpc in VPC_KEYS:
             docs = [d for d in resources.manifests(self.config, placement, cluster=vpc) if d.get("kind") != "Service"]
@@ -335,8 +356,8 @@ class AwsExperiment:
 
     def expose_services(self) -> StepResult:
         """Every Service of resources/ on VPC1, then until the load balancers have hostnames that resolve."""
-        live = self.topology()
-        docs = [d for d in resources.manifests(self.config, live, cluster="vpc1") if d.get("kind") == "Service"]
+        allocated = _with_planned_services(self.topology(), plan(self.config, backend="aws"))
+        docs = [d for d in resources.manifests(self.config, allocated, cluster="vpc1") if d.get("kind") == "Service"]
         kube = self._kube("vpc1")
         kube.apply(docs)
         kube.wait_ready(timeout_seconds=LOAD_BALANCER_TIMEOUT_SECONDS)
@@ -345,17 +366,29 @@ class AwsExperiment:
                                                              "load_balancers": hostnames})  # fmt: skip
 
     def exists(self) -> bool:
-        state = self._state()
-        if not state.networks:
+        if not self.recorded():
             return False
         try:
-            found = self.cloud.ec2.describe_vpcs(
-                Filters=[{"Name": "vpc-id", "Values": [n.vpc for n in state.networks.values()]}]
-            )["Vpcs"]
-        except Exception:  # unreachable or refused: a retry after a fix re-creates nothing by mistake
-            log.warning("aws.exists_unknown", environment=self.environment)
+            return not self.missing_networks()
+        except PeerprobeError as error:  # unreachable or refused: a retry after a fix re-creates nothing by mistake
+            log.warning("aws.exists_unknown", environment=self.environment, error=str(error)[:200])
             return False
-        return len(found) == len(state.networks)
+
+    def recorded(self) -> bool:
+        """Whether the state directory records this environment's networks (what `run --keep` leaves)."""
+        return bool(self._state().networks)
+
+    def missing_networks(self) -> list[str]:
+        """The recorded networks AWS no longer has (`vpc1 vpc-…`); raises when AWS cannot be asked."""
+        networks = self._state().networks
+        if not networks:
+            return []
+        with aws_errors("vpc", ", ".join(n.vpc for n in networks.values())):
+            found = self.cloud.ec2.describe_vpcs(
+                Filters=[{"Name": "vpc-id", "Values": [n.vpc for n in networks.values()]}]
+            )["Vpcs"]
+        present = {str(v["VpcId"]) for v in found}
+        return [f"{key} {n.vpc}" for key, n in networks.items() if n.vpc not in present]
 
     # --- topology -----------------------------------------------------------------------------------------
 
@@ -464,9 +497,10 @@ class AwsExperiment:
             if kind is None or not service.spec.ports:
                 continue
             port = service.spec.ports[0]
-            policy = service.spec.external_traffic_policy if service.spec.type != "ClusterIP" else None
+            type_ = str(service.spec.type or "ClusterIP")  # the API server's default when a manifest names none
+            policy = service.spec.external_traffic_policy if type_ != "ClusterIP" else None
             found[kind] = snap.ServiceSnapshot(
-                type=str(service.spec.type), port=int(port.port), target_port=int(port.target_port or port.port),
+                type=type_, port=int(port.port), target_port=int(port.target_port or port.port),
                 node_port=port.node_port, external_traffic_policy=policy,
                 load_balancer_source_ranges=sorted(service.spec.load_balancer_source_ranges or []),
                 annotations=dict(sorted((service.metadata.annotations or {}).items())),
@@ -543,8 +577,9 @@ class AwsExperiment:
     # --- cleanup ------------------------------------------------------------------------------------------
 
     def cleanup(self) -> StepResult:
-        """Ensure absent, in dependency order; each part succeeds when its resources are already gone."""
-        state = self._state()
+        """Ensure absent, in dependency order; each part succeeds when its resources are already gone. Works
+        from the persisted ids, or from the tags alone when the state directory lost them."""
+        state = self._state() if _state.is_recorded(self.environment) else self._recovered_state()
         removed: list[str] = []
         for vpc, ids in state.clusters.items():
             removed += self._remove_load_balancers(vpc, ids, state)
@@ -562,6 +597,16 @@ class AwsExperiment:
         _state.forget(self.environment)
         generation = statedir.advance_generation(self.ref.key)
         return StepResult(step="cleanup", resources={"removed": removed, "generation": generation})
+
+    def _recovered_state(self) -> AwsState:
+        log.info("aws.state_missing", environment=self.environment, action="recovering ids from tags")
+        specs = {vpc: cluster_spec(self.config, vpc) for vpc in VPC_KEYS}
+        clusters = {vpc: ClusterIds(name=spec.name, nodegroup=spec.nodegroup) for vpc, spec in specs.items()}
+        names = _recover.Names(
+            peer_host=PEER_HOST, peering=PEERING, clusters=clusters, instance_profile=role_name(self.config, "host"),
+            roles=[role_name(self.config, kind) for kind in ("cluster", "node", "host")],
+        )  # fmt: skip
+        return _recover.recover_state(self.cloud, self.config, names)
 
     def _remove_load_balancers(self, vpc: VpcKey, ids: ClusterIds, state: AwsState) -> list[str]:
         """LoadBalancer Services first, so the controllers delete their load balancers; then wait until the
@@ -596,8 +641,6 @@ class AwsExperiment:
 
     @contextlib.contextmanager
     def _logged(self, kind: str, resource_id: str) -> Any:
-        from peerprobe.backends.aws._errors import aws_errors
-
         with aws_errors(kind, resource_id):
             yield
         log.info("load_balancer.deleted_directly", kind=kind, resource_id=resource_id)
@@ -656,6 +699,17 @@ class AwsExperiment:
             self.cloud.delete_internet_gateway(network.internet_gateway)
         self.cloud.delete_vpc(network.vpc)
         return [f"vpc {network.vpc}"]
+
+
+def _with_planned_services(live: Topology, planned: Topology) -> Topology:
+    """The live topology with the plan's Service allocations where no Service holds one yet: the peer rules
+    opened while the clusters were created name the planned NodePort, so the Service must be given it."""
+    vpc1 = live.vpc1.model_copy(update={
+        "service_node_ports": planned.vpc1.service_node_ports | live.vpc1.service_node_ports,
+        "health_check_node_ports": planned.vpc1.health_check_node_ports | live.vpc1.health_check_node_ports,
+        "cluster_ip": live.vpc1.cluster_ip or planned.vpc1.cluster_ip,
+    })  # fmt: skip
+    return live.model_copy(update={"vpc1": vpc1})
 
 
 def run_locally(script: str, timeout_seconds: float) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import json
 import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,7 @@ import structlog
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
+from websocket import WebSocketBadStatusException, WebSocketException
 
 from peerprobe import aws_node, statedir
 from peerprobe.backends.aws._token import TokenSource
@@ -120,28 +122,95 @@ class Exec(Protocol):
 
 
 def stream_exec(core: Any, *, pod: str, namespace: str, container: str, script: str, timeout: float) -> str:
-    """`kubectl exec POD -- sh -c SCRIPT` over the API server's websocket, bounded by `timeout`."""
-    from kubernetes.stream import stream
-
-    response = stream(
-        core.connect_get_namespaced_pod_exec, pod, namespace, container=container, command=["sh", "-c", script],
-        stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
-    )  # fmt: skip
-    deadline = time.monotonic() + timeout
-    out: list[str] = []
+    """`kubectl exec POD -- sh -c SCRIPT` over the API server's websocket, bounded by `timeout`: the standard
+    output, once the exit Status says Success; a non-zero exit (or no Status at all) is raised."""
+    subject = f"exec in {namespace}/{pod}"
+    response = _open_exec(core, pod=pod, namespace=namespace, container=container, script=script)
     try:
-        while response.is_open():
-            response.update(timeout=1)
-            if response.peek_stdout():
-                out.append(response.read_stdout())
-            if response.peek_stderr():
-                response.read_stderr()
-            if time.monotonic() > deadline:
-                raise WaitTimeoutError(f"exec in {namespace}/{pod}: still running after {timeout:.0f}s",
-                                       resource="pod", resource_id=pod, state="running")  # fmt: skip
+        _until_closed(response, time.monotonic() + timeout, subject=subject, pod=pod)
+    except WebSocketException as error:  # the stream broke off mid-way (not an OSError, so not kube_errors')
+        raise TransientError(f"{subject}: {type(error).__name__}: {str(error)[:MAX_DETAIL]}", resource="pod",
+                             resource_id=pod, state="disconnected") from error  # fmt: skip
     finally:
         response.close()
-    return "".join(out)
+    failure = exit_error(response.read_channel(ERROR_CHANNEL), response.read_channel(STDERR_CHANNEL),
+                         subject=subject, pod=pod)  # fmt: skip
+    if failure is not None:
+        raise failure
+    return str(response.read_channel(STDOUT_CHANNEL))
+
+
+# v4.channel.k8s.io: each websocket message starts with its channel (the POSIX descriptors, then 3 for the exit
+# Status as JSON): https://github.com/kubernetes/kubernetes/blob/master/staging/src/k8s.io/apimachinery/pkg/
+# util/httpstream/wsstream/conn.go and .../kubelet/pkg/cri/streaming/remotecommand/httpstream.go.
+STDOUT_CHANNEL, STDERR_CHANNEL, ERROR_CHANNEL = 1, 2, 3
+
+
+def _open_exec(core: Any, *, pod: str, namespace: str, container: str, script: str) -> Any:
+    """The upgraded connection; a refused upgrade is translated by its HTTP status (the client reports every
+    refusal as status 0, with websocket-client's exception as the context)."""
+    from kubernetes.stream import stream
+
+    try:
+        return stream(
+            core.connect_get_namespaced_pod_exec, pod, namespace, container=container, command=["sh", "-c", script],
+            stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
+        )  # fmt: skip
+    except ApiException as error:
+        refused = error.__context__
+        if isinstance(refused, WebSocketBadStatusException):
+            reason = _status_message(refused.resp_body) or str(refused.status_message or "")
+            status = int(refused.status_code)
+            raise translate_status(status, reason, kind="pod exec", name=f"{namespace}/{pod}") from error
+        if isinstance(refused, OSError):
+            raise TransientError(f"pod exec {namespace}/{pod}: {str(refused)[:MAX_DETAIL]}", resource="pod exec",
+                                 resource_id=f"{namespace}/{pod}", state="unreachable") from error  # fmt: skip
+        raise
+
+
+def _until_closed(response: Any, deadline: float, *, subject: str, pod: str) -> None:
+    """Buffer the channels' frames until the server closes the stream; WaitTimeoutError at `deadline`."""
+    while response.is_open():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise WaitTimeoutError(f"{subject}: still running at its deadline", resource="pod", resource_id=pod,
+                                   state="running")  # fmt: skip
+        response.update(timeout=min(1.0, left))
+
+
+def exit_error(status: str, stderr: str, *, subject: str, pod: str) -> InfrastructureError | None:
+    """None for the Status "Success"; else the error to raise: the exit code (NonZeroExitCode's ExitCode
+    cause, kubelet/pkg/cri/streaming/remotecommand/exec.go) with the start of stderr, or the Status message."""
+    if not status:
+        return TransientError(f"{subject}: the stream closed without an exit status", resource="pod",
+                              resource_id=pod, state="no status")  # fmt: skip
+    found = _json_object(status)
+    if found.get("status") == "Success":
+        return None
+    causes = (found.get("details") or {}).get("causes") or []
+    codes = [str(c.get("message")) for c in causes if c.get("reason") == "ExitCode"]
+    if codes:
+        detail = " ".join(stderr.split())[:MAX_DETAIL]
+        return InfrastructureError(f"{subject}: exit status {codes[0]}" + (f"; stderr: {detail}" if detail else ""),
+                                   resource="pod", resource_id=pod, state=f"exit {codes[0]}")  # fmt: skip
+    return InfrastructureError(f"{subject}: {str(found.get('message', 'failed'))[:MAX_DETAIL]}", resource="pod",
+                               resource_id=pod, state=str(found.get("reason", "Failure")))  # fmt: skip
+
+
+def _status_message(body: bytes | None) -> str:
+    """The message of the API server's Status in a refused upgrade's body, else ""."""
+    return str(_json_object(body or b"{}").get("message", ""))
+
+
+def _json_object(text: str | bytes) -> dict[str, Any]:
+    """A JSON object, or the text itself as {"message": text} when it is not one."""
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if isinstance(found, dict):
+        return found
+    return {"message": text.decode(errors="replace") if isinstance(text, bytes) else text}
 
 
 # --- the cluster ------------------------------------------------------------------------------------------

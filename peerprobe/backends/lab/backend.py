@@ -18,6 +18,7 @@ from peerprobe.backends.aws import AwsCloud
 from peerprobe.backends.lab import cloud as lab_cloud
 from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
+from peerprobe.backends.opened import peer_rules
 from peerprobe.backends.steps import EnvironmentRef, StepResult, VpcKey
 from peerprobe.config import Snat
 from peerprobe.errors import ConfigError, ConflictError, NotFoundError, WaitTimeoutError
@@ -145,7 +146,7 @@ class LabExperiment:
             raise ConflictError(
                 f"environment {self.key}: no VPC1 network yet", resource="vpc", resource_id="vpc1", state="absent"
             )
-        rules = lab_cloud.peer_rules(self.config, self.topology())
+        rules = peer_rules(self.config, self.topology())
         self._cloud().authorize_ingress(ids.vpcs["vpc1"].node_security_group, rules=rules)
         state = lab.load_state(self.key)
         if state is not None and state.net is not None:  # a running data plane follows moto's rules now

@@ -16,10 +16,10 @@ from pydantic import BaseModel, Field
 from peerprobe.backends.aws._network import create_network
 from peerprobe.backends.aws.cloud import AwsCloud
 from peerprobe.backends.lab.net import ELB_GROUP, PEER_HOST_GROUP, KubeService, SecurityGroupRule, node_group
+from peerprobe.backends.opened import peer_host_rules, peer_rules
 from peerprobe.backends.ports import TAG_ENVIRONMENT, IngressRule
 from peerprobe.config import ExperimentConfig
 from peerprobe.errors import ConflictError, NotFoundError
-from peerprobe.probes.plan import PEER_HOST_PORT
 from peerprobe.topology import Topology, subnets
 
 log = structlog.get_logger()
@@ -149,14 +149,6 @@ def ensure_peer_host(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, 
     return group.id, host.id
 
 
-def peer_host_rules(plan: Topology) -> list[IngressRule]:
-    """:80 from VPC1's CIDR (the peering path) and VPC1's egress public addresses (the internet path)."""
-    public = [plan.vpc1.nat_gateway, *(node.public_ip for node in plan.vpc1.nodes)]
-    sources = [plan.vpc1.cidr, *(f"{ip}/32" for ip in public if ip)]
-    port = PEER_HOST_PORT
-    return [IngressRule("tcp", port, port, cidr=c, description="peerprobe web host") for c in sources]
-
-
 def ensure_peering(cloud: AwsCloud, vpc1: VpcIds, vpc2: VpcIds) -> str:
     """The accepted peering VPC1 -> VPC2 with routes both ways in every route table; its id."""
     requester = cloud.ensure_vpc("vpc1", cidr=_cidr(cloud, vpc1.vpc))
@@ -173,16 +165,6 @@ def ensure_peering(cloud: AwsCloud, vpc1: VpcIds, vpc2: VpcIds) -> str:
 def _cidr(cloud: AwsCloud, vpc_id: str) -> str:
     raw = cloud.ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]
     return str(raw["CidrBlock"])
-
-
-def peer_rules(config: ExperimentConfig, plan: Topology) -> list[IngressRule]:
-    """What peerprobe opens on VPC1's nodes for the probes: only from the peer VPC's CIDR, never wider."""
-    ports = [plan.vpc1.node_port if item == "nodeport" else item for item in config.security_groups.open_from_peer]
-    return [
-        IngressRule("tcp", int(port), int(port), cidr=plan.vpc2.cidr, description="peerprobe probes from the peer")
-        for port in ports
-        if port is not None
-    ]
 
 
 def open_to_peer(cloud: AwsCloud, config: ExperimentConfig, plan: Topology, ids: CloudIds) -> None:

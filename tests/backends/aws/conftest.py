@@ -11,6 +11,7 @@ from moto import mock_aws
 
 from peerprobe.backends.aws import AwsCloud, Waits, aws_cloud
 from peerprobe.backends.ports import Stamp
+from tests.backends.aws._eks_addons import FakeAddons
 
 # China (Ningxia): the workshop's region; moto serves it under the aws-cn partition.
 REGION = "cn-northwest-1"
@@ -29,6 +30,15 @@ def fake_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+
+
+@pytest.fixture(autouse=True)
+def eks_addons(monkeypatch: pytest.MonkeyPatch) -> FakeAddons:
+    """moto serves no EKS add-on API; every test's EKS clients get the stateful fake of it (create_cluster
+    pins the VPC CNI as the vpc-cni add-on)."""
+    fake = FakeAddons()
+    fake.install(monkeypatch)
+    return fake
 
 
 @pytest.fixture

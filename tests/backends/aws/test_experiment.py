@@ -20,6 +20,7 @@ from peerprobe.backends.aws._base import Waits
 from peerprobe.backends.aws._state import load
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.experiment import AwsExperiment, cluster_spec, preflight, role_name
+from peerprobe.backends.opened import peer_rules
 from peerprobe.backends.steps import EnvironmentRef
 from peerprobe.errors import ConfigError
 from peerprobe.topology import Node
@@ -433,3 +434,18 @@ def test_unreachable_cluster_gets_its_load_balancers_deleted_directly(aws: Clien
     kubes["vpc1"].on_delete_services = unreachable
     experiment.cleanup()
     assert elb.describe_load_balancers()["LoadBalancerDescriptions"] == []
+
+
+def test_services_get_the_planned_node_ports_the_peer_rules_open(aws: ClientFactory) -> None:
+    from peerprobe.topology import plan
+
+    config = config_module.load()
+    kubes = kube_for(config)
+    experiment = make(aws, config, kubes)
+    experiment.deploy_apps()
+    kubes["vpc1"].applied.clear()
+    experiment.expose_services()
+    planned = plan(config, backend="aws").vpc1
+    given = {d["metadata"]["name"]: d["spec"]["ports"][0].get("nodePort") for d in kubes["vpc1"].applied}
+    assert given["nodeport"] == planned.node_port
+    assert planned.node_port in {rule.from_port for rule in peer_rules(config, plan(config, backend="aws"))}

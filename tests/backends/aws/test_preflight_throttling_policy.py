@@ -29,7 +29,7 @@ IMPLIED = {
     "iam:PassRole": "CreateCluster, CreateNodegroup and RunInstances pass our roles",
     "iam:TagRole": "CreateRole with Tags",
     "iam:TagInstanceProfile": "CreateInstanceProfile with Tags",
-    "eks:TagResource": "CreateCluster and CreateNodegroup with tags",
+    "eks:TagResource": "CreateCluster, CreateNodegroup and CreateAddon with tags",
     "iam:CreateServiceLinkedRole": "the first EKS cluster, node group or load balancer in an account",
 }
 SIGNING_TO_IAM = {"elasticloadbalancing": "elasticloadbalancing"}

@@ -13,6 +13,7 @@ from peerprobe import config, topology
 from peerprobe.backends.aws import AwsCloud, Waits, aws_cloud
 from peerprobe.backends.lab import cloud as lab_cloud
 from peerprobe.backends.lab.net import SecurityGroupRule
+from peerprobe.backends.opened import peer_rules
 from peerprobe.backends.ports import Stamp
 
 ENVIRONMENT = "lab:workshop:cn-northwest-1"
@@ -60,7 +61,7 @@ def test_rules_read_back_from_moto(cloud: AwsCloud) -> None:
 def test_a_rule_revoked_behind_our_back_is_gone_from_the_lab(cloud: AwsCloud) -> None:
     cfg, plan = workshop()
     ids = lab_cloud.provision(cloud, cfg, plan)
-    cloud.revoke_ingress(ids.vpcs["vpc1"].node_security_group, rules=lab_cloud.peer_rules(cfg, plan)[:1])
+    cloud.revoke_ingress(ids.vpcs["vpc1"].node_security_group, rules=peer_rules(cfg, plan)[:1])
     rules = lab_cloud.security_group_rules(cloud, ids)
     assert SecurityGroupRule(group="vpc1-nodes", port=8080, sources=["192.168.0.0/16"]) not in rules
 

@@ -12,6 +12,7 @@ import pytest
 from peerprobe import config, run
 from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
+from peerprobe.backends.opened import peer_rules
 from peerprobe.config import ExperimentConfig, PhaseSnat, Snat
 from peerprobe.probes.plan import plan
 from peerprobe.vocabulary import Cell
@@ -95,12 +96,11 @@ def test_each_knob_matches_the_model(knob_lab: Any, knob: str) -> None:
 
 
 def test_a_rule_revoked_in_moto_reaches_the_lab(knob_lab: Any) -> None:
-    from peerprobe.backends.lab import cloud as lab_cloud
 
     cfg, state = knob_lab("revoked")
     aws = lab._cloud(cfg, state.env_key, state.run_id)
     assert state.cloud is not None
-    aws.revoke_ingress(state.cloud.vpcs["vpc1"].node_security_group, rules=lab_cloud.peer_rules(cfg, state.topology))
+    aws.revoke_ingress(state.cloud.vpcs["vpc1"].node_security_group, rules=peer_rules(cfg, state.topology))
     lab.refresh(cfg)
     specs = [s for s in plan(state.topology) if s.vantage == "vpc2-ec2" and s.target == "pod-ip"]
     (result,) = lab.probe(lab.require_state(cfg), specs, timeout_seconds=TIMEOUT).values()

@@ -1,6 +1,7 @@
 """A small fake Kubernetes API server (threaded http.server on 127.0.0.1) implementing just what the client
 calls: server-side apply PATCH of deployments, services and daemonsets, strategic merge patch of a
-DaemonSet's container env, GET and list, and DaemonSet rollout status that catches up one read later."""
+DaemonSet's container env, GET and list, DaemonSet rollout status that catches up one read later, and
+pods/exec over a websocket (fake_exec.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.backends.aws.cluster import fake_exec
+
+_EXEC = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec$")
 _PATH = re.compile(r"^/(?:api/v1|apis/apps/v1)/namespaces/([^/]+)/(deployments|services|daemonsets|pods)(?:/([^/]+))?$")
 
 
@@ -31,6 +35,7 @@ class State:
     requests: list[Request] = field(default_factory=list)
     nodes: list[dict[str, Any]] = field(default_factory=list)
     lag_reads: int = 1  # reads of a patched DaemonSet before its rollout shows as finished
+    exec: fake_exec.ExecState = field(default_factory=fake_exec.ExecState)
 
 
 def aws_node(
@@ -96,7 +101,10 @@ class FakeApiServer:
 
             def do_GET(self) -> None:
                 namespace, kind, name, query = self._record()
-                if kind == "nodes":
+                exec_path = _EXEC.match(urlsplit(self.path).path)
+                if exec_path is not None:
+                    self._exec(exec_path.group(1), exec_path.group(2), query)
+                elif kind == "nodes":
                     self._send(200, {"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": state.nodes})
                 elif name is None and kind:
                     items = [o for (ns, k, _), o in state.objects.items() if ns == namespace and k == kind]
@@ -118,6 +126,27 @@ class FakeApiServer:
                             "message": f"{kind} {name} not found",
                         },
                     )
+
+            def _exec(self, namespace: str, name: str, query: str) -> None:
+                command, container = fake_exec.exec_request(query)
+                try:
+                    fake_exec.check_upgrade(
+                        self.headers, state.objects.get((namespace, "pods", name)), name, container, state.exec
+                    )
+                except fake_exec.Refusal as refusal:
+                    self._send(refusal.code, refusal.status())
+                    return
+                record = fake_exec.ExecRecord(
+                    pod=name,
+                    container=container,
+                    command=command,
+                    protocols=fake_exec.protocols(self.headers),
+                    authorization=self.headers.get("Authorization", ""),
+                )
+                state.exec.records.append(record)
+                self.close_connection = True  # the connection is the websocket's now, never another request's
+                self.wfile.write(fake_exec.switching_protocols(self.headers["Sec-WebSocket-Key"]))
+                fake_exec.Session(self.rfile, self.wfile, record, state.exec).run()
 
             def _read(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
                 obj = state.objects[(namespace, kind, name)]
@@ -215,5 +244,6 @@ class FakeApiServer:
         return self
 
     def __exit__(self, *args: Any) -> None:
+        self.state.exec.close()
         self.server.shutdown()
         self.server.server_close()

@@ -1,7 +1,7 @@
 """The kubernetes side against a fake API server: server-side apply with field manager "peerprobe", the
 bearer token on every request, aws-node's env patched like `kubectl set env`, the DaemonSet rollout wait,
-readiness, the live configuration, and deletion of the LoadBalancer Services. Exec is a client-level fake
-(a websocket exec server is out of scope for these tests); the real path is kubernetes.stream."""
+readiness, the live configuration, and deletion of the LoadBalancer Services. Exec here is a client-level fake
+(which pod and container); test_exec_websocket.py runs the real kubernetes.stream path over a websocket."""
 
 from __future__ import annotations
 
