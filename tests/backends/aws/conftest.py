@@ -9,14 +9,17 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from peerprobe.backends.aws import AwsCloud, Waits, aws_cloud
+from peerprobe.backends.aws import AwsCloud, Waits, _ssm, aws_cloud
+from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.ports import Stamp
 from tests.backends.aws._eks_addons import FakeAddons
+from tests.backends.aws._fakes import Recorder
 
 # China (Ningxia): the workshop's region; moto serves it under the aws-cn partition.
 REGION = "cn-northwest-1"
 ENVIRONMENT = "aws:workshop:cn-northwest-1"
 STAMP = Stamp(experiment="workshop", environment=ENVIRONMENT, run_id="run-1")
+AMI = "/peerprobe-tests/ami"  # moto serves no /aws/service/ public parameters, and refuses to have them put
 
 
 @pytest.fixture(autouse=True)
@@ -61,3 +64,29 @@ def named(ec2: Any) -> Callable[[str, str, str], list[dict[str, Any]]]:
         return list(getattr(ec2, method)(Filters=[{"Name": "tag:Name", "Values": [name]}])[key])
 
     return read
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
+    """Every operation the factories made from now on call, in order."""
+    found = Recorder()
+    found.install(monkeypatch)
+    return found
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, state_dir: Path, recorder: Recorder) -> Iterator[ClientFactory]:
+    """A whole account in moto for the AwsExperiment tests: its own state directory, the region's managed
+    policies (arn:aws-cn:...), and the AMI parameter the EC2 host is launched from."""
+    monkeypatch.setenv("PEERPROBE_STATE_DIR", str(state_dir))
+    monkeypatch.setattr(_ssm, "AMI_PARAMETER", AMI)
+    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    with mock_aws():
+        clients = ClientFactory(REGION)
+        clients.client("ssm").put_parameter(Name=AMI, Value="ami-0123456789abcdef0", Type="String")
+        yield clients

@@ -5,40 +5,24 @@ an adopted VPC is still never deleted."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from moto import mock_aws
-
 from peerprobe import config as config_module
-from peerprobe.backends.aws import _recover, _ssm
+from peerprobe.backends.aws import _recover
 from peerprobe.backends.aws._state import AwsState, OpenedRule, load
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.experiment import AwsExperiment
 from peerprobe.backends.ports import IngressRule
 from peerprobe.snapshot import PEER_RULE_DESCRIPTION
 from tests.backends.aws._fakes import service
-from tests.backends.aws.test_experiment import AMI, REGION, _existing_vpc, _with_cluster_group, alive, kube_for, make
+from tests.backends.aws.test_experiment import _existing_vpc, _with_cluster_group, alive, kube_for, make
 
 CLB = "a068ae19572a411eaa5bc0668f12362a"
 
 
-@pytest.fixture
-def state_dir(tmp_path: Path) -> Path:
-    return tmp_path / "state"
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, state_dir: Path) -> Iterator[ClientFactory]:
-    monkeypatch.setenv("PEERPROBE_STATE_DIR", str(state_dir))
-    monkeypatch.setattr(_ssm, "AMI_PARAMETER", AMI)
-    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    with mock_aws():
-        clients = ClientFactory(REGION)
-        clients.client("ssm").put_parameter(Name=AMI, Value="ami-0123456789abcdef0", Type="String")
-        yield clients
 
 
 def created(clients: ClientFactory) -> AwsExperiment:

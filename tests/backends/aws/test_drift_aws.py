@@ -7,35 +7,24 @@ Prefect server; tests/flows/test_drift.py runs it on the lab."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from moto import mock_aws
 
 from peerprobe import config as config_module
 from peerprobe import drift, snapshot
-from peerprobe.backends.aws import _ssm, _state
+from peerprobe.backends.aws import _state
 from peerprobe.backends.aws._state import NetworkIds
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.experiment import AwsExperiment
 from peerprobe.run import predicted_report
 from tests.backends.aws.cluster.fake_api import FakeApiServer, aws_node
 from tests.backends.aws.cluster.test_kube import connect
-from tests.backends.aws.test_experiment import AMI, REGION, _with_cluster_group, make
+from tests.backends.aws.test_experiment import _with_cluster_group, make
 
 PEER_CIDR = "192.168.0.0/16"
 EXTERNAL_SNAT = "AWS_VPC_K8S_CNI_EXTERNALSNAT"
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ClientFactory]:
-    monkeypatch.setenv("PEERPROBE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setattr(_ssm, "AMI_PARAMETER", AMI)
-    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    with mock_aws():
-        clients = ClientFactory(REGION)
-        clients.client("ssm").put_parameter(Name=AMI, Value="ami-0123456789abcdef0", Type="String")
-        yield clients
 
 
 def api_server(prefix: str, count: int) -> FakeApiServer:

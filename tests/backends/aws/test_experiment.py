@@ -7,15 +7,12 @@ API server."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from moto import mock_aws
 
 from peerprobe import config as config_module
-from peerprobe.backends.aws import _ssm
 from peerprobe.backends.aws._base import Waits
 from peerprobe.backends.aws._state import load
 from peerprobe.backends.aws.clients import ClientFactory
@@ -25,27 +22,7 @@ from peerprobe.backends.steps import EnvironmentRef
 from peerprobe.errors import ConfigError
 from peerprobe.topology import Node
 from tests.backends.aws._fakes import FakeKube, Recorder, service
-
-REGION = "cn-northwest-1"
-AMI = "/peerprobe-tests/ami"  # moto serves no /aws/service/ public parameters, and refuses to have them put
-
-
-@pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    found = Recorder()
-    found.install(monkeypatch)
-    return found
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, recorder: Recorder) -> Iterator[ClientFactory]:
-    monkeypatch.setenv("PEERPROBE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setattr(_ssm, "AMI_PARAMETER", AMI)
-    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # in the region's partition (arn:aws-cn:...)
-    with mock_aws():
-        clients = ClientFactory(REGION)
-        clients.client("ssm").put_parameter(Name=AMI, Value="ami-0123456789abcdef0", Type="String")
-        yield clients
+from tests.backends.aws.conftest import REGION
 
 
 def kube_for(config: config_module.ExperimentConfig) -> dict[str, FakeKube]:

@@ -5,15 +5,11 @@ VPC1's own egress public addresses: the NAT gateway and, with VPC1 nodes in publ
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from moto import mock_aws
 
 from peerprobe import config as config_module
-from peerprobe.backends.aws import _ssm
 from peerprobe.backends.aws._state import load
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.experiment import AwsExperiment
@@ -21,20 +17,11 @@ from peerprobe.errors import ConflictError
 from peerprobe.probes.plan import plan
 from peerprobe.topology import Node
 from tests.backends.aws._fakes import FakeKube
-from tests.backends.aws.test_experiment import AMI, REGION, kube_for, make
+from tests.backends.aws.test_experiment import kube_for, make
 
 VPC1_CIDR = "172.16.0.0/16"
 
 
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[ClientFactory]:
-    monkeypatch.setenv("PEERPROBE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setattr(_ssm, "AMI_PARAMETER", AMI)
-    monkeypatch.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    with mock_aws():
-        clients = ClientFactory(REGION)
-        clients.client("ssm").put_parameter(Name=AMI, Value="ami-0123456789abcdef0", Type="String")
-        yield clients
 
 
 def configured(**peer_host: bool) -> config_module.ExperimentConfig:

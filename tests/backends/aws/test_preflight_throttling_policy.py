@@ -19,7 +19,8 @@ from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.experiment import preflight
 from peerprobe.errors import CredentialsError
 from tests.backends.aws._fakes import Recorder, service
-from tests.backends.aws.test_experiment import AMI, REGION, _with_cluster_group, kube_for, make
+from tests.backends.aws.conftest import AMI, REGION
+from tests.backends.aws.test_experiment import _with_cluster_group, kube_for, make
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICY = ROOT / "docs" / "iam-policy.json"
