@@ -170,15 +170,16 @@ def _require_lab_environment(config: config_module.ExperimentConfig) -> None:
 
 
 def _require_aws_environment(config: config_module.ExperimentConfig) -> None:
-    """From the ids `run --backend aws --keep` persisted in the state directory, checked against AWS."""
+    """From the ids `run --backend aws --keep` persisted in the state directory, or found by their tags where
+    this machine has no state (a work pool's pod), checked against AWS."""
     from peerprobe.backends.aws.experiment import AwsExperiment
     from peerprobe.backends.steps import EnvironmentRef
 
     experiment = AwsExperiment(EnvironmentRef(backend="aws", config=config, run_id="drift-check"))
     key = experiment.environment
-    if not experiment.recorded():
-        fail(ConfigError(f"no aws environment {key} recorded in this state directory to check: "
-                         "`peerprobe run --backend aws --keep` makes one"))  # fmt: skip
+    if not _lab_call(experiment.recorded):
+        fail(ConfigError(f"no aws environment {key} recorded in this state directory or tagged in "
+                         f"{config.region} to check: `peerprobe run --backend aws --keep` makes one"))  # fmt: skip
     missing = _lab_call(experiment.missing_networks)
     if missing:
         fail(InfrastructureError(f"aws environment {key} is broken ({', '.join(missing)} no longer exist): "

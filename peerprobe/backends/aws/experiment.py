@@ -375,8 +375,18 @@ class AwsExperiment:
             return False
 
     def recorded(self) -> bool:
-        """Whether the state directory records this environment's networks (what `run --keep` leaves)."""
-        return bool(self._state().networks)
+        """Whether this environment's networks are known here: recorded in the state directory (what `run
+        --keep` leaves) or, on a machine without that state (a work pool's pod running a drift check), found
+        by their tags and then recorded (reads only on AWS)."""
+        if self._state().networks:
+            return True
+        recovered = self._recovered_state()
+        if not recovered.networks:
+            return False
+        self._update(lambda _: recovered)
+        log.info("aws.state_recovered", environment=self.environment,
+                 vpcs=[network.vpc for network in recovered.networks.values()])  # fmt: skip
+        return True
 
     def missing_networks(self) -> list[str]:
         """The recorded networks AWS no longer has (`vpc1 vpc-…`); raises when AWS cannot be asked."""
@@ -478,6 +488,10 @@ class AwsExperiment:
     def snapshot(self) -> snap.ConfigSnapshot:
         """The live configuration: aws-node env and CNI version per cluster, the Services, the security
         groups peerprobe works with, the peering and the routes. Reads only."""
+        if not self.recorded():
+            where = f"no networks recorded here or tagged in {self.config.region}"
+            raise NotFoundError(f"aws environment {self.environment}: {where}", resource="environment",
+                                resource_id=self.environment)  # fmt: skip
         state = self._state()
         clusters = {}
         for vpc in VPC_KEYS:

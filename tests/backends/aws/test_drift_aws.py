@@ -6,7 +6,10 @@ Prefect server; tests/flows/test_drift.py runs it on the lab."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +19,7 @@ from peerprobe.backends.aws import _state
 from peerprobe.backends.aws._state import NetworkIds
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.experiment import AwsExperiment
+from peerprobe.errors import NotFoundError
 from peerprobe.run import predicted_report
 from tests.backends.aws.cluster.fake_api import FakeApiServer, aws_node
 from tests.backends.aws.cluster.test_kube import connect
@@ -136,3 +140,33 @@ def test_a_recorded_environment_whose_vpcs_exist_exists(aws: ClientFactory) -> N
     for key in ("vpc1", "vpc2"):
         experiment.create_network(key)
     assert (experiment.recorded(), experiment.missing_networks(), experiment.exists()) == (True, [], True)
+
+
+def test_a_machine_without_the_state_finds_the_environment_by_its_tags(
+    kept: AwsExperiment, state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A work pool's pod runs the drift check with an empty state directory."""
+    recorded = kept.snapshot()
+    stand_in_cluster_group(kept, monkeypatch)
+    monkeypatch.setenv("PEERPROBE_STATE_DIR", str(state_dir.parent / "a-pod"))
+    assert not _state.is_recorded(kept.environment)
+    assert kept.snapshot() == recorded
+    assert _state.load(kept.environment).networks.keys() == {"vpc1", "vpc2"}
+
+
+def stand_in_cluster_group(experiment: AwsExperiment, monkeypatch: pytest.MonkeyPatch) -> None:
+    # moto's EKS assigns no cluster security group; answer as EKS would with the one the test stood in.
+    group = _state.load(experiment.environment).clusters["vpc1"].security_group
+    vpc1 = experiment.config.clusters.vpc1.name
+    described = type(experiment.cloud).cluster
+
+    def cluster(cloud: Any, name: str) -> Any:
+        found = described(cloud, name)
+        return dataclasses.replace(found, cluster_security_group_id=group) if found and name == vpc1 else found
+
+    monkeypatch.setattr(type(experiment.cloud), "cluster", cluster)
+
+
+def test_a_snapshot_of_an_environment_that_is_nowhere_names_it(aws: ClientFactory) -> None:
+    with pytest.raises(NotFoundError, match=r"aws environment aws:workshop:cn-northwest-1: no networks recorded"):
+        make(aws).snapshot()
