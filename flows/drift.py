@@ -20,7 +20,7 @@ from peerprobe.probes.plan import vantages
 from peerprobe.report import artifacts, markdown
 from peerprobe.report.document import PhaseReport, Report
 from peerprobe.run import RunOutcome
-from tasks.drift import announce_drift, environment_lock, read_snapshot
+from tasks.drift import announce_drift, environment_lock, find_baseline, read_snapshot
 from tasks.probe import probe_vantage, publish_phase, publish_report, read_topology
 
 LIVE = drift.LIVE
@@ -54,7 +54,7 @@ def check(ref: EnvironmentRef) -> Report:
     report = Report(
         experiment=ref.config.name, backend=ref.backend, run_id=ref.run_id, topology=topology, phases=[phase]
     )
-    baseline = drift.read_baseline(ref.key)
+    baseline = find_baseline(ref.key)
     report = drift.against_baseline(report, baseline, live)
     publish_phase(ref, report.phases[0])
     publish_report(ref, report)

@@ -12,7 +12,6 @@ from prefect import flow, runtime
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, wait
 
-from peerprobe import drift
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef
 from peerprobe.config import Phase, PhaseSnat
 from peerprobe.params import RunParameters
@@ -23,7 +22,7 @@ from peerprobe.topology import Topology
 from tasks.apps import deploy_apps
 from tasks.cleanup import cleanup_environment
 from tasks.cluster import create_cluster, create_network, create_peer_host, open_environment
-from tasks.drift import read_snapshot
+from tasks.drift import keep_baseline, read_snapshot
 from tasks.peering import peer_vpcs
 from tasks.probe import probe_vantage, publish_phase, publish_report, read_topology
 from tasks.services import expose_services
@@ -105,7 +104,7 @@ def finish(ref: EnvironmentRef, parameters: RunParameters, report: Report) -> No
     baseline = ref.config.phases[0]
     for vpc in VPC_KEYS:
         set_snat(ref, vpc, f"restore-{baseline.name}", getattr(baseline.snat, vpc))
-    drift.record_baseline(ref.key, report, read_snapshot(ref))  # the configuration it ran with, for config_diff
+    keep_baseline(ref.key, report, read_snapshot(ref))  # the configuration it ran with, for config_diff
 
 
 class Progress:

@@ -1,5 +1,6 @@
 """Drift: the baseline an `experiment --keep` run records, and what a drift check's `live` phase is judged
-against besides the model. Pure apart from reading and writing the baseline file in the state directory.
+against besides the model. Pure apart from reading and writing the baseline file in the state directory
+(tasks/drift.py keeps the same document in the result storage too, for machines without that directory).
 
 A cell of a drift report is `drift` when it disagrees with the model for the live configuration, or when its
 observation changed since the baseline (outcome or whose address the server saw). The report's `config_diff`
@@ -31,6 +32,8 @@ class Baseline:
 
 
 def baseline_name(env_key: str) -> str:
+    """``baselines/lab_workshop_cn-northwest-1.json``: the baseline's path in the state directory, and in the
+    result storage."""
     return f"baselines/{''.join(c if c.isalnum() or c in '-_.' else '_' for c in env_key)}.json"
 
 
@@ -39,26 +42,41 @@ def slug(env_key: str) -> str:
     return _SLUG.sub("-", env_key.lower()).strip("-")
 
 
-def record_baseline(env_key: str, report: Report, snapshot: ConfigSnapshot | None) -> None:
-    """The baseline phase and the configuration it ran with; a drift check compares with both."""
+def baseline_document(report: Report, snapshot: ConfigSnapshot | None) -> dict[str, Any]:
+    """The baseline as one JSON document: the report with its first phase only, and under `config_snapshot`
+    the configuration that phase ran with. The state directory and the result storage both keep this."""
     recorded = report.model_copy(update={"phases": report.phases[:1]}).summarised()
-    data = recorded.model_dump(mode="json", by_alias=True)
-    data["config_snapshot"] = snapshot.model_dump(mode="json") if snapshot is not None else None
-    statedir.write_json(baseline_name(env_key), data)
+    document = recorded.model_dump(mode="json", by_alias=True)
+    document["config_snapshot"] = snapshot.model_dump(mode="json") if snapshot is not None else None
+    return document
 
 
-def read_baseline(env_key: str) -> Baseline | None:
-    raw = statedir.read_json(baseline_name(env_key))
-    if raw is None:
+def baseline_from_document(document: object) -> Baseline | None:
+    """The Baseline a document holds; None for anything else, e.g. a baseline of an older schema (a drift
+    check then compares with the model only)."""
+    if not isinstance(document, dict):
         return None
+    fields = dict(document)
+    snapshot = fields.pop("config_snapshot", None)
     try:
-        snapshot = raw.pop("config_snapshot", None)
         return Baseline(
-            report=Report.model_validate(raw),
+            report=Report.model_validate(fields),
             snapshot=ConfigSnapshot.model_validate(snapshot) if snapshot is not None else None,
         )
     except ValidationError:
-        return None  # a baseline of an older schema: compare with the model only
+        return None
+
+
+def record_baseline(env_key: str, report: Report, snapshot: ConfigSnapshot | None) -> dict[str, Any]:
+    """The baseline phase and the configuration it ran with; a drift check compares with both. Returns the
+    document written."""
+    document = baseline_document(report, snapshot)
+    statedir.write_json(baseline_name(env_key), document)
+    return document
+
+
+def read_baseline(env_key: str) -> Baseline | None:
+    return baseline_from_document(statedir.read_json(baseline_name(env_key)))
 
 
 def remove_baseline(env_key: str) -> None:

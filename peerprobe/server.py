@@ -112,15 +112,20 @@ SQLITE_WRITE_BATCHING = {
 }
 
 
+# No telemetry or update checks from the server: nothing leaves this machine (not overridable).
+NOTHING_LEAVES = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+
+
 def server_settings() -> dict[str, str]:
-    """The settings peerprobe gives the Prefect servers it starts (also the tests' server), under the environment's."""
-    return SQLITE_WRITE_BATCHING | {k: os.environ[k] for k in SQLITE_WRITE_BATCHING if k in os.environ}
+    """The settings peerprobe gives the Prefect servers it starts (also the tests' server): the write batching,
+    under the environment's values, and no telemetry."""
+    batching = SQLITE_WRITE_BATCHING | {k: os.environ[k] for k in SQLITE_WRITE_BATCHING if k in os.environ}
+    return batching | NOTHING_LEAVES
 
 
 def _server_env(api_url: str | None = None) -> dict[str, str]:
-    # No telemetry or update checks from the server: nothing leaves this machine. The UI must call this
-    # server's own API (its default is port 4200, wrong for a server started on another port).
-    env = {**os.environ, **server_settings(), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+    # The UI must call this server's own API (its default is port 4200, wrong for a server started on another port).
+    env = {**os.environ, **server_settings()}
     return env | ({"PREFECT_UI_API_URL": api_url} if api_url else {})
 
 

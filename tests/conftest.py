@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from peerprobe import config, topology
+from peerprobe import config, server, topology
+
+# Any Prefect server a test starts (the test harness, an ephemeral one) inherits this: no telemetry leaves the
+# machine. Set at import, before a test can start one.
+os.environ.update(server.NOTHING_LEAVES)
 
 
 @pytest.fixture(autouse=True)

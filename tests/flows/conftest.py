@@ -21,13 +21,16 @@ def prefect_server(lab_state_dir: Path) -> Iterator[None]:
 
     from peerprobe.server import server_settings
 
-    # The test server takes the settings peerprobe gives its own servers (SQLite write batching): its
-    # subprocess inherits this environment.
-    added = {key: value for key, value in server_settings().items() if key not in os.environ}
-    os.environ.update(added)
+    # The test server takes the settings peerprobe gives its own servers (SQLite write batching, no telemetry:
+    # nothing may leave this machine); its subprocess inherits this environment.
+    previous = {key: os.environ.get(key) for key in server_settings()}
+    os.environ.update(server_settings())
     try:
         with prefect_test_harness(server_startup_timeout=90):
             yield
     finally:
-        for key in added:
-            os.environ.pop(key, None)
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

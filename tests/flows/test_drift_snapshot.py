@@ -1,7 +1,9 @@
 """The pure parts of a drift check: snapshot diffs, the model's view of a live configuration, cells compared
-with the baseline, and the state message. No lab, no server."""
+with the baseline, the state message, and the baseline document. No lab, no server."""
 
 from __future__ import annotations
+
+import json
 
 from peerprobe import config, drift, snapshot
 from peerprobe.report.document import PhaseReport, Report
@@ -91,3 +93,32 @@ def test_a_cell_that_changed_since_the_baseline_drifts_even_when_the_model_agree
 
 def test_lock_and_event_names_are_slugs() -> None:
     assert drift.slug("lab:Workshop:cn-northwest-1") == "lab-workshop-cn-northwest-1"
+
+
+def test_the_baseline_document_keeps_the_first_phase_only() -> None:
+    document = drift.baseline_document(predicted_report(config.load()), snap())
+    assert [phase["name"] for phase in document["phases"]] == ["baseline"]
+
+
+def test_a_baseline_document_reads_back_as_the_baseline_it_records() -> None:
+    report = predicted_report(config.load())
+    baseline = drift.baseline_from_document(drift.baseline_document(report, snap()))
+    assert baseline is not None
+    assert baseline.report.phases == report.phases[:1] and baseline.snapshot == snap()
+
+
+def test_a_baseline_document_without_a_snapshot_reads_back_without_one() -> None:
+    baseline = drift.baseline_from_document(drift.baseline_document(predicted_report(config.load()), None))
+    assert baseline is not None and baseline.snapshot is None
+
+
+def test_a_document_of_another_schema_is_no_baseline() -> None:
+    assert drift.baseline_from_document({"schema": "peerprobe.report/v0", "phases": "baseline"}) is None
+    assert drift.baseline_from_document(["not", "a", "mapping"]) is None
+
+
+def test_reading_a_baseline_document_leaves_the_document_as_it_was() -> None:
+    document = drift.baseline_document(predicted_report(config.load()), snap())
+    kept = json.loads(json.dumps(document))
+    drift.baseline_from_document(document)
+    assert document == kept
