@@ -30,10 +30,8 @@ def aws_cloud(
 ) -> AwsCloud:
     """Build the adapter over a client factory (the lab passes moto's loopback `endpoint_url`, whose factory
     is shared by the process)."""
-    shared = endpoint_url is not None and profile is None and is_loopback(endpoint_url)
-    clients = (
-        ClientFactory.for_loopback(region, endpoint_url)
-        if shared and endpoint_url
-        else ClientFactory(region, profile=profile, endpoint_url=endpoint_url)
-    )
+    if endpoint_url is not None and profile is None and is_loopback(endpoint_url):
+        clients = ClientFactory.for_loopback(region, endpoint_url)
+    else:
+        clients = ClientFactory(region, profile=profile, endpoint_url=endpoint_url)
     return AwsCloud(clients, stamp=stamp, waits=waits)
