@@ -15,35 +15,24 @@ from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.experiment import AwsExperiment
 from peerprobe.backends.ports import IngressRule
 from peerprobe.snapshot import PEER_RULE_DESCRIPTION
-from tests.backends.aws._fakes import service
-from tests.backends.aws.test_experiment import _existing_vpc, _with_cluster_group, alive, kube_for, make
-
-CLB = "a068ae19572a411eaa5bc0668f12362a"
-
-
-
-
+from tests.backends.aws.test_experiment import (
+    _existing_vpc,
+    add_classic_elb,
+    alive,
+    built,
+    kube_for,
+    make,
+    serves_classic_elb,
+)
 
 
 def created(clients: ClientFactory) -> AwsExperiment:
     """The whole environment as a kept run leaves it, with the Classic ELB cloud-provider-aws would have made."""
     config = config_module.load()
     kubes = kube_for(config)
-    experiment = make(clients, config, kubes)
-    for key in ("vpc1", "vpc2"):
-        experiment.create_network(key)
-        experiment.create_cluster(key)
-    _with_cluster_group(experiment, clients.client("ec2"))
-    experiment.create_peer_host()
-    experiment.peer_vpcs()
-    elb = clients.client("elb")
-    elb.create_load_balancer(
-        LoadBalancerName=CLB, Subnets=load(experiment.environment).networks["vpc1"].public_subnets,
-        Listeners=[{"Protocol": "TCP", "LoadBalancerPort": 80, "InstancePort": 32497}],
-        Tags=[{"Key": "kubernetes.io/cluster/gcr-eksworkshop-private", "Value": "owned"}],
-    )  # fmt: skip
-    kubes["vpc1"].services_ = [service("loadbalancer", type_="LoadBalancer", node_port=32497, hostname="x.elb")]
-    kubes["vpc1"].on_delete_services = lambda: elb.delete_load_balancer(LoadBalancerName=CLB)
+    experiment = built(make(clients, config, kubes), clients.client("ec2"))
+    add_classic_elb(clients, experiment)
+    serves_classic_elb(kubes["vpc1"], clients)
     return experiment
 
 
@@ -51,8 +40,7 @@ def afresh(clients: ClientFactory) -> AwsExperiment:
     """Another process, with nothing but the config: its kubernetes side still reaches the clusters."""
     config = config_module.load()
     kubes = kube_for(config)
-    kubes["vpc1"].services_ = [service("loadbalancer", type_="LoadBalancer", node_port=32497, hostname="x.elb")]
-    kubes["vpc1"].on_delete_services = lambda: clients.client("elb").delete_load_balancer(LoadBalancerName=CLB)
+    serves_classic_elb(kubes["vpc1"], clients)
     return make(clients, config, kubes)
 
 

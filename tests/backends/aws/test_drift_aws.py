@@ -23,7 +23,7 @@ from peerprobe.errors import NotFoundError
 from peerprobe.run import predicted_report
 from tests.backends.aws.cluster.fake_api import FakeApiServer, aws_node
 from tests.backends.aws.cluster.test_kube import connect
-from tests.backends.aws.test_experiment import _with_cluster_group, make
+from tests.backends.aws.test_experiment import built, make
 
 PEER_CIDR = "192.168.0.0/16"
 EXTERNAL_SNAT = "AWS_VPC_K8S_CNI_EXTERNALSNAT"
@@ -52,12 +52,9 @@ def kept(aws: ClientFactory, servers: dict[str, FakeApiServer]) -> AwsExperiment
     (the load balancers' hostnames "resolve" to a stand-in address)."""
     kubes = {key: connect(server, resolver=lambda host: ["10.0.0.1"]) for key, server in servers.items()}
     experiment = make(aws, config_module.load(), kubes)  # type: ignore[arg-type]  # the real client, not FakeKube
-    for key in ("vpc1", "vpc2"):
-        experiment.create_network(key)
-        experiment.create_cluster(key)
-    _with_cluster_group(experiment, aws.client("ec2"))
-    for step in (experiment.create_peer_host, experiment.peer_vpcs, experiment.deploy_apps, experiment.expose_services):
-        step()
+    built(experiment, aws.client("ec2"))
+    experiment.deploy_apps()
+    experiment.expose_services()
     return experiment
 
 

@@ -222,6 +222,36 @@ def _with_cluster_group(experiment: AwsExperiment, ec2: Any) -> str:
     return str(group)
 
 
+def built(experiment: AwsExperiment, ec2: Any) -> AwsExperiment:
+    """The cloud side of a run up to the apps: both networks and clusters (VPC1's with the cluster security group
+    EKS would assign), the EC2 host, and the peering with the peer rules."""
+    for key in ("vpc1", "vpc2"):
+        experiment.create_network(key)
+        experiment.create_cluster(key)
+    _with_cluster_group(experiment, ec2)
+    experiment.create_peer_host()
+    experiment.peer_vpcs()
+    return experiment
+
+
+CLB = "a068ae19572a411eaa5bc0668f12362a"
+
+
+def add_classic_elb(clients: ClientFactory, experiment: AwsExperiment) -> None:
+    """What cloud-provider-aws makes in VPC1's public subnets for the Service of type LoadBalancer."""
+    clients.client("elb").create_load_balancer(
+        LoadBalancerName=CLB, Subnets=load(experiment.environment).networks["vpc1"].public_subnets,
+        Listeners=[{"Protocol": "TCP", "LoadBalancerPort": 80, "InstancePort": 32497}],
+        Tags=[{"Key": "kubernetes.io/cluster/gcr-eksworkshop-private", "Value": "owned"}],
+    )  # fmt: skip
+
+
+def serves_classic_elb(kube: FakeKube, clients: ClientFactory) -> None:
+    """VPC1's Service of type LoadBalancer, whose deletion takes the Classic ELB away (as the controller does)."""
+    kube.services_ = [service("loadbalancer", type_="LoadBalancer", node_port=32497, hostname="x.elb")]
+    kube.on_delete_services = lambda: clients.client("elb").delete_load_balancer(LoadBalancerName=CLB)
+
+
 def test_peering_and_peer_rules(aws: ClientFactory) -> None:
     experiment = make(aws)
     experiment.create_network("vpc1")
@@ -332,60 +362,31 @@ def alive(clients: ClientFactory, environment: str) -> dict[str, list[str]]:
     return {kind: ids for kind, ids in found.items() if ids}
 
 
+DELETION_ORDER = [
+    "DeleteLoadBalancer",
+    "RevokeSecurityGroupIngress",
+    "DeleteVpcPeeringConnection",
+    "TerminateInstances",
+    "DeleteNodegroup",
+    "DeleteCluster",
+    "DeleteVpc",
+    "DeleteRole",
+]
+
+
 def test_cleanup_goes_in_dependency_order_and_leaves_nothing(aws: ClientFactory, recorder: Recorder) -> None:
     config = config_module.load()
     kubes = kube_for(config)
-    experiment = make(aws, config, kubes)
-    for key in ("vpc1", "vpc2"):
-        experiment.create_network(key)
-        experiment.create_cluster(key)
-    _with_cluster_group(experiment, aws.client("ec2"))
-    experiment.create_peer_host()
-    experiment.peer_vpcs()
-    # What cloud-provider-aws would have made for the Service of type LoadBalancer, and takes away on delete.
-    elb = aws.client("elb")
-    public = load(experiment.environment).networks["vpc1"].public_subnets
-    elb.create_load_balancer(
-        LoadBalancerName="a068ae19572a411eaa5bc0668f12362a",
-        Subnets=public,
-        Listeners=[{"Protocol": "TCP", "LoadBalancerPort": 80, "InstancePort": 32497}],
-        Tags=[{"Key": "kubernetes.io/cluster/gcr-eksworkshop-private", "Value": "owned"}],
-    )
-    kubes["vpc1"].services_ = [service("loadbalancer", type_="LoadBalancer", node_port=32497, hostname="x.elb")]
-    kubes["vpc1"].on_delete_services = lambda: elb.delete_load_balancer(
-        LoadBalancerName="a068ae19572a411eaa5bc0668f12362a"
-    )
+    experiment = built(make(aws, config, kubes), aws.client("ec2"))
+    add_classic_elb(aws, experiment)
+    serves_classic_elb(kubes["vpc1"], aws)
     recorder.calls.clear()
     experiment.cleanup()
     experiment.cleanup()  # absent is success
     assert alive(aws, experiment.environment) == {}
     assert not aws.client("iam").list_roles(PathPrefix="/peerprobe/")["Roles"]
-    order = [
-        c
-        for c in recorder.calls
-        if c.split(":")[1]
-        in {
-            "DeleteLoadBalancer",
-            "RevokeSecurityGroupIngress",
-            "DeleteVpcPeeringConnection",
-            "TerminateInstances",
-            "DeleteNodegroup",
-            "DeleteCluster",
-            "DeleteVpc",
-            "DeleteRole",
-        }
-    ]
-    firsts = list(dict.fromkeys(c.split(":")[1] for c in order))
-    assert firsts == [
-        "DeleteLoadBalancer",
-        "RevokeSecurityGroupIngress",
-        "DeleteVpcPeeringConnection",
-        "TerminateInstances",
-        "DeleteNodegroup",
-        "DeleteCluster",
-        "DeleteVpc",
-        "DeleteRole",
-    ]
+    order = [c.split(":")[1] for c in recorder.calls if c.split(":")[1] in DELETION_ORDER]
+    assert list(dict.fromkeys(order)) == DELETION_ORDER
     assert not experiment.exists()
 
 

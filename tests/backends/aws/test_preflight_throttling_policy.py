@@ -20,7 +20,7 @@ from peerprobe.backends.aws.experiment import preflight
 from peerprobe.errors import CredentialsError
 from tests.backends.aws._fakes import Recorder, service
 from tests.backends.aws.conftest import AMI, REGION
-from tests.backends.aws.test_experiment import _with_cluster_group, kube_for, make
+from tests.backends.aws.test_experiment import built, kube_for, make
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICY = ROOT / "docs" / "iam-policy.json"
@@ -135,12 +135,7 @@ def lifecycle_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> set[str]
         clients.client("ssm").put_parameter(Name=AMI, Value="ami-0123456789abcdef0", Type="String")
         recorder.calls.clear()  # the test's own setup is not the adapter's
         preflight(config, clients=clients)
-        for key in ("vpc1", "vpc2"):
-            experiment.create_network(key)
-            experiment.create_cluster(key)
-        _with_cluster_group(experiment, clients.client("ec2"))
-        experiment.create_peer_host()
-        experiment.peer_vpcs()
+        built(experiment, clients.client("ec2"))
         spec = ProbeSpec("vpc2-ec2", "pod-ip", "172.16.96.30", 8080)
         with pytest.raises(Exception, match="no result"):  # moto's SSM runs nothing; the call path is what counts
             experiment.probe("vpc2-ec2", [spec], timeout_seconds=1)
