@@ -3,6 +3,7 @@ backoff and jitter, cache keys that carry the environment generation, and the te
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from typing import Any
@@ -98,6 +99,7 @@ def result_storage(value: str | None = None) -> Any:
     return _saved_s3_bucket(value)
 
 
+@functools.cache  # saved once per process: importing the tasks saves it, the baseline steps reuse the slug
 def _saved_s3_bucket(url: str) -> str:
     """Prefect 3 refuses an unsaved block as a task's result storage, so save one, named after the URL:
     every process that reads the same setting saves the same document and gets the same slug."""

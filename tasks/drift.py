@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import structlog
-from botocore.exceptions import ClientError
 from prefect import get_client, task
 from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
@@ -164,8 +163,9 @@ def storage_block(slug: str) -> Any:
 def stored_nothing(exc: Exception) -> bool:
     """Whether `exc` only says nothing is stored at the path: S3 answers 404 (NoSuchKey to GetObject), an
     fsspec file system raises FileNotFoundError, and Prefect's LocalFileSystem a ValueError "... does not exist."."""
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code")) in MISSING_CODES
+    response = getattr(exc, "response", None)  # botocore's ClientError, read without importing the SDK here
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code")) in MISSING_CODES
     if isinstance(exc, ValueError):
         return str(exc).endswith("does not exist.")
     return isinstance(exc, FileNotFoundError)
