@@ -86,8 +86,14 @@ def _created_network(cloud: AwsCloud, key: VpcKey) -> NetworkIds | None:
         public_subnets=[str(s["SubnetId"]) for s in subnets if s.get("MapPublicIpOnLaunch")],
         private_subnets=[str(s["SubnetId"]) for s in subnets if not s.get("MapPublicIpOnLaunch")],
         route_tables=[str(t["RouteTableId"]) for t in tables], internet_gateway=_internet_gateway(cloud, vpc_id),
-        nat_gateway=str(nat["NatGatewayId"]) if nat else None,
+        nat_gateway=str(nat["NatGatewayId"]) if nat else None, nat_public_ip=_public_ip(nat),
     )  # fmt: skip
+
+
+def _public_ip(nat: dict[str, Any] | None) -> str | None:
+    # The topology names the NAT gateway's address: a drift check classifies the source addresses it sees by it.
+    address = ((nat or {}).get("NatGatewayAddresses") or [{}])[0].get("PublicIp")
+    return str(address) if address else None
 
 
 def _in_vpc(cloud: AwsCloud, vpc_id: str) -> list[dict[str, Any]]:

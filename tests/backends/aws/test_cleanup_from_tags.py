@@ -47,7 +47,8 @@ def afresh(clients: ClientFactory) -> AwsExperiment:
 def comparable(state: AwsState) -> dict[str, Any]:
     networks = {key: {"vpc": n.vpc, "subnets": sorted([*n.public_subnets, *n.private_subnets]),
                       "route_tables": sorted(n.route_tables), "internet_gateway": n.internet_gateway,
-                      "nat_gateway": n.nat_gateway} for key, n in state.networks.items()}  # fmt: skip
+                      "nat_gateway": n.nat_gateway, "nat_public_ip": n.nat_public_ip}
+                for key, n in state.networks.items()}  # fmt: skip
     clusters = {key: (c.name, c.nodegroup) for key, c in state.clusters.items()}
     return {"networks": networks, "clusters": clusters, "host": state.peer_host_instance, "peering": state.peering,
             "host_group": state.peer_host_security_group, "profile": state.instance_profile}  # fmt: skip
