@@ -76,9 +76,10 @@ def test_the_baseline_records_the_configuration(kept: RunParameters) -> None:
     baseline = drift.read_baseline(lab.env_key(kept.config))
     assert baseline is not None and baseline.snapshot is not None
     assert [phase.name for phase in baseline.report.phases] == ["baseline"]
-    assert "tcp/8080 from 192.168.0.0/16 (peerprobe probes from the peer)" in baseline.snapshot.security_groups[
-        "vpc1-nodes"
-    ]
+    assert (
+        "tcp/8080 from 192.168.0.0/16 (peerprobe probes from the peer)"
+        in baseline.snapshot.security_groups["vpc1-nodes"]
+    )
     assert baseline.snapshot.peering is not None and baseline.snapshot.peering.status == "active"
 
 

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from prefect import get_client
 
 from flows.experiment import experiment
 from flows.runner import retry_experiment
@@ -19,10 +18,12 @@ from peerprobe.params import RunParameters
 from peerprobe.report.document import Report
 from tasks._common import FAULT_ENV
 from tests.backends.lab.conftest import own_config
+from tests.flows.task_runs import reached, task_states
 
 pytestmark = pytest.mark.lab
 STEPS = ["create-network", "create-cluster", "create-peer-host", "peer-vpcs", "deploy-apps", "expose-services",
          "set-snat", "probe"]  # fmt: skip
+DONE = {"Cached", "Completed"}
 
 
 def parameters(name: str, **extra: Any) -> RunParameters:
@@ -36,19 +37,6 @@ def cleanup_after(prefect_server: None) -> Iterator[list[RunParameters]]:
     yield made
     for params in made:
         lab.down(params.config)
-
-
-def task_states(flow_run_id: str) -> dict[str, set[str]]:
-    """Every state each task name reached in the flow run (a retry adds new task runs of the same names)."""
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-    states: dict[str, set[str]] = {}
-    for run in runs:
-        if run.state is not None:
-            states.setdefault(run.name, set()).add(run.state.name)
-    return states
 
 
 def vpcs_of(params: RunParameters) -> int:
@@ -73,8 +61,8 @@ def test_a_failed_step_keeps_what_exists_and_a_retry_completes(
     flow_run_id = str(failed.state_details.flow_run_id)
     retried = retry_experiment(flow_run_id)
     assert retried.is_completed()  # type: ignore[attr-defined]
-    states = task_states(flow_run_id)
-    assert states["create-network-vpc1"] & {"Cached", "Completed"}
+    states = task_states(flow_run_id, until=lambda found: bool(found.get("create-network-vpc1", set()) & DONE))
+    assert states["create-network-vpc1"] & DONE
     assert vpcs_of(params) == 2, "a retry creates nothing twice"
     report = retried.result()  # type: ignore[attr-defined]
     assert isinstance(report, Report) and report.summary.cells > 0
@@ -87,8 +75,9 @@ def test_a_retry_reuses_completed_steps(cleanup_after: list[RunParameters], monk
     failed = experiment(parameters=params, return_state=True)
     flow_run_id = str(failed.state_details.flow_run_id)
     retry_experiment(flow_run_id)
-    cached = {name for name, states in task_states(flow_run_id).items() if "Cached" in states}
-    assert {"create-network-vpc1", "create-cluster-vpc2", "deploy-apps", "set-snat-vpc1-baseline"} <= cached
+    completed = {"create-network-vpc1", "create-cluster-vpc2", "deploy-apps", "set-snat-vpc1-baseline"}
+    states = task_states(flow_run_id, until=reached(completed, "Cached"))
+    assert completed <= {name for name, reached_states in states.items() if "Cached" in reached_states}
 
 
 def test_cleanup_on_failure_leaves_nothing(cleanup_after: list[RunParameters], monkeypatch: pytest.MonkeyPatch) -> None:

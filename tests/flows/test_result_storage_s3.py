@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from prefect_aws.s3 import S3Bucket
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.lab import moto_service
 from tasks._common import FAULT_ENV, RESULT_STORAGE_ENV, STEP_OPTIONS, inject_fault, result_storage
+from tests.flows.task_runs import reached, task_states
 
 pytestmark = pytest.mark.lab  # the session's Prefect server and moto come with the lab's fixtures
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +127,8 @@ def test_a_retry_in_a_new_pod_finds_the_completed_step_cached(pod_env: PodEnv, t
     assert failed["state"] == "Failed", "the injected fault fails the first run"
     retried = run_pod(pod_env(tmp_path / "pod-b"), "retry", failed["flow_run_id"])
     assert retried["state"] == "Completed"
-    assert "Cached" in task_states(failed["flow_run_id"], "s3-first", awaited="Cached")
+    states = task_states(failed["flow_run_id"], until=reached({"s3-first"}, "Cached"))
+    assert "Cached" in states.get("s3-first", set())
     assert ledger.read_text().count("ran") == 1, "the completed step ran once, in the first pod"
 
 
@@ -138,22 +139,6 @@ def run_pod(env: dict[str, str], *args: str) -> dict[str, str]:
     assert done.returncode == 0, done.stderr[-3000:]
     outcome: dict[str, str] = json.loads(done.stdout.splitlines()[-1])
     return outcome
-
-
-def task_states(flow_run_id: str, name: str, *, awaited: str, timeout: float = 15.0) -> set[str]:
-    """The states the task runs of `name` reached in the flow run (a retry adds task runs), read until
-    `awaited` is among them or `timeout` passes: the server records task-run states from events, after a delay."""
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    only_this_run = FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)]))
-    deadline = time.monotonic() + timeout
-    with get_client(sync_client=True) as client:
-        while True:
-            runs = client.read_task_runs(flow_run_filter=only_this_run)
-            states = {run.state.name for run in runs if run.name == name and run.state is not None}
-            if awaited in states or time.monotonic() > deadline:
-                return states
-            time.sleep(0.2)
 
 
 def pod_main(mode: str, argument: str) -> None:
