@@ -1,5 +1,6 @@
 """Lab timings for the workshop topology (issue 4): `up` with moto warm (<= 3 s), `down` (<= 1.5 s), and one
-phase of probes over every cell (<= 1.5 x the probe timeout). Medians of N rounds; needs root.
+phase of probes over every cell (<= 1.5 x the probe timeout); and the kernel side alone (namespaces, links,
+routes, iptables) for 3 and 30 VPC1 nodes, for scale. Medians of N rounds; needs root.
 
     .venv/bin/python bench/lab.py [--rounds 5]
 """
@@ -17,8 +18,9 @@ import time
 import structlog
 
 from peerprobe import config
+from peerprobe import topology as topo
 from peerprobe.backends.lab import environment as lab
-from peerprobe.backends.lab import moto_service
+from peerprobe.backends.lab import moto_service, net
 from peerprobe.probes.plan import plan
 
 LIMITS = {"up": 3.0, "down": 1.5}
@@ -36,7 +38,21 @@ def main() -> int:
         timings = [_round(config.from_mapping({"name": "bench"})) for _ in range(args.rounds)]
     finally:
         moto_service.stop()
+    for nodes in (3, 30):
+        kernel = statistics.median(_kernel_build(nodes) for _ in range(args.rounds))
+        print(f"kernel side of the lab, {nodes:2} VPC1 nodes: median {kernel:6.3f} s")
     return _report(timings, config.load().probe.timeout_seconds)
+
+
+def _kernel_build(nodes: int) -> float:
+    """The namespaces and their networking alone, from the address plan (no moto): how the lab scales."""
+    cfg = config.from_mapping({"name": "bench-kernel", "clusters": {"vpc1": {"nodes": nodes}}})
+    key = f"lab:bench-kernel-{nodes}:{cfg.region}"
+    started = time.perf_counter()
+    net.build(key, cfg, topo.plan(cfg))
+    built = time.perf_counter() - started
+    net.teardown(key)
+    return built
 
 
 def _round(cfg: config.ExperimentConfig) -> dict[str, float]:

@@ -1,10 +1,10 @@
 """Topology knobs, each on a lab of its own (no NAT gateway, public node subnets, pods on a secondary ENI with an
-old CNI), compared with the model; plus teardown, the host's namespace left untouched, and build times."""
+old CNI), compared with the model; plus teardown, the host's namespace left untouched, and larger labs (their build
+times are bench/lab.py's to measure)."""
 
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -17,8 +17,6 @@ from peerprobe.config import ExperimentConfig, Snat
 
 pytestmark = pytest.mark.lab
 
-WORKSHOP_BUILD_SECONDS = 2.0
-THIRTY_NODES_BUILD_SECONDS = 5.0
 EXTERNAL = Snat(external_snat=True)
 
 
@@ -98,17 +96,15 @@ def _key() -> str:
     return f"lab:pytest-{uuid.uuid4().hex[:8]}:cn-northwest-1"
 
 
-def _build(config: ExperimentConfig, key: str) -> tuple[net.LabNet, float]:
-    started = time.perf_counter()
-    lab = net.build(key, config, topo.plan(config))
-    return lab, time.perf_counter() - started
+def _build(config: ExperimentConfig, key: str) -> net.LabNet:
+    return net.build(key, config, topo.plan(config))
 
 
 def test_build_touches_nothing_in_the_host_namespace_and_teardown_is_complete() -> None:
     if reason := unavailable():
         pytest.skip(reason)
     before, key = _host_view(), _key()
-    lab, _ = _build(config_with(), key)
+    lab = _build(config_with(), key)
     try:
         assert _host_view() == before
         assert set(net.list_namespaces(key)) == set(lab.namespaces())
@@ -126,7 +122,7 @@ def test_build_touches_nothing_in_the_host_namespace_and_teardown_is_complete() 
 def test_two_environments_coexist() -> None:
     if reason := unavailable():
         pytest.skip(reason)
-    (one, _), (two, _) = _build(config_with(), _key()), _build(config_with(), _key())
+    one, two = _build(config_with(), _key()), _build(config_with(), _key())
     try:
         assert not set(one.namespaces()) & set(two.namespaces())
         net.teardown(one.env_key)
@@ -137,15 +133,15 @@ def test_two_environments_coexist() -> None:
         net.teardown(two.env_key)
 
 
-@pytest.mark.parametrize(("nodes", "limit"), [(3, WORKSHOP_BUILD_SECONDS), (30, THIRTY_NODES_BUILD_SECONDS)])
-def test_build_time(nodes: int, limit: float) -> None:
+def test_thirty_nodes_are_built_and_torn_down() -> None:
     if reason := unavailable():
         pytest.skip(reason)
     key = _key()
-    lab, seconds = _build(config_with(clusters={"vpc1": {"nodes": nodes}}), key)
+    lab = _build(config_with(clusters={"vpc1": {"nodes": 30}}), key)
     try:
-        assert len(lab.nodes_of("vpc1")) == nodes
-        assert seconds < limit, f"{nodes} VPC1 nodes built in {seconds:.2f}s (limit {limit}s)"
+        assert len(lab.nodes_of("vpc1")) == 30
+        assert set(net.list_namespaces(key)) == set(lab.namespaces())
     finally:
         net.teardown(key)
+    assert net.list_namespaces(key) == []
     assert net.list_namespaces(key) == []
