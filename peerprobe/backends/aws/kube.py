@@ -8,6 +8,7 @@ import base64
 import ipaddress
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -124,10 +125,11 @@ class Exec(Protocol):
 def stream_exec(core: Any, *, pod: str, namespace: str, container: str, script: str, timeout: float) -> str:
     """`kubectl exec POD -- sh -c SCRIPT` over the API server's websocket, bounded by `timeout`: the standard
     output, once the exit Status says Success; a non-zero exit (or no Status at all) is raised."""
-    subject = f"exec in {namespace}/{pod}"
-    response = _open_exec(core, pod=pod, namespace=namespace, container=container, script=script)
+    subject, deadline = f"exec in {namespace}/{pod}", time.monotonic() + timeout
+    opening = _Opening(lambda: _open_exec(core, pod=pod, namespace=namespace, container=container, script=script))
+    response = opening.result(deadline, subject=subject, pod=pod)
     try:
-        _until_closed(response, time.monotonic() + timeout, subject=subject, pod=pod)
+        _until_closed(response, deadline, subject=subject, pod=pod)
     except WebSocketException as error:  # the stream broke off mid-way (not an OSError, so not kube_errors')
         raise TransientError(f"{subject}: {type(error).__name__}: {str(error)[:MAX_DETAIL]}", resource="pod",
                              resource_id=pod, state="disconnected") from error  # fmt: skip
@@ -166,6 +168,41 @@ def _open_exec(core: Any, *, pod: str, namespace: str, container: str, script: s
             raise TransientError(f"pod exec {namespace}/{pod}: {str(refused)[:MAX_DETAIL]}", resource="pod exec",
                                  resource_id=f"{namespace}/{pod}", state="unreachable") from error  # fmt: skip
         raise
+
+
+class _Opening:
+    """The exec's connect and upgrade, bounded: websocket-client waits for both without a timeout (the kubernetes
+    client passes none), so they run in a daemon thread; a connection that arrives after the deadline, when
+    nobody wants it any more, is closed on arrival."""
+
+    def __init__(self, open_exec: Callable[[], Any]) -> None:
+        self.done, self.lock, self.abandoned = threading.Event(), threading.Lock(), False
+        self.outcome: tuple[Any, BaseException | None] = (None, None)
+        threading.Thread(target=self._run, args=(open_exec,), name="peerprobe-exec-open", daemon=True).start()
+
+    def _run(self, open_exec: Callable[[], Any]) -> None:
+        try:
+            outcome: tuple[Any, BaseException | None] = (open_exec(), None)
+        except BaseException as error:  # handed to the waiting caller, who raises it
+            outcome = (None, error)
+        with self.lock:
+            if self.abandoned and outcome[0] is not None:
+                outcome[0].close()
+            self.outcome = outcome
+            self.done.set()
+
+    def result(self, deadline: float, *, subject: str, pod: str) -> Any:
+        """The upgraded connection, the opening's own error, or WaitTimeoutError at `deadline`."""
+        self.done.wait(timeout=max(0.0, deadline - time.monotonic()))
+        with self.lock:
+            if not self.done.is_set():
+                self.abandoned = True
+                raise WaitTimeoutError(f"{subject}: the websocket upgrade was not answered by the deadline",
+                                       resource="pod", resource_id=pod, state="upgrading")  # fmt: skip
+        response, error = self.outcome
+        if error is not None:
+            raise error
+        return response
 
 
 def _until_closed(response: Any, deadline: float, *, subject: str, pod: str) -> None:

@@ -128,6 +128,10 @@ class FakeApiServer:
                     )
 
             def _exec(self, namespace: str, name: str, query: str) -> None:
+                if state.exec.stall_upgrade:  # hold the connection, unanswered, until the server closes
+                    state.exec.released.wait(state.exec.max_seconds)
+                    self.close_connection = True
+                    return
                 command, container = fake_exec.exec_request(query)
                 try:
                     fake_exec.check_upgrade(

@@ -50,13 +50,17 @@ class ExecRecord:
 @dataclass
 class ExecState:
     forbidden: bool = False  # answer the upgrade with 403, as RBAC without pods/exec does
+    stall_upgrade: bool = False  # read the upgrade request and never answer it, as a wedged proxy would
+    released: threading.Event = field(default_factory=threading.Event)  # set when the server closes
     max_seconds: float = 30.0  # no command outlives this, whatever the client does
     records: list[ExecRecord] = field(default_factory=list)
     processes: set[subprocess.Popen[bytes]] = field(default_factory=set)
     workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="fake-exec-"))
 
     def close(self) -> None:
-        """Nothing outlives the server: its commands are killed, its scratch directory removed."""
+        """Nothing outlives the server: its commands are killed, stalled upgrades let go, its scratch directory
+        removed."""
+        self.released.set()
         for process in list(self.processes):
             _kill(process)
         shutil.rmtree(self.workdir, ignore_errors=True)

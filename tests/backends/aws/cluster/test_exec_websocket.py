@@ -1,6 +1,7 @@
 """KubeCluster's exec, and the probe path of a pod vantage, through the real kubernetes client (kubernetes.stream
 over websocket-client) against the fake API server's websocket exec (fake_exec.py): the v4 channel protocol,
-stdout gathered, a non-zero exit raised, a bounded timeout, a refused upgrade, a probe batch end to end.
+stdout gathered, a non-zero exit raised, a bounded timeout (also for an upgrade never answered), a refused
+upgrade, a probe batch end to end.
 Everything listens on 127.0.0.1 and the fake runs only commands naming loopback addresses."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import pytest
 
 from peerprobe import config as config_module
+from peerprobe.backends.aws import kube as kube_module
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.experiment import AwsExperiment
 from peerprobe.backends.aws.kube import KubeCluster
@@ -80,6 +82,29 @@ def test_a_command_that_outlives_its_timeout_is_bounded_and_ended(api: FakeApiSe
     assert time.monotonic() - started < 5  # the deadline, plus the websocket close handshake
     (record,) = api.state.exec.records
     assert _eventually(lambda: record.killed and not api.state.exec.processes)
+
+
+def test_an_upgrade_that_is_never_answered_is_bounded_by_the_timeout(api: FakeApiServer, kube: KubeCluster) -> None:
+    api.state.exec.stall_upgrade = True
+    started = time.monotonic()
+    with pytest.raises(WaitTimeoutError, match=f"exec in default/{POD}: the websocket upgrade was not answered"):
+        kube.exec_in("busybox", "echo hi", timeout_seconds=0.5)
+    assert time.monotonic() - started < 2  # the deadline, not websocket-client's wait (it has none)
+    assert api.state.exec.records == []
+
+
+def test_a_connection_that_arrives_after_the_deadline_is_closed_on_arrival() -> None:
+    release, closed = threading.Event(), threading.Event()
+
+    class Late:
+        def close(self) -> None:
+            closed.set()
+
+    opening = kube_module._Opening(lambda: release.wait(10) and Late())
+    with pytest.raises(WaitTimeoutError):
+        opening.result(time.monotonic() + 0.1, subject="exec in default/late", pod="late")
+    release.set()
+    assert closed.wait(5), "nobody would ever close it otherwise"
 
 
 def test_a_refused_upgrade_keeps_its_http_status(api: FakeApiServer, kube: KubeCluster) -> None:
