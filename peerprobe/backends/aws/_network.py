@@ -188,16 +188,26 @@ def _tag_subnets(cloud: AwsCloud, network: NetworkIds, *, cluster_name: str) -> 
     with aws_errors("subnet", network.vpc):
         found = cloud.ec2.describe_subnets(SubnetIds=list(wanted))["Subnets"]
     present = {raw["SubnetId"]: {t["Key"] for t in raw.get("Tags", [])} for raw in found}
-    for subnet, tags in wanted.items():
-        tags = tags | {cluster_tag(cluster_name): "shared"}
-        missing = {k: v for k, v in tags.items() if k not in present.get(subnet, set())}
-        if not missing:
-            continue
-        with aws_errors("subnet", subnet):
-            cloud.ec2.create_tags(Resources=[subnet], Tags=[{"Key": k, "Value": v} for k, v in missing.items()])
-        added[subnet] = sorted({*added.get(subnet, []), *missing})
-        log.info("subnet.tagged", subnet_id=subnet, tags=sorted(missing))
+    wanted = {subnet: tags | {cluster_tag(cluster_name): "shared"} for subnet, tags in wanted.items()}
+    for missing, subnets in _missing_tags(wanted, present).items():
+        with aws_errors("subnet", ",".join(subnets)):
+            cloud.ec2.create_tags(Resources=subnets, Tags=[{"Key": k, "Value": v} for k, v in missing])
+        for subnet in subnets:
+            added[subnet] = sorted({*added.get(subnet, []), *(k for k, _ in missing)})
+        log.info("subnet.tagged", subnet_ids=subnets, tags=[k for k, _ in missing])
     return network.model_copy(update={"added_tags": added})
+
+
+def _missing_tags(
+    wanted: dict[str, dict[str, str]], present: dict[str, set[str]]
+) -> dict[tuple[tuple[str, str], ...], list[str]]:
+    """Subnets grouped by the tags they lack: one CreateTags call per group rather than per subnet."""
+    groups: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    for subnet, tags in wanted.items():
+        missing = tuple(sorted((k, v) for k, v in tags.items() if k not in present.get(subnet, set())))
+        if missing:
+            groups.setdefault(missing, []).append(subnet)
+    return groups
 
 
 def untag_subnets(cloud: AwsCloud, network: NetworkIds) -> None:

@@ -112,8 +112,9 @@ class VpcOps(AwsBase):
                 ]
             log.info("route_table.created", route_table_id=raw["RouteTableId"], vpc_id=vpc_id, name=name)
         table_id = str(raw["RouteTableId"])
+        current = self._subnet_associations(subnet_ids)
         for subnet_id in subnet_ids:
-            self._associate(table_id, subnet_id=subnet_id)
+            self._associate(table_id, subnet_id=subnet_id, current=current.get(subnet_id))
         return self.route_table(table_id)
 
     def _find_route_table(self, name: str, *, vpc_id: str) -> dict[str, Any] | None:
@@ -127,8 +128,8 @@ class VpcOps(AwsBase):
             found = self.ec2.describe_route_tables(RouteTableIds=[route_table_id])["RouteTables"]
         return _route_table(only(found, kind="route table", resource_id=route_table_id))
 
-    def _associate(self, route_table_id: str, *, subnet_id: str) -> None:
-        current = self._subnet_association(subnet_id)
+    def _associate(self, route_table_id: str, *, subnet_id: str, current: tuple[str, str] | None) -> None:
+        """Associate the subnet, whose explicit association now is `current` (association id, table id)."""
         with aws_errors("route table", route_table_id, f"subnet {subnet_id}"):
             if current is None:
                 self.ec2.associate_route_table(RouteTableId=route_table_id, SubnetId=subnet_id)
@@ -139,24 +140,27 @@ class VpcOps(AwsBase):
                 return
         log.info("route_table.associated", route_table_id=route_table_id, subnet_id=subnet_id)
 
-    def _subnet_association(self, subnet_id: str) -> tuple[str, str] | None:
-        with aws_errors("subnet", subnet_id):
-            tables = self.ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])[
-                "RouteTables"
-            ]
-        for table in tables:
-            for assoc in table.get("Associations", []):
-                if assoc.get("SubnetId") == subnet_id:
-                    return str(assoc["RouteTableAssociationId"]), str(table["RouteTableId"])
-        return None
+    def _subnet_associations(self, subnet_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """Each subnet's explicit association (association id, route table id), read in one call."""
+        if not subnet_ids:
+            return {}
+        wanted = [{"Name": "association.subnet-id", "Values": list(subnet_ids)}]
+        with aws_errors("subnet", ",".join(subnet_ids)):
+            tables = self.ec2.describe_route_tables(Filters=wanted)["RouteTables"]
+        return {
+            str(assoc["SubnetId"]): (str(assoc["RouteTableAssociationId"]), str(table["RouteTableId"]))
+            for table in tables
+            for assoc in table.get("Associations", [])
+            if assoc.get("SubnetId") in subnet_ids
+        }
 
     def delete_route_table(self, route_table_id: str) -> None:
         """Disassociate its subnets, then delete it; an absent table is fine."""
         with absent_ok("route_table", route_table_id):
-            for subnet_id in self.route_table(route_table_id).subnet_ids:
-                association = self._subnet_association(subnet_id)
-                if association is not None and association[1] == route_table_id:
-                    self.ec2.disassociate_route_table(AssociationId=association[0])
+            subnet_ids = self.route_table(route_table_id).subnet_ids
+            for association, table_id in self._subnet_associations(subnet_ids).values():
+                if table_id == route_table_id:
+                    self.ec2.disassociate_route_table(AssociationId=association)
             self.ec2.delete_route_table(RouteTableId=route_table_id)
 
     def ensure_route(self, route_table_id: str, *, destination_cidr: str, target_id: str) -> Route:

@@ -79,6 +79,11 @@ def test_create_network_lays_out_and_tags_subnets_idempotently(aws: ClientFactor
     assert first.resources["nat_gateway"].startswith("nat-")
 
 
+def test_a_new_networks_six_subnets_get_the_cluster_tag_in_one_call(aws: ClientFactory, recorder: Recorder) -> None:
+    make(aws).create_network("vpc1")
+    assert recorder.calls.count("ec2:CreateTags") == 1  # the role tags came with CreateSubnet
+
+
 def _existing_vpc(ec2: Any, *, public: bool) -> tuple[str, str, str | None]:
     vpc = ec2.create_vpc(CidrBlock="172.16.0.0/16")["Vpc"]["VpcId"]
     private = ec2.create_subnet(

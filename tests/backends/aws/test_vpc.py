@@ -65,6 +65,17 @@ def test_route_table_and_routes_twice(cloud: AwsCloud, ec2: Any, named: Named, v
     assert cloud.ensure_internet_gateway("vpc1-igw", vpc_id=vpc.id) == igw
 
 
+def test_subnets_move_to_the_table_that_claims_them(cloud: AwsCloud, ec2: Any, vpc: Vpc) -> None:
+    cidrs = ["172.16.1.0/24", "172.16.2.0/24"]
+    subnets = [cloud.ensure_subnet(f"s{i}", vpc_id=vpc.id, cidr=c, availability_zone=AZ, public=False).id
+               for i, c in enumerate(cidrs)]  # fmt: skip
+    old = cloud.ensure_route_table("old", vpc_id=vpc.id, subnet_ids=subnets)
+    new = cloud.ensure_route_table("new", vpc_id=vpc.id, subnet_ids=subnets)
+    assert sorted(new.subnet_ids) == sorted(subnets) and cloud.route_table(old.id).subnet_ids == ()
+    cloud.delete_route_table(new.id)
+    assert ec2.describe_route_tables(Filters=[{"Name": "route-table-id", "Values": [new.id]}])["RouteTables"] == []
+
+
 def test_route_to_unknown_target_kind_is_refused(cloud: AwsCloud, vpc: Vpc) -> None:
     table = cloud.ensure_route_table("t", vpc_id=vpc.id, subnet_ids=[])
     with pytest.raises(ConfigError, match="i-123"):
