@@ -32,6 +32,7 @@ HOST = "127.0.0.1"
 # GET /moto-api/config is a small JSON document served only by moto (moto/moto_api/_internal/urls.py),
 # so a 200 there proves the port is moto's and that it is answering.
 _HEALTH_PATH = "/moto-api/config"
+_HEALTH_SECONDS = 1.0
 # Loopback must never go through an HTTP proxy from the environment: an empty ProxyHandler disables them.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -54,7 +55,7 @@ def ensure_running(*, timeout: float = 30.0) -> MotoService:
     """Return the recorded moto service if it is alive and answering, else start a new one and wait for it."""
     with _locked():
         current = _recorded()
-        if current is not None and _is_alive(current):
+        if current is not None and _is_alive(current, patience=timeout):
             log.debug("moto.reused", pid=current.pid, port=current.port)
             return current
         service = _start()
@@ -69,10 +70,10 @@ def endpoint_url(*, timeout: float = 30.0) -> str:
     return ensure_running(timeout=timeout).endpoint_url
 
 
-def status() -> MotoService | None:
+def status(*, timeout: float = 30.0) -> MotoService | None:
     """The recorded service if it is alive and answering, without starting anything."""
     current = _recorded()
-    return current if current is not None and _is_alive(current) else None
+    return current if current is not None and _is_alive(current, patience=timeout) else None
 
 
 def stop(*, timeout: float = 10.0) -> bool:
@@ -115,8 +116,22 @@ def _recorded() -> MotoService | None:
         return None
 
 
-def _is_alive(service: MotoService) -> bool:
-    return _pid_alive(service.pid) and _answers(service)
+def _is_alive(service: MotoService, *, patience: float) -> bool:
+    """Whether the recorded moto is there: it answers, or it is busy (its port takes the request but the answer
+    is slow, as under load) and answers within `patience`. Replacing a busy moto would lose every environment's
+    AWS state, so one that never answers is an error; a dead pid or a refused port means it is gone."""
+    if not _pid_alive(service.pid):
+        return False
+    answer = _answers(service, seconds=_HEALTH_SECONDS)
+    if answer is _BUSY:
+        log.info("moto.busy", pid=service.pid, port=service.port, patience_seconds=patience)
+        answer = _answers(service, seconds=patience)
+    if answer is _BUSY:
+        raise WaitTimeoutError(
+            f"moto server pid {service.pid} on port {service.port} is running but has not answered for "
+            f"{patience:g}s; see {_log_path()}", resource="moto", resource_id=str(service.pid), state="busy",
+        )  # fmt: skip
+    return bool(answer)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -133,11 +148,19 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _answers(service: MotoService) -> bool:
+_BUSY = None  # _answers: the port took the request, no answer came within the health check's second
+
+
+def _answers(service: MotoService, *, seconds: float = _HEALTH_SECONDS) -> bool | None:
+    """True: moto answered; False: nothing (or not moto) answers on its port; _BUSY: no answer in `seconds`."""
     try:
-        with _OPENER.open(service.endpoint_url + _HEALTH_PATH, timeout=1) as response:
+        with _OPENER.open(service.endpoint_url + _HEALTH_PATH, timeout=seconds) as response:
             body = json.loads(response.read())
-    except (OSError, ValueError, urllib.error.URLError):
+    except TimeoutError:
+        return _BUSY
+    except urllib.error.URLError as error:
+        return _BUSY if isinstance(error.reason, TimeoutError) else False
+    except (OSError, ValueError):
         return False
     return isinstance(body, dict)
 
