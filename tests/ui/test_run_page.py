@@ -80,7 +80,7 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def config_file(lab_state_dir: Path) -> Iterator[Path]:
     data = {"name": NAME, "clusters": {"vpc1": {"name": f"{NAME}-one"}, "vpc2": {"name": f"{NAME}-two"}},
-            "probe": {"timeout_seconds": 0.5}, "phases": [{"name": "baseline"}]}  # fmt: skip
+            "probe": {"timeout_seconds": 2}, "phases": [{"name": "baseline"}]}  # fmt: skip
     path = lab_state_dir / f"{NAME}.yaml"
     path.write_text(yaml.safe_dump(data))
     cfg = config.load(path)

@@ -76,15 +76,19 @@ def echo_server(tmp_path: Path) -> Iterator[int]:
         port = probe.getsockname()[1]
     process = subprocess.Popen([sys.executable, str(tmp_path / "server.py"), str(port), "127.0.0.1"])
     try:
-        for _ in range(100):
-            with socket.socket() as client:
-                if client.connect_ex(("127.0.0.1", port)) == 0:
-                    break
+        deadline = time.monotonic() + 30
+        while not _listening(port):
+            assert process.poll() is None and time.monotonic() < deadline, "the echo server never listened"
             time.sleep(0.05)
         yield port
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as client:
+        return client.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_python_prober_against_the_hosts_echo_server(echo_server: int) -> None:
