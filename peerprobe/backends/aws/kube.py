@@ -197,7 +197,7 @@ class _Opening:
         with self.lock:
             if not self.done.is_set():
                 self.abandoned = True
-                raise WaitTimeoutError(f"{subject}: the websocket upgrade was not answered by the deadline",
+                raise WaitTimeoutError(f"{subject}: the websocket was not open (connect and upgrade) by the deadline",
                                        resource="pod", resource_id=pod, state="upgrading")  # fmt: skip
         response, error = self.outcome
         if error is not None:

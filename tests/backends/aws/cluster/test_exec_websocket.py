@@ -87,9 +87,9 @@ def test_a_command_that_outlives_its_timeout_is_bounded_and_ended(api: FakeApiSe
 def test_an_upgrade_that_is_never_answered_is_bounded_by_the_timeout(api: FakeApiServer, kube: KubeCluster) -> None:
     api.state.exec.stall_upgrade = True
     started = time.monotonic()
-    with pytest.raises(WaitTimeoutError, match=f"exec in default/{POD}: the websocket upgrade was not answered"):
+    with pytest.raises(WaitTimeoutError, match=rf"exec in default/{POD}: the websocket was not open \(connect and"):
         kube.exec_in("busybox", "echo hi", timeout_seconds=0.5)
-    assert time.monotonic() - started < 2  # the deadline, not websocket-client's wait (it has none)
+    assert time.monotonic() - started < 10  # the deadline; websocket-client alone waits until the fake lets go (30 s)
     assert api.state.exec.records == []
 
 
