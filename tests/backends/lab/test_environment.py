@@ -19,7 +19,7 @@ from peerprobe.vocabulary import Cell
 
 pytestmark = pytest.mark.lab
 TARGETS = {"pod-ip", "peer-host", "peer-host-public"}
-TIMEOUT = 2.0  # an answer expected to come must come within it on a loaded 2-core CI machine
+TIMEOUT = 1.5  # an answer expected to come must come within it on a loaded 2-core CI machine
 
 
 def probe_phase(state: lab.LabState, cfg: ExperimentConfig, name: str, snat: PhaseSnat) -> list[Cell]:

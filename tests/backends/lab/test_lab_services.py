@@ -19,7 +19,7 @@ from peerprobe.vocabulary import Cell
 from tests.backends.lab.conftest import own_config
 
 pytestmark = pytest.mark.lab
-TIMEOUT = 2.0  # an answer expected to come must come within it on a loaded 2-core CI machine
+TIMEOUT = 1.5  # an answer expected to come must come within it on a loaded 2-core CI machine
 
 
 def judge(state: lab.LabState, cfg: ExperimentConfig, name: str, snat: PhaseSnat) -> list[Cell]:

@@ -20,7 +20,7 @@ from peerprobe.model import predict_phase
 from peerprobe.topology import Topology
 from peerprobe.vocabulary import Expected, Role, Vantage
 
-PROBE_TIMEOUT = 2.0  # seconds; every path in the lab answers in milliseconds or never (slack for a loaded CI)
+PROBE_TIMEOUT = 1.0  # seconds; every path in the lab answers in milliseconds or never
 
 # Accepts forever; answers each connection with the peer address it saw (after all NAT), then closes.
 SERVER = """
