@@ -46,6 +46,12 @@ def read_json(name: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def json_text(data: dict[str, Any]) -> str:
+    """How peerprobe writes a JSON document (state files, baselines, wherever they are kept): indented, keys
+    sorted, one trailing newline, so copies of the same document are the same bytes."""
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
 def write_json(name: str, data: dict[str, Any]) -> Path:
     """Write `data` under `name` atomically, so a reader never sees half a file."""
     path = state_dir() / name
@@ -53,8 +59,7 @@ def write_json(name: str, data: dict[str, Any]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=2, sort_keys=True)
-            out.write("\n")
+            out.write(json_text(data))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.concurrency.sync import concurrency
 from prefect.events import emit_event
 
-from peerprobe import drift
+from peerprobe import drift, statedir
 from peerprobe.backends.steps import EnvironmentRef
 from peerprobe.errors import ConflictError, InfrastructureError
 from peerprobe.report.document import Report
@@ -127,7 +127,7 @@ def find_baseline(env_key: str) -> drift.Baseline | None:
 def store_baseline(env_key: str, document: dict[str, Any]) -> str:
     """Write the baseline document to the result storage under its state-directory name; returns that path."""
     slug, path = result_storage(), drift.baseline_name(env_key)
-    content = (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()  # as statedir writes the file
+    content = statedir.json_text(document).encode()  # the same bytes as the state directory's copy
     try:
         storage_block(slug).write_path(path, content, _sync=True)
     except Exception as exc:  # S3's or the Prefect server's own error: say what was being written where
