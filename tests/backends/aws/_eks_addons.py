@@ -15,7 +15,7 @@ from botocore.awsrequest import AWSResponse
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.eks.models import eks_backends
 
-from peerprobe.backends.aws.clients import ClientFactory
+from tests.backends.aws._fakes import on_every_session
 
 # addon version -> the Kubernetes versions it supports (1.19 is moto's default cluster version).
 CATALOGUE: dict[str, tuple[str, ...]] = {
@@ -83,15 +83,7 @@ class FakeAddons:
 
     def install(self, monkeypatch: Any) -> None:
         """Every session ClientFactory builds sends its EKS add-on calls here first."""
-        original = ClientFactory._new_session
-        fake = self
-
-        def with_addons(factory: ClientFactory) -> Any:
-            session = original(factory)
-            session.events.register_first("before-send.eks", fake)
-            return session
-
-        monkeypatch.setattr(ClientFactory, "_new_session", with_addons)
+        on_every_session(monkeypatch, lambda session: session.events.register_first("before-send.eks", self))
 
     def operations(self) -> list[str]:
         return [operation for operation, _ in self.calls]

@@ -13,6 +13,19 @@ from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.topology import Node, Pod
 
 
+def on_every_session(monkeypatch: Any, hook: Callable[[Any], None]) -> None:
+    """Call `hook` with every botocore session ClientFactory builds from now on (to register event handlers):
+    every client any factory makes then goes through them."""
+    original = ClientFactory._new_session
+
+    def hooked(factory: ClientFactory) -> Any:
+        session = original(factory)
+        hook(session)
+        return session
+
+    monkeypatch.setattr(ClientFactory, "_new_session", hooked)
+
+
 class Recorder:
     """`service:Operation` of every call any client of the wrapped factories makes, in order."""
 
@@ -23,15 +36,7 @@ class Recorder:
         self.calls.append(f"{model.service_model.signing_name}:{model.name}")
 
     def install(self, monkeypatch: Any) -> None:
-        original = ClientFactory._new_session
-        recorder = self
-
-        def recording(factory: ClientFactory) -> Any:
-            session = original(factory)
-            session.events.register("before-call", recorder)
-            return session
-
-        monkeypatch.setattr(ClientFactory, "_new_session", recording)
+        on_every_session(monkeypatch, lambda session: session.events.register("before-call", self))
 
     def mutations(self) -> list[str]:
         reads = ("Describe", "Get", "List")
