@@ -52,7 +52,8 @@ def recover_state(cloud: AwsCloud, config: ExperimentConfig, names: Names) -> Aw
         peer_host_security_group=_group(cloud, names.peer_host), peering=_peering(cloud, names.peering),
         opened=opened_rules(cloud, vpc1_group, peer_cidr=config.vpcs.vpc2.cidr),
     )  # fmt: skip
-    log.info("aws.state_recovered", environment=state.environment, networks=sorted(networks),
+    log.info("aws.state_recovered", environment=state.environment,
+             vpcs={key: network.vpc for key, network in sorted(networks.items())},
              clusters=sorted(clusters), peer_host=state.peer_host_instance or None, peering=state.peering)  # fmt: skip
     return state
 

@@ -261,9 +261,9 @@ class AwsExperiment:
                                                               "image": image, "role": role})  # fmt: skip
 
     def _peer_host_rules(self, *, vpc1_nodes: Sequence[Node]) -> list[IngressRule]:
-        """The lab's rules for the host (lab.cloud.peer_host_rules) from the live facts: :80 from VPC1's CIDR
-        (the peering path) and, only when the host has a public IP, from VPC1's egress public addresses, its
-        NAT gateway and its nodes' own public IPs (the internet path); /32s of our own addresses, no wider."""
+        """The host's rules both backends open (opened.peer_host_rules), from the live facts: :80 from VPC1's
+        CIDR (the peering path) and, only when the host has a public IP, from VPC1's egress public addresses,
+        its NAT gateway and its nodes' own public IPs (the internet path); /32s of our own addresses, no wider."""
         planned = plan(self.config, backend="aws")
         vpc1 = planned.vpc1.model_copy(update={"nat_gateway": None, "nodes": []})
         if self.config.peer_host.public_ip:
@@ -383,9 +383,7 @@ class AwsExperiment:
         recovered = self._recovered_state()
         if not recovered.networks:
             return False
-        self._update(lambda _: recovered)
-        log.info("aws.state_recovered", environment=self.environment,
-                 vpcs=[network.vpc for network in recovered.networks.values()])  # fmt: skip
+        self._update(lambda _: recovered)  # recover_state has logged what it found
         return True
 
     def missing_networks(self) -> list[str]:
