@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -15,6 +16,9 @@ from peerprobe import logs, server
 from peerprobe.params import RunParameters
 from peerprobe.report.document import Report
 from peerprobe.run import RunOutcome
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 RETRY_ENTRYPOINT = "flows/experiment.py:experiment"
 
@@ -110,19 +114,25 @@ def _outcome(prefect_server: server.PrefectServer, state: object, parameters: Ru
 def retry_experiment(flow_run_id: str) -> object:
     """What `prefect flow-run retry ID --entrypoint flows/experiment.py:experiment` does: the same flow run,
     rescheduled and run here again; its completed steps come back Cached. Returns the final state."""
-    from uuid import UUID
-
-    from prefect import get_client
     from prefect.flow_engine import run_flow
-    from prefect.states import Scheduled
 
     from flows.experiment import experiment
 
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(flow_run_id=UUID(flow_run_id), state=Scheduled(message="retry"), force=True)
-        flow_run = client.read_flow_run(UUID(flow_run_id))
+    flow_run = reschedule(flow_run_id)
     parameters = {"parameters": RunParameters.model_validate(flow_run.parameters["parameters"])}
     return run_flow(flow=experiment, flow_run=flow_run, return_type="state", parameters=parameters)
+
+
+def reschedule(flow_run_id: str) -> FlowRun:
+    """The flow run set back to Scheduled, as the UI's Retry does, and read back for the engine to run again."""
+    from uuid import UUID
+
+    from prefect import get_client
+    from prefect.states import Scheduled
+
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(flow_run_id=UUID(flow_run_id), state=Scheduled(message="retry"), force=True)
+        return client.read_flow_run(UUID(flow_run_id))
 
 
 def serve() -> None:

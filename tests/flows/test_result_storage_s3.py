@@ -11,16 +11,16 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import pytest
-from prefect import flow, get_client, task
+from prefect import flow, task
 from prefect.blocks.core import Block
 from prefect.context import TaskRunContext
 from prefect.results import ResultRecord
 from prefect.settings import get_current_settings
 from prefect_aws.s3 import S3Bucket
 
+from flows.runner import reschedule
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.lab import moto_service
 from tasks._common import FAULT_ENV, RESULT_STORAGE_ENV, STEP_OPTIONS, inject_fault, result_storage
@@ -150,11 +150,8 @@ def pod_main(mode: str, argument: str) -> None:
 
 def retry(flow_run_id: str) -> Any:
     from prefect.flow_engine import run_flow
-    from prefect.states import Scheduled
 
-    with get_client(sync_client=True) as client:
-        client.set_flow_run_state(flow_run_id=UUID(flow_run_id), state=Scheduled(message="retry"), force=True)
-        flow_run = client.read_flow_run(UUID(flow_run_id))
+    flow_run = reschedule(flow_run_id)
     return run_flow(flow=steps, flow_run=flow_run, parameters=flow_run.parameters, return_type="state")
 
 
