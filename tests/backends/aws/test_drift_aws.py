@@ -29,8 +29,6 @@ PEER_CIDR = "192.168.0.0/16"
 EXTERNAL_SNAT = "AWS_VPC_K8S_CNI_EXTERNALSNAT"
 
 
-
-
 def api_server(prefix: str, count: int) -> FakeApiServer:
     server = FakeApiServer()
     server.state.objects[("kube-system", "daemonsets", "aws-node")] = aws_node({"WARM_ENI_TARGET": "1"})

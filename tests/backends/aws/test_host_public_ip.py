@@ -22,8 +22,6 @@ from tests.backends.aws.test_experiment import kube_for, make
 VPC1_CIDR = "172.16.0.0/16"
 
 
-
-
 def configured(**peer_host: bool) -> config_module.ExperimentConfig:
     return config_module.from_mapping({"peer_host": peer_host})
 
