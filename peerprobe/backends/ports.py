@@ -1,6 +1,6 @@
-"""The Cloud port: what the flow asks of a cloud (VPCs, peering, security groups, EC2, EKS, load balancers).
-
-Adapters (backends/aws, and the lab through moto) return these small frozen values, never raw SDK dicts.
+"""The ports the steps are written over: the values the Cloud adapter returns (one boto3 adapter, pointed at AWS
+or at the lab's moto), the Cluster port (one Kubernetes API) and the Vantage port (where a probe runs).
+Adapters return these small frozen values, never SDK dicts or kubernetes-client objects.
 """
 
 from __future__ import annotations
@@ -12,6 +12,9 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from peerprobe.errors import ConfigError
+from peerprobe.probes.batch import ProbeResult
+from peerprobe.probes.plan import ProbeSpec
+from peerprobe.topology import Node, Pod
 
 TAG_PREFIX = "peerprobe:"
 TAG_EXPERIMENT = "peerprobe:experiment"
@@ -216,106 +219,48 @@ class TaggedResource:
         return self.tags.get(TAG_ENVIRONMENT, "")
 
 
-class Cloud(Protocol):
-    """What the flow asks of a cloud: every `ensure_*` is idempotent, every `delete_*` succeeds if gone."""
+@dataclass(frozen=True)
+class ServiceInfo:
+    """One Service of a cluster as peerprobe reads it back (never a kubernetes-client object)."""
 
-    def availability_zones(self) -> tuple[str, ...]: ...
-    def ensure_vpc(self, name: str, *, cidr: str) -> Vpc: ...
-    def ensure_subnet(self, name: str, *, vpc_id: str, cidr: str, availability_zone: str, public: bool) -> Subnet: ...
-    def ensure_route_table(self, name: str, *, vpc_id: str, subnet_ids: Sequence[str]) -> RouteTable: ...
-    def ensure_route(self, route_table_id: str, *, destination_cidr: str, target_id: str) -> Route: ...
-    def ensure_internet_gateway(self, name: str, *, vpc_id: str) -> InternetGateway: ...
-    def ensure_nat_gateway(self, name: str, *, subnet_id: str) -> NatGateway: ...
-    def ensure_peering(self, name: str, *, requester: Vpc, accepter: Vpc) -> Peering: ...
-    def ensure_peering_routes(
-        self, peering: Peering, *, requester_route_tables: Sequence[str], accepter_route_tables: Sequence[str]
-    ) -> None: ...
-    def ensure_security_group(self, name: str, *, vpc_id: str, description: str) -> SecurityGroup: ...
-    def authorize_ingress(self, group_id: str, *, rules: Sequence[IngressRule]) -> None: ...
-    def revoke_ingress(self, group_id: str, *, rules: Sequence[IngressRule]) -> None: ...
-    def ingress_rules(self, group_id: str) -> tuple[IngressRule, ...]: ...
-    def ensure_instance(
-        self,
-        name: str,
-        *,
-        subnet_id: str,
-        image_id: str,
-        instance_type: str,
-        security_group_ids: Sequence[str],
-        private_ip: str | None = None,
-        user_data: str = "",
-    ) -> Instance: ...
-    def ensure_cluster(
-        self,
-        name: str,
-        *,
-        role_arn: str,
-        subnet_ids: Sequence[str],
-        service_cidr: str,
-        version: str | None = None,
-        security_group_ids: Sequence[str] = (),
-    ) -> EksCluster: ...
-    def ensure_nodegroup(
-        self,
-        cluster: str,
-        *,
-        name: str,
-        node_role_arn: str,
-        subnet_ids: Sequence[str],
-        size: int,
-        instance_types: Sequence[str] = ("t3.medium",),
-    ) -> NodeGroup: ...
-    def ensure_classic_load_balancer(
-        self,
-        name: str,
-        *,
-        subnet_ids: Sequence[str],
-        listeners: Sequence[Listener],
-        internal: bool,
-        security_group_ids: Sequence[str] = (),
-    ) -> LoadBalancer: ...
-    def ensure_load_balancer(
-        self,
-        name: str,
-        *,
-        subnet_ids: Sequence[str],
-        kind: Literal["network", "application"],
-        internal: bool,
-        security_group_ids: Sequence[str] = (),
-    ) -> LoadBalancer: ...
-    def ensure_target_group(
-        self, name: str, *, vpc_id: str, protocol: str, port: int, target_type: str
-    ) -> TargetGroup: ...
-    def find_tagged(self, environment: str | None = None) -> tuple[TaggedResource, ...]: ...
-    # Deletions, in the order a cleanup calls them: load balancers and target groups, node groups, clusters,
-    # instances, NAT gateways (then their EIPs), peering and its routes, security groups, subnets,
-    # route tables, internet gateways, VPCs.
-    def delete_load_balancer(self, lb: LoadBalancer) -> None: ...
-    def delete_target_group(self, arn: str) -> None: ...
-    def delete_nodegroup(self, cluster: str, *, name: str) -> None: ...
-    def delete_cluster(self, name: str) -> None: ...
-    def terminate_instance(self, instance_id: str) -> None: ...
-    def delete_nat_gateway(self, nat_gateway_id: str) -> None: ...
-    def release_address(self, allocation_id: str) -> None: ...
-    def delete_route(self, route_table_id: str, *, destination_cidr: str) -> None: ...
-    def delete_peering(self, peering_id: str) -> None: ...
-    def delete_security_group(self, group_id: str) -> None: ...
-    def delete_subnet(self, subnet_id: str) -> None: ...
-    def delete_route_table(self, route_table_id: str) -> None: ...
-    def delete_internet_gateway(self, gateway_id: str) -> None: ...
-    def delete_vpc(self, vpc_id: str) -> None: ...
+    name: str
+    type: str  # ClusterIP | NodePort | LoadBalancer (the API server's default is ClusterIP)
+    port: int
+    target_port: int
+    node_port: int | None = None
+    health_check_node_port: int | None = None
+    cluster_ip: str | None = None  # None for a headless Service
+    external_traffic_policy: str | None = None
+    load_balancer_source_ranges: tuple[str, ...] = ()
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    hostname: str = ""  # status.loadBalancer.ingress[0]: what the controller assigned, once it has
 
 
 class Cluster(Protocol):
-    """What the flow asks of one Kubernetes cluster: the aws backend implements it with the kubernetes client,
-    the lab with its namespaces (backends/lab/cluster.py). Manifests are resources/ documents as data."""
+    """One Kubernetes cluster, as the steps use it: the aws backend implements it with the kubernetes client
+    (aws/kube.py), the lab with its namespaces (lab/cluster.py). Manifests are resources/ documents as data."""
 
     def apply(self, manifests: Sequence[Mapping[str, object]]) -> None: ...
+    def nodes(self) -> list[Node]: ...
+    def pod(self, app: str) -> Pod | None: ...
+    def services(self) -> list[ServiceInfo]: ...
+    def wait_deployments(self, *, timeout_seconds: float) -> None: ...
+    def wait_ready(self, *, timeout_seconds: float) -> None:
+        """Until the applied Deployments are ready and every load balancer answers."""
+        ...
+
     def aws_node_env(self) -> dict[str, str]: ...
+    def cni_version(self) -> str: ...
     def patch_aws_node_env(self, assignments: Sequence[str]) -> dict[str, str]:
         """`kubectl set env daemonset aws-node -n kube-system`: NAME=VALUE sets, NAME- unsets; the new env."""
         ...
 
-    def wait_ready(self, *, timeout_seconds: float) -> None:
-        """Until the applied Deployments are ready and every load balancer has a healthy target."""
-        ...
+    def wait_rollout(self, *, timeout_seconds: float) -> None: ...
+    def delete_load_balancer_services(self) -> list[str]: ...
+
+
+class Vantage(Protocol):
+    """Where one vantage's probes run (a pod, the EC2 host, the outside client): ONE batch, every probe a new
+    connection, results in the order of `specs`."""
+
+    def probe(self, specs: Sequence[ProbeSpec], *, timeout_seconds: float) -> list[ProbeResult]: ...

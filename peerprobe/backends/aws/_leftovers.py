@@ -4,6 +4,7 @@ these are gone fails with DependencyViolation (the trap eksctl users hit), so cl
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,22 @@ class LeftoverOps(AwsBase):
             log.info("load_balancers.waiting", cluster=cluster, left=len(left.load_balancers),
                      interfaces=len(left.interfaces))  # fmt: skip
             time.sleep(POLL_SECONDS if self.waits.delay else 0)
+
+    def delete_tagged_load_balancers(self, cluster: str) -> list[str]:
+        """Delete the cluster's load balancers directly (when the cluster cannot be asked to): those tagged
+        kubernetes.io/cluster/<cluster>; one already gone counts as deleted."""
+        tag = f"kubernetes.io/cluster/{cluster}"
+        deleted = []
+        for name in self._classic_of(tag):
+            with contextlib.suppress(NotFoundError), aws_errors("elb", name):
+                self.elb.delete_load_balancer(LoadBalancerName=name)
+            deleted.append(name)
+        for arn in self._v2_of(tag):
+            with contextlib.suppress(NotFoundError), aws_errors("elbv2", arn):
+                self.elbv2.delete_load_balancer(LoadBalancerArn=arn)
+            deleted.append(arn)
+        log.info("load_balancers.deleted_directly", cluster=cluster, deleted=deleted)
+        return deleted
 
     def _delete_groups(self, group_ids: tuple[str, ...]) -> None:
         for group_id in group_ids:

@@ -59,6 +59,12 @@ class VpcOps(AwsBase):
             self.ec2.modify_vpc_attribute(VpcId=vpc.id, EnableDnsSupport={"Value": True})
             self.ec2.modify_vpc_attribute(VpcId=vpc.id, EnableDnsHostnames={"Value": True})
 
+    def existing_vpcs(self, vpc_ids: Sequence[str]) -> set[str]:
+        """Which of `vpc_ids` the account still has."""
+        with aws_errors("vpc", ", ".join(vpc_ids)):
+            found = self.ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": list(vpc_ids)}])["Vpcs"]
+        return {str(v["VpcId"]) for v in found}
+
     def delete_vpc(self, vpc_id: str) -> None:
         with absent_ok("vpc", vpc_id):
             self.ec2.delete_vpc(VpcId=vpc_id)

@@ -22,7 +22,7 @@ from websocket import WebSocketBadStatusException, WebSocketException
 
 from peerprobe import aws_node, statedir
 from peerprobe.backends.aws._token import TokenSource
-from peerprobe.backends.ports import EksCluster
+from peerprobe.backends.ports import EksCluster, ServiceInfo
 from peerprobe.errors import (
     ConfigError,
     ConflictError,
@@ -364,7 +364,7 @@ class KubeCluster:
         self._until(self._load_balancers_answer, max(0.0, deadline - time.monotonic()), what="load balancers")
 
     def _load_balancers_answer(self) -> bool:
-        hostnames = [load_balancer_hostname(s) for s in self.load_balancer_services()]
+        hostnames = [s.hostname for s in self.services() if s.type == "LoadBalancer"]
         return all(h and self._resolve(h) for h in hostnames)
 
     def _until(self, ready: Callable[[], bool], timeout_seconds: float, *, what: str) -> None:
@@ -378,12 +378,9 @@ class KubeCluster:
 
     # --- reading ----------------------------------------------------------------------------------------
 
-    def services(self) -> list[Any]:
+    def services(self) -> list[ServiceInfo]:
         with kube_errors("services", NAMESPACE):
-            return list(self.core.list_namespaced_service(NAMESPACE).items)
-
-    def load_balancer_services(self) -> list[Any]:
-        return [s for s in self.services() if s.spec.type == "LoadBalancer"]
+            return [service_info(item) for item in self.core.list_namespaced_service(NAMESPACE).items]
 
     def nodes(self) -> list[Node]:
         """The cluster's nodes ordered by primary address (the placement's "first" and "last" node)."""
@@ -418,31 +415,17 @@ class KubeCluster:
     def delete_load_balancer_services(self) -> list[str]:
         """Delete every Service of type LoadBalancer (the controllers then remove their load balancers)."""
         deleted = []
-        for service in self.load_balancer_services():
-            name = str(service.metadata.name)
+        for service in self.services():
+            if service.type != "LoadBalancer":
+                continue
             try:
-                with kube_errors("service", name):
-                    self.core.delete_namespaced_service(name, service.metadata.namespace or NAMESPACE)
+                with kube_errors("service", service.name):
+                    self.core.delete_namespaced_service(service.name, NAMESPACE)
             except NotFoundError:
                 continue
-            deleted.append(name)
+            deleted.append(service.name)
         log.info("kube.load_balancer_services_deleted", cluster=self.name, services=deleted)
         return deleted
-
-    def live_config(self) -> dict[str, Any]:
-        """What drift checks compare with the baseline: aws-node's env and CNI version, the Services' specs."""
-        services = {
-            str(s.metadata.name): {
-                "type": s.spec.type,
-                "external_traffic_policy": s.spec.external_traffic_policy,
-                "load_balancer_source_ranges": list(s.spec.load_balancer_source_ranges or []),
-                "annotations": dict(s.metadata.annotations or {}),
-                "ports": [{"port": p.port, "target_port": str(p.target_port), "node_port": p.node_port}
-                          for p in s.spec.ports or []],
-            }
-            for s in self.services()
-        }  # fmt: skip
-        return {"aws_node_env": self.aws_node_env(), "cni_version": self.cni_version(), "services": services}
 
 
 def rolled_out(daemonset: Any) -> bool:
@@ -463,9 +446,30 @@ def deployment_ready(deployment: Any) -> bool:
     return (status.ready_replicas or 0) >= wanted and (status.updated_replicas or 0) >= wanted
 
 
-def load_balancer_hostname(service: Any) -> str:
-    ingress = (service.status.load_balancer.ingress or []) if service.status and service.status.load_balancer else []
-    return str(ingress[0].hostname or ingress[0].ip or "") if ingress else ""
+def service_info(item: Any) -> ServiceInfo:
+    """A V1Service as peerprobe's own value: the first port (every Service of resources/ has one)."""
+    spec, meta = item.spec, item.metadata
+    port = spec.ports[0] if spec.ports else None
+    ingress = (item.status.load_balancer.ingress or []) if item.status and item.status.load_balancer else []
+    return ServiceInfo(
+        name=str(meta.name), type=str(spec.type or "ClusterIP"),
+        port=int(port.port) if port else 0, target_port=_target_port(port),
+        node_port=int(port.node_port) if port and port.node_port else None,
+        health_check_node_port=int(spec.health_check_node_port) if spec.health_check_node_port else None,
+        cluster_ip=None if spec.cluster_ip in (None, "None") else str(spec.cluster_ip),
+        external_traffic_policy=spec.external_traffic_policy,
+        load_balancer_source_ranges=tuple(spec.load_balancer_source_ranges or ()),
+        annotations=dict(meta.annotations or {}),
+        hostname=str(ingress[0].hostname or ingress[0].ip or "") if ingress else "",
+    )  # fmt: skip
+
+
+def _target_port(port: Any) -> int:
+    # targetPort may be a name; the Services of resources/ use numbers, and the API server defaults it to port.
+    if port is None:
+        return 0
+    target = port.target_port
+    return int(target) if isinstance(target, int) or str(target or "").isdigit() else int(port.port)
 
 
 def resolve(hostname: str) -> list[str]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any
 
 from peerprobe.backends.aws.clients import ClientFactory
+from peerprobe.backends.ports import ServiceInfo
 from peerprobe.topology import Node, Pod
 
 
@@ -50,21 +50,11 @@ def service(
     node_port: int | None = None,
     hostname: str = "",
     cluster_ip: str = "10.100.128.161",
-) -> Any:
-    ingress = [SimpleNamespace(hostname=hostname, ip=None)] if hostname else []
-    port = SimpleNamespace(port=80, target_port=8080, node_port=node_port)
-    return SimpleNamespace(
-        metadata=SimpleNamespace(name=name, namespace="default", annotations={}),
-        spec=SimpleNamespace(
-            type=type_,
-            ports=[port],
-            cluster_ip=cluster_ip,
-            health_check_node_port=None,
-            external_traffic_policy="Cluster",
-            load_balancer_source_ranges=[],
-        ),
-        status=SimpleNamespace(load_balancer=SimpleNamespace(ingress=ingress)),
-    )
+) -> ServiceInfo:
+    return ServiceInfo(
+        name=name, type=type_, port=80, target_port=8080, node_port=node_port, cluster_ip=cluster_ip,
+        external_traffic_policy="Cluster", hostname=hostname,
+    )  # fmt: skip
 
 
 @dataclass
@@ -77,7 +67,7 @@ class FakeKube:
     applied: list[dict[str, Any]] = field(default_factory=list)
     execs: list[tuple[str, str]] = field(default_factory=list)
     exec_output: Callable[[str], str] = lambda script: ""
-    services_: list[Any] = field(default_factory=list)
+    services_: list[ServiceInfo] = field(default_factory=list)
     on_delete_services: Callable[[], None] = lambda: None
     rollouts: int = 0
 
@@ -96,11 +86,8 @@ class FakeKube:
     def wait_ready(self, *, timeout_seconds: float) -> None:
         pass
 
-    def services(self) -> list[Any]:
+    def services(self) -> list[ServiceInfo]:
         return self.services_
-
-    def load_balancer_services(self) -> list[Any]:
-        return [s for s in self.services_ if s.spec.type == "LoadBalancer"]
 
     def aws_node_env(self) -> dict[str, str]:
         return dict(self.env)
@@ -123,6 +110,6 @@ class FakeKube:
 
     def delete_load_balancer_services(self) -> list[str]:
         self.on_delete_services()
-        deleted = [s.metadata.name for s in self.load_balancer_services()]
-        self.services_ = [s for s in self.services_ if s.spec.type != "LoadBalancer"]
+        deleted = [s.name for s in self.services_ if s.type == "LoadBalancer"]
+        self.services_ = [s for s in self.services_ if s.type != "LoadBalancer"]
         return deleted

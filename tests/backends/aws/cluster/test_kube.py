@@ -66,7 +66,7 @@ def test_server_side_apply_with_our_field_manager_and_the_eks_token(api: FakeApi
     assert all("fieldManager=peerprobe" in r.query and "force=true" in r.query for r in patches)
     assert all(r.authorization.startswith("Bearer k8s-aws-v1.") for r in api.state.requests)
     kube.wait_ready(timeout_seconds=5)
-    hostnames = sorted(s.status.load_balancer.ingress[0].hostname for s in kube.load_balancer_services())
+    hostnames = sorted(s.hostname for s in kube.services() if s.type == "LoadBalancer")
     assert hostnames == [
         f"{n}.elb.cn-northwest-1.amazonaws.com.cn"
         for n in ("loadbalancer", "service-nginx", "source-ip-app-internal-nlb")
@@ -109,21 +109,23 @@ def test_bad_assignment_is_refused_before_any_request(api: FakeApiServer) -> Non
     assert not [r for r in api.state.requests if r.method == "PATCH"]
 
 
-def test_nodes_pods_live_config_and_deleting_load_balancer_services(api: FakeApiServer) -> None:
+def test_nodes_pods_services_and_deleting_load_balancer_services(api: FakeApiServer) -> None:
     config = config_module.load()
     kube = connect(api)
     kube.apply(resources.manifests(config, topology.plan(config)))
     assert [n.ip for n in kube.nodes()] == ["172.16.96.20", "172.16.128.20", "172.16.160.20"]
     busybox = kube.pod("busybox")
     assert busybox is not None and busybox.ip == "172.16.96.30"
-    live = kube.live_config()
-    assert live["cni_version"] == "1.20.4" and live["services"]["loadbalancer"]["type"] == "LoadBalancer"
+    assert kube.cni_version() == "1.20.4"
+    services = {s.name: s for s in kube.services()}
+    assert services["loadbalancer"].type == "LoadBalancer" and services["loadbalancer"].target_port == 8080
+    assert services["source-ip-app-headless"].cluster_ip is None
     assert sorted(kube.delete_load_balancer_services()) == [
         "loadbalancer",
         "service-nginx",
         "source-ip-app-internal-nlb",
     ]
-    assert kube.load_balancer_services() == []
+    assert [s.name for s in kube.services() if s.type == "LoadBalancer"] == []
 
 
 def test_one_exec_per_batch_in_the_busybox_pod(api: FakeApiServer) -> None:

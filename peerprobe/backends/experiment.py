@@ -1,0 +1,651 @@
+"""The experiment's steps, written once over the ports: the Cloud adapter (AWS, or the lab's moto), one Cluster
+per VPC and the Vantages. Both backends run this code; an adapter adds only what its world supplies physically.
+Ids (never credentials or tokens) are persisted per environment, so later steps, a resumed run and cleanup find
+what earlier steps made.
+
+Order of teardown (cleanup): LoadBalancer Services first, then wait until their ELBs/NLBs, security groups
+and network interfaces are gone (else DependencyViolation), then the rules peerprobe opened, routes, peering,
+the EC2 host, node groups, clusters, the networks peerprobe created, roles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from peerprobe import aws_node, resources, statedir
+from peerprobe import snapshot as snap
+from peerprobe.backends.aws import _addons, _network, _recover, _state
+from peerprobe.backends.aws._iam import CLUSTER_POLICIES, HOST_POLICIES, NODE_POLICIES
+from peerprobe.backends.aws._scripts import peer_host_user_data
+from peerprobe.backends.aws._state import AwsState, ClusterIds, NetworkIds, OpenedRule
+from peerprobe.backends.aws.cloud import AwsCloud
+from peerprobe.backends.opened import peer_host_rules, peer_rules
+from peerprobe.backends.ports import Cluster, IngressRule, Vpc
+from peerprobe.backends.ports import Vantage as VantagePort
+from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef, StepResult, VpcKey
+from peerprobe.config import ExperimentConfig, Snat
+from peerprobe.errors import (
+    ConfigError,
+    ConflictError,
+    CredentialsError,
+    InfrastructureError,
+    NotFoundError,
+    PeerprobeError,
+    WaitTimeoutError,
+)
+from peerprobe.probes.batch import ProbeResult
+from peerprobe.probes.plan import ProbeSpec
+from peerprobe.topology import ClusterTopology, LoadBalancerFacts, Node, PeerHost, Pod, Topology, plan
+from peerprobe.vocabulary import Vantage
+
+log = structlog.get_logger()
+
+PEER_HOST = "peer-host"
+PEER_HOST_TYPE = "t3.micro"
+PEERING = "vpc1-vpc2"
+DEPLOY_TIMEOUT_SECONDS = 10 * 60
+LOAD_BALANCER_TIMEOUT_SECONDS = 10 * 60  # hostnames assigned and resolving; NLBs take a few minutes
+LOAD_BALANCER_DELETE_SECONDS = 10 * 60
+CLUSTER_SG_WAIT_SECONDS = 20 * 60
+INSTANCE_PROFILE_RETRIES = 6  # a new instance profile takes a few seconds before RunInstances accepts it
+SERVICE_KINDS = resources.SERVICE_KINDS
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """resources/private-cluster.yaml as EKS API parameters: the managed node group of the same instance type,
+    size, labels and private networking as the ClusterConfig's node group."""
+
+    name: str
+    service_cidr: str
+    private_access: bool
+    public_access: bool
+    nodegroup: str
+    instance_type: str
+    size: int
+    min_size: int
+    max_size: int
+    private_networking: bool
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def cluster_spec(config: ExperimentConfig, key: VpcKey) -> ClusterSpec:
+    doc = resources.cluster_config(config)
+    groups = doc.get("managedNodeGroups") or doc.get("nodeGroups") or []
+    if not groups:
+        raise ConfigError(f"resources/{resources.CLUSTER_FILE}: no managedNodeGroups or nodeGroups")
+    group = groups[0]
+    endpoints = (doc.get("vpc") or {}).get("clusterEndpoints") or {}
+    cluster = getattr(config.clusters, key)
+    common = {
+        "name": cluster.name, "private_access": bool(endpoints.get("privateAccess", True)),
+        "public_access": bool(endpoints.get("publicAccess", True)), "nodegroup": str(group.get("name", "nodes")),
+        "instance_type": str(group.get("instanceType", "t3.medium")),
+        "labels": {str(k): str(v) for k, v in (group.get("labels") or {}).items()},
+    }  # fmt: skip
+    if key == "vpc1":
+        size = int(group.get("desiredCapacity", cluster.nodes))
+        return ClusterSpec(
+            **common, service_cidr=str(doc["kubernetesNetworkConfig"]["serviceIPv4CIDR"]), size=size,
+            min_size=int(group.get("minSize", size)), max_size=int(group.get("maxSize", size)),
+            private_networking=bool(group.get("privateNetworking", True)),
+        )  # fmt: skip
+    return ClusterSpec(**common, service_cidr=cluster.service_cidr, size=cluster.nodes, min_size=cluster.nodes,
+                       max_size=cluster.nodes, private_networking=cluster.node_subnets == "private")  # fmt: skip
+
+
+def role_name(config: ExperimentConfig, kind: str) -> str:
+    """IAM names are account-wide: experiment and region in the name, at most 64 characters."""
+    name = f"peerprobe-{config.name}-{config.region}-{kind}"
+    if len(name) <= 64:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: 64 - len(kind) - 10]}-{digest}-{kind}"
+
+
+class Experiment:
+    """One environment's steps (the Experiment port of steps.py) over the ports: `cloud`, the Cloud adapter;
+    `cluster(vpc)`, the Cluster of each VPC; `vantage(name)`, where each vantage's probes run."""
+
+    def __init__(
+        self,
+        ref: EnvironmentRef,
+        *,
+        cloud: AwsCloud,
+        cluster: Callable[[VpcKey], Cluster],
+        vantage: Callable[[Vantage], VantagePort],
+        poll_seconds: float = 10.0,
+    ) -> None:
+        self.ref = ref
+        self.config = ref.config
+        self.environment = ref.key
+        self.cloud = cloud
+        self._cluster_factory = cluster
+        self._clusters: dict[VpcKey, Cluster] = {}
+        self._vantage_factory = vantage
+        self.poll_seconds = poll_seconds
+        self.load_balancer_delete_seconds: float = LOAD_BALANCER_DELETE_SECONDS
+        self.cluster_group_wait_seconds: float = CLUSTER_SG_WAIT_SECONDS
+
+    # --- state --------------------------------------------------------------------------------------------
+
+    def _state(self) -> AwsState:
+        return _state.load(self.environment)
+
+    def _update(self, change: Callable[[AwsState], AwsState]) -> AwsState:
+        return _state.update(self.environment, change)
+
+    def _network(self, vpc: VpcKey) -> NetworkIds:
+        found = self._state().networks.get(vpc)
+        if found is None:
+            raise ConflictError(f"environment {self.environment}: network {vpc} does not exist yet",
+                                resource="vpc", resource_id=vpc, state="absent")  # fmt: skip
+        return found
+
+    def _kube(self, vpc: VpcKey) -> Cluster:
+        if vpc not in self._clusters:
+            self._clusters[vpc] = self._cluster_factory(vpc)
+        return self._clusters[vpc]
+
+    # --- steps --------------------------------------------------------------------------------------------
+
+    def create_network(self, vpc: VpcKey) -> StepResult:
+        network = _network.ensure_network(self.cloud, self.config, vpc)
+        self._update(lambda s: s.model_copy(update={"networks": {**s.networks, vpc: network}}))
+        resources_ = {"vpc": network.vpc, "adopted": network.adopted, "nat_gateway": network.nat_gateway,
+                      "public_subnets": network.public_subnets, "private_subnets": network.private_subnets}  # fmt: skip
+        return StepResult(step=f"create-network-{vpc}", resources=resources_)
+
+    def create_cluster(self, vpc: VpcKey) -> StepResult:
+        network = self._network(vpc)
+        spec = cluster_spec(self.config, vpc)
+        cluster_role = self._ensure_role("cluster", "eks", CLUSTER_POLICIES)
+        node_role = self._ensure_role("node", "ec2", NODE_POLICIES)
+        node_subnets = network.private_subnets if spec.private_networking else network.public_subnets
+        if not node_subnets or not network.private_subnets:
+            raise ConfigError(f"vpcs.{vpc}.subnets.private: the cluster and its private node group need private "
+                              f"subnets in {network.vpc}")  # fmt: skip
+        # Recorded before creating (register the teardown first): a crash mid-create still gets cleaned up.
+        ids = ClusterIds(name=spec.name, nodegroup=spec.nodegroup)
+        self._update(lambda s: s.model_copy(update={"clusters": {**s.clusters, vpc: s.clusters.get(vpc, ids)}}))
+        cluster = self.cloud.ensure_cluster(
+            spec.name, role_arn=cluster_role, subnet_ids=network.private_subnets, service_cidr=spec.service_cidr,
+            endpoint_private_access=spec.private_access, endpoint_public_access=spec.public_access,
+        )  # fmt: skip
+        self._record_cluster_group(vpc, cluster.cluster_security_group_id)
+        # The pinned CNI before the nodes: they start with it, and it is ACTIVE before any SNAT setting is patched.
+        _addons.ensure_vpc_cni(self.cloud, cluster, self.config, vpc)
+        group = self.cloud.ensure_nodegroup(
+            spec.name, name=spec.nodegroup, node_role_arn=node_role, subnet_ids=node_subnets, size=spec.size,
+            instance_types=(spec.instance_type,), labels=spec.labels, min_size=spec.min_size, max_size=spec.max_size,
+        )  # fmt: skip
+        resources_ = {"cluster": cluster.name, "nodegroup": group.name, "status": group.status, "size": spec.size}
+        return StepResult(step=f"create-cluster-{vpc}", resources=resources_)
+
+    def _ensure_role(self, kind: str, service: str, policies: Sequence[str]) -> str:
+        name = role_name(self.config, kind)
+        self._update(lambda s: s.model_copy(update={"roles": sorted({*s.roles, name})}))
+        return self.cloud.ensure_role(name, service=service, policies=policies)
+
+    def _record_cluster_group(self, vpc: VpcKey, group_id: str) -> None:
+        if not group_id:
+            return
+
+        def change(s: AwsState) -> AwsState:
+            ids = s.clusters[vpc].model_copy(update={"security_group": group_id})
+            return s.model_copy(update={"clusters": {**s.clusters, vpc: ids}})
+
+        self._update(change)
+
+    def create_peer_host(self) -> StepResult:
+        """The EC2 web host in VPC2's first public subnet: Amazon Linux from the SSM public parameter, user
+        data serving the echo response on :80, an instance profile for SSM Run Command."""
+        vpc2 = self._network("vpc2")
+        role = self._ensure_role("host", "ec2", HOST_POLICIES)
+        name = role_name(self.config, "host")
+        profile = self.cloud.ensure_instance_profile(name, role=name)
+        self._update(lambda s: s.model_copy(update={"instance_profile": name}))
+        group = self.cloud.ensure_security_group(PEER_HOST, vpc_id=vpc2.vpc, description="peerprobe EC2 web host")
+        self._update(lambda s: s.model_copy(update={"peer_host_security_group": group.id}))
+        if self.config.peer_host.admit_vpc1:
+            # VPC1's nodes do not exist yet (create-cluster runs beside this step): deploy-apps admits them.
+            self.cloud.authorize_ingress(group.id, rules=self._peer_host_rules(vpc1_nodes=[]))
+        image = self.cloud.latest_ami()
+        instance = self._launch_host(subnet=vpc2.public_subnets[0], image=image, group=group.id, profile=profile)
+        self._update(lambda s: s.model_copy(update={"peer_host_instance": instance}))
+        return StepResult(step="create-peer-host", resources={"instance": instance, "security_group": group.id,
+                                                              "image": image, "role": role})  # fmt: skip
+
+    def _peer_host_rules(self, *, vpc1_nodes: Sequence[Node]) -> list[IngressRule]:
+        """The host's rules both backends open (opened.peer_host_rules), from the live facts: :80 from VPC1's
+        CIDR (the peering path) and, only when the host has a public IP, from VPC1's egress public addresses,
+        its NAT gateway and its nodes' own public IPs (the internet path); /32s of our own addresses, no wider."""
+        planned = plan(self.config, backend="aws")
+        vpc1 = planned.vpc1.model_copy(update={"nat_gateway": None, "nodes": []})
+        if self.config.peer_host.public_ip:
+            network = self._state().networks.get("vpc1")
+            vpc1 = vpc1.model_copy(update={"nat_gateway": network.nat_public_ip if network else None,
+                                           "nodes": list(vpc1_nodes)})  # fmt: skip
+        return peer_host_rules(planned.model_copy(update={"vpc1": vpc1}))
+
+    def _admit_vpc1_nodes_at_host(self) -> None:
+        """VPC1's nodes in public subnets reach the host's public IP from their own public IPs (docs/model.md);
+        those exist only once create-cluster is done, so the host's group admits them after it."""
+        group = self._state().peer_host_security_group
+        if not (self.config.peer_host.admit_vpc1 and self.config.peer_host.public_ip and group):
+            return
+        nodes = [n for n in self._kube("vpc1").nodes() if n.public_ip]
+        if not nodes:
+            return
+        self.cloud.authorize_ingress(group, rules=self._peer_host_rules(vpc1_nodes=nodes))
+        log.info("peer_host.admitted_vpc1_nodes", security_group=group, nodes=[n.public_ip for n in nodes])
+
+    def _launch_host(self, *, subnet: str, image: str, group: str, profile: str) -> str:
+        for attempt in range(1, INSTANCE_PROFILE_RETRIES + 1):
+            try:
+                return self.cloud.ensure_instance(
+                    PEER_HOST, subnet_id=subnet, image_id=image, instance_type=PEER_HOST_TYPE,
+                    security_group_ids=[group], user_data=peer_host_user_data(), instance_profile_arn=profile,
+                    public_ip=self.config.peer_host.public_ip,
+                ).id  # fmt: skip
+            except InfrastructureError as error:
+                if "iamInstanceProfile" not in str(error) or attempt == INSTANCE_PROFILE_RETRIES:
+                    raise
+                log.info("instance.profile_not_ready", attempt=attempt, of=INSTANCE_PROFILE_RETRIES)
+                time.sleep(self.poll_seconds)
+        raise AssertionError("unreachable")
+
+    def peer_vpcs(self) -> StepResult:
+        """VPC1's nodes opened to the peer CIDR for the probes, the peering accepted, routes both ways."""
+        opened = self._open_peer_rules()
+        if not self.config.peering.enabled:
+            return StepResult(step="peer-vpcs", resources={"opened": opened}, note="peering.enabled is false")
+        vpc1, vpc2 = self._network("vpc1"), self._network("vpc2")
+        peering = self.cloud.ensure_peering(
+            PEERING, requester=Vpc(vpc1.vpc, vpc1.cidr, "vpc1"), accepter=Vpc(vpc2.vpc, vpc2.cidr, "vpc2")
+        )
+        self._update(lambda s: s.model_copy(update={"peering": peering.id}))
+        self.cloud.ensure_peering_routes(peering, requester_route_tables=vpc1.route_tables,
+                                         accepter_route_tables=vpc2.route_tables)  # fmt: skip
+        return StepResult(step="peer-vpcs", resources={"peering": peering.id, "opened": opened})
+
+    def _open_peer_rules(self) -> list[str]:
+        group = self._node_security_group("vpc1")
+        rules = peer_rules(self.config, plan(self.config, backend="aws"))
+        opened = [OpenedRule(group=group, protocol=r.protocol, from_port=r.from_port, to_port=r.to_port, cidr=r.cidr)
+                  for r in rules]  # fmt: skip
+        self._update(lambda s: s.model_copy(update={"opened": _union(s.opened, opened)}))
+        self.cloud.authorize_ingress(group, rules=rules)
+        return [f"tcp/{r.from_port} from {r.cidr}" for r in rules]
+
+    def _node_security_group(self, vpc: VpcKey) -> str:
+        """The EKS cluster security group (managed nodes use it); EKS assigns it while the cluster is still
+        CREATING, so this waits for it, bounded, while create-cluster runs beside it."""
+        deadline = time.monotonic() + self.cluster_group_wait_seconds
+        name = getattr(self.config.clusters, vpc).name
+        while True:
+            ids = self._state().clusters.get(vpc)
+            if ids is not None and ids.security_group:
+                return ids.security_group
+            cluster = self.cloud.cluster(name)
+            if cluster is not None and cluster.cluster_security_group_id:
+                self._record_cluster_group(vpc, cluster.cluster_security_group_id)
+                return cluster.cluster_security_group_id
+            if time.monotonic() >= deadline:
+                raise WaitTimeoutError(f"eks cluster {name}: no cluster security group yet",
+                                       resource="eks cluster", resource_id=name, state="creating")  # fmt: skip
+            time.sleep(self.poll_seconds)
+
+    def deploy_apps(self) -> StepResult:
+        """The Deployments of resources/ on both clusters (server-side apply), placed on the live nodes; the
+        EC2 host's group admits VPC1's nodes that have public IPs, now that they exist."""
+        placement = self._placement()
+        self._admit_vpc1_nodes_at_host()
+        applied: dict[str, list[str]] = {}
+        for vpc in VPC_KEYS:
+            docs = [d for d in resources.manifests(self.config, placement, cluster=vpc) if d.get("kind") != "Service"]
+            self._kube(vpc).apply(docs)
+            applied[vpc] = [str(d["metadata"]["name"]) for d in docs]
+        for vpc in VPC_KEYS:
+            self._kube(vpc).wait_deployments(timeout_seconds=DEPLOY_TIMEOUT_SECONDS)
+        return StepResult(step="deploy-apps", resources=applied)
+
+    def expose_services(self) -> StepResult:
+        """Every Service of resources/ on VPC1, then until the load balancers have hostnames that resolve."""
+        allocated = _with_planned_services(self.topology(), plan(self.config, backend="aws"))
+        docs = [d for d in resources.manifests(self.config, allocated, cluster="vpc1") if d.get("kind") == "Service"]
+        kube = self._kube("vpc1")
+        kube.apply(docs)
+        kube.wait_ready(timeout_seconds=LOAD_BALANCER_TIMEOUT_SECONDS)
+        hostnames = {s.name: s.hostname for s in kube.services() if s.type == "LoadBalancer"}
+        return StepResult(step="expose-services", resources={"services": [d["metadata"]["name"] for d in docs],
+                                                             "load_balancers": hostnames})  # fmt: skip
+
+    def exists(self) -> bool:
+        if not self.recorded():
+            return False
+        try:
+            return not self.missing_networks()
+        except PeerprobeError as error:  # unreachable or refused: a retry after a fix re-creates nothing by mistake
+            log.warning("aws.exists_unknown", environment=self.environment, error=str(error)[:200])
+            return False
+
+    def recorded(self) -> bool:
+        """Whether this environment's networks are known here: recorded in the state directory (what `run
+        --keep` leaves) or, on a machine without that state (a work pool's pod running a drift check), found
+        by their tags and then recorded (reads only on AWS)."""
+        if self._state().networks:
+            return True
+        recovered = self._recovered_state()
+        if not recovered.networks:
+            return False
+        self._update(lambda _: recovered)  # recover_state has logged what it found
+        return True
+
+    def missing_networks(self) -> list[str]:
+        """The recorded networks AWS no longer has (`vpc1 vpc-…`); raises when AWS cannot be asked."""
+        networks = self._state().networks
+        if not networks:
+            return []
+        present = self.cloud.existing_vpcs([n.vpc for n in networks.values()])
+        return [f"{key} {n.vpc}" for key, n in networks.items() if n.vpc not in present]
+
+    # --- topology -----------------------------------------------------------------------------------------
+
+    def _placement(self) -> Topology:
+        """The plan with the live nodes: echo and nginx on the first VPC1 node, busybox on the last; the VPC2
+        busybox on the first VPC2 node (design.md placement)."""
+        planned = plan(self.config, backend="aws")
+        vpc1_nodes = self._kube("vpc1").nodes() or planned.vpc1.nodes
+        vpc2_nodes = self._kube("vpc2").nodes() or planned.vpc2.nodes
+        vpc1 = planned.vpc1.model_copy(update={
+            "nodes": vpc1_nodes, "echo_pod": Pod(ip="", node=vpc1_nodes[0].name),
+            "nginx_pod": Pod(ip="", node=vpc1_nodes[0].name), "busybox_pod": Pod(ip="", node=vpc1_nodes[-1].name),
+        })  # fmt: skip
+        vpc2 = planned.vpc2.model_copy(update={"nodes": vpc2_nodes, "busybox_pod": Pod(ip="", node=vpc2_nodes[0].name)})
+        return planned.model_copy(update={"vpc1": vpc1, "vpc2": vpc2})
+
+    def topology(self) -> Topology:
+        """What really runs: nodes, pods, Services and load balancers read from the clusters, NAT gateways and
+        the EC2 host from AWS; before the clusters exist, the plan."""
+        planned = plan(self.config, backend="aws")
+        state = self._state()
+        if not state.clusters:
+            return planned
+        vpc1 = self._live_side("vpc1", planned.vpc1, state)
+        vpc2 = self._live_side("vpc2", planned.vpc2, state)
+        return planned.model_copy(update={"vpc1": vpc1, "vpc2": vpc2, "peer_host": self._live_host(state, planned)})
+
+    def _live_side(self, vpc: VpcKey, planned: ClusterTopology, state: AwsState) -> ClusterTopology:
+        kube = self._kube(vpc)
+        nodes = kube.nodes() or planned.nodes
+        network = state.networks.get(vpc)
+        update: dict[str, Any] = {"nodes": nodes, "busybox_pod": kube.pod("busybox"),
+                                  "nat_gateway": network.nat_public_ip if network else None}  # fmt: skip
+        if vpc == "vpc1":
+            update |= {"echo_pod": kube.pod("source-ip-app"), "nginx_pod": kube.pod("nginx")}
+            update |= self._live_services(kube, planned)
+        return planned.model_copy(update=update)
+
+    def _live_services(self, kube: Cluster, planned: ClusterTopology) -> dict[str, Any]:
+        services = {s.name: s for s in kube.services() if s.name in SERVICE_KINDS}
+        ports = {SERVICE_KINDS[n]: s.node_port for n, s in services.items() if s.node_port}
+        health = {SERVICE_KINDS[n]: s.health_check_node_port for n, s in services.items() if s.health_check_node_port}
+        balancers, facts = {}, {}
+        for name, service in services.items():
+            kind = SERVICE_KINDS[name]
+            if service.type != "LoadBalancer" or not service.hostname:
+                continue
+            private, public = self.cloud.load_balancer_addresses(service.hostname)
+            scheme = planned.load_balancer_facts[kind].scheme if kind in planned.load_balancer_facts else "internal"
+            balancers[kind] = service.hostname
+            facts[kind] = LoadBalancerFacts(dns_name=service.hostname, scheme=scheme, private_ips=private,
+                                            public_ips=public)  # fmt: skip
+        clusterip = services.get("clusterip")
+        return {
+            "cluster_ip": clusterip.cluster_ip if clusterip is not None else None,
+            "node_port": ports.get("nodeport"), "service_node_ports": ports, "health_check_node_ports": health,
+            "headless_name": planned.headless_name if "source-ip-app-headless" in services else None,
+            "load_balancers": balancers, "load_balancer_facts": facts,
+        }  # fmt: skip
+
+    def _live_host(self, state: AwsState, planned: Topology) -> PeerHost:
+        if not state.peer_host_instance:
+            return planned.peer_host
+        try:
+            host = self.cloud.instance(state.peer_host_instance)
+        except NotFoundError:
+            return planned.peer_host
+        return PeerHost(private_ip=host.private_ip, public_ip=host.public_ip)
+
+    # --- SNAT ---------------------------------------------------------------------------------------------
+
+    def set_snat(self, vpc: VpcKey, snat: Snat) -> Snat:
+        """Absolute: the SNAT variables `snat` names are set, the others removed (kubectl set env NAME-)."""
+        wanted = aws_node.env_for(snat)
+        assignments = [f"{n}={wanted[n]}" if n in wanted else f"{n}-" for n in aws_node.SNAT_VARS]
+        return aws_node.snat_from_env(self._kube(vpc).patch_aws_node_env(assignments))
+
+    def read_snat(self, vpc: VpcKey) -> Snat:
+        return aws_node.snat_from_env(self._kube(vpc).aws_node_env())
+
+    def wait_snat(self, vpc: VpcKey, snat: Snat, *, timeout_seconds: float) -> Snat:
+        """Until aws-node's rollout finished on every node (each new pod rewrites the node's SNAT rules)."""
+        self._kube(vpc).wait_rollout(timeout_seconds=timeout_seconds)
+        return self.read_snat(vpc)
+
+    def snapshot(self) -> snap.ConfigSnapshot:
+        """The live configuration: aws-node env and CNI version per cluster, the Services, the security
+        groups peerprobe works with, the peering and the routes. Reads only."""
+        if not self.recorded():
+            where = f"no networks recorded here or tagged in {self.config.region}"
+            raise NotFoundError(f"aws environment {self.environment}: {where}", resource="environment",
+                                resource_id=self.environment)  # fmt: skip
+        state = self._state()
+        clusters = {}
+        for vpc in VPC_KEYS:
+            kube = self._kube(vpc)
+            clusters[vpc] = snap.ClusterSnapshot(name=getattr(self.config.clusters, vpc).name,
+                                                 cni_version=kube.cni_version() or "0.0.0",
+                                                 aws_node=snap.redact(kube.aws_node_env()))  # fmt: skip
+        return snap.ConfigSnapshot(
+            clusters=clusters, services=self._service_snapshots(), security_groups=self._group_rules(state),
+            peering=self._peering_snapshot(state), routes=self._routes(state),
+        )  # fmt: skip
+
+    def _service_snapshots(self) -> dict[str, snap.ServiceSnapshot]:
+        found = {}
+        for service in self._kube("vpc1").services():
+            kind = SERVICE_KINDS.get(service.name)
+            if kind is None or not service.port:
+                continue
+            policy = service.external_traffic_policy if service.type != "ClusterIP" else None
+            found[kind] = snap.ServiceSnapshot(
+                type=service.type, port=service.port, target_port=service.target_port or service.port,
+                node_port=service.node_port, external_traffic_policy=policy,
+                load_balancer_source_ranges=sorted(service.load_balancer_source_ranges),
+                annotations=dict(sorted(service.annotations.items())),
+            )  # fmt: skip
+        return found
+
+    def _group_rules(self, state: AwsState) -> dict[str, list[str]]:
+        roles = {ids.security_group: snap.NODE_GROUP[vpc] for vpc, ids in state.clusters.items() if ids.security_group}
+        if state.peer_host_security_group:
+            roles[state.peer_host_security_group] = snap.PEER_HOST_GROUP
+        found: dict[str, list[str]] = {}
+        for group_id, role in roles.items():
+            try:
+                rules = self.cloud.ingress_rules(group_id)
+            except NotFoundError:
+                found[role] = [snap.ABSENT]
+                continue
+            found[role] = sorted(snap.rule_text(r.protocol, r.from_port, r.to_port,
+                                                r.cidr or f"sg {roles.get(r.source_group, r.source_group)}",
+                                                r.description) for r in rules)  # fmt: skip
+        return found
+
+    def _peering_snapshot(self, state: AwsState) -> snap.PeeringSnapshot | None:
+        if state.peering is None:
+            return None
+        try:
+            peering = self.cloud.peering(state.peering)
+        except NotFoundError:
+            return snap.PeeringSnapshot(status=snap.ABSENT)
+        return snap.PeeringSnapshot(status=peering.status, requester_cidr=peering.requester_cidr,
+                                    accepter_cidr=peering.accepter_cidr)  # fmt: skip
+
+    def _routes(self, state: AwsState) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for vpc, network in state.networks.items():
+            for table_id in network.route_tables:
+                try:
+                    table = self.cloud.route_table(table_id)
+                except NotFoundError:
+                    found[f"{vpc}-{table_id}"] = [snap.ABSENT]
+                    continue
+                found[table.name or f"{vpc}-{table_id}"] = sorted(
+                    f"{r.destination_cidr} -> {snap.route_target_kind(r.target_id)}" for r in table.routes
+                )
+        return found
+
+    # --- probes -------------------------------------------------------------------------------------------
+
+    def probe(self, vantage: Vantage, specs: Sequence[ProbeSpec], *, timeout_seconds: float) -> list[ProbeResult]:
+        """ONE batch per vantage, where that vantage's adapter runs it; every probe a new connection."""
+        if not specs:
+            return []
+        return self._vantage_factory(vantage).probe(specs, timeout_seconds=timeout_seconds)
+
+    # --- cleanup ------------------------------------------------------------------------------------------
+
+    def cleanup(self) -> StepResult:
+        """Ensure absent, in dependency order; each part succeeds when its resources are already gone. Works
+        from the persisted ids, or from the tags alone when the state directory lost them."""
+        state = self._state() if _state.is_recorded(self.environment) else self._recovered_state()
+        removed: list[str] = []
+        for vpc, ids in state.clusters.items():
+            removed += self._remove_load_balancers(vpc, ids, state)
+        self._revoke_opened(state)
+        removed += self._remove_peering(state)
+        removed += self._remove_host(state)
+        for ids in state.clusters.values():
+            self.cloud.delete_nodegroup(ids.name, name=ids.nodegroup)
+            self.cloud.delete_cluster(ids.name)
+            removed.append(f"eks cluster {ids.name}")
+        for network in state.networks.values():
+            removed += self._remove_network(network)
+        for role in state.roles:
+            self.cloud.delete_role(role)
+        _state.forget(self.environment)
+        generation = statedir.advance_generation(self.ref.key)
+        return StepResult(step="cleanup", resources={"removed": removed, "generation": generation})
+
+    def _recovered_state(self) -> AwsState:
+        log.info("aws.state_missing", environment=self.environment, action="recovering ids from tags")
+        specs = {vpc: cluster_spec(self.config, vpc) for vpc in VPC_KEYS}
+        clusters = {vpc: ClusterIds(name=spec.name, nodegroup=spec.nodegroup) for vpc, spec in specs.items()}
+        names = _recover.Names(
+            peer_host=PEER_HOST, peering=PEERING, clusters=clusters, instance_profile=role_name(self.config, "host"),
+            roles=[role_name(self.config, kind) for kind in ("cluster", "node", "host")],
+        )  # fmt: skip
+        return _recover.recover_state(self.cloud, self.config, names)
+
+    def _remove_load_balancers(self, vpc: VpcKey, ids: ClusterIds, state: AwsState) -> list[str]:
+        """LoadBalancer Services first, so the controllers delete their load balancers; then wait until the
+        load balancers, their interfaces and groups are gone. A cluster that cannot be reached (gone, or
+        refusing us) gets its tagged load balancers deleted directly."""
+        network = state.networks.get(vpc)
+        deleted: list[str] = []
+        try:
+            deleted = self._kube(vpc).delete_load_balancer_services()
+        except (InfrastructureError, CredentialsError) as error:
+            log.warning("kube.unreachable", cluster=ids.name, error=str(error)[:200])
+            self.cloud.delete_tagged_load_balancers(ids.name)
+        if network is None:
+            return deleted
+        try:
+            self.cloud.wait_load_balancers_gone(cluster=ids.name, vpc_id=network.vpc,
+                                                timeout_seconds=self.load_balancer_delete_seconds)  # fmt: skip
+        except WaitTimeoutError:
+            self.cloud.delete_tagged_load_balancers(ids.name)
+            self.cloud.wait_load_balancers_gone(cluster=ids.name, vpc_id=network.vpc,
+                                                timeout_seconds=self.load_balancer_delete_seconds)  # fmt: skip
+        return [f"service {name}" for name in deleted]
+
+    def _revoke_opened(self, state: AwsState) -> None:
+        """Revoke what peerprobe opened, then check it is gone (design.md: cleanup verifies its rules)."""
+        by_group: dict[str, list[IngressRule]] = {}
+        for rule in state.opened:
+            by_group.setdefault(rule.group, []).append(
+                IngressRule(rule.protocol, rule.from_port, rule.to_port, cidr=rule.cidr)
+            )
+        for group, rules in by_group.items():
+            try:
+                self.cloud.revoke_ingress(group, rules=rules)
+                left = set(self.cloud.ingress_rules(group)) & set(rules)
+            except NotFoundError:
+                continue  # the group is gone, and its rules with it
+            if left:
+                raise ConflictError(f"security group {group}: {len(left)} peer rule(s) still present after revoke",
+                                    resource="security group", resource_id=group, state="rules-left")  # fmt: skip
+
+    def _remove_peering(self, state: AwsState) -> list[str]:
+        if state.peering is None:
+            return []
+        for network in state.networks.values():
+            for table_id in network.route_tables:
+                with contextlib.suppress(NotFoundError):
+                    for route in self.cloud.route_table(table_id).routes:
+                        if route.target_id == state.peering:
+                            self.cloud.delete_route(table_id, destination_cidr=route.destination_cidr)
+        self.cloud.delete_peering(state.peering)
+        return [f"peering {state.peering}"]
+
+    def _remove_host(self, state: AwsState) -> list[str]:
+        removed = []
+        if state.peer_host_instance:
+            self.cloud.terminate_instance(state.peer_host_instance)
+            removed.append(f"instance {state.peer_host_instance}")
+        if state.peer_host_security_group:
+            self.cloud.delete_security_group(state.peer_host_security_group)
+        if state.instance_profile:
+            self.cloud.delete_instance_profile(state.instance_profile)
+        return removed
+
+    def _remove_network(self, network: NetworkIds) -> list[str]:
+        if network.adopted:
+            _network.untag_subnets(self.cloud, network)
+            return [f"tags on {len(network.added_tags)} adopted subnet(s)"]
+        if network.nat_gateway:
+            self.cloud.delete_nat_gateway(network.nat_gateway)
+        for table in network.route_tables:
+            self.cloud.delete_route_table(table)
+        for subnet in (*network.public_subnets, *network.private_subnets):
+            self.cloud.delete_subnet(subnet)
+        if network.internet_gateway:
+            self.cloud.delete_internet_gateway(network.internet_gateway)
+        self.cloud.delete_vpc(network.vpc)
+        return [f"vpc {network.vpc}"]
+
+
+def _with_planned_services(live: Topology, planned: Topology) -> Topology:
+    """The live topology with the plan's Service allocations where no Service holds one yet: the peer rules
+    opened while the clusters were created name the planned NodePort, so the Service must be given it."""
+    vpc1 = live.vpc1.model_copy(update={
+        "service_node_ports": planned.vpc1.service_node_ports | live.vpc1.service_node_ports,
+        "health_check_node_ports": planned.vpc1.health_check_node_ports | live.vpc1.health_check_node_ports,
+        "cluster_ip": live.vpc1.cluster_ip or planned.vpc1.cluster_ip,
+    })  # fmt: skip
+    return live.model_copy(update={"vpc1": vpc1})
+
+
+def _union(existing: list[OpenedRule], new: list[OpenedRule]) -> list[OpenedRule]:
+    seen = {r.model_dump_json() for r in existing}
+    return [*existing, *(r for r in new if r.model_dump_json() not in seen)]
