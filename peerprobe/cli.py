@@ -293,6 +293,7 @@ def lab_down(config: ConfigOption = None) -> None:
 def lab_status(config: ConfigOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Whether the lab of the config is up and healthy; --json prints the report's `topology`."""
     experiment = _load(config)
+    from peerprobe.backends import steps
     from peerprobe.backends.lab import environment
 
     state, healthy = environment.status(experiment)
@@ -304,7 +305,7 @@ def lab_status(config: ConfigOption = None, as_json: Annotated[bool, typer.Optio
     if state is None:
         Console().print(f"lab {environment.env_key(experiment)}: down")
         raise typer.Exit(code=1)
-    snat = {key: state.snat(key).model_dump() for key in environment.VPC_KEYS}
+    snat = {key: state.snat(key).model_dump() for key in steps.VPC_KEYS}
     Console().print(f"lab {state.env_key}: {'up' if healthy else 'BROKEN (run `peerprobe lab up` to rebuild)'}; "
                     f"run {state.run_id}; aws-node SNAT {snat}", highlight=False)  # fmt: skip
     if not healthy:

@@ -122,9 +122,14 @@ def _public(key: str, offset: int) -> str:
     return str(ipaddress.IPv4Network(PUBLIC_POOLS[key]).network_address + offset)
 
 
+def nat_gateway_address(key: str) -> str:
+    """The public address the lab gives VPC `key`'s NAT gateway (its Elastic IP)."""
+    return _public(key, 1)
+
+
 def _plan_cluster(key: str, vpc: Vpc, cluster: Cluster, region: str) -> ClusterTopology:
     nodes = [_plan_node(key, vpc, cluster, region, index) for index in range(cluster.nodes)]
-    nat = _public(key, 1) if vpc.nat_gateway else None
+    nat = nat_gateway_address(key) if vpc.nat_gateway else None
     busybox_node = nodes[-1] if key == "vpc1" else nodes[0]
     busybox = Pod(ip=_pod_ip(vpc, cluster, nodes.index(busybox_node), 3), node=busybox_node.name)
     return ClusterTopology(cidr=vpc.cidr, nodes=nodes, busybox_pod=busybox, nat_gateway=nat)

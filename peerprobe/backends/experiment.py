@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +135,9 @@ class Experiment:
         self.load_balancer_delete_seconds: float = LOAD_BALANCER_DELETE_SECONDS
         self.cluster_group_wait_seconds: float = CLUSTER_SG_WAIT_SECONDS
 
+    def _plan(self) -> Topology:
+        return plan(self.config, backend=self.ref.backend)
+
     # --- state --------------------------------------------------------------------------------------------
 
     def _state(self) -> AwsState:
@@ -158,7 +162,7 @@ class Experiment:
 
     def create_network(self, vpc: VpcKey) -> StepResult:
         network = _network.ensure_network(self.cloud, self.config, vpc)
-        self._update(lambda s: s.model_copy(update={"networks": {**s.networks, vpc: network}}))
+        self._update(lambda s: s.model_copy(update={"networks": {**s.networks, vpc: _kept_tags(s, network)}}))
         resources_ = {"vpc": network.vpc, "adopted": network.adopted, "nat_gateway": network.nat_gateway,
                       "public_subnets": network.public_subnets, "private_subnets": network.private_subnets}  # fmt: skip
         return StepResult(step=f"create-network-{vpc}", resources=resources_)
@@ -227,7 +231,7 @@ class Experiment:
         """The host's rules both backends open (opened.peer_host_rules), from the live facts: :80 from VPC1's
         CIDR (the peering path) and, only when the host has a public IP, from VPC1's egress public addresses,
         its NAT gateway and its nodes' own public IPs (the internet path); /32s of our own addresses, no wider."""
-        planned = plan(self.config, backend="aws")
+        planned = self._plan()
         vpc1 = planned.vpc1.model_copy(update={"nat_gateway": None, "nodes": []})
         if self.config.peer_host.public_ip:
             network = self._state().networks.get("vpc1")
@@ -278,7 +282,7 @@ class Experiment:
 
     def _open_peer_rules(self) -> list[str]:
         group = self._node_security_group("vpc1")
-        rules = peer_rules(self.config, plan(self.config, backend="aws"))
+        rules = peer_rules(self.config, self._plan())
         opened = [OpenedRule(group=group, protocol=r.protocol, from_port=r.from_port, to_port=r.to_port, cidr=r.cidr)
                   for r in rules]  # fmt: skip
         self._update(lambda s: s.model_copy(update={"opened": _union(s.opened, opened)}))
@@ -319,7 +323,7 @@ class Experiment:
 
     def expose_services(self) -> StepResult:
         """Every Service of resources/ on VPC1, then until the load balancers have hostnames that resolve."""
-        allocated = _with_planned_services(self.topology(), plan(self.config, backend="aws"))
+        allocated = _with_planned_services(self.topology(), self._plan())
         docs = [d for d in resources.manifests(self.config, allocated, cluster="vpc1") if d.get("kind") == "Service"]
         kube = self._kube("vpc1")
         kube.apply(docs)
@@ -362,7 +366,7 @@ class Experiment:
     def _placement(self) -> Topology:
         """The plan with the live nodes: echo and nginx on the first VPC1 node, busybox on the last; the VPC2
         busybox on the first VPC2 node (design.md placement)."""
-        planned = plan(self.config, backend="aws")
+        planned = self._plan()
         vpc1_nodes = self._kube("vpc1").nodes() or planned.vpc1.nodes
         vpc2_nodes = self._kube("vpc2").nodes() or planned.vpc2.nodes
         vpc1 = planned.vpc1.model_copy(update={
@@ -375,7 +379,7 @@ class Experiment:
     def topology(self) -> Topology:
         """What really runs: nodes, pods, Services and load balancers read from the clusters, NAT gateways and
         the EC2 host from AWS; before the clusters exist, the plan."""
-        planned = plan(self.config, backend="aws")
+        planned = self._plan()
         state = self._state()
         if not state.clusters:
             return planned
@@ -649,3 +653,25 @@ def _with_planned_services(live: Topology, planned: Topology) -> Topology:
 def _union(existing: list[OpenedRule], new: list[OpenedRule]) -> list[OpenedRule]:
     seen = {r.model_dump_json() for r in existing}
     return [*existing, *(r for r in new if r.model_dump_json() not in seen)]
+
+
+def _kept_tags(state: AwsState, network: NetworkIds) -> NetworkIds:
+    """A retried step finds the tags it added already there: the record of what to remove must survive it."""
+    previous = state.networks.get(network.key)
+    if previous is None or previous.vpc != network.vpc:
+        return network
+    return network.model_copy(update={"added_tags": previous.added_tags | network.added_tags})
+
+
+def run_setup(experiment: Experiment) -> None:
+    """The setup steps in the flow's order without Prefect (`lab up`): both networks; then both clusters, the
+    EC2 host and the peering at once; then the apps and the Services."""
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="setup") as pool:
+        for done in [pool.submit(experiment.create_network, vpc) for vpc in VPC_KEYS]:
+            done.result()
+        steps = [*(pool.submit(experiment.create_cluster, vpc) for vpc in VPC_KEYS),
+                 pool.submit(experiment.create_peer_host), pool.submit(experiment.peer_vpcs)]  # fmt: skip
+        for done in steps:
+            done.result()
+    experiment.deploy_apps()
+    experiment.expose_services()

@@ -17,6 +17,7 @@ from prefect.concurrency.sync import concurrency
 from flows.drift import DRIFTED, drift_check
 from flows.experiment import experiment
 from peerprobe import config, drift
+from peerprobe.backends.aws import _state as aws_state
 from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.steps import EnvironmentRef
 from peerprobe.params import RunParameters
@@ -169,9 +170,8 @@ def test_a_revoked_peer_rule_shows_in_the_config_diff_and_the_model_follows(kept
     from peerprobe.backends.ports import IngressRule
 
     state_before = lab.require_state(kept.config)
-    assert state_before.cloud is not None
     cloud = lab._cloud(kept.config, state_before.env_key, state_before.run_id)
-    group = state_before.cloud.vpcs["vpc1"].node_security_group
+    group = aws_state.load(state_before.env_key).clusters["vpc1"].security_group
     rule = IngressRule("tcp", 8080, 8080, cidr="192.168.0.0/16", description="peerprobe probes from the peer")
     cloud.revoke_ingress(group, rules=[rule])
     lab.refresh(kept.config)

@@ -12,6 +12,7 @@ import pytest
 from flows.experiment import experiment
 from flows.runner import retry_experiment
 from peerprobe import statedir
+from peerprobe.backends.aws import _state as aws_state
 from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
 from peerprobe.params import RunParameters
@@ -56,8 +57,8 @@ def test_a_failed_step_keeps_what_exists_and_a_retry_completes(
     monkeypatch.setenv(FAULT_ENV, step)
     failed = experiment(parameters=params, return_state=True)
     assert failed.is_failed() and "injected fault" in str(failed.message)
-    kept = lab.load_state(lab.env_key(params.config))
-    assert kept is not None and kept.cloud is not None and kept.cloud.vpcs, "what was created is kept, and named"
+    kept = aws_state.load(lab.env_key(params.config))
+    assert kept.networks, "what was created is kept, and named"
     flow_run_id = str(failed.state_details.flow_run_id)
     retried = retry_experiment(flow_run_id)
     assert retried.is_completed()  # type: ignore[attr-defined]

@@ -13,7 +13,7 @@ from peerprobe.backends.aws._base import AwsBase, absent_ok
 from peerprobe.backends.aws._errors import aws_errors
 from peerprobe.backends.aws._partition import managed_policy, service_principal
 from peerprobe.backends.ports import TAG_ENVIRONMENT
-from peerprobe.errors import NotFoundError
+from peerprobe.errors import ConflictError, NotFoundError
 
 log = structlog.get_logger()
 
@@ -39,17 +39,7 @@ class IamOps(AwsBase):
         """The role `name` trusted by `service` ("eks", "ec2") with the managed `policies` attached; its ARN.
         A role that exists (ours, or one an administrator made for us) is used as it is, policies added."""
         region = self.clients.region
-        raw = self._role(name)
-        if raw is None:
-            with aws_errors("iam role", name):
-                raw = self.iam.create_role(
-                    RoleName=name,
-                    Path=ROLE_PATH,
-                    AssumeRolePolicyDocument=trust_policy(service_principal(region, service)),
-                    Description=f"peerprobe {self.stamp.environment}",
-                    Tags=self.tag_list(name),
-                )["Role"]
-            log.info("iam.role_created", role=name, service=service)
+        raw = self._role(name) or self._create_role(name, service=service)
         attached = self._attached(name)
         for policy in policies:
             policy_arn = managed_policy(region, policy)
@@ -59,6 +49,27 @@ class IamOps(AwsBase):
                 self.iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)
             log.info("iam.policy_attached", role=name, policy=policy)
         return str(raw["Arn"])
+
+    def _create_role(self, name: str, *, service: str) -> dict[str, Any]:
+        """Create the role; when another step created it meanwhile (both clusters' steps share the roles and run
+        at once: EntityAlreadyExists), theirs is the role."""
+        try:
+            with aws_errors("iam role", name):
+                raw = self.iam.create_role(
+                    RoleName=name,
+                    Path=ROLE_PATH,
+                    AssumeRolePolicyDocument=trust_policy(service_principal(self.clients.region, service)),
+                    Description=f"peerprobe {self.stamp.environment}",
+                    Tags=self.tag_list(name),
+                )["Role"]
+        except ConflictError:
+            found = self._role(name)
+            if found is None:
+                raise
+            log.info("iam.role_created_meanwhile", role=name)
+            return found
+        log.info("iam.role_created", role=name, service=service)
+        return dict(raw)
 
     def _role(self, name: str) -> dict[str, Any] | None:
         try:

@@ -32,6 +32,13 @@ class SecurityGroupOps(AwsBase):
         log.info("security_group.created", group_id=group_id, vpc_id=vpc_id, name=name)
         return SecurityGroup(id=group_id, vpc_id=vpc_id, name=name)
 
+    def find_security_group(self, name: str) -> str | None:
+        """The id of this environment's security group tagged `name`, if any."""
+        with aws_errors("security group", name=name):
+            found = self.ec2.describe_security_groups(Filters=self.owned(name))["SecurityGroups"]
+        raw = first(found, kind="security_group", name=name)
+        return str(raw["GroupId"]) if raw is not None else None
+
     def ingress_rules(self, group_id: str) -> tuple[IngressRule, ...]:
         """The group's ingress rules, one per IPv4 CIDR or source group, sorted."""
         with aws_errors("security group", group_id):

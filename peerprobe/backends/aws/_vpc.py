@@ -104,6 +104,12 @@ class VpcOps(AwsBase):
         log.info("subnet.created", subnet_id=raw["SubnetId"], vpc_id=vpc_id, cidr=cidr, az=zone, public=public)
         return raw
 
+    def subnets(self, subnet_ids: Sequence[str]) -> tuple[Subnet, ...]:
+        """The subnets of `subnet_ids` as the account has them now."""
+        with aws_errors("subnet", ", ".join(subnet_ids)):
+            found = self.ec2.describe_subnets(SubnetIds=list(subnet_ids))["Subnets"]
+        return tuple(_subnet(raw, public=bool(raw.get("MapPublicIpOnLaunch")), name=_name(raw)) for raw in found)
+
     def delete_subnet(self, subnet_id: str) -> None:
         with absent_ok("subnet", subnet_id):
             self.ec2.delete_subnet(SubnetId=subnet_id)
@@ -386,3 +392,7 @@ def _nat_gateway(raw: dict[str, Any]) -> NatGateway:
         public_ip=address.get("PublicIp", ""),
         private_ip=address.get("PrivateIp", ""),
     )
+
+
+def _name(raw: dict[str, Any]) -> str:
+    return tag_dict(raw).get("Name", "")

@@ -8,13 +8,20 @@ from __future__ import annotations
 import ipaddress
 import os
 import threading
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 
 from peerprobe.errors import ConfigError
+
+
+class Hooks(Protocol):
+    """Registers handlers on a new session's botocore event system (the lab's stand-ins, test harnesses)."""
+
+    def __call__(self, events: Any, *, region: str) -> None: ...
+
 
 # Fake credentials for a loopback endpoint (moto): the lab and the tests must never look for real ones.
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -31,18 +38,18 @@ class ClientFactory:
     HTTP proxies from the environment are ignored for loopback endpoints so lab traffic stays on the machine.
     """
 
-    _shared: ClassVar[dict[tuple[str, str], ClientFactory]] = {}
+    _shared: ClassVar[dict[tuple[str, str, Hooks | None], ClientFactory]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
     @classmethod
-    def for_loopback(cls, region: str, endpoint_url: str) -> ClientFactory:
+    def for_loopback(cls, region: str, endpoint_url: str, *, hooks: Hooks | None = None) -> ClientFactory:
         """One factory per process for a loopback endpoint (moto): the lab builds an adapter per step, and
         loading botocore's service models for a new client costs about 0.3 s (the EC2 model is a large JSON).
         Only loopback factories are shared: their fake credentials never change, unlike a real credential chain."""
         with cls._shared_lock:
-            key = (region, endpoint_url)
+            key = (region, endpoint_url, hooks)
             if key not in cls._shared:
-                cls._shared[key] = cls(region, endpoint_url=endpoint_url)
+                cls._shared[key] = cls(region, endpoint_url=endpoint_url, hooks=hooks)
             return cls._shared[key]
 
     def __init__(
@@ -53,8 +60,10 @@ class ClientFactory:
         endpoint_url: str | None = None,
         max_attempts: int = 5,
         retry_mode: str = "standard",
+        hooks: Hooks | None = None,
     ) -> None:
         self.region = region
+        self.hooks = hooks
         self.profile = profile
         self.endpoint_url = endpoint_url
         self.loopback = endpoint_url is not None and is_loopback(endpoint_url)
@@ -79,6 +88,8 @@ class ClientFactory:
     def _session_locked(self) -> Any:
         if self._session is None:
             self._session = self._new_session()
+            if self.hooks is not None:
+                self.hooks(self._session.events, region=self.region)
         return self._session
 
     def _new_session(self) -> Any:

@@ -1,57 +1,137 @@
-"""The lab's Cluster port: manifests applied to the namespace network, aws-node's environment patched through
-the same path as `peerprobe lab set-env`. The aws backend implements the same port with the kubernetes client.
+"""The lab's Cluster port: what the Kubernetes API, kubelet, kube-proxy and aws-node do on EKS, done to the
+namespace network. Deployments become the planned pods, Services kube-proxy's rules and the load balancers,
+aws-node's environment the SNAT rules. The aws backend implements the same port with the kubernetes client.
 """
 
 from __future__ import annotations
 
-import time
+import re
 from collections.abc import Mapping, Sequence
 
 import structlog
 
-from peerprobe.backends.lab import environment, health
+from peerprobe.backends.lab import environment, health, net
 from peerprobe.backends.lab.agent.process import is_agent
-from peerprobe.config import ExperimentConfig
-from peerprobe.errors import WaitTimeoutError
+from peerprobe.backends.ports import ServiceInfo
+from peerprobe.backends.steps import VpcKey
+from peerprobe.config import ExperimentConfig, Snat
+from peerprobe.topology import Node, Pod, plan
+from peerprobe.wait import Timing, until
 
 log = structlog.get_logger()
-POLL_SECONDS = 0.1
+EXCLUDE_SINCE = (1, 6, 0)  # AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS exists from CNI v1.6.0 (CHANGELOG, PR #520)
+APPS = {"source-ip-app": "echo_pod", "busybox": "busybox_pod", "nginx": "nginx_pod"}
 
 
 class LabCluster:
     """One of the lab environment's two clusters (vpc1 runs the apps and Services, vpc2 a busybox)."""
 
-    def __init__(self, config: ExperimentConfig, key: environment.VpcKey) -> None:
+    def __init__(self, config: ExperimentConfig, key: VpcKey, *, run_id: str, timing: Timing) -> None:
         self.config = config
         self.key = key
+        self.run_id = run_id
+        self.timing = timing
 
     def apply(self, manifests: Sequence[Mapping[str, object]]) -> None:
-        environment.apply_manifests(self.config, self.key, manifests)
+        """Deployments: the data plane comes up with its pods; Services: kube-proxy, the controllers' rules and
+        load balancers, health checks and DNS follow."""
+        deployments = [doc for doc in manifests if doc.get("kind") == "Deployment"]
+        if deployments:
+            environment.deploy(self.config, self.key, deployments, run_id=self.run_id)
+        if self.key == "vpc1" and any(doc.get("kind") == "Service" for doc in manifests):
+            environment.expose(self.config, manifests)
 
-    def aws_node_env(self) -> dict[str, str]:
-        return dict(environment.require_state(self.config).aws_node[self.key])
+    def nodes(self) -> list[Node]:
+        """The cluster's nodes: the node group's instances, as the lab placed them."""
+        return list(getattr(plan(self.config), self.key).nodes)
 
-    def patch_aws_node_env(self, assignments: Sequence[str]) -> dict[str, str]:
-        environment.set_env(self.config, self.key, assignments)
-        return self.aws_node_env()
+    def pod(self, app: str) -> Pod | None:
+        state = environment.load_state(environment.env_key(self.config))
+        if state is None or state.net is None or app not in APPS:
+            return None
+        pod: Pod | None = getattr(getattr(state.topology, self.key), APPS[app], None)
+        return pod
+
+    def services(self) -> list[ServiceInfo]:
+        if self.key != "vpc1":
+            return []
+        state = environment.load_state(environment.env_key(self.config))
+        if state is None:
+            return []
+        hostnames = state.topology.vpc1.load_balancers
+        return [_service_info(service, hostnames.get(service.kind, "")) for service in state.services]
+
+    def wait_deployments(self, *, timeout_seconds: float) -> None:
+        until(self._serving, what=f"lab cluster {self.key}: deployments", timeout_seconds=timeout_seconds,
+              timing=self.timing)  # fmt: skip
 
     def wait_ready(self, *, timeout_seconds: float) -> None:
         """Bounded: the agent serves, and (vpc1) every load balancer has a healthy target in some zone."""
-        deadline = time.monotonic() + timeout_seconds
-        while not self._ready():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeoutError(f"lab cluster {self.key} not ready within {timeout_seconds:g}s",
-                                       resource="cluster", resource_id=self.key, state="not ready")  # fmt: skip
-            time.sleep(min(POLL_SECONDS, remaining))
-        log.info("lab.cluster.ready", cluster=self.key, env=environment.env_key(self.config))
+        until(self._ready, what=f"lab cluster {self.key}: load balancers", timeout_seconds=timeout_seconds,
+              timing=self.timing)  # fmt: skip
+
+    def _serving(self) -> bool:
+        state = environment.load_state(environment.env_key(self.config))
+        return state is not None and state.agent_pid is not None and is_agent(state.agent_pid)
 
     def _ready(self) -> bool:
-        state = environment.require_state(self.config)
-        if state.agent_pid is None or not is_agent(state.agent_pid) or state.net is None:
+        state = environment.load_state(environment.env_key(self.config))
+        if state is None or state.net is None or not self._serving():
             return False
         if self.key != "vpc1":
             return True
         healthy = health.check_all(state.net.load_balancers)
         kinds = {lb.kind for lb in state.net.load_balancers}
         return all(any(healthy[lb.ns] for lb in state.net.load_balancers if lb.kind == k) for k in kinds)
+
+    # --- aws-node ---------------------------------------------------------------------------------------------
+
+    def aws_node_env(self) -> dict[str, str]:
+        return dict(environment.require_state(self.config).aws_node[self.key])
+
+    def cni_version(self) -> str:
+        version: str = getattr(self.config.clusters, self.key).cni_version
+        return version
+
+    def patch_aws_node_env(self, assignments: Sequence[str]) -> dict[str, str]:
+        environment.set_env(self.config, self.key, assignments)
+        return self.aws_node_env()
+
+    def wait_rollout(self, *, timeout_seconds: float) -> None:
+        """Until every node of the cluster has aws-node's rules for its environment in its nat table."""
+        until(lambda: not self._nodes_without(), what=f"aws-node {self.key}: rollout",
+              timeout_seconds=timeout_seconds, timing=self.timing)  # fmt: skip
+
+    def _nodes_without(self) -> list[str]:
+        state = environment.require_state(self.config)
+        assert state.net is not None
+        snat = state.snat(self.key)
+        supported = getattr(self.config.clusters, self.key).cni >= EXCLUDE_SINCE
+        return [n.name for n in state.net.nodes_of(self.key)
+                if not snat_installed(n.ns, snat, exclusions_supported=supported)]  # fmt: skip
+
+    def delete_load_balancer_services(self) -> list[str]:
+        return environment.delete_load_balancer_services(self.config) if self.key == "vpc1" else []
+
+
+def _service_info(service: net.KubeService, hostname: str) -> ServiceInfo:
+    return ServiceInfo(
+        name=service.name, type=service.type, port=service.port, target_port=service.target_port,
+        node_port=service.node_port, health_check_node_port=service.health_check_node_port,
+        cluster_ip=service.cluster_ip, external_traffic_policy="Local" if service.local else "Cluster",
+        load_balancer_source_ranges=tuple(service.source_ranges), annotations=dict(service.annotations),
+        hostname=hostname if service.type == "LoadBalancer" else "",
+    )  # fmt: skip
+
+
+def snat_installed(namespace: str, snat: Snat, *, exclusions_supported: bool = True) -> bool:
+    """Read the node's nat table back, as an operator would with iptables-save after a rollout."""
+    saved = net.exec_in(namespace, ["iptables-save", "-t", "nat"], timeout=5).stdout
+    has_chain_jump = bool(re.search(r"^-A POSTROUTING .*-j AWS-SNAT-CHAIN-0", saved, re.MULTILINE))
+    if snat.external_snat:
+        return not has_chain_jump
+    found = set(re.findall(r'^-A AWS-SNAT-CHAIN-0 -d (\S+) .*"AWS SNAT CHAIN EXCLUSION"', saved, re.MULTILINE))
+    wanted = set(snat.exclude_snat_cidrs) if exclusions_supported else set()
+    return has_chain_jump and found == wanted
+
+

@@ -1,6 +1,7 @@
-"""The lab environment's lifetime: `up` (moto resources, the namespace network, the echo agent), `down`,
-`status`, `set-env` and probing. Its state is saved per environment (``lab:<name>:<region>``) so that a later
-command finds it, and a lab a crash left behind is detected and removed by the next `up` or by `down`.
+"""The lab's data plane over its lifetime: the namespace network built from what moto holds, the Services,
+the echo agent, `set-env` and probing; `up` and `down` run the experiment's own steps (backend.py). Its state
+is saved per environment (``lab:<name>:<region>``) so that a later command finds it, and a lab a crash left
+behind is detected and removed by the next `up` or by `down`. The AWS-side ids are the steps' (aws/_state.py).
 """
 
 from __future__ import annotations
@@ -12,22 +13,24 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 from pydantic import BaseModel, Field
 
-from peerprobe import aws_node, resources, statedir
-from peerprobe.backends.aws import AwsCloud, aws_cloud
+from peerprobe import aws_node, statedir
+from peerprobe.backends.aws import AwsCloud
+from peerprobe.backends.aws import _state as aws_state
+from peerprobe.backends.aws._state import AwsState
 from peerprobe.backends.lab import cloud as lab_cloud
-from peerprobe.backends.lab import dns, health, kube, moto_service, net
+from peerprobe.backends.lab import dns, health, kube, net
 from peerprobe.backends.lab.agent import spec as agent_spec
 from peerprobe.backends.lab.agent.client import run_batches
 from peerprobe.backends.lab.agent.process import is_agent, start_agent, stop_agent
 from peerprobe.backends.lab.agent.resolver import ResolverSource
 from peerprobe.backends.lab.agent.spec import Listener
 from peerprobe.backends.lab.net import KubeService, LabNet
-from peerprobe.backends.ports import Stamp
+from peerprobe.backends.steps import VpcKey
 from peerprobe.config import ExperimentConfig, Snat
 from peerprobe.errors import ConfigError
 from peerprobe.probes.batch import ProbeResult
@@ -36,8 +39,6 @@ from peerprobe.topology import Topology, plan
 from peerprobe.vocabulary import Vantage
 
 log = structlog.get_logger()
-VpcKey = Literal["vpc1", "vpc2"]
-VPC_KEYS: tuple[VpcKey, VpcKey] = ("vpc1", "vpc2")
 STATE_SCHEMA = "peerprobe.lab-state/v1"
 AGENT_READY_SECONDS = 10.0
 NGINX_PORT = 80
@@ -56,10 +57,11 @@ class LabState(BaseModel):
     created_at: str
     config: ExperimentConfig
     topology: Topology
-    cloud: lab_cloud.CloudIds | None = None
     net: LabNet | None = None
+    elb_security_group: str | None = None  # the Classic ELB's own group, made by the in-tree controller
     aws_node: dict[VpcKey, dict[str, str]] = Field(default_factory=_empty_envs)
     agent_pid: int | None = None
+    deployments: list[dict[str, Any]] = Field(default_factory=list)  # the Deployments applied to VPC1
     services: list[KubeService] = Field(default_factory=list)  # what the Cluster port applied to VPC1
     dns: dict[str, dict[str, list[str]]] = Field(default_factory=dict)  # vantage namespace -> name -> addresses
 
@@ -103,21 +105,16 @@ def require_state(config: ExperimentConfig) -> LabState:
 
 
 def up(config: ExperimentConfig, *, run_id: str | None = None) -> LabState:
-    """Bring the environment to the state the experiment probes: cloud resources in moto, the manifests'
-    Services and the controllers' rules, the network with the first phase's SNAT settings and kube-proxy,
-    the agent's servers, then health checks, load balancer rules and DNS. Idempotent; replaces a lab a crash
-    left."""
+    """Bring the environment to the state the experiment probes, by the experiment's own steps (clusters,
+    peering and rules, apps, Services, the first phase's SNAT settings), without probing. Idempotent;
+    replaces a lab a crash left."""
+    from peerprobe.backends.lab.backend import set_up
+
     net.check_available()
     key, started = env_key(config), time.perf_counter()
     _clear_stale(key)
-    cloud = _cloud(config, key, run_id or _new_run_id())
-    planned = plan(config)
-    state = _initial_state(config, key, cloud.stamp.run_id, planned)
-    save_state(state)  # before creating anything: `down` can always find what this run made
-    state = state.model_copy(update={"cloud": lab_cloud.provision(cloud, config, planned)})
-    save_state(state)
-    state = apply_services(state, cloud)
-    state = materialize(state, cloud)
+    set_up(config, run_id=run_id or _new_run_id())
+    state = require_state(config)
     log.info("lab.up", env=key, run_id=state.run_id, elapsed_ms=round((time.perf_counter() - started) * 1000))
     return state
 
@@ -133,20 +130,35 @@ def _initial_state(config: ExperimentConfig, key: str, run_id: str, planned: Top
         "vpc1": aws_node.env_for(baseline.vpc1),
         "vpc2": aws_node.env_for(baseline.vpc2),
     }
-    if existing is not None and existing.cloud is not None:
-        return existing.model_copy(update={"config": config, "topology": planned, "aws_node": aws_env})
+    if existing is not None:
+        return existing.model_copy(update={"config": config, "topology": planned})
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return LabState(env_key=key, run_id=run_id, created_at=created, config=config, topology=planned, aws_node=aws_env)
 
 
 def _cloud(config: ExperimentConfig, key: str, run_id: str) -> AwsCloud:
-    stamp = Stamp(experiment=config.name, environment=key, run_id=run_id)
-    return aws_cloud(stamp, region=config.region, endpoint_url=moto_service.endpoint_url())
+    return lab_cloud.connect(config, plan(config), environment=key, run_id=run_id)
 
 
-def apply_services(state: LabState, cloud: AwsCloud) -> LabState:
-    """The experiment's manifests (resources/), filled for this config and topology, applied to the lab."""
-    return _apply_services(state, cloud, resources.manifests(state.config, state.topology))
+def _ids(key: str) -> AwsState:
+    """The ids the experiment's steps recorded for this environment (what moto holds for it)."""
+    return aws_state.load(key)
+
+
+def deploy(
+    config: ExperimentConfig, cluster: VpcKey, deployments: Sequence[Mapping[str, Any]], *, run_id: str
+) -> LabState:
+    """The Deployments applied: the pods come to exist with the network they live in, built from moto's
+    state, and the echo servers start. A healthy running lab is kept as it is."""
+    key = env_key(config)
+    with statedir.locked(_state_name(key)):
+        state = _initial_state(config, key, run_id, plan(config))
+        if cluster == "vpc1":  # the Services' endpoints are the pods of these (VPC2 runs only a busybox)
+            state = state.model_copy(update={"deployments": [dict(d) for d in deployments]})
+        save_state(state)  # before building anything: `down` can always find what this run made
+        if state.net is not None and healthy(state):
+            return state
+        return materialize(state, _cloud(config, key, run_id))
 
 
 def materialize(state: LabState, cloud: AwsCloud) -> LabState:
@@ -161,20 +173,40 @@ def materialize(state: LabState, cloud: AwsCloud) -> LabState:
     return converge(_restart_agent(state))
 
 
-def expose(state: LabState, cloud: AwsCloud) -> LabState:
-    """The Services applied to the running lab that deploy-apps built: the load balancer nodes attach to it,
-    kube-proxy, the security groups (with the controllers' rules) and the agent's listeners follow, then health
-    checks and DNS. A lab that already has load balancer nodes, or is broken, is rebuilt instead."""
-    state = apply_services(state, cloud)
-    if state.net is None or state.net.load_balancers or not healthy(state):
-        return materialize(state, cloud)
-    lab = net.attach_load_balancers(state.net, state.config, state.topology, state.services)
-    state = state.model_copy(update={"net": lab})
-    save_state(state)  # the new namespaces are on record before anything else can fail
-    net.apply_kube_proxy(lab, state.services)
-    assert state.cloud is not None
-    lab = net.apply_security_groups(lab, lab_cloud.security_group_rules(cloud, state.cloud))
-    return converge(_restart_agent(state.model_copy(update={"net": lab})))
+def expose(config: ExperimentConfig, manifests: Sequence[Mapping[str, Any]]) -> LabState:
+    """The Services applied to the running lab that deploy-apps built: the first time, the load balancer nodes
+    attach to it and the agent's listeners follow; later, kube-proxy, the security groups (with the
+    controllers' rules), health checks and DNS follow the Services. A broken lab is rebuilt instead."""
+    key = env_key(config)
+    with statedir.locked(_state_name(key)):
+        state = require_state(config)
+        cloud = _cloud(config, key, state.run_id)
+        state = _apply_services(state, cloud, manifests)
+        if state.net is None or not healthy(state):
+            return materialize(state, cloud)
+        if state.net.load_balancers:
+            return _follow_services(state, cloud)
+        lab = net.attach_load_balancers(state.net, state.config, state.topology, state.services)
+        state = state.model_copy(update={"net": lab})
+        save_state(state)  # the new namespaces are on record before anything else can fail
+        net.apply_kube_proxy(lab, state.services)
+        lab = net.apply_security_groups(lab, _rules(cloud, state))
+        return converge(_restart_agent(state.model_copy(update={"net": lab})))
+
+
+def _follow_services(state: LabState, cloud: AwsCloud) -> LabState:
+    assert state.net is not None
+    net.apply_kube_proxy(state.net, state.services)
+    lab = net.apply_security_groups(state.net, _rules(cloud, state))
+    return converge(state.model_copy(update={"net": lab}))
+
+
+def _rules(cloud: AwsCloud, state: LabState) -> list[net.SecurityGroupRule]:
+    return lab_cloud.security_group_rules(cloud, _ids(state.env_key), state.elb_security_group)
+
+
+def _peering(cloud: AwsCloud, state: LabState) -> bool:
+    return lab_cloud.peering_active(cloud, _ids(state.env_key))
 
 
 def _restart_agent(state: LabState) -> LabState:
@@ -189,10 +221,10 @@ def _restart_agent(state: LabState) -> LabState:
 def _apply_services(state: LabState, cloud: AwsCloud, manifests: Sequence[Mapping[str, Any]]) -> LabState:
     """The Cluster port's apply, as far as AWS is concerned: the Services, then what the load balancer
     controllers write into the cloud for them (security-group rules)."""
-    assert state.cloud is not None
-    applied = kube.services(manifests, state.topology)
-    ids = lab_cloud.ensure_controller_rules(cloud, state.config, state.topology, state.cloud, applied)
-    updated = state.model_copy(update={"cloud": ids, "services": applied})
+
+    applied = kube.services([*state.deployments, *manifests], state.topology)
+    elb = lab_cloud.ensure_controller_rules(cloud, state.config, state.topology, _ids(state.env_key), applied)
+    updated = state.model_copy(update={"elb_security_group": elb or state.elb_security_group, "services": applied})
     save_state(updated)
     log.info("lab.cluster.applied", env=state.env_key, services=[s.name for s in applied])
     return updated
@@ -212,14 +244,13 @@ def converge(state: LabState) -> LabState:
 
 def _build_network(state: LabState, cloud: AwsCloud) -> LabState:
     """The data plane from what moto holds now: its security-group rules and its peering's state."""
-    assert state.cloud is not None
     built = net.build(
         state.env_key,
         state.config,
         state.topology,
         snat={"vpc1": state.snat("vpc1"), "vpc2": state.snat("vpc2")},
-        security_groups=lab_cloud.security_group_rules(cloud, state.cloud),
-        peering=lab_cloud.peering_active(cloud, state.cloud),
+        security_groups=_rules(cloud, state),
+        peering=_peering(cloud, state),
         services=state.services,
     )
     return state.model_copy(update={"net": built})
@@ -273,7 +304,7 @@ def _clear_stale(key: str) -> None:
     if state is not None and healthy(state):
         return
     log.warning("lab.stale", env=key, namespaces=len(leftovers), state=state is not None)
-    _remove(key, state)
+    remove_data_plane(key)
 
 
 def healthy(state: LabState) -> bool:
@@ -286,43 +317,40 @@ def healthy(state: LabState) -> bool:
 
 
 def down(config: ExperimentConfig) -> bool:
-    """Remove everything of the environment; False when there was nothing to remove."""
+    """Remove everything of the environment, by the experiment's own cleanup (from its recorded ids, or from
+    its tags alone) and then the data plane; False when there was nothing to remove."""
+    from peerprobe.backends.lab.backend import tear_down
+
     key = env_key(config)
-    state = load_state(key)
-    if state is None:
-        return _remove_without_state(config)
-    _remove(key, state)
-    return True
+    found = load_state(key) is not None or bool(net.list_namespaces(key)) or aws_state.is_recorded(key)
+    return tear_down(config) or found
 
 
-def _remove_without_state(config: ExperimentConfig) -> bool:
-    """No persisted state (lost, or a crash before the first save): namespaces by name, moto's resources
-    by the environment's tags alone."""
-    key = env_key(config)
-    found_namespaces = bool(net.list_namespaces(key))
-    net.teardown(key)
-    if moto_service.status() is None:
-        return found_namespaces
-    cloud = _cloud(config, key, "cleanup")
-    ids = lab_cloud.recover_ids(cloud, config)
-    if not (ids.vpcs or ids.peer_host_instance or ids.peering):
-        log.info("lab.absent", env=key)
-        return found_namespaces
-    log.info("lab.cleanup.from_tags", env=key, vpcs=list(ids.vpcs))
-    lab_cloud.remove(cloud, ids, config, plan(config))
-    return True
-
-
-def _remove(key: str, state: LabState | None) -> None:
+def remove_data_plane(key: str) -> None:
+    """The namespaces, the agent and the lab's state: what the lab built on this machine."""
     started = time.perf_counter()
+    state = load_state(key)
     if state is not None and state.agent_pid is not None:
         stop_agent(state.agent_pid)
     net.teardown(key)
-    if state is not None and state.cloud is not None and moto_service.status() is not None:
-        cloud = _cloud(state.config, key, state.run_id)
-        lab_cloud.remove(cloud, state.cloud, state.config, state.topology)
     statedir.remove(_state_name(key))
     log.info("lab.down", env=key, elapsed_ms=round((time.perf_counter() - started) * 1000))
+
+
+def delete_load_balancer_services(config: ExperimentConfig) -> list[str]:
+    """The LoadBalancer Services deleted: the controllers take their rules and the ELB's group with them."""
+
+    key = env_key(config)
+    with statedir.locked(_state_name(key)):
+        state = load_state(key)
+        if state is None:
+            return []
+        deleted = [s.name for s in state.services if s.type == "LoadBalancer"]
+        cloud = _cloud(config, key, state.run_id)
+        lab_cloud.remove_controller_rules(cloud, _ids(key), state.elb_security_group)
+        kept = [s for s in state.services if s.type != "LoadBalancer"]
+        save_state(state.model_copy(update={"services": kept, "elb_security_group": None}))
+    return deleted
 
 
 # --- changing it from outside ----------------------------------------------------------------------------------
@@ -371,29 +399,13 @@ def refresh(config: ExperimentConfig) -> LabState:
     """Re-read security groups and peering from moto and re-apply them to the running network."""
     with statedir.locked(_state_name(env_key(config))):
         state = require_state(config)
-        assert state.net is not None and state.cloud is not None
+        assert state.net is not None
         cloud = _cloud(config, state.env_key, state.run_id)
-        lab = net.apply_security_groups(state.net, lab_cloud.security_group_rules(cloud, state.cloud))
-        lab = net.set_peering(lab, lab_cloud.peering_active(cloud, state.cloud))
+        lab = net.apply_security_groups(state.net, _rules(cloud, state))
+        lab = net.set_peering(lab, _peering(cloud, state))
         updated = state.model_copy(update={"net": lab})
         save_state(updated)
         return converge(updated)
-
-
-def apply_manifests(config: ExperimentConfig, cluster: VpcKey, manifests: Sequence[Mapping[str, Any]]) -> LabState:
-    """The Cluster port's apply on a running lab: VPC1's Services (kube-proxy, the controllers' rules, health
-    and DNS) follow the manifests. The lab's pods and load balancer nodes are those `up` built from the plan;
-    VPC2 runs only its busybox, so its manifests change nothing."""
-    state = require_state(config)
-    if cluster != "vpc1":
-        return state
-    assert state.net is not None
-    cloud = _cloud(config, state.env_key, state.run_id)
-    state = _apply_services(state, cloud, manifests)
-    assert state.net is not None and state.cloud is not None
-    net.apply_kube_proxy(state.net, state.services)
-    lab = net.apply_security_groups(state.net, lab_cloud.security_group_rules(cloud, state.cloud))
-    return converge(state.model_copy(update={"net": lab}))
 
 
 # --- probing ---------------------------------------------------------------------------------------------------

@@ -191,7 +191,8 @@ def _start() -> MotoService:
 
 def _server_env() -> dict[str, str]:
     # The lab names its own image ids; moto's ~2,700 default AMIs per region would only slow the first call.
-    return {**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
+    # AWS's managed policies (AmazonEKSClusterPolicy, ...) exist in every account; the steps attach them.
+    return {**os.environ, "MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
 
 
 def _wait_ready(service: MotoService, *, timeout: float) -> None:

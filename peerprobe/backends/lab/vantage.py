@@ -1,0 +1,23 @@
+"""The lab's Vantage port: a vantage's batch runs in its namespace (the busybox pods, the EC2 host, the outside
+client), through the agent, with that vantage's own DNS view."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from peerprobe.backends.lab import environment
+from peerprobe.config import ExperimentConfig
+from peerprobe.probes.batch import ProbeResult
+from peerprobe.probes.plan import ProbeSpec
+from peerprobe.vocabulary import Vantage
+
+
+class LabVantage:
+    def __init__(self, config: ExperimentConfig, vantage: Vantage) -> None:
+        self.config = config
+        self.vantage = vantage
+
+    def probe(self, specs: Sequence[ProbeSpec], *, timeout_seconds: float) -> list[ProbeResult]:
+        state = environment.require_state(self.config)
+        results = environment.probe(state, specs, timeout_seconds=timeout_seconds)
+        return [results[spec] for spec in specs]
