@@ -26,6 +26,7 @@ import structlog
 
 from peerprobe import statedir
 from peerprobe.backends.aws import AwsCloud, aws_cloud
+from peerprobe.backends.aws import _state as aws_state
 from peerprobe.backends.lab import environment, moto_service
 from peerprobe.backends.lab.agent.process import is_agent, stop_agent
 from peerprobe.backends.lab.net import _names as names
@@ -151,12 +152,18 @@ def _cloud_orphans(states: dict[str, environment.LabState], *, now: float) -> li
     for region in sorted(regions):
         cloud = _cloud(region)
         for resource in cloud.find_tagged():
-            if resource.environment in states or not exists(cloud, resource):
+            if _owned(resource.environment, states) or not exists(cloud, resource):
                 continue
             age = _age(resource.tags.get(TAG_CREATED_AT), now)
             found.append(Leftover(resource.kind, resource.id, resource.environment, age, "no live environment",
                                   region=region))  # fmt: skip
     return found
+
+
+def _owned(environment_key: str, states: dict[str, environment.LabState]) -> bool:
+    """A live environment's: the lab's data plane is on record, or the steps recorded its ids (a build in
+    progress, or one whose data plane is not up yet)."""
+    return environment_key in states or aws_state.is_recorded(environment_key)
 
 
 def _cloud(region: str) -> AwsCloud:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -39,6 +40,20 @@ def connect(config: ExperimentConfig, topology: Topology, *, environment: str, r
     return LabCloud(clients, stamp=stamp, waits=LAB_WAITS, config=config, topology=topology)
 
 
+# What the lab itself calls on moto, beyond the steps' own calls (named, so a run's record can set them apart).
+SUPPLYING: ContextVar[str | None] = ContextVar("peerprobe_lab_supplying", default=None)
+
+
+@contextlib.contextmanager
+def supplying(what: str) -> Iterator[None]:
+    """Calls made inside stand for what AWS does on its own side (`what`), not for a step of peerprobe's."""
+    token = SUPPLYING.set(what)
+    try:
+        yield
+    finally:
+        SUPPLYING.reset(token)
+
+
 def cluster_group_name(cluster: str) -> str:
     # EKS names it eks-cluster-sg-<cluster>-<id> (sec-group-reqs.html); one per cluster here.
     return f"eks-cluster-sg-{cluster}"
@@ -59,25 +74,28 @@ class LabCloud(AwsCloud):
     def ensure_cluster(self, name: str, **kwargs: Any) -> EksCluster:
         """EKS creates a cluster security group that admits itself (sec-group-reqs.html); moto's EKS none."""
         cluster = super().ensure_cluster(name, **kwargs)
-        vpc_id = self.subnets(cluster.subnet_ids[:1])[0].vpc_id
-        group = self.ensure_security_group(cluster_group_name(name), vpc_id=vpc_id,
-                                           description=f"EKS created security group applied to {name}")  # fmt: skip
-        self.authorize_ingress(group.id, rules=[IngressRule("-1", -1, -1, source_group=group.id)])
+        with supplying("eks cluster security group"):
+            vpc_id = self.subnets(cluster.subnet_ids[:1])[0].vpc_id
+            group = self.ensure_security_group(cluster_group_name(name), vpc_id=vpc_id,
+                                               description=f"EKS created security group applied to {name}")  # fmt: skip
+            self.authorize_ingress(group.id, rules=[IngressRule("-1", -1, -1, source_group=group.id)])
         return dataclasses.replace(cluster, cluster_security_group_id=group.id)
 
     def cluster(self, name: str) -> EksCluster | None:
         found = super().cluster(name)
         if found is None:
             return None
-        group = self.find_security_group(cluster_group_name(name))
+        with supplying("eks cluster security group"):
+            group = self.find_security_group(cluster_group_name(name))
         return dataclasses.replace(found, cluster_security_group_id=group or "")
 
     def delete_cluster(self, name: str) -> None:
         """EKS deletes the cluster security group with the cluster."""
         super().delete_cluster(name)
-        group = self.find_security_group(cluster_group_name(name))
-        if group:
-            self.delete_security_group(group)
+        with supplying("eks cluster security group"):
+            group = self.find_security_group(cluster_group_name(name))
+            if group:
+                self.delete_security_group(group)
 
     # --- EKS: the node group's instances ---------------------------------------------------------------------
 
@@ -85,6 +103,11 @@ class LabCloud(AwsCloud):
         """The node group's Auto Scaling group launches its instances (moto's launches none): one per planned
         node, at its planned address, in the node group's subnet that holds it, in the cluster security group."""
         group = super().ensure_nodegroup(cluster, **kwargs)
+        with supplying("node group instances"):
+            self._launch_nodes(cluster, group)
+        return group
+
+    def _launch_nodes(self, cluster: str, group: NodeGroup) -> None:
         found = self.cluster(cluster)
         security_group = found.cluster_security_group_id if found is not None else ""
         cidrs = {s.id: ipaddress.ip_network(s.cidr) for s in self.subnets(group.subnet_ids)}
@@ -96,14 +119,14 @@ class LabCloud(AwsCloud):
             self.ensure_instance(f"{cluster}-node-{index}", subnet_id=subnet, image_id=standins.LAB_IMAGE,
                                  instance_type=NODE_TYPE, security_group_ids=[security_group] if security_group else [],
                                  private_ip=node.ip)  # fmt: skip
-        return group
 
     def delete_nodegroup(self, cluster: str, *, name: str) -> None:
         """The Auto Scaling group terminates its instances with the node group."""
-        for index in range(len(self._planned_nodes(cluster))):
-            instance = self.find_instance(f"{cluster}-node-{index}")
-            if instance:
-                self.terminate_instance(instance)
+        with supplying("node group instances"):
+            for index in range(len(self._planned_nodes(cluster))):
+                instance = self.find_instance(f"{cluster}-node-{index}")
+                if instance:
+                    self.terminate_instance(instance)
         super().delete_nodegroup(cluster, name=name)
 
     def _planned_nodes(self, cluster: str) -> list[Any]:
@@ -141,6 +164,13 @@ def ensure_controller_rules(
     the ELB's own group from loadBalancerSourceRanges plus its group-to-group rule on the nodes; the in-tree
     NLB's client rule on its NodePort from the source ranges and its health rule from its subnets; the AWS
     Load Balancer Controller's rule on the pod port for ip targets. Returns the ELB's group, if any."""
+    with supplying("load balancer controllers' security-group rules"):
+        return _controller_rules(cloud, config, plan, ids, services)
+
+
+def _controller_rules(
+    cloud: AwsCloud, config: ExperimentConfig, plan: Topology, ids: AwsState, services: Sequence[KubeService]
+) -> str | None:
     nodes_group, vpc_id = node_security_group(ids, "vpc1"), ids.networks["vpc1"].vpc
     node_rules: list[IngressRule] = []
     elb_group = None
@@ -162,10 +192,11 @@ def remove_controller_rules(cloud: AwsCloud, ids: AwsState, elb_group: str | Non
     as AWS refuses to delete a group another group's rule references."""
     if not elb_group:
         return
-    with contextlib.suppress(NotFoundError):
-        reference = IngressRule("-1", -1, -1, source_group=elb_group)
-        cloud.revoke_ingress(node_security_group(ids, "vpc1"), rules=[reference])
-    cloud.delete_security_group(elb_group)
+    with supplying("load balancer controllers' security-group rules"):
+        with contextlib.suppress(NotFoundError):
+            reference = IngressRule("-1", -1, -1, source_group=elb_group)
+            cloud.revoke_ingress(node_security_group(ids, "vpc1"), rules=[reference])
+        cloud.delete_security_group(elb_group)
 
 
 def node_security_group(ids: AwsState, key: VpcKey) -> str:
@@ -221,12 +252,13 @@ def security_group_rules(cloud: AwsCloud, ids: AwsState, elb_group: str | None) 
         names[ids.peer_host_security_group] = PEER_HOST_GROUP
     if elb_group:
         names[elb_group] = ELB_GROUP
-    return [
-        converted
-        for group_id, name in names.items()
-        for rule in _rules_or_none(cloud, group_id)
-        if (converted := _lab_rule(name, rule, names)) is not None
-    ]
+    with supplying("the data plane reads the security groups"):
+        return [
+            converted
+            for group_id, name in names.items()
+            for rule in _rules_or_none(cloud, group_id)
+            if (converted := _lab_rule(name, rule, names)) is not None
+        ]
 
 
 def _rules_or_none(cloud: AwsCloud, group_id: str) -> tuple[IngressRule, ...]:
@@ -252,11 +284,16 @@ def peering_active(cloud: AwsCloud, ids: AwsState) -> bool:
     """Active, with its routes both ways: what decides whether the lab links the two VPC routers."""
     if ids.peering is None:
         return False
+    with supplying("the data plane reads the peering and its routes"):
+        return _peering_routed(cloud, ids, ids.peering)
+
+
+def _peering_routed(cloud: AwsCloud, ids: AwsState, peering_id: str) -> bool:
     try:
-        peering = cloud.peering(ids.peering)
+        peering = cloud.peering(peering_id)
         if peering.status != "active":
             return False
-        return all(_routes_via(cloud, table, ids.peering) for n in ids.networks.values() for table in n.route_tables)
+        return all(_routes_via(cloud, table, peering_id) for n in ids.networks.values() for table in n.route_tables)
     except NotFoundError:
         return False
 
