@@ -31,6 +31,7 @@ system-deps:
 
 lint:
 	$(BIN)/ruff check peerprobe flows tasks tests bench
+	$(BIN)/lint-imports
 
 typecheck:
 	$(BIN)/mypy

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 RETRY_ENTRYPOINT = "flows/experiment.py:experiment"
 
 
-def _connect() -> server.PrefectServer:
+def connect() -> server.PrefectServer:
     logs.configure(1, through_stdlib=True)  # before Prefect is imported: it reads the extra loggers once
     # The terminal shows a progress bar and the report; every task's lines still reach the run's logs.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
@@ -48,7 +48,7 @@ def _quiet_thread_timeout_warning() -> None:
 
 
 def run_experiment(parameters: RunParameters) -> RunOutcome:
-    prefect_server = _connect()
+    prefect_server = connect()
     from flows.experiment import experiment
     from tasks._common import listen
 
@@ -84,7 +84,7 @@ def progress_bar(total: int) -> Iterator[Callable[[str, str], None]]:
 
 
 def run_cleanup(parameters: RunParameters) -> RunOutcome:
-    prefect_server = _connect()
+    prefect_server = connect()
     from flows.cleanup import cleanup
 
     state = cleanup(parameters=parameters, return_state=True)
@@ -137,7 +137,7 @@ def reschedule(flow_run_id: str) -> FlowRun:
 
 def serve() -> None:
     """Connect to (or start) the local server, then serve prefect.yaml's deployments until interrupted."""
-    prefect_server = _connect()
+    prefect_server = connect()
     print(f"serving peerprobe's deployments; UI: {prefect_server.ui_url}", flush=True)
     from flows.serving import serve_deployments
 

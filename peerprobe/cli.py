@@ -129,7 +129,7 @@ def drift(
     _require_environment(parameters.backend, parameters.config)
     from flows import runner
 
-    prefect_server = _lab_call(runner._connect)
+    prefect_server = _lab_call(runner.connect)
     from flows.drift import run_here
     from peerprobe import drift as drift_module
     from peerprobe.run import finish

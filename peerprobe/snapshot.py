@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from peerprobe import aws_node
 from peerprobe.config import ExperimentConfig, PhaseSnat
+from peerprobe.vocabulary import VpcKey as VpcKey  # re-exported
 
-VpcKey = Literal["vpc1", "vpc2"]
 ABSENT = "absent"  # a resource the baseline had and the environment no longer has (or the reverse)
 PEER_RULE_DESCRIPTION = "peerprobe probes from the peer"  # what peer_rules() writes on VPC1's nodes
 # aws-node carries no credentials, but an operator may add anything to its environment: values of names like

@@ -365,7 +365,7 @@ def _remove_namespace(ns: str) -> None:
 
     if not (Path(names.NETNS_DIR) / ns).exists():
         return
-    lab_net._end_processes([ns])
+    lab_net.end_processes([ns])
     _run.run(_run.ip_batch("delete namespace", [f"netns del {ns}"], force=True))
     shutil.rmtree(lab_net.NETNS_CONFIG_DIR / ns, ignore_errors=True)
 

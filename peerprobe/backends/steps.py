@@ -17,11 +17,11 @@ from peerprobe.probes.batch import ProbeResult
 from peerprobe.probes.plan import ProbeSpec
 from peerprobe.snapshot import ConfigSnapshot
 from peerprobe.topology import Topology
+from peerprobe.vocabulary import VPC_KEYS as VPC_KEYS  # re-exported: the steps are per VPC
 from peerprobe.vocabulary import Vantage
+from peerprobe.vocabulary import VpcKey as VpcKey
 
 Backend = Literal["lab", "aws"]
-VpcKey = Literal["vpc1", "vpc2"]
-VPC_KEYS: tuple[VpcKey, VpcKey] = ("vpc1", "vpc2")
 
 
 class EnvironmentRef(BaseModel):

@@ -6,12 +6,12 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from peerprobe.config import Cluster, ExperimentConfig, PhaseSnat, Snat
 from peerprobe.topology import ClusterTopology, Node, Topology
+from peerprobe.vocabulary import VpcKey as VpcKey  # re-exported
 
-VpcKey = Literal["vpc1", "vpc2"]
 T = TypeVar("T")
 
 

@@ -18,12 +18,12 @@ from peerprobe.backends.ports import TAG_ENVIRONMENT
 from peerprobe.config import ExperimentConfig
 from peerprobe.errors import ConfigError, NotFoundError
 from peerprobe.snapshot import PEER_RULE_DESCRIPTION
+from peerprobe.vocabulary import VPC_KEYS
 
 if TYPE_CHECKING:
     from peerprobe.backends.aws.cloud import AwsCloud
 
 log = structlog.get_logger()
-VPC_KEYS: tuple[VpcKey, VpcKey] = ("vpc1", "vpc2")
 _LIVE_NAT_STATES = ["pending", "available"]
 _GONE_PEERING = frozenset({"deleted", "deleting", "rejected", "failed", "expired"})
 

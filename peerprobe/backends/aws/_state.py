@@ -4,13 +4,11 @@ token) so that later steps, a resumed run and cleanup find it again."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from peerprobe import statedir
-
-VpcKey = Literal["vpc1", "vpc2"]
+from peerprobe.vocabulary import VpcKey as VpcKey  # re-exported
 
 
 class NetworkIds(BaseModel):

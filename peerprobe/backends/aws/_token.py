@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -71,11 +72,14 @@ def _register_header_handlers(sts: Any) -> None:
     # awscli's customizations/eks/get_token.py: move the pseudo-parameter into the request context, then into
     # a header before signing, so the signature covers it. Registered once per client.
     events = sts.meta.events
-    if getattr(sts.meta, "_peerprobe_k8s_header", False):
+    if events in _REGISTERED:
         return
     events.register("provide-client-params.sts.GetCallerIdentity", _retrieve_cluster_id)
     events.register("before-sign.sts.GetCallerIdentity", _inject_cluster_header)
-    sts.meta._peerprobe_k8s_header = True
+    _REGISTERED.add(events)
+
+
+_REGISTERED: weakref.WeakSet[Any] = weakref.WeakSet()  # clients' event emitters that have the handlers
 
 
 def _retrieve_cluster_id(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:

@@ -9,8 +9,8 @@ from peerprobe.backends.lab.net import _names as names
 from peerprobe.backends.lab.net.model import Eni, LabNet, NodeNet, PodNet, SecurityGroupRule, VpcKey, VpcNet
 from peerprobe.config import ExperimentConfig, Snat, Vpc
 from peerprobe.topology import ClusterTopology, Node, Pod, Topology, subnets
+from peerprobe.vocabulary import VPC_KEYS
 
-VPC_KEYS: tuple[VpcKey, VpcKey] = ("vpc1", "vpc2")
 NAT_GATEWAY_OFFSET = 5  # in the first public subnet; .0-.3 are AWS's, nodes start at FIRST_HOST, LBs at 6-8
 PEER_HOST_GROUP = "peer-host"
 

@@ -177,7 +177,7 @@ def teardown(env_key: str) -> None:
         log.info("lab.net.absent", env=env_key)
         return
     started = time.perf_counter()
-    _end_processes(found)
+    end_processes(found)
     # Deleting a namespace destroys its devices; a veth's peer in another namespace goes with it.
     _remove_namespaces(found)
     for ns in found:
@@ -206,7 +206,7 @@ def _remove_namespaces(namespaces: list[str]) -> None:
         _run.run(_run.ip_batch("delete namespaces", [f"netns del {ns}" for ns in doomed]))
 
 
-def _end_processes(namespaces: list[str]) -> None:
+def end_processes(namespaces: list[str]) -> None:
     pids = _pids_in(namespaces)
     for pid in pids:
         _signal(pid, signal.SIGTERM)

@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from peerprobe.config import Snat, parse_cidr
 from peerprobe.vocabulary import Vantage
+from peerprobe.vocabulary import VpcKey as VpcKey  # re-exported
 
-VpcKey = Literal["vpc1", "vpc2"]
 GROUP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,24}$")  # becomes an iptables chain "SG-<name>" (<= 28 chars)
 
 
