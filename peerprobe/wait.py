@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 import tenacity
@@ -14,6 +15,7 @@ import tenacity
 from peerprobe.errors import WaitTimeoutError
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,24 @@ def until(
             resource_id=resource_id or what, state="not ready",
         )  # fmt: skip
     log.debug("wait.done", what=what)
+
+
+def retry_call(
+    call: Callable[[], T], *, transient: Callable[[BaseException], bool], what: str, attempts: int, timing: Timing = AWS
+) -> T:
+    """`call()`, again after a backoff while it fails with an error `transient` accepts (AWS not consistent
+    yet), at most `attempts` times; any other error, or the last one, is raised as it is."""
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=timing.first, max=timing.longest)
+        + tenacity.wait_random(0, timing.jitter),
+        retry=tenacity.retry_if_exception(transient),
+        before_sleep=lambda state: log.info("wait.retry", what=what, attempt=f"{state.attempt_number}/{attempts}"),
+        reraise=True,
+    )
+    return retrying(call)
+
+
+def timing_of(poll_seconds: float) -> Timing:
+    """The timing of a caller that names only its polling pause (0: no waiting at all, as tests want)."""
+    return Timing(first=poll_seconds, longest=max(poll_seconds * 3, poll_seconds), jitter=poll_seconds / 10)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from peerprobe.probes.batch import ProbeResult
 from peerprobe.probes.plan import ProbeSpec
 from peerprobe.topology import ClusterTopology, LoadBalancerFacts, Node, PeerHost, Pod, Topology, plan
 from peerprobe.vocabulary import Vantage
+from peerprobe.wait import AWS, Timing, retry_call, until
 
 log = structlog.get_logger()
 
@@ -122,7 +122,7 @@ class Experiment:
         cloud: AwsCloud,
         cluster: Callable[[VpcKey], Cluster],
         vantage: Callable[[Vantage], VantagePort],
-        poll_seconds: float = 10.0,
+        timing: Timing = AWS,
     ) -> None:
         self.ref = ref
         self.config = ref.config
@@ -131,7 +131,7 @@ class Experiment:
         self._cluster_factory = cluster
         self._clusters: dict[VpcKey, Cluster] = {}
         self._vantage_factory = vantage
-        self.poll_seconds = poll_seconds
+        self.timing = timing
         self.load_balancer_delete_seconds: float = LOAD_BALANCER_DELETE_SECONDS
         self.cluster_group_wait_seconds: float = CLUSTER_SG_WAIT_SECONDS
 
@@ -252,19 +252,20 @@ class Experiment:
         log.info("peer_host.admitted_vpc1_nodes", security_group=group, nodes=[n.public_ip for n in nodes])
 
     def _launch_host(self, *, subnet: str, image: str, group: str, profile: str) -> str:
-        for attempt in range(1, INSTANCE_PROFILE_RETRIES + 1):
-            try:
-                return self.cloud.ensure_instance(
-                    PEER_HOST, subnet_id=subnet, image_id=image, instance_type=PEER_HOST_TYPE,
-                    security_group_ids=[group], user_data=peer_host_user_data(), instance_profile_arn=profile,
-                    public_ip=self.config.peer_host.public_ip,
-                ).id  # fmt: skip
-            except InfrastructureError as error:
-                if "iamInstanceProfile" not in str(error) or attempt == INSTANCE_PROFILE_RETRIES:
-                    raise
-                log.info("instance.profile_not_ready", attempt=attempt, of=INSTANCE_PROFILE_RETRIES)
-                time.sleep(self.poll_seconds)
-        raise AssertionError("unreachable")
+        """RunInstances refuses a new instance profile for a few seconds (IAM is eventually consistent)."""
+
+        def launch() -> str:
+            return self.cloud.ensure_instance(
+                PEER_HOST, subnet_id=subnet, image_id=image, instance_type=PEER_HOST_TYPE,
+                security_group_ids=[group], user_data=peer_host_user_data(), instance_profile_arn=profile,
+                public_ip=self.config.peer_host.public_ip,
+            ).id  # fmt: skip
+
+        def profile_not_ready(error: BaseException) -> bool:
+            return isinstance(error, InfrastructureError) and "iamInstanceProfile" in str(error)
+
+        return retry_call(launch, transient=profile_not_ready, what="instance profile", timing=self.timing,
+                          attempts=INSTANCE_PROFILE_RETRIES)  # fmt: skip
 
     def peer_vpcs(self) -> StepResult:
         """VPC1's nodes opened to the peer CIDR for the probes, the peering accepted, routes both ways."""
@@ -292,20 +293,25 @@ class Experiment:
     def _node_security_group(self, vpc: VpcKey) -> str:
         """The EKS cluster security group (managed nodes use it); EKS assigns it while the cluster is still
         CREATING, so this waits for it, bounded, while create-cluster runs beside it."""
-        deadline = time.monotonic() + self.cluster_group_wait_seconds
         name = getattr(self.config.clusters, vpc).name
-        while True:
-            ids = self._state().clusters.get(vpc)
-            if ids is not None and ids.security_group:
-                return ids.security_group
-            cluster = self.cloud.cluster(name)
-            if cluster is not None and cluster.cluster_security_group_id:
-                self._record_cluster_group(vpc, cluster.cluster_security_group_id)
-                return cluster.cluster_security_group_id
-            if time.monotonic() >= deadline:
-                raise WaitTimeoutError(f"eks cluster {name}: no cluster security group yet",
-                                       resource="eks cluster", resource_id=name, state="creating")  # fmt: skip
-            time.sleep(self.poll_seconds)
+        found: list[str] = []
+
+        def assigned() -> bool:
+            found.append(self._cluster_group(vpc, name))
+            return bool(found[-1])
+
+        until(assigned, what=f"eks cluster {name}: cluster security group", resource_id=name,
+              timeout_seconds=self.cluster_group_wait_seconds, timing=self.timing)  # fmt: skip
+        self._record_cluster_group(vpc, found[-1])
+        return found[-1]
+
+    def _cluster_group(self, vpc: VpcKey, name: str) -> str:
+        """The cluster security group recorded for `vpc`, or as EKS describes the cluster now ("" before)."""
+        ids = self._state().clusters.get(vpc)
+        if ids is not None and ids.security_group:
+            return ids.security_group
+        cluster = self.cloud.cluster(name)
+        return cluster.cluster_security_group_id if cluster is not None else ""
 
     def deploy_apps(self) -> StepResult:
         """The Deployments of resources/ on both clusters (server-side apply), placed on the live nodes; the
@@ -450,8 +456,9 @@ class Experiment:
         groups peerprobe works with, the peering and the routes. Reads only."""
         if not self.recorded():
             where = f"no networks recorded here or tagged in {self.config.region}"
-            raise NotFoundError(f"aws environment {self.environment}: {where}", resource="environment",
-                                resource_id=self.environment)  # fmt: skip
+            hint = "`peerprobe lab up`" if self.ref.backend == "lab" else "`peerprobe run --keep`"
+            raise NotFoundError(f"no {self.ref.backend} environment {self.environment}: {where}; create it with "
+                                f"{hint}", resource="environment", resource_id=self.environment)  # fmt: skip
         state = self._state()
         clusters = {}
         for vpc in VPC_KEYS:

@@ -28,7 +28,7 @@ class LabExperiment(Experiment):
         cloud = lab_cloud.connect(config, plan(config), environment=ref.key, run_id=ref.run_id)
         super().__init__(
             ref, cloud=cloud, cluster=lambda vpc: LabCluster(config, vpc, run_id=ref.run_id, timing=LAB),
-            vantage=lambda vantage: LabVantage(config, vantage), poll_seconds=LAB.first,
+            vantage=lambda vantage: LabVantage(config, vantage), timing=LAB,
         )  # fmt: skip
         self.load_balancer_delete_seconds = LAB_BOUND_SECONDS
         self.cluster_group_wait_seconds = LAB_BOUND_SECONDS

@@ -163,5 +163,5 @@ def stand_in_cluster_group(experiment: AwsExperiment, monkeypatch: pytest.Monkey
 
 
 def test_a_snapshot_of_an_environment_that_is_nowhere_names_it(aws: ClientFactory) -> None:
-    with pytest.raises(NotFoundError, match=r"aws environment aws:workshop:cn-northwest-1: no networks recorded"):
+    with pytest.raises(NotFoundError, match=r"no aws environment aws:workshop:cn-northwest-1: no networks recorded"):
         make(aws).snapshot()

@@ -280,7 +280,7 @@ def test_peer_rules_wait_for_the_cluster_security_group(aws: ClientFactory) -> N
 
     experiment = make(aws)
     experiment.create_network("vpc1")
-    with pytest.raises(WaitTimeoutError, match="no cluster security group"):
+    with pytest.raises(WaitTimeoutError, match="cluster security group: not ready within"):
         experiment.peer_vpcs()
 
 
