@@ -24,6 +24,7 @@ from peerprobe.vocabulary import Cell
 
 STATUS_STYLE: dict[Status, str] = {"match": "green", "drift": "bold red", "tolerated": "yellow", "predicted": ""}
 CHANGED_STYLE = "bold yellow"
+NO_REASON = "(the model gives no reason)"
 PLAIN_WIDTH = 1_000_000  # a plain table is laid out on a page this wide, so nothing wraps, then stripped
 
 
@@ -61,7 +62,7 @@ class Output:
 
     def line(self, text: Text, indent: int = 0) -> None:
         if self.plain:
-            self.console.out(" " * indent + text.plain, highlight=False)
+            self.console.out((" " * indent + text.plain).rstrip(), highlight=False)
         else:
             self.console.print(Padding(text, (0, 0, 0, indent), expand=False))
 
@@ -162,7 +163,7 @@ def _changes(changes: list[beforeafter.Change], out: Output) -> None:
         out.line(Text(f"{before} → {after}"), 2)
         for change in group:
             out.line(Text(f"{change.row.vantage} → {change.row.label}: {change.was} → {change.now}"), 4)
-            out.line(Text(change.why or "(the model gives no reason)", style="dim"), 8)
+            out.line(Text(change.why or NO_REASON, style="dim"), 8)
 
 
 def _by_phases(changes: Iterable[beforeafter.Change]) -> dict[tuple[str, str], list[beforeafter.Change]]:
@@ -233,7 +234,7 @@ def phase_table(phase: PhaseReport, *, plain: bool = False) -> tuple[Table, list
     table = _table("vantage", "target", "expected", *(["observed", "verdict"] if probed else []), "why")
     notes: dict[str, int] = {}
     for cell in phase.cells:
-        number = notes.setdefault(why(cell), len(notes) + 1)
+        number = notes.setdefault(why(cell) or NO_REASON, len(notes) + 1)
         judged = [_observed(cell, beforeafter.value(cell)), _verdict(cell)] if probed else []
         target = cell.target + (f"{'' if plain else ' '}@{cell.target_node.split('.')[0]}" if cell.target_node else "")
         table.add_row(Text(cell.vantage), Text(target), Text(_expected(cell)), *judged, Text(f"[{number}]"))
