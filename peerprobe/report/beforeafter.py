@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import Any
 
 from peerprobe.drift import LIVE, SINCE_BASELINE
@@ -150,15 +149,16 @@ def _text(cell: Cell | None, *, with_address: bool = True) -> str:
 
 
 def changes(report: Report, view: Iterable[Row]) -> list[Change]:
-    """Each change between consecutive phases, with the model's first reason for the value it changed to."""
+    """Each change between consecutive phases, in phase order then row order, with the model's first reason for
+    the value it changed to."""
     names = [phase.name for phase in report.phases]
-    found = []
-    for row in view:
-        for (before, after), (was, now), cell in zip(pairwise(names), pairwise(row.values), row.cells[1:],
-                                                     strict=False):  # fmt: skip
-            if now.changed and cell is not None:
-                found.append(Change(row, before, after, was.text, now.text, why(cell)))
-    return found
+    rows = list(view)
+    return [
+        Change(row, names[index - 1], names[index], row.values[index - 1].text, now.text, why(cell))
+        for index in range(1, len(names))
+        for row in rows
+        if (now := row.values[index]).changed and (cell := row.cells[index]) is not None
+    ]
 
 
 def summary_line(report: Report) -> str:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from rich import box
 from rich.console import Console
-from rich.measure import Measurement
 from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
@@ -25,6 +24,7 @@ from peerprobe.vocabulary import Cell
 STATUS_STYLE: dict[Status, str] = {"match": "green", "drift": "bold red", "tolerated": "yellow", "predicted": ""}
 CHANGED_STYLE = "bold yellow"
 NO_REASON = "(the model gives no reason)"
+GAP = 2  # what _table puts between two columns
 PLAIN_WIDTH = 1_000_000  # a plain table is laid out on a page this wide, so nothing wraps, then stripped
 
 
@@ -78,8 +78,10 @@ class Output:
 
     def fits(self, table: Table) -> bool:
         """Whether the table fits the terminal without breaking a word (each column keeps its longest word)."""
-        minimum = Measurement.get(self.console, self.console.options, _unbreakable(table)).minimum
-        return self.plain or minimum <= self.console.width
+        if self.plain:
+            return True
+        widths = [column.min_width or 0 for column in _unbreakable(table).columns]
+        return sum(widths) + GAP * (len(widths) - 1) <= self.console.width
 
 
 def _unbreakable(table: Table) -> Table:
@@ -92,6 +94,8 @@ def _unbreakable(table: Table) -> Table:
 
 
 def _table(*headers: str | Text) -> Table:
+    # No outer edge, one space of padding right of each column but the last, and SIMPLE_HEAD's divider (a space):
+    # GAP columns between two columns.
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold")
     for header in headers:
         table.add_column(header)

@@ -12,6 +12,7 @@ from rich.console import Console
 from peerprobe import config
 from peerprobe.report import terminal
 from peerprobe.report.document import PhaseReport, Report
+from peerprobe.run import predicted_report
 from peerprobe.vocabulary import Cell, Observed
 from tests.report.conftest import DRIFT_AT, cell_at
 
@@ -183,3 +184,22 @@ def test_workshop_claims_are_left_out_where_the_topology_is_not_the_workshops(pr
 
 def test_console_is_plain_when_the_output_is_not_a_terminal() -> None:
     assert not terminal.console().is_terminal  # pytest captures stdout
+
+
+def five_phases() -> Report:
+    snat = {"vpc1": {"external_snat": True}, "vpc2": {"exclude_snat_cidrs": ["172.16.0.0/16"]}}
+    phases = [{"name": "baseline"}, *({"name": f"changed-settings-{n}", "snat": snat} for n in range(4))]
+    return predicted_report(config.from_mapping({"phases": phases}))
+
+
+def test_phases_that_do_not_fit_side_by_side_continue_in_a_second_table() -> None:
+    text = printed(five_phases(), 80)
+    headers = [line.split() for line in text.splitlines() if line.startswith("vantage")]
+    phases = [name for header in headers for name in header[2:]]
+    assert len(headers) > 1 and phases == ["baseline", *(f"changed-settings-{n}" for n in range(4))]
+    assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_changes_are_listed_in_phase_order() -> None:
+    text = printed(five_phases()).split("What changed, and why:")[1]
+    assert text.splitlines()[1].strip() == "baseline → changed-settings-0"
