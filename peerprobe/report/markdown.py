@@ -103,7 +103,8 @@ def _config_line(report: Report, config: ExperimentConfig | None, changed: list[
     if config is None:
         return f"Config `{_text(report.experiment)}`: not recorded in this report."
     if not changed:
-        return f"Config `{_text(config.name)}`: every key at its default (the workshop topology)."
+        but = "" if config.name == ExperimentConfig().name else " but its name"
+        return f"Config `{_text(config.name)}`: every key{but} at its default (the workshop topology)."
     return f"Config `{_text(config.name)}`, keys that differ from the defaults:\n\n" + "\n".join(
         f"- {_text(entry)}" for entry in changed
     )

@@ -70,10 +70,10 @@ class Output:
         if not self.plain:
             self.console.print(_unbreakable(table))
             return
-        page = Console(file=io.StringIO(), width=PLAIN_WIDTH, color_system=None, highlight=False)
+        page = io.StringIO()
         table.box, table.padding, table.pad_edge = None, (0, 2, 0, 0), False
-        page.print(table)
-        for line in page.file.getvalue().splitlines():  # type: ignore[attr-defined]
+        Console(file=page, width=PLAIN_WIDTH, color_system=None, highlight=False).print(table)
+        for line in page.getvalue().splitlines():
             self.console.out(line.rstrip(), highlight=False)
 
     def fits(self, table: Table) -> bool:
