@@ -29,6 +29,9 @@ ConfigOption = Annotated[
 ]
 JsonOption = Annotated[Path | None, typer.Option("--json", help="Write the JSON report (peerprobe.report/v1) here.")]
 BackendOption = Annotated[str, typer.Option("--backend", help="lab | aws: the backend the prediction is for.")]
+FullOption = Annotated[
+    bool, typer.Option("--full", help="Print every phase's full matrix instead of the before/after view.")
+]
 
 
 @app.callback()
@@ -60,15 +63,17 @@ def _backend(value: str) -> str:
 
 
 @app.command()
-def predict(config: ConfigOption = None, json: JsonOption = None, backend: BackendOption = "lab") -> None:
-    """Print the expected matrix of every phase: the model only, no I/O, instant."""
+def predict(
+    config: ConfigOption = None, json: JsonOption = None, backend: BackendOption = "lab", full: FullOption = False
+) -> None:
+    """Print what the model expects, phase beside phase (--full: every phase's matrix): no I/O, instant."""
     experiment = _load(config)
     backend = _backend(backend)
     from peerprobe.report import document, terminal
     from peerprobe.run import predicted_report
 
     report = predicted_report(experiment, backend=backend)
-    terminal.render(report, terminal.console())
+    terminal.render(report, terminal.console(), full=full, config=experiment)
     if json is not None:
         Console(stderr=True).print(f"wrote {document.write(report, json)}", highlight=False)
 
@@ -85,6 +90,7 @@ def run(
     json: JsonOption = None,
     junit: PathOption = None,
     markdown: PathOption = None,
+    full: FullOption = False,
 ) -> None:
     """Run the whole experiment flow (default: the workshop topology on the lab) and report every cell."""
     from peerprobe.params import RunParameters
@@ -96,7 +102,7 @@ def run(
     from peerprobe.run import finish
 
     outcome = _lab_call(lambda: runner.run_experiment(parameters))
-    raise typer.Exit(code=finish(outcome, json=json, junit=junit, markdown=markdown, console=Console()))
+    raise typer.Exit(code=finish(outcome, json=json, junit=junit, markdown=markdown, console=Console(), full=full))
 
 
 @app.command()
@@ -119,6 +125,7 @@ def drift(
     backend: BackendOption = "lab",
     json: JsonOption = None,
     junit: PathOption = None,
+    full: FullOption = False,
 ) -> None:
     """Probe the existing environment of the config in one phase `live`; compare with the model and the
     baseline. Creates and deletes nothing. Exit 0: no drift; 1: drift; 2: no such environment; 3: failure."""
@@ -139,7 +146,7 @@ def drift(
     if outcome.report is None:  # the check itself failed: nothing was created, so there is nothing to resume
         out.print(f"[bold red]drift check {outcome.state}[/bold red]: {outcome.error}\n  run: {outcome.run_url}")
         raise typer.Exit(code=3)
-    code = finish(outcome, json=json, junit=junit, markdown=None, console=out)
+    code = finish(outcome, json=json, junit=junit, markdown=None, console=out, full=full)
     for entry in outcome.report.config_diff or []:
         out.print(f"  changed since the baseline: {entry['text']}")
     if outcome.report.config_diff is None:

@@ -58,28 +58,38 @@ class RunOutcome:
 
 
 def finish(
-    outcome: RunOutcome, *, json: Path | None, junit: Path | None, markdown: Path | None, console: Console
+    outcome: RunOutcome,
+    *,
+    json: Path | None,
+    junit: Path | None,
+    markdown: Path | None,
+    console: Console,
+    full: bool = False,
 ) -> int:
-    """Print the matrix and the run's URL, write the reports, and return design.md's exit code."""
+    """Print the before/after view (every phase's matrix with ``full``) and the run's URL, write the reports, and
+    return design.md's exit code."""
     from peerprobe.report import document, terminal
     from peerprobe.report import junit as junit_report
 
     if outcome.report is None:
         _explain_failure(outcome, console)
         return 3
-    terminal.render(outcome.report, terminal.console())
-    for path, write in ((json, document.write), (junit, junit_report.write), (markdown, _write_markdown)):
+    config = outcome.parameters.config
+    terminal.render(outcome.report, terminal.console(), full=full, config=config)
+    for path, write in ((json, document.write), (junit, junit_report.write)):
         if path is not None:
             write(outcome.report, path)
+    if markdown is not None:
+        _write_markdown(outcome.report, markdown, config)
     console.print(f"run: {outcome.run_url}", highlight=False, soft_wrap=True)
     return 1 if outcome.report.summary.drift else 0
 
 
-def _write_markdown(report: Report, path: Path) -> Path:
+def _write_markdown(report: Report, path: Path, config: ExperimentConfig) -> Path:
     from peerprobe.report import markdown as markdown_report
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown_report.render(report), encoding="utf-8")
+    path.write_text(markdown_report.render(report, config), encoding="utf-8")
     return path
 
 

@@ -17,12 +17,18 @@ from peerprobe.cli import app
 runner = CliRunner()
 
 
-def test_predict_prints_every_phase() -> None:
+def test_predict_prints_every_phase_side_by_side() -> None:
     result = runner.invoke(app, ["predict"])
     assert result.exit_code == 0, result.output
-    for phase in ("baseline", "external-snat", "exclude-snat"):
-        assert f"phase {phase}" in result.output
+    header = next(line for line in result.output.splitlines() if line.startswith("vantage"))
+    assert header.split() == ["vantage", "target", "baseline", "external-snat", "exclude-snat"]
     assert "Workshop claims that do not hold" in result.output
+
+
+def test_predict_full_prints_every_phases_matrix() -> None:
+    result = runner.invoke(app, ["predict", "--full"])
+    assert result.exit_code == 0, result.output
+    assert all(f"phase {phase}" in result.output for phase in ("baseline", "external-snat", "exclude-snat"))
 
 
 def test_predict_writes_the_json_report(tmp_path: Path) -> None:
