@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -70,6 +71,26 @@ def test_a_place_where_no_file_can_be_created_is_refused() -> None:
 
 def test_an_existing_file_in_such_a_place_is_refused() -> None:
     assert "no file can be created in /proc" in refusal("/proc/version")
+
+
+@pytest.fixture
+def immutable(tmp_path: Path) -> Iterator[Path]:
+    """A directory root may not change either (chattr +i), holding one file."""
+    folder = tmp_path / "frozen"
+    folder.mkdir()
+    (folder / "old.json").write_text("{}")
+    if subprocess.run(["chattr", "+i", str(folder), str(folder / "old.json")], capture_output=True).returncode:
+        pytest.skip("chattr +i is not supported here")
+    yield folder
+    subprocess.run(["chattr", "-i", str(folder), str(folder / "old.json")], check=True)
+
+
+def test_a_new_file_in_an_immutable_directory_is_refused(immutable: Path) -> None:
+    assert f"no file can be created in {immutable} (operation not permitted)" in refusal(str(immutable / "r.json"))
+
+
+def test_an_immutable_file_is_refused(immutable: Path) -> None:
+    assert refusal(str(immutable / "old.json")).endswith("old.json: is not writable")
 
 
 def test_a_socket_is_refused(tmp_path: Path) -> None:
