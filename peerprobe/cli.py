@@ -31,18 +31,22 @@ ConfigOption = Annotated[
 ]
 # Report paths stay text until checked (peerprobe.outputs): as a Path, an empty value would read as ".".
 JsonOption = Annotated[
-    str | None, typer.Option("--json", help="Write the JSON report (schema peerprobe.report/v1) to this file.")
+    str | None,
+    typer.Option("--json", metavar="FILE", help="Write the JSON report (schema peerprobe.report/v1) to this file."),
 ]
 JunitOption = Annotated[
-    str | None, typer.Option("--junit", help="Write JUnit XML to this file: a test case per cell, drift fails.")
+    str | None,
+    typer.Option("--junit", metavar="FILE", help="Write JUnit XML to this file: a test case per cell, drift fails."),
 ]
 MarkdownOption = Annotated[
-    str | None, typer.Option("--markdown", help="Write the report as Markdown to this file (for a ticket or a PR).")
+    str | None,
+    typer.Option("--markdown", metavar="FILE", help="Write the report as Markdown to this file (a ticket, a PR)."),
 ]
 MetricsOption = Annotated[
     str | None,
-    typer.Option("--metrics", help="Write Prometheus metrics to this file (a *.prom for node_exporter's textfile "
-                 "collector): a gauge per cell, 1 match, 0 drift; the check's time and counts."),
+    typer.Option("--metrics", metavar="FILE", help="Write Prometheus metrics to this file (a *.prom for "
+                 "node_exporter's textfile collector): a gauge per cell, 1 match, 0 drift; the check's time and "
+                 "counts."),
 ]  # fmt: skip
 BackendOption = Annotated[str, typer.Option("--backend", help="lab | aws: the backend the prediction is for.")]
 
