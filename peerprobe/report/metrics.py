@@ -23,7 +23,7 @@ ENVIRONMENT = ("experiment", "backend", "region")
 CELL = (*ENVIRONMENT, "phase", "vantage", "target", "target_node")
 COUNTS = {
     "peerprobe_check_cells": ("Cells the check judged.", "cells"),
-    "peerprobe_check_match_cells": ("Cells whose observation matched the model.", "match"),
+    "peerprobe_check_match_cells": ("Cells that matched the model, tolerated timeouts not included.", "match"),
     "peerprobe_check_tolerated_cells": ("Cells that timed out where the model allows it (may_timeout).", "tolerated"),
     "peerprobe_check_drift_cells": ("Cells whose observation differs from the model.", "drift"),
 }
