@@ -10,6 +10,7 @@ STAMP   := $(VENV)/.installed-stamp
 # (or reused) and left running; reports go to out/.
 run: setup
 	$(BIN)/peerprobe serve --background
+	@mkdir -p out
 	$(BIN)/peerprobe run --json out/report.json --junit out/junit.xml --markdown out/report.md
 
 predict: setup

@@ -12,9 +12,11 @@ from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from peerprobe import config as config_module
 from peerprobe.errors import ConfigError, InfrastructureError, PeerprobeError
+from peerprobe.outputs import ReportPaths
 
 app = typer.Typer(
     name="peerprobe",
@@ -27,7 +29,25 @@ app = typer.Typer(
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", "-c", help="Experiment config (YAML); default: the workshop topology.")
 ]
-JsonOption = Annotated[Path | None, typer.Option("--json", help="Write the JSON report (peerprobe.report/v1) here.")]
+# Report paths stay text until checked (peerprobe.outputs): as a Path, an empty value would read as ".".
+JsonOption = Annotated[
+    str | None,
+    typer.Option("--json", metavar="FILE", help="Write the JSON report (schema peerprobe.report/v1) to this file."),
+]
+JunitOption = Annotated[
+    str | None,
+    typer.Option("--junit", metavar="FILE", help="Write JUnit XML to this file: a test case per cell, drift fails."),
+]
+MarkdownOption = Annotated[
+    str | None,
+    typer.Option("--markdown", metavar="FILE", help="Write the report as Markdown to this file (a ticket, a PR)."),
+]
+MetricsOption = Annotated[
+    str | None,
+    typer.Option("--metrics", metavar="FILE", help="Write Prometheus metrics to this file (a *.prom for "
+                 "node_exporter's textfile collector): a gauge per cell, 1 match, 0 drift; the check's time and "
+                 "counts."),
+]  # fmt: skip
 BackendOption = Annotated[str, typer.Option("--backend", help="lab | aws: the backend the prediction is for.")]
 FullOption = Annotated[
     bool, typer.Option("--full", help="Print every phase's full matrix instead of the before/after view.")
@@ -62,6 +82,16 @@ def _backend(value: str) -> str:
     return value
 
 
+def _report_paths(**options: str | None) -> ReportPaths:
+    """The report options, checked before anything starts: a path a report cannot be written to exits 2. The
+    message quotes the user's path, so it is printed as text, never as markup."""
+    try:
+        return ReportPaths.checked(**options)
+    except PeerprobeError as error:
+        Console(stderr=True, soft_wrap=True).print(Text.assemble(("error:", "bold red"), f" {error}"), highlight=False)
+        raise typer.Exit(code=error.exit_code) from None
+
+
 @app.command()
 def predict(
     config: ConfigOption = None, json: JsonOption = None, backend: BackendOption = "lab", full: FullOption = False
@@ -69,16 +99,16 @@ def predict(
     """Print what the model expects, phase beside phase (--full: every phase's matrix): no I/O, instant."""
     experiment = _load(config)
     backend = _backend(backend)
-    from peerprobe.report import document, terminal
-    from peerprobe.run import predicted_report
+    reports = _report_paths(json=json)
+    from peerprobe.report import terminal
+    from peerprobe.run import predicted_report, write_reports
 
     report = predicted_report(experiment, backend=backend)
     terminal.render(report, terminal.console(), full=full, config=experiment)
-    if json is not None:
-        Console(stderr=True).print(f"wrote {document.write(report, json)}", highlight=False)
-
-
-PathOption = Annotated[Path | None, typer.Option(help="Write this report format here.")]
+    if not write_reports(report, reports, config=experiment):
+        raise typer.Exit(code=3)
+    for _, path in reports.requested():
+        Console(stderr=True).print(f"wrote {path}", highlight=False, markup=False)
 
 
 @app.command()
@@ -88,8 +118,9 @@ def run(
     keep: Annotated[bool, typer.Option("--keep", help="Keep the environment; restore baseline SNAT.")] = False,
     cleanup_on_failure: Annotated[bool, typer.Option("--cleanup-on-failure", help="On failure, remove all.")] = False,
     json: JsonOption = None,
-    junit: PathOption = None,
-    markdown: PathOption = None,
+    junit: JunitOption = None,
+    markdown: MarkdownOption = None,
+    metrics: MetricsOption = None,
     full: FullOption = False,
 ) -> None:
     """Run the whole experiment flow (default: the workshop topology on the lab) and report every cell."""
@@ -97,12 +128,13 @@ def run(
 
     parameters = RunParameters(config=_load(config), backend=_backend(backend), keep=keep,
                                cleanup_on_failure=cleanup_on_failure)  # fmt: skip
+    reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics)
     _preflight(parameters.backend, parameters.config, creating=True)
     from flows import runner
     from peerprobe.run import finish
 
     outcome = _lab_call(lambda: runner.run_experiment(parameters))
-    raise typer.Exit(code=finish(outcome, json=json, junit=junit, markdown=markdown, console=Console(), full=full))
+    raise typer.Exit(code=finish(outcome, reports=reports, console=Console(), full=full))
 
 
 @app.command()
@@ -124,7 +156,9 @@ def drift(
     config: ConfigOption = None,
     backend: BackendOption = "lab",
     json: JsonOption = None,
-    junit: PathOption = None,
+    junit: JunitOption = None,
+    markdown: MarkdownOption = None,
+    metrics: MetricsOption = None,
     full: FullOption = False,
 ) -> None:
     """Probe the existing environment of the config in one phase `live`; compare with the model and the
@@ -132,6 +166,7 @@ def drift(
     from peerprobe.params import RunParameters
 
     parameters = RunParameters(config=_load(config), backend=_backend(backend))
+    reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics)
     _preflight(parameters.backend, parameters.config)
     _require_environment(parameters.backend, parameters.config)
     from flows import runner
@@ -146,13 +181,13 @@ def drift(
     if outcome.report is None:  # the check itself failed: nothing was created, so there is nothing to resume
         out.print(f"[bold red]drift check {outcome.state}[/bold red]: {outcome.error}\n  run: {outcome.run_url}")
         raise typer.Exit(code=3)
-    code = finish(outcome, json=json, junit=junit, markdown=None, console=out, full=full)
+    code = finish(outcome, reports=reports, console=out, full=full)
     for entry in outcome.report.config_diff or []:
         out.print(f"  changed since the baseline: {entry['text']}")
     if outcome.report.config_diff is None:
         out.print("  no baseline recorded for this environment (`peerprobe run --keep` records one)")
     out.print(f"drift check: {outcome.state}")
-    raise typer.Exit(code=1 if drift_module.drifted(outcome.report) else code)
+    raise typer.Exit(code=1 if code != 3 and drift_module.drifted(outcome.report) else code)
 
 
 def _require_environment(backend: str, config: config_module.ExperimentConfig) -> None:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from rich.console import Console
 
-from peerprobe import model, topology
+from peerprobe import model, outputs, topology
 from peerprobe.compare import judged, observed
 from peerprobe.config import ExperimentConfig, PhaseSnat
+from peerprobe.outputs import ReportPaths
 from peerprobe.params import RunParameters
 from peerprobe.probes.batch import ProbeResult
 from peerprobe.probes.plan import ProbeSpec
@@ -57,40 +57,50 @@ class RunOutcome:
     retry_entrypoint: str = ""
 
 
-def finish(
-    outcome: RunOutcome,
-    *,
-    json: Path | None,
-    junit: Path | None,
-    markdown: Path | None,
-    console: Console,
-    full: bool = False,
-) -> int:
-    """Print the before/after view (every phase's matrix with ``full``) and the run's URL, write the reports, and
-    return design.md's exit code."""
-    from peerprobe.report import document, terminal
-    from peerprobe.report import junit as junit_report
+def finish(outcome: RunOutcome, *, reports: ReportPaths, console: Console, full: bool = False) -> int:
+    """Print the before/after view (every phase's matrix with ``full``) and the run's URL, write the reports,
+    and return design.md's exit code (3 when a report could not be written: the others are written all the
+    same)."""
+    from peerprobe.report import terminal
 
     if outcome.report is None:
         _explain_failure(outcome, console)
         return 3
     config = outcome.parameters.config
     terminal.render(outcome.report, terminal.console(), full=full, config=config)
-    for path, write in ((json, document.write), (junit, junit_report.write)):
-        if path is not None:
-            write(outcome.report, path)
-    if markdown is not None:
-        _write_markdown(outcome.report, markdown, config)
+    written = write_reports(outcome.report, reports, config=config)
     console.print(f"run: {outcome.run_url}", highlight=False, soft_wrap=True)
+    if not written:
+        return 3
     return 1 if outcome.report.summary.drift else 0
 
 
-def _write_markdown(report: Report, path: Path, config: ExperimentConfig) -> Path:
-    from peerprobe.report import markdown as markdown_report
+def write_reports(report: Report, reports: ReportPaths, *, config: ExperimentConfig) -> bool:
+    """Write each format asked for, through the one writer (outputs.write_text); a path that fails now (it was
+    checked before the run started) is named on stderr and the other formats are still written."""
+    renderers = _renderers(config)
+    errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    written = True
+    for option, path in reports.requested():
+        try:
+            outputs.write_text(path, renderers[option](report))
+        except OSError as error:
+            errors.print(f"error: {option}: {path}: the report could not be written ({error.strerror or error})",
+                         markup=False)  # fmt: skip
+            written = False
+    return written
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(markdown_report.render(report, config), encoding="utf-8")
-    return path
+
+def _renderers(config: ExperimentConfig) -> dict[str, Callable[[Report], str]]:
+    """Each report option's renderer (one format each; they share document.py's queries)."""
+    from peerprobe.report import document, junit, markdown, metrics
+
+    return {
+        "--json": document.render,
+        "--junit": junit.render,
+        "--markdown": lambda report: markdown.render(report, config),
+        "--metrics": lambda report: metrics.render(report, region=config.region),
+    }
 
 
 def _prefect() -> str:

@@ -6,15 +6,18 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
 import secrets
-import tempfile
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from peerprobe import outputs
 
 ENV_VAR = "PEERPROBE_STATE_DIR"
 
@@ -37,12 +40,25 @@ def _configured_dir() -> Path:
 
 
 def read_json(name: str) -> dict[str, Any] | None:
-    """Return the JSON object stored under `name` in the state directory, or None if absent or unreadable."""
+    """Return the JSON object stored under `name` in the state directory, or None if absent or unreadable. A
+    symlink or anything but a regular file planted under that name is unreadable: never followed, never waited
+    on (O_NOFOLLOW, O_NONBLOCK for a FIFO)."""
     path = state_dir() / name
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
         return None
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # a symlink where a state file belongs
+            return None
+        raise
+    with os.fdopen(fd, "rb") as source:
+        if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
+            return None
+        try:
+            data = json.loads(source.read().decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None
     return data if isinstance(data, dict) else None
 
 
@@ -53,17 +69,11 @@ def json_text(data: dict[str, Any]) -> str:
 
 
 def write_json(name: str, data: dict[str, Any]) -> Path:
-    """Write `data` under `name` atomically, so a reader never sees half a file."""
+    """Write `data` under `name` atomically and owner-only, so a reader never sees half a file; whatever was
+    planted under that name (a symlink included) is replaced, never written through."""
     path = state_dir() / name
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(json_text(data))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    outputs.replace_atomically(path, json_text(data).encode("utf-8"), mode=outputs.PRIVATE_MODE)
     return path
 
 

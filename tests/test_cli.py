@@ -39,7 +39,7 @@ def test_predict_writes_the_json_report(tmp_path: Path) -> None:
     assert report["schema"] == "peerprobe.report/v1" and report["experiment"] == "workshop"
     cells = [cell for phase in report["phases"] for cell in phase["cells"]]
     assert all(cell["observed"] is None and cell["verdict"] == "predicted" for cell in cells)
-    assert report["summary"] == {"cells": len(cells), "match": 0, "drift": 0, "predicted": len(cells)}
+    assert report["summary"] == {"cells": len(cells), "match": 0, "tolerated": 0, "drift": 0, "predicted": len(cells)}
     assert set(report["topology"]) >= {"vpc1", "vpc2", "peer_host"}
 
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from peerprobe import outputs
 from peerprobe.config import PhaseSnat, Snat
 from peerprobe.topology import Topology
 from peerprobe.vocabulary import Cell
@@ -22,8 +23,12 @@ DRIFT_PREFIX = "drift: "  # how peerprobe.compare.judged heads a drifted cell's 
 
 
 class Summary(BaseModel):
+    """The report's counts; a timeout the model allows is counted as `tolerated`, apart from `match` (design.md),
+    so cells = match + tolerated + drift + predicted."""
+
     cells: int = 0
     match: int = 0
+    tolerated: int = 0
     drift: int = 0
     predicted: int = 0
 
@@ -53,9 +58,10 @@ class Report(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     def summarised(self) -> Report:
-        cells = [cell for phase in self.phases for cell in phase.cells]
-        counts = {verdict: sum(1 for c in cells if c.verdict == verdict) for verdict in ("match", "drift", "predicted")}
-        return self.model_copy(update={"summary": Summary(cells=len(cells), **counts)})
+        tally = self.tally()
+        summary = Summary(cells=tally.cells, match=tally.match, tolerated=tally.tolerated, drift=tally.drift,
+                          predicted=tally.predicted)  # fmt: skip
+        return self.model_copy(update={"summary": summary})
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=False), indent=2) + "\n"
@@ -74,7 +80,7 @@ class Report(BaseModel):
 
 @dataclass(frozen=True)
 class Tally:
-    """Counts by status (tolerated cells are counted in `match` too, as the JSON summary counts them)."""
+    """Counts by status, each cell counted once: a tolerated timeout is not in `match` (as in the JSON summary)."""
 
     cells: int = 0
     match: int = 0
@@ -87,21 +93,22 @@ class Tally:
         counts = Counter(status(cell) for cell in cells)
         return cls(
             cells=len(cells),
-            match=counts["match"] + counts["tolerated"],
+            match=counts["match"],
             drift=counts["drift"],
             tolerated=counts["tolerated"],
             predicted=counts["predicted"],
         )
 
     def line(self) -> str:
-        """``N cells: M match, D drift``, then what else there is."""
+        """``N cells: M match, D drift``, then what else there is. M counts the cells that passed, tolerated
+        timeouts included, and the parenthesis says how many of them were tolerated."""
         extras = []
         if self.tolerated:
             extras.append(f"{self.tolerated} tolerated timeout")
         if self.predicted:
             extras.append(f"{self.predicted} predicted")
         tail = f" ({', '.join(extras)})" if extras else ""
-        return f"{self.cells} cells: {self.match} match, {self.drift} drift{tail}"
+        return f"{self.cells} cells: {self.match + self.tolerated} match, {self.drift} drift{tail}"
 
 
 def status(cell: Cell) -> Status:
@@ -153,10 +160,12 @@ def _snat_text(snat: Snat) -> str:
     return " ".join(settings) or "defaults"
 
 
+def render(report: Report) -> str:
+    """The JSON report, with its summary counted afresh."""
+    return report.summarised().to_json()
+
+
 def write(report: Report, path: str | Path) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(report.summarised().to_json(), encoding="utf-8")
-    temporary.replace(target)  # readers never see half a report
-    return target
+    """Write the JSON report to a path checked by `peerprobe.outputs.checked_path` (atomically, or through a
+    device or symlink)."""
+    return outputs.write_text(Path(path), render(report))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from peerprobe.report.document import (
     Report,
+    Summary,
     expected_text,
     observed_text,
     status,
     target_label,
     why,
+    write,
 )
 from tests.report.conftest import DRIFT_AT, TOLERATED_AT, cell_at
 
@@ -28,9 +31,9 @@ def test_a_drifted_cell_has_status_drift(observed: Report) -> None:
     assert status(cell_at(observed, DRIFT_AT)) == "drift"
 
 
-def test_tally_counts_tolerated_inside_match(observed: Report) -> None:
+def test_tally_counts_tolerated_apart_from_match(observed: Report) -> None:
     tally = observed.tally()
-    assert (tally.drift, tally.tolerated, tally.match) == (1, 1, tally.cells - 1)
+    assert (tally.drift, tally.tolerated, tally.match) == (1, 1, tally.cells - 2)
 
 
 def test_tally_line_leads_with_cells_match_drift(observed: Report) -> None:
@@ -80,9 +83,21 @@ def test_why_skips_the_drift_headline(observed: Report) -> None:
     assert cell.explanation[0].startswith("drift: ") and why(cell) == cell.explanation[1]
 
 
-def test_json_summary_keeps_its_contract_keys(observed: Report) -> None:
+def test_json_summary_counts_tolerated_apart_from_match(observed: Report) -> None:
     summary = json.loads(observed.to_json())["summary"]
-    assert summary == {"cells": 105, "match": 104, "drift": 1, "predicted": 0}
+    assert summary == {"cells": 105, "match": 103, "tolerated": 1, "drift": 1, "predicted": 0}
+
+
+def test_every_cell_is_counted_once(observed: Report, predicted: Report) -> None:
+    for report in (observed, predicted):
+        summary = report.summary
+        assert summary.cells == summary.match + summary.tolerated + summary.drift + summary.predicted
+
+
+def test_write_renders_a_fresh_summary(observed: Report, tmp_path: Path) -> None:
+    stale = observed.model_copy(update={"summary": Summary()})
+    path = write(stale, tmp_path / "report.json")
+    assert json.loads(path.read_text())["summary"]["tolerated"] == 1 and list(tmp_path.iterdir()) == [path]
 
 
 def test_observed_text_gives_the_probe_detail_only_when_asked(observed: Report) -> None:

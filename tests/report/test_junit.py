@@ -64,11 +64,25 @@ def test_a_failure_text_has_every_reason_and_expected_versus_observed(observed: 
     assert lines[-2:] == ["expected: ok, client-node", "observed: ok from 172.16.96.99 (client-pod)"]
 
 
+def tolerated_case(report: Report) -> ET.Element:
+    return case(parsed(report), "peerprobe.baseline.vpc1-pod", f"internal-nlb {cell_at(report, TOLERATED_AT).address}")
+
+
 def test_a_tolerated_timeout_passes_with_a_note(observed: Report) -> None:
-    address = cell_at(observed, TOLERATED_AT).address
-    tolerated = case(parsed(observed), "peerprobe.baseline.vpc1-pod", f"internal-nlb {address}")
+    tolerated = tolerated_case(observed)
     note = tolerated.find("system-out")
     assert tolerated.find("failure") is None and note is not None and TOLERATED in (note.text or "")
+
+
+def test_a_tolerated_timeout_carries_a_verdict_property(observed: Report) -> None:
+    prop = tolerated_case(observed).find("properties/property[@name='verdict']")
+    assert prop is not None and prop.get("value") == "tolerated"
+
+
+def test_the_suite_counts_its_tolerated_timeouts(observed: Report) -> None:
+    root = parsed(observed)
+    values = [root.find(f"testsuite[@name='{p.name}']/properties/property[@name='tolerated']") for p in observed.phases]
+    assert [v.get("value") if v is not None else None for v in values] == ["1", "0", "0"]
 
 
 def test_a_matching_cell_is_a_bare_passing_case(observed: Report) -> None:
@@ -85,6 +99,6 @@ def test_the_suite_carries_the_snat_settings(observed: Report) -> None:
     assert prop is not None and prop.get("value") == "vpc1: EXTERNALSNAT=true; vpc2: EXTERNALSNAT=true"
 
 
-def test_write_creates_the_file_and_its_folders(observed: Report, tmp_path: Path) -> None:
-    path = junit.write(observed, tmp_path / "out" / "junit.xml")
+def test_write_leaves_only_the_file(observed: Report, tmp_path: Path) -> None:
+    path = junit.write(observed, tmp_path / "junit.xml")
     assert ET.parse(path).getroot().get("tests") == "105" and list(path.parent.iterdir()) == [path]
