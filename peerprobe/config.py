@@ -74,12 +74,13 @@ KNOWN_KEYS_NOTE = "(known keys here: "
 
 class KeyedError(ValueError):
     """A refusal that says more than the field's path: ``keys`` replaces it (a rule that names every key
-    involved), ``item`` names the list item at fault (0-based; shown as "item 1")."""
+    involved), ``item`` names the list item at fault (0-based; shown as "item 1"), ``wants`` what the key takes."""
 
-    def __init__(self, message: str, *, keys: Iterable[str] = (), item: int | None = None) -> None:
+    def __init__(self, message: str, *, keys: Iterable[str] = (), item: int | None = None, wants: str = "") -> None:
         super().__init__(message)
         self.keys = tuple(keys)
         self.item = item
+        self.wants = wants
 
 
 def parse_cidr(value: object) -> str:
@@ -266,7 +267,9 @@ class SecurityGroups(_Model):
         seen: set[object] = set()
         for index, item in enumerate(value):
             if item != "nodeport" and (not isinstance(item, int) or isinstance(item, bool)):
-                raise KeyedError(f"{_shown(item)} is neither a port number nor 'nodeport'", item=index)
+                raise KeyedError(
+                    f"{_shown(item)} is neither a port number nor 'nodeport'", item=index, wants="a port number"
+                )
             if isinstance(item, int) and not 1 <= item <= 65535:
                 raise KeyedError(f"port {item} is outside 1..65535", item=index)
             if item in seen:
@@ -601,7 +604,7 @@ def _format_error(error: Mapping[str, Any], words: Mapping[KeyPath, str]) -> lis
     if word is not None:
         path, text = word
         return [f"{dotted(path)}: {text!r} is read by YAML as a boolean, but this key wants "
-                f"{_wanted(error)}; quote it ('{text}') if you mean the word"]  # fmt: skip
+                f"{_wanted(error, cause)}; quote it ('{text}') if you mean the word"]  # fmt: skip
     if isinstance(cause, KeyedError):
         keys = ", ".join(cause.keys) if cause.keys else dotted(loc)
         item = f"item {cause.item + 1}: " if cause.item is not None and not cause.keys else ""
@@ -629,8 +632,10 @@ def _boolean_word(loc: KeyPath, value: object, words: Mapping[KeyPath, str]) -> 
     return next(((path, text) for path, text in words.items() if path[: len(loc)] == loc), None)
 
 
-def _wanted(error: Mapping[str, Any]) -> str:
+def _wanted(error: Mapping[str, Any], cause: object) -> str:
     kind = str(error.get("type", ""))
+    if isinstance(cause, KeyedError) and cause.wants:
+        return cause.wants
     if kind.startswith(("int", "float")):
         return "a number"
     if kind == "literal_error":

@@ -17,7 +17,8 @@ from annotated_types import Ge, Le
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from peerprobe.config import ExperimentConfig
+from peerprobe.config import LAB_RESERVED, NOT_UNICAST, OUTSIDE_MAX_PREFIX, ExperimentConfig
+from peerprobe.config_yaml import MAX_BYTES, MAX_DEPTH, MAX_NODES
 
 INDENT = "  "
 COMMENT_WIDTH = 98  # comments wrap to fit a 100-column terminal
@@ -71,7 +72,7 @@ def _leaf(name: str, value: object) -> str:
 # --- docs/config.md ------------------------------------------------------------------------------------
 
 
-HEADER = """# Configuration reference
+HEADER_TEMPLATE = """# Configuration reference
 
 <!-- Generated from peerprobe/config.py by `python -m peerprobe.config_doc docs/config.md`; edit the schema's
 descriptions there, not this file (a test fails when the two disagree). -->
@@ -92,20 +93,31 @@ Bad input exits with code 2 before anything starts, with one line per problem th
 - names, regions and phase names that do not match in full, in ASCII (no trailing newline, no other digits);
 - words YAML 1.1 reads as booleans (`yes`, `no`, `on`, `off`) where a number or text is meant: quote them;
 - a CIDR with host bits set (`172.16.0.1/16`) is an error, not rounded down;
-- VPC CIDRs outside /16-/28, not unicast (`0.0.0.0/8`, `127.0.0.0/8`, `224.0.0.0/4`, `240.0.0.0/4`), or in the
-  ranges the lab keeps for itself (`169.254.0.0/16`, `192.0.2.0/24`, `198.51.100.0/24`, `203.0.113.0/24`);
-- `outside_cidrs` with a prefix shorter than /8 or more than a /8 of addresses in all: they become the load
-  balancers' source ranges;
-- YAML with duplicate keys, aliases that expand to more than a few thousand values, nesting deeper than
-  10 levels, keys that are not text or tags other than the standard ones; files that are not regular files
-  (a directory, a FIFO, a device) or larger than 64 KiB. YAML errors give the line.
+- VPC CIDRs outside /16-/28, not unicast ({not_unicast}),
+  or in the ranges the lab keeps for itself ({lab_reserved});
+- `outside_cidrs` with a prefix shorter than /{outside} or more than a /{outside} of addresses in all: they become
+  the load balancers' source ranges;
+- YAML with duplicate keys, aliases that expand to more than {nodes} values, nesting deeper than {depth} levels,
+  keys that are not text or tags other than the standard ones; files that are not regular files (a directory,
+  a FIFO, a device) or larger than {kib} KiB. YAML errors give the line.
 
 ## Keys
 """
 
 
+def _header() -> str:
+    return HEADER_TEMPLATE.format(
+        not_unicast=", ".join(f"`{cidr}`" for cidr in NOT_UNICAST),
+        lab_reserved=", ".join(f"`{cidr}`" for cidr in LAB_RESERVED),
+        outside=OUTSIDE_MAX_PREFIX,
+        nodes=MAX_NODES,
+        depth=MAX_DEPTH,
+        kib=MAX_BYTES // 1024,
+    )
+
+
 def render_markdown() -> str:
-    lines = [HEADER]
+    lines = [_header()]
     defaults = ExperimentConfig()
     fields = ExperimentConfig.model_fields
     top = [name for name, field in fields.items() if _model_of(field.annotation) is None]
