@@ -86,7 +86,7 @@ class KeyedError(ValueError):
 def parse_cidr(value: object) -> str:
     """A strict IPv4 CIDR: host bits set is an error, not silently normalised (design.md)."""
     if not isinstance(value, str):
-        raise ValueError(f"expected an IPv4 CIDR like 10.0.0.0/16, got {_kind(value)} {_shown(value)}")
+        raise ValueError(f"expected an IPv4 CIDR like 10.0.0.0/16, got {_got(value)}")
     if not value.isascii() or "/" not in value:
         raise ValueError(f"{shorten(value)} is not a valid CIDR (write it as a.b.c.d/n)")
     try:
@@ -119,7 +119,14 @@ def _matching(pattern: re.Pattern[str], value: str, what: str) -> str:
 
 
 def _kind(value: object) -> str:
-    return {bool: "the boolean", int: "the number", float: "the number"}.get(type(value), type(value).__name__)
+    kinds = {bool: "the boolean", int: "the number", float: "the number", str: "the text", list: "a list",
+             dict: "a mapping", type(None): "null"}  # fmt: skip
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _got(value: object) -> str:
+    """What a user gave, in YAML's words: ``the number 5``, ``null``, ``a list [1, 2]``."""
+    return "null" if value is None else f"{_kind(value)} {_shown(value)}"
 
 
 def _shown(value: object) -> str:
@@ -651,13 +658,13 @@ def _message(error: Mapping[str, Any], loc: KeyPath) -> str:
     if kind == "literal_error":
         return f"{_shown(value)} is not one of {_expected(error)}"
     if kind in ("model_type", "dict_type", "model_attributes_type"):
-        return f"must be a mapping of keys (got {_kind(value)} {_shown(value)})"
+        return f"must be a mapping of keys (got {_got(value)})"
     if kind == "list_type":
-        return f"must be a list (got {_kind(value)} {_shown(value)})"
+        return f"must be a list (got {_got(value)})"
     if kind.endswith("_type") and kind.split("_")[0] in ("int", "float", "bool", "string"):
         wanted = {"int": "a whole number", "float": "a number", "bool": "true or false", "string": "text"}
         hint = "; quote it" if kind == "string_type" and value is not None else ""
-        return f"expected {wanted[kind.split('_')[0]]}, got {_kind(value)} {_shown(value)}{hint}"
+        return f"expected {wanted[kind.split('_')[0]]}, got {_got(value)}{hint}"
     if kind == "missing":
         return "is required"
     return message

@@ -105,7 +105,7 @@ def parse(text: str, *, source: str = "config") -> Document:
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_error(exc, source)) from None
+        raise ConfigError(_yaml_error(exc, source, text)) from None
     if root is None:
         return Document({})
     builder = _Builder(source)
@@ -124,14 +124,15 @@ def _check_depth(text: str, source: str) -> None:
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
     except yaml.YAMLError as exc:
-        raise ConfigError(_yaml_error(exc, source)) from None
+        raise ConfigError(_yaml_error(exc, source, text)) from None
 
 
-def _yaml_error(exc: yaml.YAMLError, source: str) -> str:
+def _yaml_error(exc: yaml.YAMLError, source: str, text: str) -> str:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     if isinstance(exc, yaml.reader.ReaderError):
-        return f"{source}: position {exc.position}: invalid YAML: unacceptable character #x{exc.character:04x}"
+        line = text[: exc.position].count("\n") + 1
+        return f"{source}: line {line}: invalid YAML: unacceptable character #x{exc.character:04x}"
     problem = getattr(exc, "problem", None) or str(exc)
     return f"{source}: {where}invalid YAML: {_cut(str(problem))}"
 

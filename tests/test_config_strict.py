@@ -87,6 +87,7 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         ("name: !!python/object/apply:os.system [true]\n", "name: line 1: "),
         ("phases: !!set {a: null}\n", "phases: line 1: the YAML tag"),
         ("name: x\n  bad: indentation\n", "line 2, column"),
+        ('name: x\nregion: "a\x01"\n', "line 2: invalid YAML: unacceptable character #x0001"),
         ("- a\n- b\n", "must be a mapping"),
         ("just text\n", "must be a mapping"),
     ],
@@ -115,6 +116,20 @@ def test_yaml_11_booleans_where_a_number_or_text_is_meant(tmp_path: Path, text: 
 @pytest.mark.parametrize("data", [{"clusters": {"vpc1": {"nodes": True}}}, {"probe": {"timeout_seconds": False}}])
 def test_a_boolean_is_never_taken_as_a_number(data: dict[str, object]) -> None:
     assert "got the boolean" in error_for(data)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"vpcs": {"vpc1": {"nat_gateway": 1}}}, "vpcs.vpc1.nat_gateway: expected true or false, got the number 1"),
+        ({"vpcs": {"vpc1": None}}, "vpcs.vpc1: must be a mapping of keys (got null)"),
+        ({"phases": [{"name": "a"}, 5]}, "phases[1]: must be a mapping of keys (got the number 5)"),
+        ({"phases": {"name": "a"}}, "phases: must be a list (got a mapping"),
+        ({"clusters": {"vpc1": {"cni_version": 1.2}}}, "clusters.vpc1.cni_version: expected text, got the number 1.2"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_says_what_was_given(data: dict[str, object], expected: str) -> None:
+    assert error_for(data).startswith(expected)
 
 
 def test_yaml_booleans_where_a_boolean_is_meant_are_fine(tmp_path: Path) -> None:
