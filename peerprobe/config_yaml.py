@@ -132,9 +132,12 @@ def _yaml_error(exc: yaml.YAMLError, source: str, text: str) -> str:
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     if isinstance(exc, yaml.reader.ReaderError):
         line = text[: exc.position].count("\n") + 1
-        return f"{source}: line {line}: invalid YAML: unacceptable character #x{exc.character:04x}"
+        code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        return f"{source}: line {line}: invalid YAML: unacceptable character #x{code:04x}"
     problem = getattr(exc, "problem", None) or str(exc)
-    return f"{source}: {where}invalid YAML: {_cut(str(problem))}"
+    context = getattr(exc, "context", None)  # e.g. "expected a single document in the stream"
+    said = f"{context}, {problem}" if context and str(problem).startswith("but ") else str(problem)
+    return f"{source}: {where}invalid YAML: {_cut(said)}"
 
 
 # libyaml's parser when PyYAML has it (a pure-Python scan of a 64 KiB file takes a good part of a second).

@@ -88,6 +88,7 @@ LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
         ("phases: !!set {a: null}\n", "phases: line 1: the YAML tag"),
         ("name: x\n  bad: indentation\n", "line 2, column"),
         ('name: x\nregion: "a\x01"\n', "line 2: invalid YAML: unacceptable character #x0001"),
+        ("name: a\n---\nname: b\n", "line 2, column 1: invalid YAML: expected a single document"),
         ("- a\n- b\n", "must be a mapping"),
         ("just text\n", "must be a mapping"),
     ],
