@@ -385,6 +385,20 @@ def lab_set_env(
                     f"exclude_snat_cidrs={snat.exclude_snat_cidrs}", highlight=False)  # fmt: skip
 
 
+config_app = typer.Typer(name="config", help="The experiment config: its effective values, each key explained.",
+                         no_args_is_help=True)  # fmt: skip
+app.add_typer(config_app)
+
+
+@config_app.command("show")
+def config_show(config: ConfigOption = None) -> None:
+    """Print the effective config (the defaults merged with FILE) as YAML, each key's description as a comment."""
+    experiment = _load(config)
+    from peerprobe import config_doc
+
+    typer.echo(config_doc.render_yaml(experiment, source=str(config) if config else None), nl=False)
+
+
 T = TypeVar("T")
 
 

@@ -4,48 +4,99 @@ validation whose messages start with the dotted key path. Imports nothing heavy,
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from peerprobe import config_yaml
+from peerprobe.config_yaml import KeyPath, dotted, shorten
 from peerprobe.errors import ConfigError
 
 # EKS CreateCluster: "can contain only alphanumeric characters (case-sensitive), hyphens, and underscores.
 # It must start with an alphanumeric character and can't be longer than 100 characters." (EKS API reference)
-EKS_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
+# Every pattern is matched in full (re.fullmatch: `$` would let a final newline through) over ASCII classes
+# (`\d` would take non-ASCII digits).
+EKS_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{0,99}", re.ASCII)
 # The experiment name becomes part of tags, artifact keys and lab namespace names: keep it DNS-label-like.
-EXPERIMENT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
-PHASE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
-REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-\d$")
-VERSION = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+EXPERIMENT_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?", re.ASCII)
+PHASE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?", re.ASCII)
+REGION = re.compile(r"[a-z]{2}(?:-gov|-iso[a-z]*)?-[a-z]+-[0-9]", re.ASCII)
+VERSION = re.compile(r"v?([0-9]{1,4})\.([0-9]{1,4})\.([0-9]{1,4})", re.ASCII)
+# EC2 ids: the prefix and 8 or 17 hex digits (EC2 resource IDs, "Resource IDs" in the EC2 user guide).
+VPC_ID = re.compile(r"vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})", re.ASCII)
+SUBNET_ID = re.compile(r"subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})", re.ASCII)
+# An image reference: [registry[:port]/]path[:tag][@digest]; printable ASCII without spaces (distribution/reference).
+IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}", re.ASCII)
+AWS_PROFILE = re.compile(r"[A-Za-z0-9_.@+=,:/-]{1,128}", re.ASCII)
 # EKS serviceIpv4Cidr: within 10/8, 172.16/12 or 192.168/16, between /24 and /12
 # (EKS API reference, KubernetesNetworkConfigRequest).
 SERVICE_CIDR_PARENTS = tuple(ipaddress.IPv4Network(c) for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+# Ranges no VPC may use. AWS takes RFC 1918 and publicly routable blocks between /16 and /28
+# (https://docs.aws.amazon.com/vpc/latest/userguide/vpc-cidr-blocks.html); these are neither unicast nor
+# routable (IANA IPv4 Special-Purpose Address Registry, RFC 6890), or the lab has them for its own addresses.
+NOT_UNICAST = {
+    "0.0.0.0/8": "'this network' (RFC 1122), not unicast",
+    "127.0.0.0/8": "loopback",
+    "224.0.0.0/4": "multicast",
+    "240.0.0.0/4": "reserved (RFC 1112), with the broadcast address 255.255.255.255",
+}
+LAB_RESERVED = {  # peerprobe/backends/lab/net/_names.py and peerprobe/topology.py
+    "169.254.0.0/16": "link-local: the lab's point-to-point links and the pods' gateway 169.254.1.1 "
+    "(AWS uses it for instance metadata)",
+    "192.0.2.0/24": "RFC 5737 documentation range: the lab's outside client and its internet link",
+    "198.51.100.0/24": "RFC 5737 documentation range: the lab's public addresses of vpc1",
+    "203.0.113.0/24": "RFC 5737 documentation range: the lab's public addresses of vpc2",
+}
+# outside_cidrs become loadBalancerSourceRanges: never wider than a /8 in all (design.md principles).
+OUTSIDE_MAX_PREFIX = 8
 RESERVED_PHASE = "live"  # drift checks own this phase name
 AZ_COUNT = 3  # eksctl spreads a new VPC over three zones and cuts it in eight: 3 public, 3 private subnets
 NODE_BLOCK = 8  # addresses planned per node: primary, secondary ENI, echo, busybox, nginx, spare
 FIRST_HOST = 16  # offset of the first node in its subnet; below it: gateways, NAT and LB nodes
+MAX_ERROR_LINES = 20
+KNOWN_KEYS_NOTE = "(known keys here: "
+
+
+class KeyedError(ValueError):
+    """A refusal that says more than the field's path: ``keys`` replaces it (a rule that names every key
+    involved), ``item`` names the list item at fault (0-based; shown as "item 1"), ``wants`` what the key takes."""
+
+    def __init__(self, message: str, *, keys: Iterable[str] = (), item: int | None = None, wants: str = "") -> None:
+        super().__init__(message)
+        self.keys = tuple(keys)
+        self.item = item
+        self.wants = wants
 
 
 def parse_cidr(value: object) -> str:
     """A strict IPv4 CIDR: host bits set is an error, not silently normalised (design.md)."""
     if not isinstance(value, str):
-        raise ValueError(f"expected an IPv4 CIDR string, got {type(value).__name__}")
+        raise ValueError(f"expected an IPv4 CIDR like 10.0.0.0/16, got {_got(value)}")
+    if not value.isascii() or "/" not in value:
+        raise ValueError(f"{shorten(value)} is not a valid CIDR (write it as a.b.c.d/n)")
     try:
         network = ipaddress.ip_network(value, strict=False)
     except ValueError:
-        raise ValueError(f"{value!r} is not a valid CIDR") from None
+        raise ValueError(f"{shorten(value)} is not a valid CIDR") from None
     if network.version != 4:
-        raise ValueError(f"{value!r} is not IPv4")
-    if "/" not in value:
-        raise ValueError(f"{value!r} has no prefix length (write it as a.b.c.d/n)")
+        raise ValueError(f"{shorten(value)} is not IPv4")
     if str(network) != value:
-        raise ValueError(f"{value!r} has host bits set (did you mean {network}?)")
+        raise ValueError(f"{shorten(value)} has host bits set or is not written canonically (did you mean {network}?)")
     return value
 
 
@@ -54,10 +105,54 @@ def network(cidr: str) -> ipaddress.IPv4Network:
 
 
 def version_tuple(version: str) -> tuple[int, int, int]:
-    match = VERSION.match(version)
+    match = VERSION.fullmatch(version)
     if match is None:
-        raise ValueError(f"{version!r} is not a version like 1.20.4")
+        raise ValueError(f"{shorten(version)} is not a version like 1.20.4")
     return int(match[1]), int(match[2]), int(match[3])
+
+
+def _matching(pattern: re.Pattern[str], value: str, what: str) -> str:
+    """``value`` when ``pattern`` matches all of it; else "'value' <what>" (``what`` starts with "is not")."""
+    if not pattern.fullmatch(value):
+        raise ValueError(f"{shorten(value)} {what}")
+    return value
+
+
+def _kind(value: object) -> str:
+    kinds = {bool: "the boolean", int: "the number", float: "the number", str: "the text", list: "a list",
+             dict: "a mapping", type(None): "null"}  # fmt: skip
+    return kinds.get(type(value), type(value).__name__)
+
+
+def _got(value: object) -> str:
+    """What a user gave, in YAML's words: ``the number 5``, ``null``, ``a list [1, 2]``."""
+    return "null" if value is None else f"{_kind(value)} {_shown(value)}"
+
+
+def _shown(value: object) -> str:
+    """A value as the YAML a user wrote: true, null, 1.2, 'text' (cut to a few dozen characters)."""
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    return shorten(value)
+
+
+def _reserved(cidr: str, ranges: Mapping[str, str]) -> str | None:
+    net = network(cidr)
+    for reserved, why in ranges.items():
+        if net.overlaps(network(reserved)):
+            return f"{shorten(cidr)} overlaps {reserved}, {why}"
+    return None
+
+
+def vpc_cidr(value: str) -> str:
+    """A VPC's CIDR: /16 to /28, unicast, and clear of the ranges the lab keeps for itself."""
+    # AWS: "The allowed block size is between a /16 netmask and /28 netmask" (vpc-cidr-blocks.html).
+    if not 16 <= network(value).prefixlen <= 28:
+        raise ValueError(f"{shorten(value)}: a VPC CIDR must be between /16 and /28")
+    problem = _reserved(value, NOT_UNICAST) or _reserved(value, LAB_RESERVED)
+    if problem:
+        raise ValueError(f"{problem}; a VPC needs a private (RFC 1918) or publicly routable range")
+    return value
 
 
 class _Model(BaseModel):
@@ -65,51 +160,67 @@ class _Model(BaseModel):
 
 
 class Subnets(_Model):
-    private: list[str] = Field(default_factory=list)
-    public: list[str] = Field(default_factory=list)
+    """Subnets of an adopted VPC (aws backend)."""
+
+    private: list[str] = Field(default_factory=list, description="ids of private subnets to place nodes in")
+    public: list[str] = Field(default_factory=list, description="ids of public subnets (EC2 host, load balancers)")
+
+    @field_validator("private", "public")
+    @classmethod
+    def _ids(cls, value: list[str]) -> list[str]:
+        for index, item in enumerate(value):
+            if not SUBNET_ID.fullmatch(item):
+                raise KeyedError(f"{shorten(item)} is not a subnet id like subnet-0123456789abcdef0", item=index)
+            if item in value[:index]:
+                raise KeyedError(f"duplicate {shorten(item)}", item=index)
+        return value
 
 
 class Vpc(_Model):
-    cidr: str
-    nat_gateway: bool = True
-    id: str | None = None  # aws backend: adopt this VPC instead of creating one
-    subnets: Subnets = Field(default_factory=Subnets)
+    cidr: str = Field(description="the VPC's IPv4 CIDR, /16 to /28, RFC 1918 or publicly routable")
+    nat_gateway: StrictBool = Field(default=True, description="a NAT gateway for the private subnets")
+    id: str | None = Field(default=None, description="aws backend: adopt this VPC (vpc-…) instead of creating one")
+    subnets: Subnets = Field(default_factory=Subnets, description="aws backend: the adopted VPC's subnets")
 
     _cidr = field_validator("cidr", mode="before")(parse_cidr)
 
     @field_validator("cidr")
     @classmethod
-    def _vpc_size(cls, value: str) -> str:
-        # AWS: "The allowed block size is between a /16 netmask and /28 netmask" (VPC CIDR blocks doc).
-        if not 16 <= network(value).prefixlen <= 28:
-            raise ValueError(f"{value!r}: a VPC CIDR must be between /16 and /28")
-        return value
+    def _vpc_cidr(cls, value: str) -> str:
+        return vpc_cidr(value)
+
+    @field_validator("id")
+    @classmethod
+    def _vpc_id(cls, value: str | None) -> str | None:
+        return None if value is None else _matching(VPC_ID, value, "is not a VPC id like vpc-0123456789abcdef0")
 
 
 class Vpcs(_Model):
-    vpc1: Vpc = Vpc(cidr="172.16.0.0/16")
-    vpc2: Vpc = Vpc(cidr="192.168.0.0/16")
+    vpc1: Vpc = Field(default=Vpc(cidr="172.16.0.0/16"), description="the VPC of the cluster with the echo server")
+    vpc2: Vpc = Field(default=Vpc(cidr="192.168.0.0/16"), description="the peered VPC: a cluster and the EC2 host")
 
 
 class Cluster(_Model):
-    name: str
-    nodes: int = Field(default=2, ge=1, le=100)
-    cni_version: str = "1.20.4"
-    service_cidr: str = "10.100.0.0/16"
-    pod_eni: Literal["primary", "secondary"] = "primary"
-    node_subnets: Literal["private", "public"] = "private"
+    name: str = Field(description="EKS cluster name: 1-100 letters, digits, '-' or '_'")
+    nodes: StrictInt = Field(default=2, ge=1, le=100, description="worker nodes in the node group")
+    cni_version: str = Field(default="1.20.4", description="VPC CNI (aws-node) version, pinned as the EKS add-on")
+    service_cidr: str = Field(
+        default="10.100.0.0/16", description="the cluster's service CIDR: /12 to /24 inside an RFC 1918 range"
+    )
+    pod_eni: Literal["primary", "secondary"] = Field(
+        default="primary", description="which ENI the pods' addresses sit on"
+    )
+    node_subnets: Literal["private", "public"] = Field(
+        default="private", description="private: behind the NAT gateway; public: nodes get their own public IPs"
+    )
 
     _service = field_validator("service_cidr", mode="before")(parse_cidr)
 
     @field_validator("name")
     @classmethod
     def _eks_name(cls, value: str) -> str:
-        if not EKS_NAME.match(value):
-            raise ValueError(
-                f"{value!r} is not a valid EKS cluster name (1-100 letters, digits, '-' or '_', "
-                "starting with a letter or digit)"
-            )
-        return value
+        return _matching(EKS_NAME, value, "is not a valid EKS cluster name (1-100 letters, digits, '-' or '_', "
+                         "starting with a letter or digit)")  # fmt: skip
 
     @field_validator("cni_version")
     @classmethod
@@ -133,19 +244,27 @@ class Cluster(_Model):
 
 
 class Clusters(_Model):
-    vpc1: Cluster = Cluster(name="gcr-eksworkshop-private", nodes=3)
-    vpc2: Cluster = Cluster(name="gcr-zhy-eksworkshop", nodes=2)
+    vpc1: Cluster = Field(
+        default=Cluster(name="gcr-eksworkshop-private", nodes=3), description="the cluster in vpc1 (echo server)"
+    )
+    vpc2: Cluster = Field(
+        default=Cluster(name="gcr-zhy-eksworkshop", nodes=2), description="the cluster in vpc2 (a busybox client)"
+    )
 
 
 class Peering(_Model):
-    enabled: bool = True
+    enabled: StrictBool = Field(default=True, description="peer the two VPCs and route each one's CIDR to the other")
 
 
 _DEFAULT_PEER_PORTS: list[int | Literal["nodeport"]] = [8080, "nodeport"]
 
 
 class SecurityGroups(_Model):
-    open_from_peer: list[int | Literal["nodeport"]] = Field(default_factory=lambda: _DEFAULT_PEER_PORTS.copy())
+    open_from_peer: list[int | Literal["nodeport"]] = Field(
+        default_factory=lambda: _DEFAULT_PEER_PORTS.copy(),
+        description="ports opened on the vpc1 nodes to the peer VPC's CIDR for the probes, then revoked; "
+        "`nodeport` is the NodePort Service's port",
+    )
 
     @field_validator("open_from_peer", mode="before")
     @classmethod
@@ -153,57 +272,79 @@ class SecurityGroups(_Model):
         if not isinstance(value, list):
             return value
         seen: set[object] = set()
-        for item in value:
+        for index, item in enumerate(value):
             if item != "nodeport" and (not isinstance(item, int) or isinstance(item, bool)):
-                raise ValueError(f"{item!r} is neither a port number nor 'nodeport'")
+                raise KeyedError(
+                    f"{_shown(item)} is neither a port number nor 'nodeport'", item=index, wants="a port number"
+                )
             if isinstance(item, int) and not 1 <= item <= 65535:
-                raise ValueError(f"port {item} is outside 1..65535")
+                raise KeyedError(f"port {item} is outside 1..65535", item=index)
             if item in seen:
-                raise ValueError(f"duplicate {item!r}")
+                raise KeyedError(f"duplicate {item!r}", item=index)
             seen.add(item)
         return value
 
 
 class PeerHost(_Model):
-    public_ip: bool = True
-    admit_vpc1: bool = True
+    public_ip: StrictBool = Field(default=True, description="give the EC2 host in vpc2 a public IP")
+    admit_vpc1: StrictBool = Field(
+        default=True, description="the host's security group admits vpc1's CIDR and NAT gateway address on :80"
+    )
 
 
 class LoadBalancer(_Model):
-    scheme: Literal["internet-facing", "internal"] = "internet-facing"
+    scheme: Literal["internet-facing", "internal"] = Field(
+        default="internet-facing", description="scheme of the type=LoadBalancer Service's Classic ELB"
+    )
 
 
 class InternalNlb(_Model):
-    target_type: Literal["instance", "ip"] = "instance"
-    preserve_client_ip: bool = True
+    target_type: Literal["instance", "ip"] = Field(
+        default="instance", description="instance: the in-tree controller; ip: the AWS Load Balancer Controller"
+    )
+    preserve_client_ip: StrictBool = Field(default=True, description="the NLB target group keeps the client's IP")
 
 
 class Services(_Model):
-    external_traffic_policy: Literal["Cluster", "Local"] = "Cluster"
-    load_balancer: LoadBalancer = Field(default_factory=LoadBalancer)
-    internal_nlb: InternalNlb = Field(default_factory=InternalNlb)
+    external_traffic_policy: Literal["Cluster", "Local"] = Field(
+        default="Cluster", description="externalTrafficPolicy of the NodePort and LoadBalancer Services"
+    )
+    load_balancer: LoadBalancer = Field(default_factory=LoadBalancer, description="the plain LoadBalancer Service")
+    internal_nlb: InternalNlb = Field(default_factory=InternalNlb, description="the internal NLB Service")
 
 
 class Images(_Model):
-    echo: str = Field(default="registry.k8s.io/echoserver:1.4", min_length=1)
-    busybox: str = Field(default="busybox", min_length=1)
-    nginx: str = Field(default="nginx", min_length=1)
+    echo: str = Field(default="registry.k8s.io/echoserver:1.4", description="the echo server (answers on :8080)")
+    busybox: str = Field(default="busybox", description="the probing client pods")
+    nginx: str = Field(default="nginx", description="the workshop's nginx behind the internet-facing NLB")
+
+    @field_validator("echo", "busybox", "nginx")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        return _matching(IMAGE, value, "is not an image reference (ASCII, no spaces, at most 255 characters)")
 
 
 class Aws(_Model):
-    profile: str | None = None
+    profile: str | None = Field(default=None, description="aws backend: the AWS profile; null: the default chain")
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: str | None) -> str | None:
+        return None if value is None else _matching(AWS_PROFILE, value, "is not an AWS profile name")
 
 
 class Probe(_Model):
-    timeout_seconds: float = Field(default=3, ge=0.5, le=60)
-    attempts: int = Field(default=1, ge=1, le=5)
+    timeout_seconds: StrictFloat = Field(default=3, ge=0.5, le=60, description="seconds one probe waits for an answer")
+    attempts: StrictInt = Field(default=1, ge=1, le=5, description="tries per cell before it counts as failed")
 
 
 class Snat(_Model):
     """One cluster's aws-node SNAT environment; absolute, so unset keys mean the CNI defaults."""
 
-    external_snat: bool = False
-    exclude_snat_cidrs: list[str] = Field(default_factory=list)
+    external_snat: StrictBool = Field(default=False, description="AWS_VPC_K8S_CNI_EXTERNALSNAT")
+    exclude_snat_cidrs: list[str] = Field(
+        default_factory=list, description="AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS: destinations the CNI does not SNAT"
+    )
 
     @field_validator("exclude_snat_cidrs", mode="before")
     @classmethod
@@ -211,7 +352,7 @@ class Snat(_Model):
         if isinstance(value, str):  # the env var's own comma-separated form
             value = [part.strip() for part in value.split(",") if part.strip()]
         if isinstance(value, list):
-            return [parse_cidr(item) for item in value]
+            return [_indexed(parse_cidr, item, index) for index, item in enumerate(value)]
         return value
 
     @property
@@ -219,20 +360,35 @@ class Snat(_Model):
         return not self.external_snat and not self.exclude_snat_cidrs
 
 
+def _indexed(check: Callable[[object], str], item: object, index: int) -> str:
+    try:
+        return check(item)
+    except KeyedError:
+        raise
+    except ValueError as exc:
+        raise KeyedError(str(exc), item=index) from None
+
+
 class PhaseSnat(_Model):
-    vpc1: Snat = Field(default_factory=Snat)
-    vpc2: Snat = Field(default_factory=Snat)
+    vpc1: Snat = Field(default_factory=Snat, description="vpc1's aws-node SNAT settings in this phase")
+    vpc2: Snat = Field(default_factory=Snat, description="vpc2's aws-node SNAT settings in this phase")
 
 
 class Phase(_Model):
-    name: str
-    snat: PhaseSnat = Field(default_factory=PhaseSnat)
+    name: str = Field(description="phase name: lowercase letters, digits and '-'; `live` is for drift checks")
+    snat: PhaseSnat = Field(
+        default_factory=PhaseSnat, description="aws-node settings, absolute: what a phase leaves out is unset"
+    )
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not PHASE_NAME.match(value):
-            raise ValueError(f"{value!r}: use lowercase letters, digits and '-' (it becomes an artifact key)")
+        _matching(
+            PHASE_NAME,
+            value,
+            "is not a phase name: 1-40 lowercase letters, digits and '-', not starting "
+            "or ending with '-' (it becomes an artifact key)",
+        )
         if value == RESERVED_PHASE:
             raise ValueError(f"{value!r} is reserved for drift checks")
         return value
@@ -252,54 +408,93 @@ def _default_phases() -> list[Phase]:
 
 
 class ExperimentConfig(_Model):
-    name: str = "workshop"
-    region: str = "cn-northwest-1"
-    vpcs: Vpcs = Field(default_factory=Vpcs)
-    clusters: Clusters = Field(default_factory=Clusters)
-    peering: Peering = Field(default_factory=Peering)
-    security_groups: SecurityGroups = Field(default_factory=SecurityGroups)
-    peer_host: PeerHost = Field(default_factory=PeerHost)
-    outside_cidrs: list[str] = Field(default_factory=list)
-    services: Services = Field(default_factory=Services)
-    images: Images = Field(default_factory=Images)
-    aws: Aws = Field(default_factory=Aws)
-    probe: Probe = Field(default_factory=Probe)
-    phases: list[Phase] = Field(default_factory=_default_phases, min_length=1)
+    name: str = Field(default="workshop", description="experiment name; every resource is tagged with it")
+    region: str = Field(default="cn-northwest-1", description="AWS region (the lab names its environment by it)")
+    vpcs: Vpcs = Field(default_factory=Vpcs, description="the two VPCs")
+    clusters: Clusters = Field(default_factory=Clusters, description="one EKS cluster per VPC")
+    peering: Peering = Field(default_factory=Peering, description="the VPC peering between vpc1 and vpc2")
+    security_groups: SecurityGroups = Field(
+        default_factory=SecurityGroups, description="rules opened for the probes and revoked afterwards"
+    )
+    peer_host: PeerHost = Field(default_factory=PeerHost, description="the EC2 web host in a public subnet of vpc2")
+    outside_cidrs: list[str] = Field(
+        default_factory=list,
+        description="aws backend: where `outside` probes come from (your public address); at most a /8 in all",
+    )
+    services: Services = Field(default_factory=Services, description="how the echo server is exposed")
+    images: Images = Field(default_factory=Images, description="container images")
+    aws: Aws = Field(default_factory=Aws, description="settings of the aws backend")
+    probe: Probe = Field(default_factory=Probe, description="how each cell is probed")
+    phases: list[Phase] = Field(
+        default_factory=_default_phases, min_length=1, description="SNAT settings probed one after the other"
+    )
 
     @field_validator("name")
     @classmethod
     def _experiment_name(cls, value: str) -> str:
-        if not EXPERIMENT_NAME.match(value):
-            raise ValueError(f"{value!r}: 1-32 lowercase letters, digits or '-', not starting or ending with '-'")
-        return value
+        return _matching(
+            EXPERIMENT_NAME,
+            value,
+            "is not an experiment name: 1-32 lowercase letters, digits or '-', not starting or ending with '-'",
+        )
 
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if not REGION.match(value):
-            raise ValueError(f"{value!r} is not an AWS region name like cn-northwest-1")
-        return value
+        return _matching(REGION, value, "is not an AWS region name like cn-northwest-1")
 
     @field_validator("outside_cidrs", mode="before")
     @classmethod
     def _outside(cls, value: object) -> object:
         if not isinstance(value, list):
             return value
-        cidrs = [parse_cidr(item) for item in value]
-        for cidr in cidrs:
-            # peerprobe never opens anything to the whole internet (design.md principles).
-            if network(cidr).prefixlen == 0:
-                raise ValueError(f"{cidr!r} would open the echo server to the whole internet")
+        cidrs = [_indexed(parse_cidr, item, index) for index, item in enumerate(value)]
+        for index, cidr in enumerate(cidrs):
+            _outside_cidr(cidr, index, cidrs[:index])
+        total = sum(network(cidr).num_addresses for cidr in cidrs)
+        if total > 2 ** (32 - OUTSIDE_MAX_PREFIX):
+            raise ValueError(
+                f"{', '.join(cidrs)} hold {total:,} addresses, more than a /{OUTSIDE_MAX_PREFIX} "
+                f"({2 ** (32 - OUTSIDE_MAX_PREFIX):,}): they would open the load balancers to a large part of the "
+                "internet; list only the addresses `outside` probes come from"
+            )
         return cidrs
 
     @model_validator(mode="after")
     def _cross_field(self) -> ExperimentConfig:
-        for message in _cross_field_errors(self):
-            raise ValueError(message)
+        errors = list(_cross_field_errors(self))
+        if errors:
+            raise CrossFieldErrors(errors)
         return self
 
     def vpc_cidrs(self) -> dict[str, str]:
         return {"vpc1": self.vpcs.vpc1.cidr, "vpc2": self.vpcs.vpc2.cidr}
+
+
+def _outside_cidr(cidr: str, index: int, earlier: list[str]) -> None:
+    # peerprobe never opens anything to the whole internet (design.md principles).
+    prefix = network(cidr).prefixlen
+    if prefix < OUTSIDE_MAX_PREFIX:
+        reach = "the whole internet" if prefix == 0 else "a large part of the internet"
+        raise KeyedError(f"{cidr} is wider than a /{OUTSIDE_MAX_PREFIX}: it would open the load balancers to {reach}",
+                         item=index)  # fmt: skip
+    problem = _reserved(cidr, NOT_UNICAST)
+    if problem:
+        raise KeyedError(f"{problem}; no probe comes from there", item=index)
+    for other_index, other in enumerate(earlier):
+        if cidr == other:
+            raise KeyedError(f"duplicate {cidr!r}", item=index)
+        if network(cidr).overlaps(network(other)):
+            raise KeyedError(f"{cidr} overlaps {other}",
+                             keys=(f"outside_cidrs[{index}]", f"outside_cidrs[{other_index}]"))  # fmt: skip
+
+
+class CrossFieldErrors(ValueError):
+    """Every cross-field refusal at once; each line already names the keys involved."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
 
 
 def _cross_field_errors(config: ExperimentConfig) -> Iterable[str]:
@@ -355,62 +550,124 @@ def merge(defaults: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str,
     return merged
 
 
-def from_mapping(data: object, *, source: str = "config") -> ExperimentConfig:
+def from_mapping(
+    data: object, *, source: str = "config", boolean_words: Mapping[KeyPath, str] | None = None
+) -> ExperimentConfig:
+    """The config of ``data`` merged over the defaults. ``boolean_words`` (from config_yaml) say where YAML
+    read a word like `yes` as a boolean, so a message can say so."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{source}: the top level must be a mapping (got {type(data).__name__})")
+        raise ConfigError(f"{source}: the top level must be a mapping of keys (got {_kind(data)})")
     # Lists (phases among them) replace the defaults whole; each phase's snat is absolute, so pydantic
     # fills a phase's unset keys with the CNI defaults, never with another phase's settings.
     merged = merge(defaults_dict(), data)
     try:
         return ExperimentConfig.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_format_validation(exc, source)) from None
+        raise ConfigError(_format_validation(exc, source, boolean_words or {})) from None
 
 
 def load(path: str | Path | None = None) -> ExperimentConfig:
     """The config at ``path`` merged over the workshop defaults; no path means the defaults."""
     if path is None:
         return ExperimentConfig()
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: no such config file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{file}: cannot read the config file ({exc.__class__.__name__})") from None
-    return from_mapping(_parse_yaml(text, file), source=str(file))
+    document = config_yaml.read(Path(path))
+    return from_mapping(document.data, source=str(path), boolean_words=document.boolean_words)
 
 
-def _parse_yaml(text: str, file: Path) -> object:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{file}: {where}invalid YAML: {problem}") from None
+# --- error messages ------------------------------------------------------------------------------------
 
 
-def _format_validation(exc: ValidationError, source: str) -> str:
-    lines = [_format_error(error) for error in exc.errors(include_url=False)]
-    unique = list(dict.fromkeys(lines))
-    return "\n".join(unique) if unique else f"{source}: invalid config"
+def _format_validation(exc: ValidationError, source: str, words: Mapping[KeyPath, str]) -> str:
+    lines: list[str] = []
+    for error in exc.errors(include_url=False):
+        lines.extend(_format_error(error, words))
+    unique = _once(list(dict.fromkeys(lines)), KNOWN_KEYS_NOTE) or [f"{source}: invalid config"]
+    if len(unique) > MAX_ERROR_LINES:
+        unique = [*unique[:MAX_ERROR_LINES], f"... and {len(unique) - MAX_ERROR_LINES} more errors"]
+    return "\n".join(unique)
 
 
-def _format_error(error: Mapping[str, Any]) -> str:
-    path = _dotted(error["loc"])
-    message = str(error.get("msg", "invalid"))
-    if error.get("type") == "extra_forbidden":
-        return f"{path}: unknown key"
-    if error.get("type") == "literal_error":
-        return f"{path}: {error.get('input')!r} is not one of {_expected(error)}"
-    for prefix in ("Value error, ", "Assertion failed, "):
-        message = message.removeprefix(prefix)
-    if path == "" or message.split(":", 1)[0].startswith(("vpcs.", "clusters.", "phases[")):
-        return message  # cross-field rules already name every key involved
-    return f"{path}: {message}"
+def _once(lines: list[str], marker: str) -> list[str]:
+    """Drop a trailing note (from ``marker`` on) that an earlier line already carried word for word."""
+    seen: set[str] = set()
+    result = []
+    for line in lines:
+        head, found, note = line.partition(marker)
+        if found and note in seen:
+            line = head.rstrip()
+        seen.add(note)
+        result.append(line)
+    return result
+
+
+def _format_error(error: Mapping[str, Any], words: Mapping[KeyPath, str]) -> list[str]:
+    loc = _key_path(error["loc"])
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, CrossFieldErrors):
+        return cause.lines  # each line already names every key involved
+    word = _boolean_word(loc, error.get("input"), words)
+    if word is not None:
+        path, text = word
+        return [f"{dotted(path)}: {text!r} is read by YAML as a boolean, but this key wants "
+                f"{_wanted(error, cause)}; quote it ('{text}') if you mean the word"]  # fmt: skip
+    if isinstance(cause, KeyedError):
+        keys = ", ".join(cause.keys) if cause.keys else dotted(loc)
+        item = f"item {cause.item + 1}: " if cause.item is not None and not cause.keys else ""
+        return [f"{keys}: {item}{cause}"]
+    return [f"{dotted(loc) or 'config'}: {_message(error, loc)}"]
+
+
+def _key_path(loc: Iterable[object]) -> KeyPath:
+    """pydantic's location without the union members it names (`int`, `literal['nodeport']`, …)."""
+    parts: list[str | int] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(item)
+        elif str(item) in ("int", "str", "literal['nodeport']", "list[str]", "bool", "float") and parts:
+            continue
+        else:
+            parts.append(str(item))
+    return tuple(parts)
+
+
+def _boolean_word(loc: KeyPath, value: object, words: Mapping[KeyPath, str]) -> tuple[KeyPath, str] | None:
+    has_bool = isinstance(value, bool) or (isinstance(value, list) and any(isinstance(v, bool) for v in value))
+    if not has_bool:
+        return None
+    return next(((path, text) for path, text in words.items() if path[: len(loc)] == loc), None)
+
+
+def _wanted(error: Mapping[str, Any], cause: object) -> str:
+    kind = str(error.get("type", ""))
+    if isinstance(cause, KeyedError) and cause.wants:
+        return cause.wants
+    if kind.startswith(("int", "float")):
+        return "a number"
+    if kind == "literal_error":
+        return f"one of {_expected(error)}"
+    return "text" if kind.startswith("string") else "another value"
+
+
+def _message(error: Mapping[str, Any], loc: KeyPath) -> str:
+    kind, value = str(error.get("type", "")), error.get("input")
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "extra_forbidden":
+        return "unknown key" + _did_you_mean(loc)
+    if kind == "literal_error":
+        return f"{_shown(value)} is not one of {_expected(error)}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"must be a mapping of keys (got {_got(value)})"
+    if kind == "list_type":
+        return f"must be a list (got {_got(value)})"
+    if kind.endswith("_type") and kind.split("_")[0] in ("int", "float", "bool", "string"):
+        wanted = {"int": "a whole number", "float": "a number", "bool": "true or false", "string": "text"}
+        hint = "; quote it" if kind == "string_type" and value is not None else ""
+        return f"expected {wanted[kind.split('_')[0]]}, got {_got(value)}{hint}"
+    if kind == "missing":
+        return "is required"
+    return message
 
 
 def _expected(error: Mapping[str, Any]) -> str:
@@ -418,13 +675,44 @@ def _expected(error: Mapping[str, Any]) -> str:
     return str(expected).replace("'", "")
 
 
-def _dotted(loc: Iterable[object]) -> str:
-    parts: list[str] = []
-    for item in loc:
-        if isinstance(item, int):
-            parts[-1:] = [f"{parts[-1] if parts else ''}[{item}]"]
-        elif str(item) in ("int", "str", "literal['nodeport']", "list[str]", "bool", "float"):
-            continue  # pydantic names the union member it tried; the key path is what users need
-        else:
-            parts.append(str(item))
-    return ".".join(parts)
+def _did_you_mean(loc: KeyPath) -> str:
+    """A close known key at the same place (camelCase and dashes included), else the same key elsewhere."""
+    key, parent = str(loc[-1]), loc[:-1]
+    known = _fields_at(parent)
+    snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", key).lower().replace("-", "_")
+    close = [snake] if snake in known else difflib.get_close_matches(snake, known, n=1, cutoff=0.6)
+    close = close or [k for k in known if len(k) >= 3 and snake.startswith(k)]  # cidr_block -> cidr
+    if close:
+        return f" (did you mean {dotted((*parent, close[0]))}?)"
+    elsewhere = [path for path in _all_keys(ExperimentConfig, ()) if path[-1] == snake]
+    if elsewhere:
+        return f" (did you mean {dotted(elsewhere[0])}?)"
+    return f" {KNOWN_KEYS_NOTE}{', '.join(known)})" if known else ""
+
+
+def _fields_at(path: KeyPath) -> list[str]:
+    model: type[BaseModel] | None = ExperimentConfig
+    for part in path:
+        if model is None:
+            return []
+        if isinstance(part, int):
+            continue  # a list's item has the list's item type, already taken below
+        field = model.model_fields.get(part)
+        model = _model_of(field.annotation) if field is not None else None
+    return list(model.model_fields) if model is not None else []
+
+
+def _model_of(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) is list:
+        return _model_of(get_args(annotation)[0])
+    return None
+
+
+def _all_keys(model: type[BaseModel], path: KeyPath) -> Iterable[KeyPath]:
+    for name, field in model.model_fields.items():
+        yield (*path, name)
+        inner = _model_of(field.annotation)
+        if inner is not None:
+            yield from _all_keys(inner, (*path, name))

@@ -76,7 +76,8 @@ def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
 
 
 def test_unknown_key_names_its_path() -> None:
-    assert error_for({"vpcs": {"vpc1": {"cidr_block": "10.0.0.0/16"}}}) == "vpcs.vpc1.cidr_block: unknown key"
+    message = error_for({"vpcs": {"vpc1": {"cidr_block": "10.0.0.0/16"}}})
+    assert message == "vpcs.vpc1.cidr_block: unknown key (did you mean vpcs.vpc1.cidr?)"
 
 
 def test_overlapping_vpc_cidrs_name_both_keys() -> None:

@@ -33,12 +33,14 @@ def test_every_service_and_deployment_is_there_with_the_plan_allocations() -> No
 def test_load_balancers_carry_the_policy_and_the_experiments_own_source_ranges() -> None:
     cfg = config.from_mapping({"services": {"external_traffic_policy": "Local"}})
     plan = topology.plan(cfg)
-    for doc in resources.manifests(cfg, plan):
-        if doc["kind"] == "Service" and doc["spec"].get("type") == "LoadBalancer":
-            assert doc["spec"]["externalTrafficPolicy"] == "Local"
-            assert doc["spec"]["loadBalancerSourceRanges"] == lb_source_ranges(cfg, plan)
-            assert "0.0.0.0/0" not in doc["spec"]["loadBalancerSourceRanges"]
-            assert doc["spec"]["healthCheckNodePort"] > 30000
+    docs = resources.manifests(cfg, plan)
+    balanced = [d for d in docs if d["kind"] == "Service" and d["spec"].get("type") == "LoadBalancer"]
+    assert len(balanced) == len(topology.LB_KINDS)  # the Classic ELB, the internal NLB and the nginx NLB
+    for doc in balanced:
+        assert doc["spec"]["externalTrafficPolicy"] == "Local"
+        assert doc["spec"]["loadBalancerSourceRanges"] == lb_source_ranges(cfg, plan)
+        assert doc["spec"]["loadBalancerSourceRanges"] and "0.0.0.0/0" not in doc["spec"]["loadBalancerSourceRanges"]
+        assert doc["spec"]["healthCheckNodePort"] > 30000
 
 
 def test_classic_elb_scheme_annotation() -> None:
@@ -79,5 +81,5 @@ def test_applied_services_get_endpoints_and_allocations() -> None:
     assert applied["nginx-nlb"].endpoints[0].ip == plan.vpc1.nginx_pod.ip  # type: ignore[union-attr]
     assert applied["internal-nlb"].local and applied["internal-nlb"].health_check_node_port
     ips = [s.cluster_ip for s in applied.values() if s.cluster_ip]
-    assert len(ips) == len(set(ips))
+    assert len(ips) > 1 and len(ips) == len(set(ips))
     assert kube.headless_records(list(applied.values())) == {plan.vpc1.headless_name: [plan.vpc1.echo_pod.ip]}  # type: ignore[union-attr]

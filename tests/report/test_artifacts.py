@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from peerprobe import snapshot
 from peerprobe.report import artifacts, junit, markdown
 from peerprobe.report.document import Report
 from peerprobe.report.markdown import COLUMNS
@@ -43,11 +44,12 @@ def test_an_artifact_key_needs_a_letter_or_digit() -> None:
 
 def test_phase_table_has_one_row_per_cell_with_the_markdown_columns(observed: Report) -> None:
     rows = artifacts.phase_table(observed.phases[0])
-    assert len(rows) == len(observed.phases[0].cells) and all(tuple(row) == COLUMNS for row in rows)
+    assert rows and len(rows) == len(observed.phases[0].cells) and all(tuple(row) == COLUMNS for row in rows)
 
 
 def test_phase_table_values_are_strings(predicted: Report) -> None:
     rows = artifacts.phase_table(predicted.phases[0])
+    assert rows and all(row for row in rows)
     assert all(isinstance(value, str) for row in rows for value in row.values())
 
 
@@ -103,9 +105,32 @@ def test_the_secret_detector_finds_a_planted_key() -> None:
     assert AWS_KEY.search("id AKIAIOSFODNN7EXAMPLE and wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY.")
 
 
+# Credentials planted where a report could pick them up: this process's environment and aws-node's (a drift
+# check reads aws-node's environment back into the report's config_diff). AWS's documented example keys.
+PLANTED = {
+    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    "AWS_SESSION_TOKEN": "FwoGZXIvYXdzEXAMPLESESSIONTOKENzzzzzzzzzzzzzzzzzzzzz",
+}
+
+
+def with_planted_credentials(report: Report) -> Report:
+    """``report`` as a drift check would write it after aws-node gained the planted credentials."""
+    baseline = snapshot.ConfigSnapshot(clusters={"vpc2": snapshot.ClusterSnapshot(name="c", cni_version="1.20.4")})
+    env = snapshot.redact({"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true", **PLANTED})
+    live = baseline.model_copy(
+        update={"clusters": {"vpc2": baseline.clusters["vpc2"].model_copy(update={"aws_node": env})}}
+    )
+    return report.model_copy(update={"config_diff": snapshot.diff(baseline, live)})
+
+
 @pytest.mark.parametrize("fixture", ["predicted", "observed"])
-def test_no_report_format_carries_an_aws_key(fixture: str, request: pytest.FixtureRequest) -> None:
-    report: Report = request.getfixturevalue(fixture)
+def test_no_report_format_carries_an_aws_key(
+    fixture: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in PLANTED.items():
+        monkeypatch.setenv(name, value)
+    report = with_planted_credentials(request.getfixturevalue(fixture))
     payloads = [
         report.to_json(),
         markdown.render(report),
@@ -113,4 +138,6 @@ def test_no_report_format_carries_an_aws_key(fixture: str, request: pytest.Fixtu
         artifacts.summary_markdown(report),
         repr([artifacts.phase_table(phase) for phase in report.phases]),
     ]
+    assert all(name in payloads[0] for name in PLANTED)  # the planted variables did reach the report
     assert [AWS_KEY.findall(payload) for payload in payloads] == [[]] * len(payloads)
+    assert [value for value in PLANTED.values() for payload in payloads if value in payload] == []

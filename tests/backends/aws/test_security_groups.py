@@ -78,11 +78,13 @@ def test_group_to_group_rules(cloud: AwsCloud) -> None:
     assert cloud.ingress_rules(nodes.id) == ()
 
 
-def test_delete_group_twice(cloud: AwsCloud) -> None:
+def test_delete_group_twice(cloud: AwsCloud, ec2: Any) -> None:
     vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
     group = cloud.ensure_security_group("g", vpc_id=vpc.id, description="g")
     cloud.delete_security_group(group.id)
-    cloud.delete_security_group(group.id)
+    cloud.delete_security_group(group.id)  # already gone: succeeds, like every "ensure absent"
+    found = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc.id]}])["SecurityGroups"]
+    assert [g["GroupName"] for g in found] == ["default"]
 
 
 def test_authorize_adds_every_missing_rule_in_one_call(cloud: AwsCloud, ec2: Any) -> None:
