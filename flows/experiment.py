@@ -28,7 +28,15 @@ from tasks.probe import probe_vantage, publish_phase, publish_report, read_topol
 from tasks.services import expose_services
 from tasks.snat import set_snat
 
-SETUP_STEPS = 3  # clusters and peering (with the peer rules), apps, services
+# The setup's stages in the order run_steps takes them, and each stage's tasks: the one count both progress
+# displays derive from (the UI's artifact counts stages, the terminal's bar counts tasks).
+SETUP_STAGES: tuple[tuple[str, ...], ...] = (
+    ("create-network-vpc1", "create-network-vpc2", "create-cluster-vpc1", "create-cluster-vpc2",
+     "create-peer-host", "peer-vpcs"),
+    ("deploy-apps",),
+    ("expose-services", "read-topology"),
+)  # fmt: skip
+SETUP_TASKS = sum(len(stage) for stage in SETUP_STAGES)
 
 
 @flow(name="experiment", persist_result=True, result_serializer="json")
@@ -36,7 +44,7 @@ def experiment(parameters: RunParameters | None = None) -> Report:
     """Run the whole experiment on one environment and return the judged report."""
     parameters = parameters or RunParameters()
     ref = environment_ref(parameters)
-    progress = Progress(ref, total=SETUP_STEPS + len(parameters.config.phases))
+    progress = Progress(ref, total=len(SETUP_STAGES) + len(parameters.config.phases))
     try:
         report = run_steps(ref, progress)
     except BaseException:

@@ -66,7 +66,9 @@ def expected_steps(parameters: RunParameters) -> int:
     probe per vantage; cleanup unless kept (then the baseline SNAT is restored instead)."""
     vantages = 4 if parameters.backend == "lab" or parameters.config.outside_cidrs else 3
     per_phase = 2 + vantages
-    return 9 + per_phase * len(parameters.config.phases) + (2 if parameters.keep else 1)
+    from flows.experiment import SETUP_TASKS
+
+    return SETUP_TASKS + per_phase * len(parameters.config.phases) + (2 if parameters.keep else 1)
 
 
 @contextlib.contextmanager
