@@ -169,7 +169,7 @@ def summary_line(report: Report) -> str:
         return f"{tally.cells} cells predicted (the model only: nothing was probed)"
     timeouts = "timeout" if tally.tolerated == 1 else "timeouts"
     parts = [
-        f"{tally.match - tally.tolerated} match",
+        f"{tally.match} match",
         f"{tally.tolerated} tolerated {timeouts}",
         f"{tally.drift} drift",
     ]

@@ -97,4 +97,4 @@ def test_predict_to_dev_stdout_into_a_pipe_and_into_a_file(tmp_path: Path) -> No
     with (tmp_path / "out.txt").open("w") as out:  # `> out.txt`: the report follows the table, nothing lost
         assert subprocess.run(command, stdout=out, stderr=subprocess.DEVNULL).returncode == 0
     text = (tmp_path / "out.txt").read_text()
-    assert text.startswith("phase baseline") and text.rstrip().endswith("}") and "\0" not in text
+    assert text.startswith("Before/after (expected)") and text.rstrip().endswith("}") and "\0" not in text
