@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
+from rich.text import Text
 
 from peerprobe import model, topology
 from peerprobe.compare import judged, observed
@@ -65,7 +66,7 @@ def finish(
     from peerprobe.report import junit as junit_report
 
     if outcome.report is None:
-        _explain_failure(outcome, console)
+        explain_failure(outcome, console)
         return 3
     terminal.render(outcome.report, terminal.console())
     for path, write in ((json, document.write), (junit, junit_report.write), (markdown, _write_markdown)):
@@ -89,10 +90,12 @@ def _prefect() -> str:
     return prefect_executable()
 
 
-def _explain_failure(outcome: RunOutcome, console: Console) -> None:
+def explain_failure(outcome: RunOutcome, console: Console, *, cleanup: str | None = None) -> None:
+    """How the run ended, where to see it, and how to resume it or remove what it created (``cleanup``: the
+    command to print; by default one for the config by name). The error is printed as text, never markup."""
     config = outcome.parameters.config
-    console.print(f"[bold red]run {outcome.state}[/bold red]: {outcome.error}", highlight=False, soft_wrap=True)
-    console.print(f"  run: {outcome.run_url}", highlight=False, soft_wrap=True)
+    console.print(Text.assemble((f"run {outcome.state}", "bold red"), f": {outcome.error}"), soft_wrap=True)
+    console.print(f"  run: {outcome.run_url}", highlight=False, soft_wrap=True, markup=False)
     if outcome.parameters.cleanup_on_failure:
         console.print("  everything it created was removed (--cleanup-on-failure)")
         return
@@ -102,10 +105,13 @@ def _explain_failure(outcome: RunOutcome, console: Console) -> None:
         f"--entrypoint {outcome.retry_entrypoint}   (or Retry in the UI)",
         highlight=False,
         soft_wrap=True,
+        markup=False,
     )
     console.print(
-        f"    cleanup: peerprobe cleanup --backend {outcome.parameters.backend}"
-        + ("" if config.name == "workshop" else " --config <your config>"),
+        "    cleanup: "
+        + (cleanup or f"peerprobe cleanup --backend {outcome.parameters.backend}"
+           + ("" if config.name == "workshop" else " --config <your config>")),
         highlight=False,
         soft_wrap=True,
+        markup=False,
     )
