@@ -222,6 +222,8 @@ def value_problem(variable: Variable, value: str) -> str | None:
     problem = _KIND_CHECKS.get(variable.kind, _no_check)(variable, value)
     if problem is None:
         return None
+    if variable.kind == "cidrs":  # each entry on its own: the problem already says what aws-node keeps
+        return f"{problem} ({variable.source})"
     if variable.refuses:
         return f"{problem}; aws-node refuses to start with it ({variable.source}), so its pods crash-loop"
     return f"{problem}; aws-node logs an error and uses {_default(variable)} ({variable.source})"
@@ -260,7 +262,8 @@ def _cidrs(variable: Variable, value: str) -> str | None:
     for entry in value.split(","):
         network = _go_cidr(entry)
         if network is None:
-            problems.append(f"{entry.strip()!r} is skipped (not an IPv4 CIDR: net.ParseCIDR, parseCIDRString)")
+            problems.append(f"{entry.strip()!r} is not an IPv4 CIDR (Go's net.ParseCIDR): aws-node logs an error and "
+                            "skips it")
         elif str(network) != entry.strip():
             problems.append(f"{entry.strip()!r} is read as {network} (host bits cleared)")
     if not problems:

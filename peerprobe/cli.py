@@ -441,6 +441,10 @@ def lab_status(
         raise typer.Exit(code=3)
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
 def status_lines(state: LabState, healthy: bool) -> list[str]:
     """`lab status` in words: what exists, whether it is healthy, its clusters, namespaces and agent."""
     from peerprobe import aws_node
@@ -459,7 +463,8 @@ def status_lines(state: LabState, healthy: bool) -> list[str]:
         pods = [pod for pod in (getattr(side, "echo_pod", None), getattr(side, "busybox_pod", None)) if pod]
         settings = aws_node.env_for(state.snat(key))
         snat = ", ".join(f"{k}={v}" for k, v in settings.items()) or "the CNI defaults"
-        lines.append(f"  {key} {side.cidr}: {len(side.nodes)} nodes, {len(pods)} pods; aws-node SNAT: {snat}")
+        lines.append(f"  {key} {side.cidr}: {_count(len(side.nodes), 'node')}, {_count(len(pods), 'pod')}; "
+                     f"aws-node SNAT: {snat}")
     missing = len(expected - present)
     lines.append(f"  namespaces: {len(present & expected)} of {len(expected)} present"
                  + (f" ({missing} missing)" if missing else ""))  # fmt: skip

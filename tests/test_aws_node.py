@@ -90,7 +90,7 @@ def test_a_boolean_go_cannot_parse_means_the_default() -> None:
 
 def test_an_invalid_cidr_is_skipped_and_what_is_kept_is_named() -> None:
     [message] = warnings([f"{EXCLUDE_SNAT_CIDRS}=172.16.0.0/33,192.168.0.0/16"], {})
-    assert "'172.16.0.0/33' is skipped" in message and "aws-node keeps 192.168.0.0/16" in message
+    assert "'172.16.0.0/33' is not an IPv4 CIDR" in message and "aws-node keeps 192.168.0.0/16" in message
 
 
 def test_a_cidr_with_host_bits_is_named_as_read() -> None:
