@@ -180,7 +180,7 @@ def run(
 
 def _cleanup_command(backend: str, path: Path | None) -> str:
     """The command that removes the environment of this config (the path as given, quoted for a shell)."""
-    return f"peerprobe cleanup --backend {backend}" + (f" --config {shlex.quote(str(path))}" if path else "")
+    return f"peerprobe cleanup --backend {backend}{_config_flag(path)}"
 
 
 def _explain_kept(backend: str, experiment: config_module.ExperimentConfig, path: Path | None) -> None:
@@ -195,7 +195,7 @@ def _explain_kept(backend: str, experiment: config_module.ExperimentConfig, path
     if baseline is not None:
         out.print(f"baseline: phase {experiment.phases[0].name} of run {baseline.report.run_id} is recorded for "
                   "`peerprobe drift` to compare with")  # fmt: skip
-    out.print(f"to remove it (and its baseline): {_cleanup_command(backend, path)}")
+    out.print(f"to remove it: {_cleanup_command(backend, path)}")
 
 
 @app.command()
@@ -232,8 +232,8 @@ def drift(
     _require_environment(parameters.backend, parameters.config)
     with _interruptible(lambda: _explain_interrupted(
             "drift check stopped before it finished; it changes nothing, so the environment is as it was",
-            _what_exists(parameters.backend, parameters.config), "check again: peerprobe drift" +
-            "".join(f" {flag} {shlex.quote(str(v))}" for flag, v in (("--config", config),) if v))):  # fmt: skip
+            _what_exists(parameters.backend, parameters.config),
+            f"check again: peerprobe drift --backend {parameters.backend}{_config_flag(config)}")):  # fmt: skip
         outcome = _drift_check(parameters)
     from peerprobe import drift as drift_module
     from peerprobe.run import finish
@@ -619,8 +619,8 @@ def main() -> None:
     except PeerprobeError as error:  # anything a command did not translate itself
         say("error", "bold red", str(error))
         sys.exit(error.exit_code)
-    except KeyboardInterrupt:  # outside a command's own handling: nothing had started
-        say("interrupted", "bold yellow", "stopped before anything started")
+    except KeyboardInterrupt:  # where a command does not explain it itself (it started nothing there)
+        say("interrupted", "bold yellow", "stopped by Ctrl-C / SIGINT")
         sys.exit(INTERRUPTED)
 
 
