@@ -166,12 +166,15 @@ def run(
     _preflight(parameters.backend, parameters.config, creating=True)
     with _interruptible(lambda: _explain_interrupted_start(parameters.backend, parameters.config, config)):
         from flows import runner
-        from peerprobe.run import finish
+        from peerprobe.run import explain_failure, finish
 
         outcome = _lab_call(lambda: runner.run_experiment(parameters))
     if outcome.state == "Interrupted":
         _explain_interrupted_run(outcome, config)
         raise typer.Exit(code=INTERRUPTED)
+    if outcome.report is None:  # failed: how to resume, and the cleanup command of this very config
+        explain_failure(outcome, console(), cleanup=_cleanup_command(parameters.backend, config))
+        raise typer.Exit(code=3)
     code = finish(outcome, json=json, junit=junit, markdown=markdown, console=console())
     if keep and outcome.report is not None:
         _explain_kept(parameters.backend, parameters.config, config)
@@ -507,12 +510,11 @@ def lab_set_env(
     from peerprobe.backends.lab import environment
 
     state, _ = _lab_call(lambda: environment.status(experiment))
-    current = state.aws_node[cluster] if state is not None else {}  # type: ignore[index]
     try:  # what aws-node will make of it, before it is applied (kubectl applies it all the same)
-        found = aws_node.warnings(assignments, current)
+        found = aws_node.warnings(assignments, state.aws_node[cluster]) if state else []  # type: ignore[index]
     except ValueError:  # a malformed assignment: set_env refuses it with the usage message
         found = []
-    for message in found:
+    for message in found:  # without a lab, set_env says so and nothing is applied
         warn(message)
     snat = _lab_call(lambda: environment.set_env(experiment, cluster, assignments))  # type: ignore[arg-type]
     console().print(f"{cluster} aws-node: external_snat={snat.external_snat} "

@@ -56,6 +56,7 @@ def test_a_failed_step_shows_the_message_and_no_traceback(config_file: Path) -> 
     output = result.stdout + result.stderr
     assert result.returncode == 3, output
     assert "injected fault in step probe" in output and "retry:" in output
+    assert f"cleanup: peerprobe cleanup --backend lab --config {config_file}" in output
     assert "Traceback" not in output
     flow_run_id = re.search(r"runs/flow-run/([0-9a-f-]{36})", output)
     assert flow_run_id is not None, output
