@@ -95,8 +95,12 @@ def root(
 ) -> None:
     """peerprobe: the experiment as Prefect flows, on the embedded lab or on AWS."""
     from peerprobe import logs
+    from peerprobe.server import NOTHING_LEAVES
 
     logs.configure(verbose)
+    # Before Prefect is imported: its SDK analytics (and their first-run notice in the middle of our output)
+    # stay off in this process, as they are on the servers peerprobe starts. Nothing leaves this machine.
+    os.environ.update(NOTHING_LEAVES)
 
 
 def console(*, stderr: bool = False) -> Console:

@@ -122,3 +122,17 @@ def test_run_keep_says_what_it_kept_the_baseline_and_how_to_remove_it(
     assert "kept: the lab environment lab:workshop:cn-northwest-1" in out
     assert "baseline: phase baseline of run run-1 is recorded" in out
     assert "peerprobe cleanup --backend lab --config 'my env.yaml'" in out
+
+
+def test_prefects_analytics_and_their_notice_are_off_in_every_command(tmp_path: Path) -> None:
+    code = (
+        "import os, sys\n"
+        "from peerprobe.cli import main\n"
+        "sys.argv = ['peerprobe', 'predict']\n"
+        "try:\n    main()\nexcept SystemExit:\n"
+        "    from prefect._internal.analytics.enabled import is_telemetry_enabled\n"
+        "    print('analytics', is_telemetry_enabled(), file=sys.stderr)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("DO_NOT_TRACK", "CI")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.stderr.strip().endswith("analytics False"), result.stderr[-500:]
