@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from peerprobe import logs, server
+from peerprobe.errors import Terminated
 from peerprobe.params import RunParameters
 from peerprobe.report.document import Report
 from peerprobe.run import RunOutcome
@@ -24,15 +25,27 @@ RETRY_ENTRYPOINT = "flows/experiment.py:experiment"
 
 
 def connect() -> server.PrefectServer:
+    verbose = logs.asked_verbosity() > 0
     logs.configure(1, through_stdlib=True)  # before Prefect is imported: it reads the extra loggers once
-    # The terminal shows a progress bar and the report; every task's lines still reach the run's logs.
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # The terminal shows a progress bar and the report (-v: every task's lines too); the run's logs get it all.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if verbose else "WARNING")
     # Steps fan work out to their own threads (both VPCs at once); those events stay in the terminal only.
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     _quiet_thread_timeout_warning()
     prefect_server = server.ensure_running()
     os.environ["PREFECT_API_URL"] = prefect_server.api_url  # before Prefect is imported: it reads it once
+    if not verbose:
+        _without_console_tracebacks()
     return prefect_server
+
+
+def _without_console_tracebacks() -> None:
+    """An expected failure shows peerprobe's message in the terminal, not a Python traceback: Prefect's console
+    handler (on the root logger, which task and flow run records reach) prints one line per error; the run's
+    logs in the UI keep the traceback, and -v shows it here too."""
+    import prefect.main  # noqa: F401  (prefect.main sets Prefect's logging up: its console handler exists after this)
+
+    logs.hide_console_tracebacks()
 
 
 class _ThreadTimeoutNotice(logging.Filter):
@@ -48,17 +61,41 @@ def _quiet_thread_timeout_warning() -> None:
 
 
 def run_experiment(parameters: RunParameters) -> RunOutcome:
+    """The experiment flow, here; Ctrl-C, SIGINT or SIGTERM during it ends it Crashed (Prefect's engine) and
+    returns an outcome named Interrupted, with the flow run to retry."""
     prefect_server = connect()
     from flows.experiment import experiment
     from tasks._common import listen
 
+    started: list[str] = []  # the flow run's id, as soon as it runs
+    watched = experiment.with_options(on_running=[*experiment.on_running_hooks, _record_id(started)])
     with progress_bar(expected_steps(parameters)) as advance:
         unsubscribe = listen(advance)
         try:
-            state = experiment(parameters=parameters, return_state=True)
+            state = watched(parameters=parameters, return_state=True)
+        except KeyboardInterrupt as interrupt:
+            if not started:  # stopped before the flow run began: nothing of it exists
+                raise
+            return _interrupted(prefect_server, started[0], parameters, interrupt)
         finally:
             unsubscribe()
     return _outcome(prefect_server, state, parameters)
+
+
+def _record_id(into: list[str]) -> Callable[..., None]:
+    def on_running(flow: object, flow_run: FlowRun, state: object) -> None:
+        into.append(str(flow_run.id))
+
+    return on_running
+
+
+def _interrupted(
+    prefect_server: server.PrefectServer, flow_run_id: str, parameters: RunParameters, interrupt: BaseException
+) -> RunOutcome:
+    signal = "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C / SIGINT"
+    return RunOutcome(state="Interrupted", flow_run_id=flow_run_id, run_url=prefect_server.flow_run_url(flow_run_id),
+                      api_url=prefect_server.api_url, parameters=parameters, error=f"interrupted by {signal}",
+                      retry_entrypoint=RETRY_ENTRYPOINT)  # fmt: skip
 
 
 def expected_steps(parameters: RunParameters) -> int:

@@ -4,19 +4,31 @@ then import Prefect or start anything, so bad input costs nothing and creates no
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from importlib import metadata
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from peerprobe import config as config_module
-from peerprobe.errors import ConfigError, InfrastructureError, PeerprobeError
+from peerprobe import environ
+from peerprobe.errors import ConfigError, InfrastructureError, PeerprobeError, Terminated
 from peerprobe.outputs import ReportPaths
+from peerprobe.vocabulary import VPC_KEYS
+
+if TYPE_CHECKING:
+    from peerprobe.backends.lab.environment import LabState
+    from peerprobe.params import RunParameters
+    from peerprobe.run import RunOutcome
 
 app = typer.Typer(
     name="peerprobe",
@@ -24,10 +36,12 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: flags shown as flags (not `<bool>`), no boxes in piped output
 )
 
 ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="Experiment config (YAML); default: the workshop topology.")
+    Path | None,
+    typer.Option("--config", "-c", metavar="FILE", help="Experiment config (YAML); default: the workshop topology."),
 ]
 # Report paths stay text until checked (peerprobe.outputs): as a Path, an empty value would read as ".".
 JsonOption = Annotated[
@@ -48,24 +62,81 @@ MetricsOption = Annotated[
                  "node_exporter's textfile collector): a gauge per cell, 1 match, 0 drift; the check's time and "
                  "counts."),
 ]  # fmt: skip
-BackendOption = Annotated[str, typer.Option("--backend", help="lab | aws: the backend the prediction is for.")]
 FullOption = Annotated[
     bool, typer.Option("--full", help="Print every phase's full matrix instead of the before/after view.")
 ]
+PathOption = Annotated[Path | None, typer.Option(help="Write this report format here.")]
+
+
+def _backend_option(help_text: str) -> Any:
+    return typer.Option("--backend", metavar="lab|aws", help=f"lab | aws: {help_text}")
+
+
+BackendOption = Annotated[
+    str, _backend_option("the backend to predict for (aws has no `outside` vantage unless outside_cidrs is set).")
+]
+RunBackendOption = Annotated[str, _backend_option("where to run the experiment (lab: the embedded lab).")]
+DriftBackendOption = Annotated[str, _backend_option("where the environment to check is.")]
+CleanupBackendOption = Annotated[str, _backend_option("where the environment to remove is.")]
+KeepOption = Annotated[
+    bool,
+    typer.Option("--keep", help="Keep the environment afterwards: restore the baseline SNAT settings and record the "
+                 "baseline for `peerprobe drift`."),
+]
+CleanupOnFailureOption = Annotated[
+    bool,
+    typer.Option("--cleanup-on-failure", help="On failure, remove what the run created instead of keeping it for a "
+                 "retry."),
+]
+INTERRUPTED = 130  # design.md: Ctrl-C, SIGINT or SIGTERM
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"peerprobe {metadata.version('peerprobe')}")
+        raise typer.Exit()
 
 
 @app.callback()
 def root(
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v progress events, -vv debug.")] = 0,
+    verbose: Annotated[
+        int,
+        typer.Option("--verbose", "-v", count=True, show_default=False,
+                     help="-v: progress events and tracebacks; -vv: debug."),
+    ] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """peerprobe: the experiment as Prefect flows, on the embedded lab or on AWS."""
     from peerprobe import logs
+    from peerprobe.server import NOTHING_LEAVES
 
     logs.configure(verbose)
+    # Before Prefect is imported: its SDK analytics (and their first-run notice in the middle of our output)
+    # stay off in this process, as they are on the servers peerprobe starts. Nothing leaves this machine.
+    os.environ.update(NOTHING_LEAVES)
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console that prints text as it is: names, ids and what AWS or the lab answers are never read as Rich
+    markup; styled parts are Text. Lines are never broken by width (soft wrap), so piped output stays whole."""
+    return Console(stderr=stderr, markup=False, highlight=False, soft_wrap=True)
+
+
+def say(label: str, style: str, message: str) -> None:
+    """``label: `` before every line of ``message``, on stderr."""
+    out = console(stderr=True)
+    for line in message.splitlines() or [""]:
+        out.print(Text.assemble((f"{label}:", style), " ", line))
+
+
+def warn(message: str) -> None:
+    say("warning", "yellow", message)
 
 
 def fail(error: PeerprobeError) -> NoReturn:
-    Console(stderr=True).print(f"[bold red]error:[/bold red] {error}", highlight=False, markup=True)
+    say("error", "bold red", str(error))
     raise typer.Exit(code=error.exit_code)
 
 
@@ -108,15 +179,15 @@ def predict(
     if not write_reports(report, reports, config=experiment):
         raise typer.Exit(code=3)
     for _, path in reports.requested():
-        Console(stderr=True).print(f"wrote {path}", highlight=False, markup=False)
+        console(stderr=True).print(f"wrote {path}")
 
 
 @app.command()
 def run(
     config: ConfigOption = None,
-    backend: BackendOption = "lab",
-    keep: Annotated[bool, typer.Option("--keep", help="Keep the environment; restore baseline SNAT.")] = False,
-    cleanup_on_failure: Annotated[bool, typer.Option("--cleanup-on-failure", help="On failure, remove all.")] = False,
+    backend: RunBackendOption = "lab",
+    keep: KeepOption = False,
+    cleanup_on_failure: CleanupOnFailureOption = False,
     json: JsonOption = None,
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
@@ -130,31 +201,65 @@ def run(
                                cleanup_on_failure=cleanup_on_failure)  # fmt: skip
     reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics)
     _preflight(parameters.backend, parameters.config, creating=True)
-    from flows import runner
-    from peerprobe.run import finish
+    with _interruptible(lambda: _explain_interrupted_start(parameters.backend, parameters.config, config)):
+        from flows import runner
+        from peerprobe.run import explain_failure, finish
 
-    outcome = _lab_call(lambda: runner.run_experiment(parameters))
-    raise typer.Exit(code=finish(outcome, reports=reports, console=Console(), full=full))
+        outcome = _lab_call(lambda: runner.run_experiment(parameters))
+    if outcome.state == "Interrupted":
+        _explain_interrupted_run(outcome, config)
+        raise typer.Exit(code=INTERRUPTED)
+    if outcome.report is None:  # failed: how to resume, and the cleanup command of this very config
+        explain_failure(outcome, console(), cleanup=_cleanup_command(parameters.backend, config))
+        raise typer.Exit(code=3)
+    code = finish(outcome, reports=reports, console=console(), full=full)
+    if keep and outcome.report is not None:
+        _explain_kept(parameters.backend, parameters.config, config)
+    raise typer.Exit(code=code)
+
+
+def _cleanup_command(backend: str, path: Path | None) -> str:
+    """The command that removes the environment of this config (the path as given, quoted for a shell)."""
+    return f"peerprobe cleanup --backend {backend}{_config_flag(path)}"
+
+
+def _explain_kept(backend: str, experiment: config_module.ExperimentConfig, path: Path | None) -> None:
+    """`run --keep`: what it kept, the baseline it recorded, and how to remove both."""
+    from peerprobe import drift as drift_module
+
+    key = f"{backend}:{experiment.name}:{experiment.region}"
+    out = console()
+    out.print(f"kept: the {backend} environment {key} (clusters, apps, Services, peering), with aws-node back at "
+              f"the SNAT settings of phase {experiment.phases[0].name}")  # fmt: skip
+    baseline = drift_module.read_baseline(key)
+    if baseline is not None:
+        out.print(f"baseline: phase {experiment.phases[0].name} of run {baseline.report.run_id} is recorded for "
+                  "`peerprobe drift` to compare with")  # fmt: skip
+    out.print(f"to remove it: {_cleanup_command(backend, path)}")
 
 
 @app.command()
-def cleanup(config: ConfigOption = None, backend: BackendOption = "lab") -> None:
+def cleanup(config: ConfigOption = None, backend: CleanupBackendOption = "lab") -> None:
     """Remove the environment of the config; removing an absent environment succeeds."""
     from peerprobe.params import RunParameters
 
     parameters = RunParameters(config=_load(config), backend=_backend(backend))
     _preflight(parameters.backend, parameters.config)
-    from flows import runner
+    again = _cleanup_command(parameters.backend, config)
+    with _interruptible(lambda: _explain_interrupted(
+            f"cleanup of {parameters.config.name} stopped: part of the environment may remain",
+            _what_exists(parameters.backend, parameters.config), f"finish removing it: {again}")):  # fmt: skip
+        from flows import runner
 
-    outcome = _lab_call(lambda: runner.run_cleanup(parameters))
-    Console().print(f"cleanup of {parameters.config.name}: {outcome.state}", highlight=False)
+        outcome = _lab_call(lambda: runner.run_cleanup(parameters))
+    console().print(f"cleanup of {parameters.config.name}: {outcome.state}")
     raise typer.Exit(code=0 if outcome.state == "Completed" else 3)
 
 
 @app.command()
 def drift(
     config: ConfigOption = None,
-    backend: BackendOption = "lab",
+    backend: DriftBackendOption = "lab",
     json: JsonOption = None,
     junit: JunitOption = None,
     markdown: MarkdownOption = None,
@@ -169,17 +274,18 @@ def drift(
     reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics)
     _preflight(parameters.backend, parameters.config)
     _require_environment(parameters.backend, parameters.config)
-    from flows import runner
-
-    prefect_server = _lab_call(runner.connect)
-    from flows.drift import run_here
+    with _interruptible(lambda: _explain_interrupted(
+            "drift check stopped before it finished; it changes nothing, so the environment is as it was",
+            _what_exists(parameters.backend, parameters.config),
+            f"check again: peerprobe drift --backend {parameters.backend}{_config_flag(config)}")):  # fmt: skip
+        outcome = _drift_check(parameters)
     from peerprobe import drift as drift_module
     from peerprobe.run import finish
 
-    outcome = _lab_call(lambda: run_here(prefect_server.api_url, prefect_server.ui_url, parameters))
-    out = Console(soft_wrap=True, highlight=False)
+    out = console()
     if outcome.report is None:  # the check itself failed: nothing was created, so there is nothing to resume
-        out.print(f"[bold red]drift check {outcome.state}[/bold red]: {outcome.error}\n  run: {outcome.run_url}")
+        out.print(Text.assemble((f"drift check {outcome.state}", "bold red"), f": {outcome.error}"))
+        out.print(f"  run: {outcome.run_url}")
         raise typer.Exit(code=3)
     code = finish(outcome, reports=reports, console=out, full=full)
     for entry in outcome.report.config_diff or []:
@@ -188,6 +294,15 @@ def drift(
         out.print("  no baseline recorded for this environment (`peerprobe run --keep` records one)")
     out.print(f"drift check: {outcome.state}")
     raise typer.Exit(code=1 if code != 3 and drift_module.drifted(outcome.report) else code)
+
+
+def _drift_check(parameters: RunParameters) -> RunOutcome:
+    from flows import runner
+
+    prefect_server = _lab_call(runner.connect)
+    from flows.drift import run_here
+
+    return _lab_call(lambda: run_here(prefect_server.api_url, prefect_server.ui_url, parameters))
 
 
 def _require_environment(backend: str, config: config_module.ExperimentConfig) -> None:
@@ -241,15 +356,15 @@ def sweep(
 
     age = _lab_call(lambda: sweeping.parse_duration(older_than)) if older_than is not None else None
     leftovers = _lab_call(lambda: sweeping.find(older_than=age))
-    out = Console(soft_wrap=True, highlight=False)
+    out = console()
     if not leftovers:
         out.print("nothing to sweep")
         return
     from rich.table import Table
 
     table = Table("kind", "id", "environment", "age", "why", title=f"{len(leftovers)} leftover(s)")
-    for item in leftovers:
-        table.add_row(item.kind, item.id, item.environment or "-", item.age, item.reason)
+    for item in leftovers:  # Text: ids and names found in AWS or the kernel are not markup
+        table.add_row(*map(Text, (item.kind, item.id, item.environment or "-", item.age, item.reason)))
     out.print(table)
     if not yes:
         out.print("nothing deleted: run `peerprobe sweep --yes` to delete these")
@@ -268,7 +383,7 @@ def serve(
 
         api = _lab_call(server.ensure_running)
         pid = _lab_call(lambda: server.ensure_serving(api.api_url))
-        Console().print(f"peerprobe serve is running (pid {pid}); UI: {api.ui_url}", highlight=False)
+        console().print(f"peerprobe serve is running (pid {pid}); UI: {api.ui_url}")
         return
     from flows import runner
 
@@ -276,18 +391,25 @@ def serve(
 
 
 def _preflight(backend: str, config: config_module.ExperimentConfig | None = None, *, creating: bool = False) -> None:
-    """Before anything starts: the aws backend's credentials, region and adopted networks, and for a command
-    that creates, the pinned CNI versions (read-only calls; exit 2 with nothing created), or the lab's kernel
-    capabilities."""
+    """Before anything starts: the PEERPROBE_* settings, the aws backend's credentials, region and adopted
+    networks, and for a command that creates, the pinned CNI versions (read-only calls; exit 2 with nothing
+    created), or the lab's kernel capabilities."""
+    _check_environment()
     if backend == "aws":
         from peerprobe.backends.aws.experiment import preflight
 
         identity = _lab_call(lambda: preflight(config or config_module.ExperimentConfig(), creating=creating))
-        Console(stderr=True).print(f"aws: {identity.arn} in {identity.region}", highlight=False)
+        console(stderr=True).print(f"aws: {identity.arn} in {identity.region}")
         return
     from peerprobe.backends.lab import net
 
     _lab_call(net.check_available)
+
+
+def _check_environment() -> None:
+    """PEERPROBE_STATE_DIR, PEERPROBE_RESULT_STORAGE, PEERPROBE_LAB_LATENCY and the lock timeouts: exit 2
+    naming the variable, before Prefect is imported or anything is created."""
+    _lab_call(environ.check)
 
 
 lab_app = typer.Typer(
@@ -303,11 +425,16 @@ VANTAGE_NAMES = ("vpc1-pod", "vpc2-ec2", "vpc2-pod", "outside")
 def lab_up(config: ConfigOption = None) -> None:
     """Build the lab environment of the config (idempotent): clusters, apps, peering, rules, baseline SNAT."""
     experiment = _load(config)
+    _check_environment()
     from peerprobe.backends.lab import environment
 
-    state = _lab_call(lambda: environment.up(experiment))
-    out = Console(soft_wrap=True, highlight=False)
-    out.print(f"lab [bold]{state.env_key}[/bold] is up (run {state.run_id})")
+    with _interruptible(lambda: _explain_interrupted(
+            "lab up stopped before the lab was complete; what it built so far is kept",
+            _what_exists("lab", experiment), f"finish it: peerprobe lab up{_config_flag(config)}",
+            f"remove it: peerprobe lab down{_config_flag(config)}")):  # fmt: skip
+        state = _lab_call(lambda: environment.up(experiment))
+    out = console()
+    out.print(Text.assemble("lab ", (state.env_key, "bold"), f" is up (run {state.run_id})"))
     for key in ("vpc1", "vpc2"):
         side = getattr(state.topology, key)
         nodes = ", ".join(f"{n.name.split('.')[0]} {n.ip}" for n in side.nodes)
@@ -325,37 +452,76 @@ def _echo_address(state: object) -> str:
 def lab_down(config: ConfigOption = None) -> None:
     """Remove the lab environment of the config; removing an absent one succeeds."""
     experiment = _load(config)
+    _check_environment()
     from peerprobe.backends.lab import environment
 
     removed = _lab_call(lambda: environment.down(experiment))
-    Console().print(f"lab {environment.env_key(experiment)} " + ("removed" if removed else "was not there"))
+    console().print(f"lab {environment.env_key(experiment)} " + ("removed" if removed else "was not there"))
 
 
 @lab_app.command("status")
-def lab_status(config: ConfigOption = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Whether the lab of the config is up and healthy; --json prints the report's `topology`."""
+def lab_status(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the topology as the report's `topology`.")] = False,
+) -> None:
+    """Whether the lab of the config exists and is healthy, and what it holds. Exit 0 up, 1 down, 3 broken."""
     experiment = _load(config)
-    from peerprobe.backends import steps
+    _check_environment()
     from peerprobe.backends.lab import environment
 
-    state, healthy = environment.status(experiment)
+    state, healthy = _lab_call(lambda: environment.status(experiment))
     if as_json:
         if state is None:
             fail(ConfigError(f"no lab environment {environment.env_key(experiment)}: run `peerprobe lab up` first"))
         typer.echo(state.topology.model_dump_json(indent=2))
         return
+    out = console()
     if state is None:
-        Console().print(f"lab {environment.env_key(experiment)}: down")
+        out.print(f"lab {environment.env_key(experiment)}: down (nothing exists; `peerprobe lab up` builds it)")
         raise typer.Exit(code=1)
-    snat = {key: state.snat(key).model_dump() for key in steps.VPC_KEYS}
-    Console().print(f"lab {state.env_key}: {'up' if healthy else 'BROKEN (run `peerprobe lab up` to rebuild)'}; "
-                    f"run {state.run_id}; aws-node SNAT {snat}", highlight=False)  # fmt: skip
+    for line in status_lines(state, healthy):
+        out.print(line)
     if not healthy:
         raise typer.Exit(code=3)
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
+
+
+def status_lines(state: LabState, healthy: bool) -> list[str]:
+    """`lab status` in words: what exists, whether it is healthy, its clusters, namespaces and agent."""
+    from peerprobe import aws_node
+    from peerprobe.backends.lab import net
+    from peerprobe.backends.lab.agent.process import is_agent
+
+    verdict = "up and healthy" if healthy else "BROKEN: `peerprobe lab up` rebuilds it, `peerprobe lab down` removes it"
+    expected = set(state.net.namespaces()) if state.net is not None else set()
+    present = set(net.list_namespaces(state.env_key))
+    agent = "none recorded" if state.agent_pid is None else (
+        f"running (pid {state.agent_pid})" if is_agent(state.agent_pid)
+        else f"gone (pid {state.agent_pid} is not running)")  # fmt: skip
+    lines = [f"lab {state.env_key}: {verdict}", f"  run {state.run_id}, built {state.created_at}"]
+    for key in VPC_KEYS:
+        side = getattr(state.topology, key)
+        pods = [pod for pod in (getattr(side, "echo_pod", None), getattr(side, "busybox_pod", None)) if pod]
+        settings = aws_node.env_for(state.snat(key))
+        snat = ", ".join(f"{k}={v}" for k, v in settings.items()) or "the CNI defaults"
+        lines.append(f"  {key} {side.cidr}: {_count(len(side.nodes), 'node')}, {_count(len(pods), 'pod')}; "
+                     f"aws-node SNAT: {snat}")
+    missing = len(expected - present)
+    lines.append(f"  namespaces: {len(present & expected)} of {len(expected)} present"
+                 + (f" ({missing} missing)" if missing else ""))  # fmt: skip
+    lines.append(f"  agent: {agent}")
+    return lines
+
+
 @lab_app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def lab_exec(ctx: typer.Context, vantage: str, config: ConfigOption = None) -> None:
+def lab_exec(
+    ctx: typer.Context,
+    vantage: Annotated[str, typer.Argument(metavar="VANTAGE", help=f"One of {', '.join(VANTAGE_NAMES)}.")],
+    config: ConfigOption = None,
+) -> None:
     """Run a command with a vantage's network view, like `kubectl exec`: lab exec vpc2-pod -- CMD..."""
     if vantage not in VANTAGE_NAMES:
         fail(ConfigError(f"vantage: {vantage!r} is not one of {', '.join(VANTAGE_NAMES)}"))
@@ -370,19 +536,30 @@ def lab_exec(ctx: typer.Context, vantage: str, config: ConfigOption = None) -> N
 
 @lab_app.command("set-env")
 def lab_set_env(
-    cluster: Annotated[str, typer.Argument(help="vpc1 | vpc2")],
-    assignments: Annotated[list[str], typer.Argument(help="NAME=VALUE to set, NAME- to unset")],
+    cluster: Annotated[str, typer.Argument(metavar="vpc1|vpc2", help="The cluster whose aws-node changes.")],
+    assignments: Annotated[
+        list[str], typer.Argument(metavar="NAME=VALUE|NAME-", help="NAME=VALUE sets a variable, NAME- unsets it.")
+    ],
     config: ConfigOption = None,
 ) -> None:
     """Change aws-node's environment behind peerprobe's back, like `kubectl set env daemonset aws-node`."""
     if cluster not in ("vpc1", "vpc2"):
         fail(ConfigError(f"cluster: {cluster!r} is not one of vpc1 or vpc2"))
     experiment = _load(config)
+    _check_environment()
+    from peerprobe import aws_node
     from peerprobe.backends.lab import environment
 
+    state, _ = _lab_call(lambda: environment.status(experiment))
+    try:  # what aws-node will make of it, before it is applied (kubectl applies it all the same)
+        found = aws_node.warnings(assignments, state.aws_node[cluster]) if state else []  # type: ignore[index]
+    except ValueError:  # a malformed assignment: set_env refuses it with the usage message
+        found = []
+    for message in found:  # without a lab, set_env says so and nothing is applied
+        warn(message)
     snat = _lab_call(lambda: environment.set_env(experiment, cluster, assignments))  # type: ignore[arg-type]
-    Console().print(f"{cluster} aws-node: external_snat={snat.external_snat} "
-                    f"exclude_snat_cidrs={snat.exclude_snat_cidrs}", highlight=False)  # fmt: skip
+    console().print(f"{cluster} aws-node: external_snat={snat.external_snat} "
+                    f"exclude_snat_cidrs={snat.exclude_snat_cidrs}")  # fmt: skip
 
 
 config_app = typer.Typer(name="config", help="The experiment config: its effective values, each key explained.",
@@ -409,12 +586,99 @@ def _lab_call(call: Callable[[], T]) -> T:
         fail(error)
 
 
+# --- interruption (design.md: exit 130 after saying what exists and how to resume or clean up) ------------------
+
+
+_signals_received: list[int] = []
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGINT as Python's own handler does it; SIGTERM the same way (Terminated), so every `finally` runs."""
+    _signals_received.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextlib.contextmanager
+def _interruptible(explain: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C, SIGINT or SIGTERM in the block: ``explain`` says what exists and what to do, then exit 130.
+    Also when a library turned the KeyboardInterrupt into an error of its own on the way up."""
+    # SIGINT too: a shell starts a background command with SIGINT ignored, yet `kill -INT` must still stop it.
+    previous = {signum: signal.signal(signum, _interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    except BaseException as error:
+        if not (isinstance(error, KeyboardInterrupt) or _signals_received):
+            raise
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the explanation short
+        explain()
+        raise typer.Exit(code=INTERRUPTED) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _config_flag(path: Path | None) -> str:
+    return f" --config {shlex.quote(str(path))}" if path is not None else ""
+
+
+def _explain_interrupted(headline: str, *lines: str) -> None:
+    say("interrupted", "bold yellow", "\n".join([headline, *(f"  {line}" for line in lines)]))
+
+
+def _explain_interrupted_start(backend: str, experiment: config_module.ExperimentConfig, path: Path | None) -> None:
+    """Stopped before the flow run existed (while the local Prefect server started)."""
+    _explain_interrupted("run stopped before the experiment started", _what_exists(backend, experiment),
+                         f"remove anything left: {_cleanup_command(backend, path)}")  # fmt: skip
+
+
+def _explain_interrupted_run(outcome: RunOutcome, path: Path | None) -> None:
+    """The flow run was stopped: the retry command of a failed run, and what exists."""
+    from peerprobe.run import explain_failure
+
+    parameters = outcome.parameters
+    _explain_interrupted(_what_exists(parameters.backend, parameters.config))
+    explain_failure(outcome, console(stderr=True), cleanup=_cleanup_command(parameters.backend, path))
+
+
+def _what_exists(backend: str, experiment: config_module.ExperimentConfig) -> str:
+    """One line: the environment of the config as it is now, read from the lab or the local state."""
+    key = f"{backend}:{experiment.name}:{experiment.region}"
+    try:
+        if backend == "lab":
+            return _lab_exists(experiment)
+        from peerprobe.backends.aws import _state
+
+        recorded = _state.is_recorded(key)
+    except Exception as exc:  # saying what exists must not fail the explanation itself
+        return f"what exists of {key} could not be read ({type(exc).__name__}: {exc})"
+    if not recorded:
+        return f"nothing of the aws environment {key} is recorded here"
+    return f"the aws environment {key} is recorded in the state directory (ids of what was created)"
+
+
+def _lab_exists(experiment: config_module.ExperimentConfig) -> str:
+    from peerprobe.backends.lab import environment, net
+    from peerprobe.backends.lab.agent.process import is_agent
+
+    key = environment.env_key(experiment)
+    state, healthy = environment.status(experiment)
+    namespaces = len(net.list_namespaces(key))
+    if state is None:
+        return f"the lab environment {key} does not exist ({namespaces} namespaces of it remain)"
+    agent = "its agent runs" if state.agent_pid and is_agent(state.agent_pid) else "no agent runs"
+    health = "complete and healthy" if healthy else "incomplete"
+    return f"the lab environment {key} exists, {health}: {namespaces} namespaces, {agent}"
+
+
 def main() -> None:
     try:
         app()
     except PeerprobeError as error:  # anything a command did not translate itself
-        Console(stderr=True).print(f"error: {error}", highlight=False, markup=False)
+        say("error", "bold red", str(error))
         sys.exit(error.exit_code)
+    except KeyboardInterrupt:  # where a command does not explain it itself (it started nothing there)
+        say("interrupted", "bold yellow", "stopped by Ctrl-C / SIGINT")
+        sys.exit(INTERRUPTED)
 
 
 if __name__ == "__main__":

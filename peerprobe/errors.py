@@ -54,3 +54,7 @@ class WaitTimeoutError(InfrastructureError):
 
 class LabUnavailableError(InfrastructureError):
     """The kernel or the machine lacks what the embedded lab needs (namespaces, iptables, privileges)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so every `finally` on the way runs; exit 130 (design.md)."""

@@ -17,17 +17,50 @@ import structlog
 
 LOGGER = "peerprobe"
 _configured = False
+_asked = 0  # the verbosity the user asked for (-v, -vv), whatever a flow run configures for its own logs
 
 
 def configure(verbosity: int = 0, *, through_stdlib: bool = False) -> None:
     """verbosity 0: warnings and errors; 1 (-v): progress events; 2 (-vv): debug."""
-    global _configured
+    global _configured, _asked
     level = {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     if through_stdlib:
         _through_stdlib(level)
     else:
         _to_stderr(level)
+        _asked = verbosity
     _configured = True
+
+
+def asked_verbosity() -> int:
+    """What the command line asked for: 0 by default, 1 with -v, 2 with -vv."""
+    return _asked
+
+
+def hide_console_tracebacks(logger_names: tuple[str, ...] = ("", "prefect")) -> None:
+    """The terminal shows one line per error record, without its traceback; every other handler (the run's
+    logs in the Prefect API) still gets the whole record. Applied to the stream handlers of those loggers."""
+    for name in logger_names:
+        for handler in logging.getLogger(name).handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler.formatter, _WithoutTraceback):
+                handler.setFormatter(_WithoutTraceback(handler.formatter or logging.Formatter()))
+
+
+class _WithoutTraceback(logging.Formatter):
+    """Formats a record as ``inner`` would, but without exc_info, exc_text or stack_info, restored afterwards
+    so the handlers after this one still see them."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info, record.exc_text, record.stack_info = None, None, None
+        try:
+            return self.inner.format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
 
 
 def _to_stderr(level: int) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.text import Text
 
 from peerprobe import model, outputs, topology
 from peerprobe.compare import judged, observed
@@ -64,7 +65,7 @@ def finish(outcome: RunOutcome, *, reports: ReportPaths, console: Console, full:
     from peerprobe.report import terminal
 
     if outcome.report is None:
-        _explain_failure(outcome, console)
+        explain_failure(outcome, console)
         return 3
     config = outcome.parameters.config
     terminal.render(outcome.report, terminal.console(), full=full, config=config)
@@ -109,10 +110,12 @@ def _prefect() -> str:
     return prefect_executable()
 
 
-def _explain_failure(outcome: RunOutcome, console: Console) -> None:
+def explain_failure(outcome: RunOutcome, console: Console, *, cleanup: str | None = None) -> None:
+    """How the run ended, where to see it, and how to resume it or remove what it created (``cleanup``: the
+    command to print; by default one for the config by name). The error is printed as text, never markup."""
     config = outcome.parameters.config
-    console.print(f"[bold red]run {outcome.state}[/bold red]: {outcome.error}", highlight=False, soft_wrap=True)
-    console.print(f"  run: {outcome.run_url}", highlight=False, soft_wrap=True)
+    console.print(Text.assemble((f"run {outcome.state}", "bold red"), f": {outcome.error}"), soft_wrap=True)
+    console.print(f"  run: {outcome.run_url}", highlight=False, soft_wrap=True, markup=False)
     if outcome.parameters.cleanup_on_failure:
         console.print("  everything it created was removed (--cleanup-on-failure)")
         return
@@ -122,10 +125,13 @@ def _explain_failure(outcome: RunOutcome, console: Console) -> None:
         f"--entrypoint {outcome.retry_entrypoint}   (or Retry in the UI)",
         highlight=False,
         soft_wrap=True,
+        markup=False,
     )
     console.print(
-        f"    cleanup: peerprobe cleanup --backend {outcome.parameters.backend}"
-        + ("" if config.name == "workshop" else " --config <your config>"),
+        "    cleanup: "
+        + (cleanup or f"peerprobe cleanup --backend {outcome.parameters.backend}"
+           + ("" if config.name == "workshop" else " --config <your config>")),
         highlight=False,
         soft_wrap=True,
+        markup=False,
     )

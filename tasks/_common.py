@@ -11,7 +11,7 @@ from typing import Any
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
 
-from peerprobe import logs, statedir
+from peerprobe import environ, logs, statedir
 from peerprobe.backends.steps import EnvironmentRef, Experiment
 from peerprobe.errors import ConfigError, InfrastructureError, TransientError
 
@@ -80,7 +80,7 @@ def _finished(task: Any, task_run: Any, state: Any) -> None:
         listener(str(task_run.name), str(state.name))
 
 
-RESULT_STORAGE_ENV = "PEERPROBE_RESULT_STORAGE"  # s3://bucket/prefix, or a block slug such as s3-bucket/peerprobe
+RESULT_STORAGE_ENV = environ.RESULT_STORAGE_ENV  # s3://bucket/prefix, or a block slug such as s3-bucket/peerprobe
 
 
 def result_storage(value: str | None = None) -> Any:
@@ -90,13 +90,10 @@ def result_storage(value: str | None = None) -> Any:
     Prefect loads the block by slug when it persists or looks up a result. The S3 endpoint is botocore's to
     choose: AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL) points it elsewhere, e.g. at moto in the tests."""
     value = os.environ.get(RESULT_STORAGE_ENV, "") if value is None else value
+    environ.check_result_storage(value)  # the rules the command line checks before anything starts
     if not value:
         return None
-    if not value.startswith("s3://"):
-        if "/" not in value:
-            raise ConfigError(f"{RESULT_STORAGE_ENV}: {value!r} is neither s3://bucket/prefix nor a block slug")
-        return value
-    return _saved_s3_bucket(value)
+    return _saved_s3_bucket(value) if value.startswith("s3://") else value
 
 
 @functools.cache  # saved once per process: importing the tasks saves it, the baseline steps reuse the slug
@@ -124,9 +121,7 @@ def _s3_bucket(url: str) -> Any:
     except ImportError:
         hint = "install the aws extra (pip install 'peerprobe[aws]')"
         raise ConfigError(f"{RESULT_STORAGE_ENV}={url}: {hint}") from None
-    bucket, _, prefix = url.removeprefix("s3://").partition("/")
-    if not bucket:
-        raise ConfigError(f"{RESULT_STORAGE_ENV}: {url!r} names no bucket")
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")  # checked by environ.check_result_storage
     return S3Bucket(bucket_name=bucket, bucket_folder=prefix.strip("/"))
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
+import os
+import time
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
@@ -23,7 +25,7 @@ from peerprobe.backends.lab.net import ELB_GROUP, PEER_HOST_GROUP, KubeService, 
 from peerprobe.backends.ports import EksCluster, IngressRule, Instance, NodeGroup, Stamp
 from peerprobe.backends.steps import VPC_KEYS, VpcKey
 from peerprobe.config import ExperimentConfig
-from peerprobe.errors import ConflictError, NotFoundError
+from peerprobe.errors import ConfigError, ConflictError, NotFoundError
 from peerprobe.topology import Topology, subnets
 
 log = structlog.get_logger()
@@ -54,6 +56,28 @@ def supplying(what: str) -> Iterator[None]:
         SUPPLYING.reset(token)
 
 
+LATENCY_ENV = "PEERPROBE_LAB_LATENCY"  # e.g. "cluster=7,nodegroup=2,load_balancer=2,ec2=0.3": AWS-like step times
+
+
+def latency_profile() -> dict[str, float]:
+    """Seconds each kind of step takes in the lab when it stands in for AWS (benchmarks of the flow's overlap)."""
+    profile: dict[str, float] = {}
+    for item in filter(None, os.environ.get(LATENCY_ENV, "").split(",")):
+        name, _, seconds = item.partition("=")
+        try:
+            profile[name.strip()] = float(seconds)
+        except ValueError:
+            raise ConfigError(f"{LATENCY_ENV}: {item!r} is not name=seconds") from None
+    return profile
+
+
+def provisioning(kind: str) -> None:
+    """A deliberate, bounded delay standing in for AWS's own provisioning time; none unless a profile is set."""
+    delay = latency_profile().get(kind, 0.0)
+    if delay > 0:
+        time.sleep(delay)
+
+
 def cluster_group_name(cluster: str) -> str:
     # EKS names it eks-cluster-sg-<cluster>-<id> (sec-group-reqs.html); one per cluster here.
     return f"eks-cluster-sg-{cluster}"
@@ -74,6 +98,7 @@ class LabCloud(AwsCloud):
     def ensure_cluster(self, name: str, **kwargs: Any) -> EksCluster:
         """EKS creates a cluster security group that admits itself (sec-group-reqs.html); moto's EKS none."""
         cluster = super().ensure_cluster(name, **kwargs)
+        provisioning("cluster")
         with supplying("eks cluster security group"):
             vpc_id = self.subnets(cluster.subnet_ids[:1])[0].vpc_id
             group = self.ensure_security_group(cluster_group_name(name), vpc_id=vpc_id,
@@ -103,6 +128,7 @@ class LabCloud(AwsCloud):
         """The node group's Auto Scaling group launches its instances (moto's launches none): one per planned
         node, at its planned address, in the node group's subnet that holds it, in the cluster security group."""
         group = super().ensure_nodegroup(cluster, **kwargs)
+        provisioning("nodegroup")
         with supplying("node group instances"):
             self._launch_nodes(cluster, group)
         return group
@@ -137,8 +163,11 @@ class LabCloud(AwsCloud):
 
     def ensure_instance(self, name: str, **kwargs: Any) -> Instance:
         """The EC2 host gets the planned address in its subnet (the one the lab's namespace for it has)."""
-        if name == PEER_HOST and kwargs.get("private_ip") is None:
+        if name != PEER_HOST:
+            return super().ensure_instance(name, **kwargs)
+        if kwargs.get("private_ip") is None:
             kwargs["private_ip"] = self.topology.peer_host.private_ip
+        provisioning("ec2")
         return super().ensure_instance(name, **kwargs)
 
     # --- load balancers ---------------------------------------------------------------------------------------

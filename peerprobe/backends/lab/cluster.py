@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
+from peerprobe.backends.lab import cloud as lab_cloud
 from peerprobe.backends.lab import environment, health, net
 from peerprobe.backends.lab.agent.process import is_agent
 from peerprobe.backends.ports import ServiceInfo
@@ -39,6 +40,7 @@ class LabCluster:
         if deployments:
             environment.deploy(self.config, self.key, deployments, run_id=self.run_id)
         if self.key == "vpc1" and any(doc.get("kind") == "Service" for doc in manifests):
+            lab_cloud.provisioning("load_balancer")
             environment.expose(self.config, manifests)
 
     def nodes(self) -> list[Node]:
