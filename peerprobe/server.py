@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -17,11 +14,11 @@ from pathlib import Path
 
 import structlog
 
-from peerprobe import statedir
-from peerprobe.errors import InfrastructureError, WaitTimeoutError
+from peerprobe import daemon, statedir
+from peerprobe.errors import InfrastructureError
 
 log = structlog.get_logger()
-HOST = "127.0.0.1"
+HOST = daemon.HOST
 DEFAULT_PORT = 4200
 STATE_FILE = "prefect-server.json"
 LOG_FILE = "prefect-server.log"
@@ -75,17 +72,13 @@ def healthy(api_url: str) -> bool:
 
 
 def _start(*, timeout: float) -> PrefectServer:
-    port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else _free_port()
+    port = DEFAULT_PORT if daemon.port_free(DEFAULT_PORT) else daemon.free_port()
     command = [prefect_executable(), "server", "start", "--host", HOST, "--port", str(port)]
     api_url = f"http://{HOST}:{port}/api"
-    with open(statedir.state_dir() / LOG_FILE, "ab") as output:
-        # A new session: the server outlives this command and keeps serving the UI.
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True, close_fds=True, env=_server_env(api_url))  # fmt: skip
-    server = PrefectServer(api_url=api_url, pid=process.pid)
-    log.info("prefect.server.starting", api_url=server.api_url, pid=process.pid)
-    _wait_ready(server, process, timeout=timeout)
-    statedir.write_json(STATE_FILE, {"api_url": server.api_url, "pid": process.pid})
+    pid = daemon.spawn(command, log_name=LOG_FILE, env=_server_env(api_url))
+    server = PrefectServer(api_url=api_url, pid=pid)
+    daemon.wait_started(pid, lambda: healthy(api_url), what="Prefect server", timeout=timeout, log_name=LOG_FILE)
+    statedir.write_json(STATE_FILE, {"api_url": server.api_url, "pid": pid})
     return server
 
 
@@ -129,33 +122,6 @@ def _server_env(api_url: str | None = None) -> dict[str, str]:
     return env | ({"PREFECT_UI_API_URL": api_url} if api_url else {})
 
 
-def _wait_ready(server: PrefectServer, process: subprocess.Popen[bytes], *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise InfrastructureError(
-                f"Prefect server {server.api_url}: exited with {process.returncode} while starting "
-                f"(see {statedir.state_dir() / LOG_FILE})", resource="prefect server", state="exited",
-            )  # fmt: skip
-        if healthy(server.api_url):
-            return
-        time.sleep(0.25)
-    raise WaitTimeoutError(
-        f"Prefect server {server.api_url}: not healthy after {timeout:.0f}s", resource="prefect server"
-    )
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex((HOST, port)) != 0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 # --- peerprobe serve, in the background ------------------------------------------------------------------------
 
 SERVE_STATE = "serve.json"
@@ -168,13 +134,10 @@ def ensure_serving(api_url: str) -> int:
     pid = recorded.get("pid")
     if isinstance(pid, int) and recorded.get("api_url") == api_url and _is_serve(pid):
         return pid
-    with open(statedir.state_dir() / SERVE_LOG, "ab") as output:
-        process = subprocess.Popen([sys.executable, "-m", "peerprobe.cli", "serve"], stdin=subprocess.DEVNULL,
-                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
-                                   env={**_server_env(), "PREFECT_API_URL": api_url})  # fmt: skip
-    statedir.write_json(SERVE_STATE, {"pid": process.pid, "api_url": api_url})
-    log.info("serve.started", pid=process.pid, api_url=api_url)
-    return process.pid
+    command = [sys.executable, "-m", "peerprobe.cli", "serve"]
+    started = daemon.spawn(command, log_name=SERVE_LOG, env={**_server_env(), "PREFECT_API_URL": api_url})
+    statedir.write_json(SERVE_STATE, {"pid": started, "api_url": api_url})
+    return started
 
 
 def _is_serve(pid: int) -> bool:

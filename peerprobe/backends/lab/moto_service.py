@@ -9,11 +9,7 @@ import contextlib
 import fcntl
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,13 +18,13 @@ from pathlib import Path
 
 import structlog
 
-from peerprobe import statedir
-from peerprobe.errors import InfrastructureError, WaitTimeoutError
+from peerprobe import daemon, statedir
+from peerprobe.errors import WaitTimeoutError
 
 STATE_FILE = "moto.json"
 LOG_FILE = "moto.log"
 LOCK_FILE = "moto.lock"
-HOST = "127.0.0.1"
+HOST = daemon.HOST
 # GET /moto-api/config is a small JSON document served only by moto (moto/moto_api/_internal/urls.py),
 # so a 200 there proves the port is moto's and that it is answering.
 _HEALTH_PATH = "/moto-api/config"
@@ -81,9 +77,9 @@ def stop(*, timeout: float = 10.0) -> bool:
     with _locked():
         current = _recorded()
         statedir.remove(STATE_FILE)
-        if current is None or not _pid_alive(current.pid):
+        if current is None or not daemon.pid_alive(current.pid):
             return False
-        _terminate(current.pid, timeout=timeout)
+        daemon.terminate(current.pid, timeout=timeout)
         log.info("moto.stopped", pid=current.pid, port=current.port)
         return True
 
@@ -120,7 +116,7 @@ def _is_alive(service: MotoService, *, patience: float) -> bool:
     """Whether the recorded moto is there: it answers, or it is busy (its port takes the request but the answer
     is slow, as under load) and answers within `patience`. Replacing a busy moto would lose every environment's
     AWS state, so one that never answers is an error; a dead pid or a refused port means it is gone."""
-    if not _pid_alive(service.pid):
+    if not daemon.pid_alive(service.pid):
         return False
     answer = _answers(service, seconds=_HEALTH_SECONDS)
     if answer is _BUSY:
@@ -132,20 +128,6 @@ def _is_alive(service: MotoService, *, patience: float) -> bool:
             f"{patience:g}s; see {_log_path()}", resource="moto", resource_id=str(service.pid), state="busy",
         )  # fmt: skip
     return bool(answer)
-
-
-def _pid_alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        # Reap it first if it is our own exited child, else a zombie would look alive.
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 _BUSY = None  # _answers: the port took the request, no answer came within the health check's second
@@ -165,28 +147,10 @@ def _answers(service: MotoService, *, seconds: float = _HEALTH_SECONDS) -> bool 
     return isinstance(body, dict)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
 def _start() -> MotoService:
-    port = _free_port()
-    log_path = statedir.state_dir() / LOG_FILE
+    port = daemon.free_port()
     command = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
-    with open(log_path, "ab") as log_file:
-        # A new session detaches moto from our terminal and process group, so it outlives this command.
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-            env=_server_env(),
-        )
-    return MotoService(pid=process.pid, port=port)
+    return MotoService(pid=daemon.spawn(command, log_name=LOG_FILE, env=_server_env()), port=port)
 
 
 def _server_env() -> dict[str, str]:
@@ -196,41 +160,8 @@ def _server_env() -> dict[str, str]:
 
 
 def _wait_ready(service: MotoService, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _answers(service):
-            return
-        if not _pid_alive(service.pid):
-            raise InfrastructureError(
-                f"moto server pid {service.pid} exited before answering on port {service.port}; see {_log_path()}",
-                resource="moto",
-                resource_id=str(service.pid),
-                state="exited",
-            )
-        time.sleep(0.1)
-    _terminate(service.pid, timeout=5)
-    raise WaitTimeoutError(
-        f"moto server pid {service.pid} did not answer on port {service.port} within {timeout:g}s; see {_log_path()}",
-        resource="moto",
-        resource_id=str(service.pid),
-        state="starting",
-    )
-
-
-def _terminate(pid: int, *, timeout: float) -> None:
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            return
-        time.sleep(0.05)
-    _signal_group(pid, signal.SIGKILL)
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    # moto was started as a session leader, so its pid is its process group: this also ends its children.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
+    daemon.wait_started(service.pid, lambda: bool(_answers(service)), what=f"moto server on port {service.port}",
+                        timeout=timeout, log_name=LOG_FILE)  # fmt: skip
 
 
 def _log_path() -> Path:
