@@ -25,8 +25,9 @@ from peerprobe.backends.lab.net._script import NsScript, Script
 from peerprobe.backends.lab.net.model import KubeService, LabNet, SecurityGroupRule, VpcKey
 from peerprobe.backends.lab.net.security_groups import filter_table, workshop_rules
 from peerprobe.config import ExperimentConfig, Snat
-from peerprobe.errors import InfrastructureError
+from peerprobe.errors import InfrastructureError, WaitTimeoutError
 from peerprobe.topology import Topology
+from peerprobe.wait import Timing, until
 
 log = structlog.get_logger()
 NETNS_CONFIG_DIR = Path("/etc/netns")  # per-namespace resolv.conf/hosts that `ip netns exec` bind-mounts
@@ -206,18 +207,21 @@ def _remove_namespaces(namespaces: list[str]) -> None:
         _run.run(_run.ip_batch("delete namespaces", [f"netns del {ns}" for ns in doomed]))
 
 
+EXITING = Timing(first=0.02, longest=0.1, jitter=0.01)
+
+
 def end_processes(namespaces: list[str]) -> None:
     pids = _pids_in(namespaces)
     for pid in pids:
         _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + KILL_GRACE_SECONDS
-    while pids and time.monotonic() < deadline:
-        time.sleep(0.02)
-        pids = [pid for pid in pids if _alive(pid)]
-    for pid in pids:
+    with contextlib.suppress(WaitTimeoutError):  # what is still there after the grace is killed below
+        until(lambda: not any(_alive(pid) for pid in pids), what="lab processes: exiting",
+              timeout_seconds=KILL_GRACE_SECONDS, timing=EXITING)  # fmt: skip
+    left = [pid for pid in pids if _alive(pid)]
+    for pid in left:
         _signal(pid, signal.SIGKILL)
-    if pids:
-        log.warning("lab.net.killed", pids=pids)
+    if left:
+        log.warning("lab.net.killed", pids=left)
 
 
 def _pids_in(namespaces: list[str]) -> list[int]:
