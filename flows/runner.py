@@ -65,7 +65,7 @@ def run_experiment(parameters: RunParameters) -> RunOutcome:
     returns an outcome named Interrupted, with the flow run to retry."""
     prefect_server = connect()
     from flows.experiment import experiment
-    from tasks._common import listen
+    from tasks._progress import listen
 
     started: list[str] = []  # the flow run's id, as soon as it runs
     watched = experiment.with_options(on_running=[*experiment.on_running_hooks, _record_id(started)])

@@ -5,7 +5,8 @@ from __future__ import annotations
 from prefect import task
 
 from peerprobe.backends.steps import EnvironmentRef, StepResult
-from tasks._common import STEP_OPTIONS, open_experiment, phase_key
+from tasks._backend import open_experiment
+from tasks._policy import STEP_OPTIONS, phase_key
 
 
 @task(name="cleanup", task_run_name="cleanup", timeout_seconds=3600, **(STEP_OPTIONS | {"cache_key_fn": phase_key}))

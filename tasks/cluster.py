@@ -8,7 +8,9 @@ from prefect.cache_policies import NO_CACHE
 from peerprobe import statedir
 from peerprobe.backends.steps import EnvironmentRef, StepResult, VpcKey
 from peerprobe.params import RunParameters
-from tasks._common import STEP_OPTIONS, inject_fault, open_experiment
+from tasks._backend import open_experiment
+from tasks._faults import inject_fault
+from tasks._policy import STEP_OPTIONS
 
 
 @task(name="open-environment", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)

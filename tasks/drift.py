@@ -21,7 +21,8 @@ from peerprobe.backends.steps import EnvironmentRef
 from peerprobe.errors import ConflictError, InfrastructureError
 from peerprobe.report.document import Report
 from peerprobe.snapshot import ConfigSnapshot
-from tasks._common import RESULT_STORAGE_ENV, open_experiment, result_storage
+from tasks._backend import open_experiment
+from tasks._storage import RESULT_STORAGE_ENV, result_storage
 
 LOCK_TIMEOUT_ENV = "PEERPROBE_DRIFT_LOCK_TIMEOUT"  # seconds a check waits for another check of its environment
 LOCK_TIMEOUT_SECONDS = 120.0

@@ -13,7 +13,9 @@ from peerprobe.report import artifacts, markdown
 from peerprobe.report.document import PhaseReport, Report
 from peerprobe.topology import Topology
 from peerprobe.vocabulary import Cell, Vantage
-from tasks._common import STEP_OPTIONS, inject_fault, open_experiment, phase_key
+from tasks._backend import open_experiment
+from tasks._faults import inject_fault
+from tasks._policy import STEP_OPTIONS, phase_key
 
 
 @task(name="read-topology", timeout_seconds=120, **(STEP_OPTIONS | {"cache_key_fn": phase_key}))

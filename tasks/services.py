@@ -5,7 +5,9 @@ from __future__ import annotations
 from prefect import task
 
 from peerprobe.backends.steps import EnvironmentRef, StepResult
-from tasks._common import STEP_OPTIONS, inject_fault, open_experiment
+from tasks._backend import open_experiment
+from tasks._faults import inject_fault
+from tasks._policy import STEP_OPTIONS
 
 
 @task(name="expose-services", task_run_name="expose-services", timeout_seconds=1200, **STEP_OPTIONS)

@@ -7,7 +7,9 @@ from prefect.cache_policies import NO_CACHE
 
 from peerprobe.backends.steps import EnvironmentRef, VpcKey
 from peerprobe.config import Snat
-from tasks._common import STEP_OPTIONS, inject_fault, open_experiment, phase_key
+from tasks._backend import open_experiment
+from tasks._faults import inject_fault
+from tasks._policy import STEP_OPTIONS, phase_key
 
 ROLLOUT_TIMEOUT_SECONDS = 300  # an aws-node DaemonSet rollout on a real cluster takes a minute or two
 

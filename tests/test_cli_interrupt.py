@@ -19,7 +19,7 @@ import yaml
 
 from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
-from tasks._common import FAULT_ENV
+from tasks._faults import FAULT_ENV
 from tests.backends.lab.conftest import lab_state_dir, own_config
 from tests.flows.conftest import prefect_server
 

@@ -21,7 +21,7 @@ from peerprobe.errors import InfrastructureError
 from peerprobe.report.document import Report
 from peerprobe.run import predicted_report
 from tasks import drift as drift_tasks
-from tasks._common import RESULT_STORAGE_ENV
+from tasks._storage import RESULT_STORAGE_ENV
 from tests.flows.test_drift_snapshot import snap
 from tests.flows.test_result_storage_s3 import bucket, s3, s3_endpoint
 

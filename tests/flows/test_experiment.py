@@ -17,7 +17,7 @@ from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
 from peerprobe.params import RunParameters
 from peerprobe.report.document import Report
-from tasks._common import FAULT_ENV
+from tasks._faults import FAULT_ENV
 from tests.backends.lab.conftest import own_config
 from tests.flows.task_runs import reached, task_states
 

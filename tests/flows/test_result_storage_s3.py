@@ -23,7 +23,9 @@ from prefect_aws.s3 import S3Bucket
 from flows.runner import reschedule
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.lab import moto_service
-from tasks._common import FAULT_ENV, RESULT_STORAGE_ENV, STEP_OPTIONS, inject_fault, result_storage
+from tasks._faults import FAULT_ENV, inject_fault
+from tasks._policy import STEP_OPTIONS
+from tasks._storage import RESULT_STORAGE_ENV, result_storage
 from tests.flows.task_runs import reached, task_states
 
 pytestmark = pytest.mark.lab  # the session's Prefect server and moto come with the lab's fixtures
@@ -38,7 +40,7 @@ def run_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     return f"{context.task.name}:run={context.task_run.flow_run_id}"
 
 
-STEP = {**STEP_OPTIONS, "cache_key_fn": run_key}  # result storage as tasks/_common.py chose it at import
+STEP = {**STEP_OPTIONS, "cache_key_fn": run_key}  # result storage as tasks/_storage.py chose it at import
 
 
 @task(name="s3-first", task_run_name="s3-first", **STEP)
@@ -133,7 +135,7 @@ def test_a_retry_in_a_new_pod_finds_the_completed_step_cached(pod_env: PodEnv, t
 
 
 def run_pod(env: dict[str, str], *args: str) -> dict[str, str]:
-    """This module as a worker pod's process: tasks/_common.py reads PEERPROBE_RESULT_STORAGE at import."""
+    """This module as a worker pod's process: tasks/_storage.py reads PEERPROBE_RESULT_STORAGE at import."""
     command = [sys.executable, "-m", "tests.flows.test_result_storage_s3", *args]
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
