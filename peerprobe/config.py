@@ -40,6 +40,8 @@ VERSION = re.compile(r"v?([0-9]{1,4})\.([0-9]{1,4})\.([0-9]{1,4})", re.ASCII)
 # EC2 ids: the prefix and 8 or 17 hex digits (EC2 resource IDs, "Resource IDs" in the EC2 user guide).
 VPC_ID = re.compile(r"vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})", re.ASCII)
 SUBNET_ID = re.compile(r"subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})", re.ASCII)
+# A subnet's Name tag: EC2 tag values are up to 255 characters (Tag restrictions, EC2 user guide); printable.
+SUBNET_NAME = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 # An image reference: [registry[:port]/]path[:tag][@digest]; printable ASCII without spaces (distribution/reference).
 IMAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,254}", re.ASCII)
 AWS_PROFILE = re.compile(r"[A-Za-z0-9_.@+=,:/-]{1,128}", re.ASCII)
@@ -162,15 +164,20 @@ class _Model(BaseModel):
 class Subnets(_Model):
     """Subnets of an adopted VPC (aws backend)."""
 
-    private: list[str] = Field(default_factory=list, description="ids of private subnets to place nodes in")
-    public: list[str] = Field(default_factory=list, description="ids of public subnets (EC2 host, load balancers)")
+    private: list[str] = Field(default_factory=list, description="private subnets (id or Name tag) to place nodes in")
+    public: list[str] = Field(
+        default_factory=list, description="public subnets (id or Name tag) for the EC2 host and load balancers"
+    )
 
     @field_validator("private", "public")
     @classmethod
     def _ids(cls, value: list[str]) -> list[str]:
         for index, item in enumerate(value):
-            if not SUBNET_ID.fullmatch(item):
+            if item.startswith("subnet-") and not SUBNET_ID.fullmatch(item):
                 raise KeyedError(f"{shorten(item)} is not a subnet id like subnet-0123456789abcdef0", item=index)
+            if not SUBNET_NAME.fullmatch(item):
+                raise KeyedError(f"{shorten(item)} is neither a subnet id nor a Name tag (1-255 printable "
+                                 "characters)", item=index)  # fmt: skip
             if item in value[:index]:
                 raise KeyedError(f"duplicate {shorten(item)}", item=index)
         return value

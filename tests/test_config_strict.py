@@ -320,3 +320,11 @@ def test_every_cross_field_error_is_reported_at_once() -> None:
         "clusters.vpc1.name, clusters.vpc2.name",
         "phases[1].name, phases[0].name",
     ]
+
+
+def test_adopted_subnets_are_named_by_id_or_by_name_tag() -> None:
+    subnets = {"private": ["priv-a", "subnet-0123456789abcdef0"], "public": ["public a"]}
+    cfg = config.from_mapping({"vpcs": {"vpc1": {"id": "vpc-0123456789abcdef0", "subnets": subnets}}})
+    assert cfg.vpcs.vpc1.subnets.private == ["priv-a", "subnet-0123456789abcdef0"]
+    with pytest.raises(ConfigError, match=r"^vpcs\.vpc1\.subnets\.private: item 1: .* neither a subnet id nor"):
+        config.from_mapping({"vpcs": {"vpc1": {"subnets": {"private": ["priv\na"]}}}})
