@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import structlog
 
@@ -30,7 +29,7 @@ from peerprobe.backends.aws import _state as aws_state
 from peerprobe.backends.lab import environment, moto_service
 from peerprobe.backends.lab.agent.process import is_agent, stop_agent
 from peerprobe.backends.lab.net import _names as names
-from peerprobe.backends.ports import TAG_CREATED_AT, IngressRule, LoadBalancer, Stamp, TaggedResource
+from peerprobe.backends.ports import TAG_CREATED_AT, IngressRule, LoadBalancer, Stamp
 from peerprobe.config import ExperimentConfig
 from peerprobe.errors import ConfigError, InfrastructureError, NotFoundError
 
@@ -152,7 +151,7 @@ def _cloud_orphans(states: dict[str, environment.LabState], *, now: float) -> li
     for region in sorted(regions):
         cloud = _cloud(region)
         for resource in cloud.find_tagged():
-            if _owned(resource.environment, states) or not exists(cloud, resource):
+            if _owned(resource.environment, states) or not cloud.exists(resource):
                 continue
             age = _age(resource.tags.get(TAG_CREATED_AT), now)
             found.append(Leftover(resource.kind, resource.id, resource.environment, age, "no live environment",
@@ -169,65 +168,6 @@ def _owned(environment_key: str, states: dict[str, environment.LabState]) -> boo
 def _cloud(region: str) -> AwsCloud:
     return aws_cloud(Stamp(experiment="sweep", environment="sweep", run_id="sweep"), region=region,
                      endpoint_url=moto_service.endpoint_url())  # fmt: skip
-
-
-def exists(cloud: AwsCloud, resource: TaggedResource) -> bool:
-    """DescribeTags outlives the resource in moto: ask the resource's own API, per kind."""
-    describe = _EXISTS.get(resource.kind)
-    if describe is None:
-        return True  # EKS and load balancers are listed from their own APIs: they exist
-    try:
-        return describe(cloud, resource.id)
-    except Exception:  # not found, in whatever shape the API says it
-        return False
-
-
-Alive = Callable[[dict[str, Any]], bool]
-
-
-def _any(_: dict[str, Any]) -> bool:
-    return True
-
-
-def _ec2_exists(call: str, key: str, ids_arg: str, alive: Alive = _any) -> Callable[[AwsCloud, str], bool]:
-    def check(cloud: AwsCloud, resource_id: str) -> bool:
-        found = getattr(cloud.ec2, call)(**{ids_arg: [resource_id]})[key]
-        items = [i for r in found for i in r["Instances"]] if key == "Reservations" else found
-        return any(alive(item) for item in items)
-
-    return check
-
-
-def _nat_alive(nat: dict[str, Any]) -> bool:
-    return nat.get("State") not in ("deleted", "deleting")
-
-
-def _peering_alive(peering: dict[str, Any]) -> bool:
-    return peering.get("Status", {}).get("Code") not in ("deleted", "rejected", "failed")
-
-
-def _volume_alive(volume: dict[str, Any]) -> bool:
-    return volume.get("State") not in ("deleting", "deleted")
-
-
-def _instance_alive(instance: dict[str, Any]) -> bool:
-    return instance.get("State", {}).get("Name") not in ("terminated", "shutting-down")
-
-
-_EXISTS: dict[str, Callable[[AwsCloud, str], bool]] = {
-    "vpc": _ec2_exists("describe_vpcs", "Vpcs", "VpcIds"),
-    "subnet": _ec2_exists("describe_subnets", "Subnets", "SubnetIds"),
-    "route-table": _ec2_exists("describe_route_tables", "RouteTables", "RouteTableIds"),
-    "internet-gateway": _ec2_exists("describe_internet_gateways", "InternetGateways", "InternetGatewayIds"),
-    "security-group": _ec2_exists("describe_security_groups", "SecurityGroups", "GroupIds"),
-    "natgateway": _ec2_exists("describe_nat_gateways", "NatGateways", "NatGatewayIds", _nat_alive),
-    "elastic-ip": _ec2_exists("describe_addresses", "Addresses", "AllocationIds"),
-    "vpc-peering-connection": _ec2_exists(
-        "describe_vpc_peering_connections", "VpcPeeringConnections", "VpcPeeringConnectionIds", _peering_alive
-    ),
-    "instance": _ec2_exists("describe_instances", "Reservations", "InstanceIds", _instance_alive),
-    "volume": _ec2_exists("describe_volumes", "Volumes", "VolumeIds", _volume_alive),
-}
 
 
 def _prefixes_of_live_agents(agents: Callable[[], list[tuple[int, Path]]] | None) -> set[str]:
@@ -384,9 +324,8 @@ def _remove_tagged(cloud: AwsCloud, item: Leftover) -> None:
             cloud.delete_cluster(resource_id)
         elif kind == "instance":
             cloud.terminate_instance(resource_id)
-        elif kind == "volume":  # an instance's root volume: the adapter has no op, the client it built does
-            with contextlib.suppress(Exception):
-                cloud.ec2.delete_volume(VolumeId=resource_id)
+        elif kind == "volume":  # an instance's root volume
+            cloud.delete_volume(resource_id)
         elif kind == "natgateway":
             cloud.delete_nat_gateway(resource_id)
         elif kind == "elastic-ip":

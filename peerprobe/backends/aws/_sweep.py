@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from peerprobe.backends.aws._base import AwsBase, tag_dict
@@ -17,7 +18,65 @@ _EC2_TAG_BATCH = 100
 _EC2_KINDS = {"vpc-elastic-ip": "elastic-ip", "elastic-ip": "elastic-ip", "nat-gateway": "natgateway"}
 
 
+Alive = Callable[[dict[str, Any]], bool]
+
+
+def _any(_: dict[str, Any]) -> bool:
+    return True
+
+
+def _nat_alive(nat: dict[str, Any]) -> bool:
+    return nat.get("State") not in ("deleted", "deleting")
+
+
+def _peering_alive(peering: dict[str, Any]) -> bool:
+    return peering.get("Status", {}).get("Code") not in ("deleted", "rejected", "failed")
+
+
+def _volume_alive(volume: dict[str, Any]) -> bool:
+    return volume.get("State") not in ("deleting", "deleted")
+
+
+def _instance_alive(instance: dict[str, Any]) -> bool:
+    return instance.get("State", {}).get("Name") not in ("terminated", "shutting-down")
+
+
+# kind -> (EC2 describe call, its result key, its ids argument, whether an item found is still there)
+_DESCRIBE: dict[str, tuple[str, str, str, Alive]] = {
+    "vpc": ("describe_vpcs", "Vpcs", "VpcIds", _any),
+    "subnet": ("describe_subnets", "Subnets", "SubnetIds", _any),
+    "route-table": ("describe_route_tables", "RouteTables", "RouteTableIds", _any),
+    "internet-gateway": ("describe_internet_gateways", "InternetGateways", "InternetGatewayIds", _any),
+    "security-group": ("describe_security_groups", "SecurityGroups", "GroupIds", _any),
+    "natgateway": ("describe_nat_gateways", "NatGateways", "NatGatewayIds", _nat_alive),
+    "elastic-ip": ("describe_addresses", "Addresses", "AllocationIds", _any),
+    "vpc-peering-connection": (
+        "describe_vpc_peering_connections", "VpcPeeringConnections", "VpcPeeringConnectionIds", _peering_alive
+    ),
+    "instance": ("describe_instances", "Reservations", "InstanceIds", _instance_alive),
+    "volume": ("describe_volumes", "Volumes", "VolumeIds", _volume_alive),
+}  # fmt: skip
+
+
 class SweepOps(AwsBase):
+    def exists(self, resource: TaggedResource) -> bool:
+        """DescribeTags outlives the resource in moto: ask the resource's own API, per kind (EKS clusters and
+        load balancers are listed from their own APIs, so they exist)."""
+        if resource.kind not in _DESCRIBE:
+            return True
+        call, key, ids_arg, alive = _DESCRIBE[resource.kind]
+        try:
+            found = getattr(self.ec2, call)(**{ids_arg: [resource.id]})[key]
+        except Exception:  # not found, in whatever shape the API says it
+            return False
+        items = [i for r in found for i in r["Instances"]] if key == "Reservations" else found
+        return any(alive(item) for item in items)
+
+    def delete_volume(self, volume_id: str) -> None:
+        """An instance's root volume left behind; absent counts as deleted."""
+        with contextlib.suppress(Exception), aws_errors("volume", volume_id):
+            self.ec2.delete_volume(VolumeId=volume_id)
+
     def find_tagged(self, environment: str | None = None) -> tuple[TaggedResource, ...]:
         """Every resource carrying peerprobe's environment tag (of `environment` only, when given)."""
         found = [
