@@ -185,7 +185,7 @@ class Services(_Model):
 
 
 class Images(_Model):
-    echo: str = Field(default="registry.k8s.io/echoserver:1.4", min_length=1)
+    echo: str = Field(default="registry.k8s.io/echoserver:1.10", min_length=1)
     busybox: str = Field(default="busybox", min_length=1)
     nginx: str = Field(default="nginx", min_length=1)
 
