@@ -179,7 +179,7 @@ def test_cluster_follows_the_cluster_config_and_roles_use_the_region_partition(a
     trust = iam.get_role(RoleName=node_role)["Role"]["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
     assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com.cn"}
-    assert len(iam.list_roles(PathPrefix="/peerprobe/")["Roles"]) == 2
+    assert len(iam.list_roles(PathPrefix="/")["Roles"]) == 2
 
 
 def test_partition_follows_the_region(aws: ClientFactory) -> None:
@@ -207,7 +207,7 @@ def test_peer_host_runs_amazon_linux_with_the_echo_user_data_and_an_ssm_profile(
     ec2 = aws.client("ec2")
     raw = ec2.describe_instances(InstanceIds=[first["instance"]])["Reservations"][0]["Instances"][0]
     assert raw["ImageId"] == "ami-0123456789abcdef0" and raw["InstanceType"] == "t3.micro"
-    assert raw["IamInstanceProfile"]["Arn"].endswith(f"/peerprobe/{role_name(experiment.config, 'host')}")
+    assert raw["IamInstanceProfile"]["Arn"].endswith(f":instance-profile/{role_name(experiment.config, 'host')}")
     user_data = ec2.describe_instance_attribute(InstanceId=first["instance"], Attribute="userData")
     import base64
 
@@ -359,7 +359,7 @@ def alive(clients: ClientFactory, environment: str) -> dict[str, list[str]]:
         "elbs": [
             lb["LoadBalancerName"] for lb in clients.client("elb").describe_load_balancers()["LoadBalancerDescriptions"]
         ],
-        "roles": [r["RoleName"] for r in clients.client("iam").list_roles(PathPrefix="/peerprobe/")["Roles"]],
+        "roles": [r["RoleName"] for r in clients.client("iam").list_roles(PathPrefix="/")["Roles"]],
         "profiles": [
             p["InstanceProfileName"] for p in clients.client("iam").list_instance_profiles()["InstanceProfiles"]
         ],
@@ -389,7 +389,7 @@ def test_cleanup_goes_in_dependency_order_and_leaves_nothing(aws: ClientFactory,
     experiment.cleanup()
     experiment.cleanup()  # absent is success
     assert alive(aws, experiment.environment) == {}
-    assert not aws.client("iam").list_roles(PathPrefix="/peerprobe/")["Roles"]
+    assert not aws.client("iam").list_roles(PathPrefix="/")["Roles"]
     order = [c.split(":")[1] for c in recorder.calls if c.split(":")[1] in DELETION_ORDER]
     assert list(dict.fromkeys(order)) == DELETION_ORDER
     assert not experiment.exists()
