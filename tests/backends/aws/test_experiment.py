@@ -432,3 +432,30 @@ def test_services_get_the_planned_node_ports_the_peer_rules_open(aws: ClientFact
     given = {d["metadata"]["name"]: d["spec"]["ports"][0].get("nodePort") for d in kubes["vpc1"].applied}
     assert given["nodeport"] == planned.node_port
     assert planned.node_port in {rule.from_port for rule in peer_rules(config, plan(config, backend="aws"))}
+
+
+# --- issue 12: the cloud side of a run and its cleanup against AWS as it behaves (AwsBehaviour, _fakes.py) ----
+
+
+def test_a_run_and_its_cleanup_complete_against_aws_as_it_behaves(aws: ClientFactory, behaviour: Any) -> None:
+    """EKS refuses the cluster role while IAM propagates; the peering shows initiating-request first; after
+    DeleteCluster, EKS's interfaces keep subnets, a group and the VPC in use for a while. The run still ends
+    with an active peering, and cleanup still leaves nothing."""
+    role_not_yet = "Role with arn: arn:aws-cn:iam::123456789012:role/x, could not be assumed because it does not exist"
+    behaviour.fail("eks:CreateCluster", "InvalidParameterException", message=role_not_yet, times=2)
+
+    def initiating(answer: dict[str, Any]) -> bool:
+        for raw in answer["VpcPeeringConnections"]:
+            raw["Status"] = {"Code": "initiating-request", "Message": "Initiating Request"}
+        return bool(answer["VpcPeeringConnections"])
+
+    behaviour.rewrite("ec2:DescribeVpcPeeringConnections", initiating, times=2)
+    config = config_module.load()
+    experiment = built(make(aws, config, kube_for(config)), aws.client("ec2"))
+    peering = load(experiment.environment).peering
+    assert peering is not None and experiment.cloud.peering(peering).status == "active"
+    for operation in ("ec2:DeleteSubnet", "ec2:DeleteVpc", "ec2:DeleteSecurityGroup"):
+        behaviour.fail(operation, "DependencyViolation", times=2)
+    experiment.cleanup()
+    assert alive(aws, experiment.environment) == {}
+    assert behaviour.answered.count("ec2:DeleteSubnet DependencyViolation") == 2
