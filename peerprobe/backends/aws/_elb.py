@@ -21,7 +21,7 @@ log = structlog.get_logger()
 _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
 # Target states (ELB API reference: InstanceState.State; TargetHealth.State).
 _HEALTHY = frozenset({"InService", "healthy"})
-_SETTLING = frozenset({"initial", "draining", "OutOfService", "Unknown"})
+_SETTLING = frozenset({"initial", "draining", "Unknown"})
 
 
 class ElbOps(AwsBase):
@@ -242,6 +242,13 @@ class TargetState:
     def healthy(self) -> bool:
         return self.state in _HEALTHY
 
+    @property
+    def settling(self) -> bool:
+        """Still on its way: an NLB target `initial` or `draining`; a Classic instance `OutOfService` with the
+        reason code ELB (registration in progress; reason Instance means it fails its health check, as nodes
+        without the pod do under externalTrafficPolicy Local, for good) or `Unknown`."""
+        return self.state in _SETTLING or (self.state == "OutOfService" and self.reason == "ELB")
+
 
 @dataclass(frozen=True)
 class LoadBalancerHealth:
@@ -251,9 +258,9 @@ class LoadBalancerHealth:
 
     @property
     def settled(self) -> bool:
-        """At least one healthy target and none still on its way (initial, draining, or a Classic ELB's
-        OutOfService right after registration): what probing needs to see every path the model predicts."""
-        return any(t.healthy for t in self.targets) and not any(t.state in _SETTLING for t in self.targets)
+        """At least one healthy target and none still on its way (see TargetState.settling): what probing
+        needs to see every path the model predicts."""
+        return any(t.healthy for t in self.targets) and not any(t.settling for t in self.targets)
 
 
 def _check_name(kind: str, name: str) -> None:

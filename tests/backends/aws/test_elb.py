@@ -85,6 +85,20 @@ def test_classic_targets_out_of_service_after_registration_are_not_settled(
     assert second is not None and second.settled and second.kind == "classic"
 
 
+def test_a_classic_instance_failing_its_health_check_does_not_hold_the_others_back(
+    cloud: AwsCloud, subnets: list[str], behaviour: AwsBehaviour
+) -> None:
+    """externalTrafficPolicy Local: nodes without the echo pod fail the health check (reason code Instance)
+    for as long as the Service exists; that is settled, not on its way."""
+    listeners = [Listener(protocol="TCP", port=80, instance_port=30080)]
+    lb = cloud.ensure_classic_load_balancer("echo-lb", subnet_ids=subnets, listeners=listeners, internal=False)
+    states = [{"InstanceId": "i-1", "State": "InService"},
+              {"InstanceId": "i-2", "State": "OutOfService", "ReasonCode": "Instance"}]  # fmt: skip
+    behaviour.rewrite("elb:DescribeInstanceHealth", _answer("InstanceStates", states))
+    health = cloud.target_health(lb.dns_name)
+    assert health is not None and health.settled
+
+
 def test_nlb_targets_initial_then_healthy(cloud: AwsCloud, subnets: list[str], behaviour: AwsBehaviour) -> None:
     vpc_id = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16").id
     nlb = cloud.ensure_load_balancer("echo-nlb", subnet_ids=subnets, kind="network", internal=True)
