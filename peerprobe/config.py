@@ -321,7 +321,7 @@ class Services(_Model):
 
 
 class Images(_Model):
-    echo: str = Field(default="registry.k8s.io/echoserver:1.4", description="the echo server (answers on :8080)")
+    echo: str = Field(default="registry.k8s.io/echoserver:1.10", description="the echo server (answers on :8080)")
     busybox: str = Field(default="busybox", description="the probing client pods")
     nginx: str = Field(default="nginx", description="the workshop's nginx behind the internet-facing NLB")
 

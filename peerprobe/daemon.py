@@ -15,11 +15,11 @@ import structlog
 
 from peerprobe import statedir
 from peerprobe.errors import InfrastructureError, WaitTimeoutError
-from peerprobe.wait import Timing, until
+from peerprobe.wait import Waits, until
 
 log = structlog.get_logger()
 HOST = "127.0.0.1"
-STARTING = Timing(first=0.1, longest=0.5, jitter=0.05)  # a daemon answers within seconds of starting
+STARTING = Waits(delay=0.1, max_delay=0.5, max_attempts=1000)  # a daemon answers within seconds of starting
 
 
 def free_port() -> int:
@@ -77,8 +77,8 @@ def wait_started(pid: int, answers: Callable[[], bool], *, what: str, timeout: f
         return False
 
     try:
-        until(settled, what=f"{what} (pid {pid}): answering", timeout_seconds=timeout, timing=STARTING,
-              resource_id=str(pid))  # fmt: skip
+        until(settled, kind=what, resource_id=f"(pid {pid})", goal="answering", timeout_seconds=timeout,
+              timing=STARTING)  # fmt: skip
     except WaitTimeoutError:
         terminate(pid, timeout=5)
         raise
@@ -88,7 +88,8 @@ def terminate(pid: int, *, timeout: float) -> None:
     """SIGTERM to its process group, then SIGKILL once `timeout` has passed."""
     _signal_group(pid, signal.SIGTERM)
     try:
-        until(lambda: not pid_alive(pid), what=f"pid {pid}: exiting", timeout_seconds=timeout, timing=STARTING)
+        until(lambda: not pid_alive(pid), kind="pid", resource_id=str(pid), goal="gone", timeout_seconds=timeout,
+              timing=STARTING)  # fmt: skip
     except WaitTimeoutError:
         _signal_group(pid, signal.SIGKILL)
 

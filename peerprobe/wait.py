@@ -1,81 +1,117 @@
-"""The one wait primitive: poll a pure predicate until it holds, with exponential backoff, jitter, an attempt cap
-and a deadline, logging each attempt as "n/m". How fast it polls is a `Timing`, which tests set once.
-"""
+"""The one wait primitive and its one timing object (`Waits`): poll a pure check, or retry what AWS has not made
+consistent yet, with exponential backoff, jitter, an attempt cap and a time cap; tests pass delay=0."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
-import tenacity
 
-from peerprobe.errors import WaitTimeoutError
+from peerprobe.errors import PeerprobeError, WaitTimeoutError
 
 log = structlog.get_logger()
 T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Timing:
-    """How a wait polls: the first pause, the longest pause (backoff doubles up to it) and the jitter added."""
+class Waits:
+    """The adapter's one timing policy, for every wait and retry it makes (stamina's and terratest's idea: one
+    primitive, a pure predicate per wait). Between checks it pauses with exponential backoff from a first pause
+    (`delay`, or the wait's own) doubled up to `max_delay`, with jitter (half fixed, half random, so parallel
+    runs spread out); it stops at `max_attempts` checks (or the wait's own cap) or at the wait's time cap,
+    whichever comes first. Tests pass delay=0: no pause at all."""
 
-    first: float = 2.0
-    longest: float = 30.0
-    jitter: float = 1.0
+    delay: float = 15
+    max_attempts: int = 80
+    max_delay: float = 60
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
-    def attempts(self, timeout_seconds: float) -> int:
-        """The most attempts that fit in `timeout_seconds` (the cap logged as "n/m")."""
-        if self.first <= 0:
-            return max(1, math.ceil(timeout_seconds / 0.01))
-        return max(1, math.ceil(timeout_seconds / self.first) + 1)
+    def pause(self, attempt: int, first: float | None = None) -> float:
+        """Seconds to pause after check number `attempt` (1-based); zero in the tests' no-wait mode."""
+        if self.delay <= 0:
+            return 0.0
+        ceiling = min(self.max_delay, (self.delay if first is None else first) * 2.0 ** (attempt - 1))
+        return float(ceiling / 2 + random.uniform(0, ceiling / 2))
+
+    def checks(
+        self, *, max_seconds: float, first: float | None = None, max_attempts: int | None = None
+    ) -> Iterator[int]:
+        """Check numbers 1, 2, ... with the pause before each after the first; ends at the attempt cap, or once
+        the time cap has passed (the last pause is cut short so that one more check lands on the deadline)."""
+        deadline = self.clock() + max_seconds
+        cap = max(1, min(max_attempts or self.max_attempts, self.max_attempts))
+        for attempt in range(1, cap + 1):
+            yield attempt
+            remaining = deadline - self.clock()
+            if attempt == cap or remaining <= 0:
+                return
+            self.sleep(min(self.pause(attempt, first), remaining))
+
+    def poll(
+        self,
+        check: Callable[[], T | None],
+        *,
+        kind: str,
+        resource_id: str,
+        goal: str,
+        max_seconds: float,
+        first: float | None = None,
+        max_attempts: int | None = None,
+        state: Callable[[], str] | None = None,
+    ) -> T:
+        """Call `check` until it returns something other than None (returned); it raises to give up at once.
+        Past the caps: WaitTimeoutError naming the resource, the `goal` and, when given, `state()` (what it
+        is now, or what is still in the way, e.g. "still CREATING")."""
+        started, attempt = self.clock(), 0
+        for attempt in self.checks(max_seconds=max_seconds, first=first, max_attempts=max_attempts):
+            found = check()
+            if found is not None:
+                return found
+            log.debug("aws.waiting", kind=kind, resource_id=resource_id, goal=goal, attempt=attempt)
+        spent = f"after {attempt} checks in {self.clock() - started:.0f}s"
+        message = f"{state()} {spent} (waiting until {goal})" if state is not None else f"not {goal} {spent}"
+        raise WaitTimeoutError(f"{kind} {resource_id}: {message}", resource=kind, resource_id=resource_id,
+                               state="waiting")  # fmt: skip
+
+    def retry(
+        self,
+        action: Callable[[], T],
+        *,
+        retry_if: Callable[[PeerprobeError], bool],
+        what: str,
+        max_seconds: float,
+        first: float | None = None,
+        max_attempts: int | None = None,
+    ) -> T:
+        """Run `action`, again after a pause while it raises an error `retry_if` accepts (AWS's eventual
+        consistency: a role not yet visible to EKS, an interface not yet released); past the caps the last
+        such error is raised as it was, so the caller can say more."""
+        last: PeerprobeError | None = None
+        for attempt in self.checks(max_seconds=max_seconds, first=first, max_attempts=max_attempts):
+            try:
+                return action()
+            except PeerprobeError as error:
+                if not retry_if(error):
+                    raise
+                last = error
+                log.info("aws.retrying", what=what, attempt=attempt, error=str(error)[:200])
+        assert last is not None  # checks() yields at least once
+        raise last
 
 
-AWS = Timing()  # AWS converges in seconds to minutes
-LAB = Timing(first=0.05, longest=0.5, jitter=0.02)  # the lab's kernel and moto converge in milliseconds
+AWS = Waits()  # AWS converges in seconds to minutes
+LAB = Waits(delay=0.05, max_delay=0.5, max_attempts=400)  # the lab's kernel and moto converge in milliseconds
 
 
 def until(
-    ready: Callable[[], bool], *, what: str, timeout_seconds: float, timing: Timing = AWS, resource_id: str = ""
+    ready: Callable[[], bool], *, kind: str, resource_id: str, goal: str, timeout_seconds: float, timing: Waits = AWS
 ) -> None:
-    """Return once `ready()` is true; a WaitTimeoutError naming `what` when the deadline or the attempt cap
-    comes first. `ready` must be a predicate: it reads, it never changes anything."""
-    cap = timing.attempts(timeout_seconds)
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_delay(timeout_seconds) | tenacity.stop_after_attempt(cap),
-        wait=tenacity.wait_exponential(multiplier=timing.first, max=timing.longest)
-        + tenacity.wait_random(0, timing.jitter),
-        retry=tenacity.retry_if_result(lambda done: not done),
-        before_sleep=lambda state: log.info("wait.attempt", what=what, attempt=f"{state.attempt_number}/{cap}"),
-        retry_error_callback=lambda state: False,
-        reraise=True,
-    )
-    if not retrying(ready):
-        raise WaitTimeoutError(
-            f"{what}: not ready within {timeout_seconds:g}s", resource=what.split(":", 1)[0],
-            resource_id=resource_id or what, state="not ready",
-        )  # fmt: skip
-    log.debug("wait.done", what=what)
-
-
-def retry_call(
-    call: Callable[[], T], *, transient: Callable[[BaseException], bool], what: str, attempts: int, timing: Timing = AWS
-) -> T:
-    """`call()`, again after a backoff while it fails with an error `transient` accepts (AWS not consistent
-    yet), at most `attempts` times; any other error, or the last one, is raised as it is."""
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(attempts),
-        wait=tenacity.wait_exponential(multiplier=timing.first, max=timing.longest)
-        + tenacity.wait_random(0, timing.jitter),
-        retry=tenacity.retry_if_exception(transient),
-        before_sleep=lambda state: log.info("wait.retry", what=what, attempt=f"{state.attempt_number}/{attempts}"),
-        reraise=True,
-    )
-    return retrying(call)
-
-
-def timing_of(poll_seconds: float) -> Timing:
-    """The timing of a caller that names only its polling pause (0: no waiting at all, as tests want)."""
-    return Timing(first=poll_seconds, longest=max(poll_seconds * 3, poll_seconds), jitter=poll_seconds / 10)
+    """Return once `ready()` (a predicate: it reads, it changes nothing) is true; past the caps a
+    WaitTimeoutError: "<kind> <resource_id>: not <goal> after n checks in s"."""
+    timing.poll(lambda: True if ready() else None, kind=kind, resource_id=resource_id, goal=goal,
+                max_seconds=timeout_seconds)  # fmt: skip

@@ -44,7 +44,7 @@ from peerprobe.probes.batch import ProbeResult
 from peerprobe.probes.plan import ProbeSpec
 from peerprobe.topology import ClusterTopology, LoadBalancerFacts, Node, PeerHost, Pod, Topology, plan
 from peerprobe.vocabulary import Vantage
-from peerprobe.wait import AWS, Timing, retry_call, until
+from peerprobe.wait import AWS, Waits, until
 
 log = structlog.get_logger()
 
@@ -122,7 +122,7 @@ class Experiment:
         cloud: AwsCloud,
         cluster: Callable[[VpcKey], Cluster],
         vantage: Callable[[Vantage], VantagePort],
-        timing: Timing = AWS,
+        timing: Waits = AWS,
     ) -> None:
         self.ref = ref
         self.config = ref.config
@@ -261,11 +261,11 @@ class Experiment:
                 public_ip=self.config.peer_host.public_ip,
             ).id  # fmt: skip
 
-        def profile_not_ready(error: BaseException) -> bool:
+        def profile_not_ready(error: PeerprobeError) -> bool:
             return isinstance(error, InfrastructureError) and "iamInstanceProfile" in str(error)
 
-        return retry_call(launch, transient=profile_not_ready, what="instance profile", timing=self.timing,
-                          attempts=INSTANCE_PROFILE_RETRIES)  # fmt: skip
+        return self.timing.retry(launch, retry_if=profile_not_ready, what="instance profile", max_seconds=120,
+                                 max_attempts=INSTANCE_PROFILE_RETRIES)  # fmt: skip
 
     def peer_vpcs(self) -> StepResult:
         """VPC1's nodes opened to the peer CIDR for the probes, the peering accepted, routes both ways."""
@@ -300,7 +300,7 @@ class Experiment:
             found.append(self._cluster_group(vpc, name))
             return bool(found[-1])
 
-        until(assigned, what=f"eks cluster {name}: cluster security group", resource_id=name,
+        until(assigned, kind="eks cluster", resource_id=name, goal="given its cluster security group",
               timeout_seconds=self.cluster_group_wait_seconds, timing=self.timing)  # fmt: skip
         self._record_cluster_group(vpc, found[-1])
         return found[-1]

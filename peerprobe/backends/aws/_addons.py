@@ -5,7 +5,6 @@ updated, and waited until ACTIVE."""
 from __future__ import annotations
 
 import re
-import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -13,7 +12,7 @@ import structlog
 from peerprobe.backends.aws._errors import aws_errors
 from peerprobe.backends.aws._state import VpcKey
 from peerprobe.config import ExperimentConfig, version_tuple
-from peerprobe.errors import ConfigError, ConflictError, InfrastructureError, NotFoundError, WaitTimeoutError
+from peerprobe.errors import ConfigError, ConflictError, InfrastructureError, NotFoundError
 
 if TYPE_CHECKING:
     from peerprobe.backends.aws._base import AwsBase
@@ -142,18 +141,19 @@ def wait_active(cloud: AwsBase, cluster: str, *, version: str | None = None) -> 
     """Until the add-on is ACTIVE (at `version`, when given: an update may not show as UPDATING at once), bounded
     at ADDON_WAIT_SECONDS at the waits' pace. Not botocore's AddonActive waiter: it gives up on DEGRADED, which an
     aws-node rollout passes through, and never on UPDATE_FAILED."""
-    attempts, addon = cloud.waits.attempts(ADDON_WAIT_SECONDS), None
-    for attempt in range(attempts):
+    seen: dict[str, Any] = {}
+
+    def check() -> dict[str, Any] | None:
         addon = describe(cloud, cluster)
-        if _active(addon, cluster, version):
-            log.info("eks.addon_active", cluster=cluster, addon=ADDON, version=version)
-            return addon or {}
-        if attempt + 1 < attempts:
-            time.sleep(cloud.waits.delay)
-    seen = f"{(addon or {}).get('status')} at {(addon or {}).get('addonVersion')}"
-    raise WaitTimeoutError(f"eks addon {cluster}/{ADDON}: still {seen} after {attempts} checks "
-                           f"{cloud.waits.delay}s apart (waiting for ACTIVE at {version or 'any version'})",
-                           resource="eks addon", resource_id=f"{cluster}/{ADDON}", state=seen.split()[0])  # fmt: skip
+        seen.update(addon or {})
+        return (addon or {}) if _active(addon, cluster, version) else None
+
+    addon = cloud.waits.poll(
+        check, kind="eks addon", resource_id=f"{cluster}/{ADDON}", goal=f"ACTIVE at {version or 'any version'}",
+        max_seconds=ADDON_WAIT_SECONDS, state=lambda: f"still {seen.get('status')} at {seen.get('addonVersion')}",
+    )  # fmt: skip
+    log.info("eks.addon_active", cluster=cluster, addon=ADDON, version=version)
+    return addon
 
 
 def _active(addon: dict[str, Any] | None, cluster: str, version: str | None) -> bool:

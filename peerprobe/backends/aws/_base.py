@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
+from botocore.exceptions import WaiterError
 
 from peerprobe.backends.aws._errors import aws_errors
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.ports import TAG_ENVIRONMENT, Stamp
 from peerprobe.errors import NotFoundError
+from peerprobe.wait import Waits as Waits  # the adapter's timing is the one timing object
 
 log = structlog.get_logger()
 
 
-@dataclass(frozen=True)
-class Waits:
-    """How botocore waiters poll: tests use a zero delay, real AWS the waiters' own pace."""
-
-    delay: int = 15
-    max_attempts: int = 80
-
-    def attempts(self, max_seconds: float | None) -> int:
-        """Attempts that fit in `max_seconds` at this delay (at least one); the default count without a bound."""
-        if max_seconds is None or self.delay <= 0:
-            return self.max_attempts
-        return max(1, math.ceil(max_seconds / self.delay))
+T = TypeVar("T")
 
 
 class AwsBase:
@@ -79,12 +68,27 @@ class AwsBase:
         ]
 
     def wait(
-        self, client: Any, waiter: str, *, kind: str, resource_id: str, max_seconds: float | None = None, **params: Any
+        self, client: Any, waiter: str, *, kind: str, resource_id: str, max_seconds: float, **params: Any
     ) -> None:
-        """A botocore waiter at our pace; `max_seconds` bounds it in time (cluster ~20 min, node group ~15)."""
-        config = {"Delay": self.waits.delay, "MaxAttempts": self.waits.attempts(max_seconds)}
-        with aws_errors(kind, resource_id):
-            client.get_waiter(waiter).wait(WaiterConfig=config, **params)
+        """A botocore waiter's acceptors (the success and failure states its service documents), checked one
+        attempt at a time at the Waits' pace, so backoff, jitter and both caps are ours; `max_seconds` is the
+        time cap (cluster ~20 min, node group ~15, NAT gateway ~10)."""
+        model = client.get_waiter(waiter)
+        self.waits.poll(lambda: _waiter_once(model, kind, resource_id, params), kind=kind, resource_id=resource_id,
+                        goal=waiter.replace("_", " "), max_seconds=max_seconds)  # fmt: skip
+
+
+def _waiter_once(waiter: Any, kind: str, resource_id: str, params: dict[str, Any]) -> bool | None:
+    """True when the waiter's success state matched; None while no terminal state did (botocore says "Max
+    attempts exceeded" after its one attempt); its failure states and unexpected errors raise, translated."""
+    with aws_errors(kind, resource_id):
+        try:
+            waiter.wait(WaiterConfig={"Delay": 0, "MaxAttempts": 1}, **params)
+        except WaiterError as error:
+            if str(error.kwargs.get("reason", "")).startswith("Max attempts exceeded"):
+                return None
+            raise
+    return True
 
 
 def first(items: list[dict[str, Any]], *, kind: str, name: str) -> dict[str, Any] | None:

@@ -7,14 +7,15 @@ from typing import Any
 
 import structlog
 
-from peerprobe.backends.aws._base import AwsBase, absent_ok, first, only
+from peerprobe.backends.aws._base import AwsBase, first, only
 from peerprobe.backends.aws._errors import aws_errors
 from peerprobe.backends.ports import Instance
-from peerprobe.errors import ConflictError
+from peerprobe.errors import ConflictError, NotFoundError
 
 log = structlog.get_logger()
 
 _LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+INSTANCE_WAIT_SECONDS = 10 * 60  # running (or terminated) within a minute or two
 
 
 class InstanceOps(AwsBase):
@@ -54,7 +55,8 @@ class InstanceOps(AwsBase):
                 state=raw["State"]["Name"],
             )
         instance_id = str(raw["InstanceId"])
-        self.wait(self.ec2, "instance_running", kind="instance", resource_id=instance_id, InstanceIds=[instance_id])
+        self.wait(self.ec2, "instance_running", kind="instance", resource_id=instance_id,
+                  max_seconds=INSTANCE_WAIT_SECONDS, InstanceIds=[instance_id])  # fmt: skip
         return _with_public_ip(self.instance(instance_id), wanted=public_ip)
 
     def find_instance(self, name: str) -> str | None:
@@ -123,12 +125,15 @@ class InstanceOps(AwsBase):
 
     def terminate_instance(self, instance_id: str) -> None:
         """Terminate and wait until terminated (its ENI must be gone before its security group can go)."""
-        with absent_ok("instance", instance_id):
-            self.ec2.terminate_instances(InstanceIds=[instance_id])
-            self.ec2.get_waiter("instance_terminated").wait(
-                InstanceIds=[instance_id],
-                WaiterConfig={"Delay": self.waits.delay, "MaxAttempts": self.waits.max_attempts},
-            )
+        try:
+            with aws_errors("instance", instance_id):
+                self.ec2.terminate_instances(InstanceIds=[instance_id])
+        except NotFoundError:
+            log.info("instance.already_absent", resource_id=instance_id)
+            return
+        self.wait(self.ec2, "instance_terminated", kind="instance", resource_id=instance_id,
+                  max_seconds=INSTANCE_WAIT_SECONDS, InstanceIds=[instance_id])  # fmt: skip
+        log.info("instance.deleted", resource_id=instance_id)
 
 
 def _placement(

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
 
-from peerprobe.backends.aws._base import AwsBase, absent_ok
+from peerprobe.backends.aws._base import absent_ok
 from peerprobe.backends.aws._errors import aws_errors
+from peerprobe.backends.aws._leftovers import LeftoverOps
 from peerprobe.backends.ports import TAG_ENVIRONMENT, EksCluster, NodeGroup
-from peerprobe.errors import ConflictError, NotFoundError
+from peerprobe.errors import ConflictError, InfrastructureError, NotFoundError, PeerprobeError
 
 log = structlog.get_logger()
 CLUSTER_WAIT_SECONDS = 20 * 60  # EKS control planes take 10-15 minutes to become ACTIVE
 NODEGROUP_WAIT_SECONDS = 15 * 60  # managed node groups take 3-10 minutes
+# A role made seconds earlier may not be visible to EKS yet: CreateCluster and CreateNodegroup then answer
+# InvalidParameterException naming the role ("Role with arn: ..., could not be assumed because it does not exist
+# or the trusted entity is not correct"; aws/aws-k8s-tester#232: gone on the second try). terraform-provider-aws
+# retries CreateCluster on these messages for IAM's propagation time (internal/service/eks/cluster.go); so do we.
+ROLE_PROPAGATION_SECONDS = 2 * 60
 
 
-class EksOps(AwsBase):
+class EksOps(LeftoverOps):
     def ensure_cluster(
         self,
         name: str,
@@ -88,9 +94,18 @@ class EksOps(AwsBase):
         }
         if version:
             params["version"] = version
-        with aws_errors("eks cluster", name):
-            self.eks.create_cluster(**params)
+        self._create_once_role_visible("eks cluster", name, lambda: self.eks.create_cluster(**params))
         log.info("eks.cluster_created", cluster=name, subnets=list(subnet_ids), service_cidr=service_cidr)
+
+    def _create_once_role_visible(self, kind: str, resource_id: str, create: Callable[[], Any]) -> None:
+        """`create`, again while EKS refuses the role as not (yet) there, bounded at ROLE_PROPAGATION_SECONDS."""
+
+        def attempt() -> None:
+            with aws_errors(kind, resource_id):
+                create()
+
+        self.waits.retry(attempt, retry_if=role_not_visible, what=f"{kind} {resource_id}",
+                         max_seconds=ROLE_PROPAGATION_SECONDS, first=5)  # fmt: skip
 
     def _check_eks_owner(self, kind: str, name: str, tags: dict[str, str], *, state: str) -> None:
         # Names are the identity of EKS resources; one that another environment made is not ours to adopt.
@@ -107,13 +122,16 @@ class EksOps(AwsBase):
             raise ConflictError(f"{kind} {name}: is {state}", resource=kind, resource_id=name, state=state)
 
     def delete_cluster(self, name: str) -> None:
-        """Delete the cluster (its node groups first, see delete_nodegroup) and wait until it is gone."""
+        """Delete the cluster (its node groups first, see delete_nodegroup), wait until it is gone, then delete
+        the security groups its load balancer controllers left (kept earlier while the cluster's own group
+        still referred to them)."""
         with absent_ok("eks_cluster", name):
             self.eks.delete_cluster(name=name)
         self.wait(
             self.eks, "cluster_deleted", kind="eks cluster", resource_id=name, name=name,
             max_seconds=CLUSTER_WAIT_SECONDS,
         )  # fmt: skip
+        self.delete_controller_groups(cluster=name)
 
     def ensure_nodegroup(
         self,
@@ -133,17 +151,11 @@ class EksOps(AwsBase):
         raw = self._describe_nodegroup(cluster, name)
         if raw is None:
             scaling = {"minSize": min_size or size, "maxSize": max(max_size or size, size), "desiredSize": size}
-            with aws_errors("eks nodegroup", f"{cluster}/{name}"):
-                self.eks.create_nodegroup(
-                    clusterName=cluster,
-                    nodegroupName=name,
-                    nodeRole=node_role_arn,
-                    subnets=list(subnet_ids),
-                    scalingConfig=scaling,
-                    instanceTypes=list(instance_types),
-                    labels=dict(labels or {}),
-                    tags=self.stamp.tags(name),
-                )
+            params = {"clusterName": cluster, "nodegroupName": name, "nodeRole": node_role_arn,
+                      "subnets": list(subnet_ids), "scalingConfig": scaling, "instanceTypes": list(instance_types),
+                      "labels": dict(labels or {}), "tags": self.stamp.tags(name)}  # fmt: skip
+            self._create_once_role_visible("eks nodegroup", f"{cluster}/{name}",
+                                           lambda: self.eks.create_nodegroup(**params))  # fmt: skip
             log.info("eks.nodegroup_created", cluster=cluster, nodegroup=name, size=size)
         else:
             self._check_eks_owner("eks nodegroup", f"{cluster}/{name}", raw.get("tags", {}), state=raw["status"])
@@ -169,11 +181,17 @@ class EksOps(AwsBase):
         """Delete the node group and wait until it is gone; an absent group (or cluster) is fine."""
         with absent_ok("eks_nodegroup", f"{cluster}/{name}"):
             self.eks.delete_nodegroup(clusterName=cluster, nodegroupName=name)
-            self.eks.get_waiter("nodegroup_deleted").wait(
-                clusterName=cluster,
-                nodegroupName=name,
-                WaiterConfig={"Delay": self.waits.delay, "MaxAttempts": self.waits.attempts(NODEGROUP_WAIT_SECONDS)},
-            )
+        self.wait(self.eks, "nodegroup_deleted", kind="eks nodegroup", resource_id=f"{cluster}/{name}",
+                  max_seconds=NODEGROUP_WAIT_SECONDS, clusterName=cluster, nodegroupName=name)  # fmt: skip
+
+
+def role_not_visible(error: PeerprobeError) -> bool:
+    """EKS's refusal of a role IAM has not propagated yet: InvalidParameterException naming the role."""
+    return (
+        isinstance(error, InfrastructureError)
+        and error.state == "InvalidParameterException"
+        and "role" in str(error).lower()
+    )
 
 
 def _cluster(raw: dict[str, Any]) -> EksCluster:

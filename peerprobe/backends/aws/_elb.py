@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
@@ -18,6 +19,9 @@ log = structlog.get_logger()
 # Load balancer and target group names: at most 32 alphanumerics or hyphens, not starting or ending with a
 # hyphen (ELB API reference, CreateLoadBalancer / CreateTargetGroup).
 _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?$")
+# Target states (ELB API reference: InstanceState.State; TargetHealth.State).
+_HEALTHY = frozenset({"InService", "healthy"})
+_SETTLING = frozenset({"initial", "draining", "Unknown"})
 
 
 class ElbOps(AwsBase):
@@ -167,6 +171,51 @@ class ElbOps(AwsBase):
         with absent_ok("target_group", arn):
             self.elbv2.delete_target_group(TargetGroupArn=arn)
 
+    def find_load_balancer(self, dns_name: str) -> LoadBalancer | None:
+        """The Classic ELB or ELBv2 load balancer answering at `dns_name` (what a Service's status shows)."""
+        with aws_errors("load balancers", dns_name):
+            for page in self.elb.get_paginator("describe_load_balancers").paginate():
+                for lb in page["LoadBalancerDescriptions"]:
+                    if lb.get("DNSName") == dns_name:
+                        return LoadBalancer(name=lb["LoadBalancerName"], kind="classic", dns_name=dns_name,
+                                            scheme=lb.get("Scheme", ""))  # fmt: skip
+            for page in self.elbv2.get_paginator("describe_load_balancers").paginate():
+                for raw in page["LoadBalancers"]:
+                    if raw.get("DNSName") == dns_name:
+                        return _load_balancer(raw)
+        return None
+
+    def target_health(self, dns_name: str) -> LoadBalancerHealth | None:
+        """The health of every target behind the load balancer at `dns_name`, as the load balancer sees it
+        (Classic: DescribeInstanceHealth; NLB/ALB: DescribeTargetHealth of each of its target groups); None
+        when no load balancer answers there (yet). New NLB targets stay `initial` and Classic instances
+        `OutOfService` for a few health-check intervals after registration."""
+        lb = self.find_load_balancer(dns_name)
+        if lb is None:
+            return None
+        if lb.kind == "classic":
+            with aws_errors("classic load balancer", lb.name):
+                states = self.elb.describe_instance_health(LoadBalancerName=lb.name)["InstanceStates"]
+            targets = [
+                TargetState(target=str(s["InstanceId"]), port=None, state=str(s["State"]),
+                            reason=str(s.get("ReasonCode") or s.get("Description") or ""))
+                for s in states
+            ]  # fmt: skip
+        else:
+            targets = self._v2_target_states(lb.arn)
+        return LoadBalancerHealth(name=lb.name, kind=lb.kind, targets=tuple(targets))
+
+    def _v2_target_states(self, arn: str) -> list[TargetState]:
+        with aws_errors("load balancer", arn):
+            groups = self.elbv2.describe_target_groups(LoadBalancerArn=arn)["TargetGroups"]
+            health = [self.elbv2.describe_target_health(TargetGroupArn=g["TargetGroupArn"]) for g in groups]
+        found = [d for answer in health for d in answer["TargetHealthDescriptions"]]
+        return [
+            TargetState(target=str(d["Target"]["Id"]), port=d["Target"].get("Port"),
+                        state=str(d["TargetHealth"]["State"]), reason=str(d["TargetHealth"].get("Reason", "")))
+            for d in found
+        ]  # fmt: skip
+
     def _check_elb_owner(self, kind: str, name: str, tags: dict[str, str]) -> None:
         # Load balancer names are unique per region and account; never adopt another environment's.
         owner = tags.get(TAG_ENVIRONMENT)
@@ -178,6 +227,40 @@ class ElbOps(AwsBase):
                 resource_id=name,
                 state="foreign",
             )
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """One target as its load balancer sees it: an instance (Classic) or an instance/IP and port (ELBv2)."""
+
+    target: str
+    port: int | None
+    state: str  # Classic: InService, OutOfService, Unknown; ELBv2: initial, healthy, unhealthy, draining, ...
+    reason: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return self.state in _HEALTHY
+
+    @property
+    def settling(self) -> bool:
+        """Still on its way: an NLB target `initial` or `draining`; a Classic instance `OutOfService` with the
+        reason code ELB (registration in progress; reason Instance means it fails its health check, as nodes
+        without the pod do under externalTrafficPolicy Local, for good) or `Unknown`."""
+        return self.state in _SETTLING or (self.state == "OutOfService" and self.reason == "ELB")
+
+
+@dataclass(frozen=True)
+class LoadBalancerHealth:
+    name: str
+    kind: Literal["classic", "network", "application"]
+    targets: tuple[TargetState, ...]
+
+    @property
+    def settled(self) -> bool:
+        """At least one healthy target and none still on its way (see TargetState.settling): what probing
+        needs to see every path the model predicts."""
+        return any(t.healthy for t in self.targets) and not any(t.settling for t in self.targets)
 
 
 def _check_name(kind: str, name: str) -> None:

@@ -5,15 +5,17 @@ these are gone fails with DependencyViolation (the trap eksctl users hit), so cl
 from __future__ import annotations
 
 import contextlib
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from peerprobe.backends.aws._base import AwsBase, tag_dict
+from peerprobe.backends.aws._base import tag_dict
+from peerprobe.backends.aws._elb import ElbOps
 from peerprobe.backends.aws._errors import aws_errors
-from peerprobe.errors import ConflictError, NotFoundError, WaitTimeoutError
+from peerprobe.backends.aws._in_use import InUseOps
+from peerprobe.errors import ConflictError, NotFoundError
 
 log = structlog.get_logger()
 POLL_SECONDS = 10.0
@@ -26,40 +28,44 @@ class Leftovers:
     load_balancers: tuple[str, ...] = ()
     security_groups: tuple[str, ...] = ()
     interfaces: tuple[str, ...] = ()
+    # The interface descriptions of the cluster's own load balancers ("ELB <name>", "ELB net/<name>/<id>"),
+    # remembered across checks: a load balancer's interfaces outlive it by minutes.
+    descriptions: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.load_balancers or self.security_groups or self.interfaces)
 
 
-class LeftoverOps(AwsBase):
-    def load_balancer_leftovers(self, *, cluster: str, vpc_id: str) -> Leftovers:
+class LeftoverOps(ElbOps, InUseOps):
+    def load_balancer_leftovers(self, *, cluster: str, vpc_id: str, seen: tuple[str, ...] = ()) -> Leftovers:
         """The cluster's load balancers (tagged kubernetes.io/cluster/<cluster>), the controllers' security
-        groups in the VPC and the load balancers' network interfaces there."""
+        groups in the VPC, and the network interfaces of those load balancers there: only theirs (by
+        description, with `seen` ones of load balancers already gone, and by the controllers' groups), never
+        another load balancer's in a VPC shared with others."""
         tag = f"kubernetes.io/cluster/{cluster}"
-        return Leftovers(
-            load_balancers=tuple(self._classic_of(tag) + self._v2_of(tag)),
-            security_groups=tuple(self._controller_groups(tag, vpc_id)),
-            interfaces=tuple(self._elb_interfaces(vpc_id)),
-        )
+        classic, v2 = self._classic_of(tag), self._v2_of(tag)
+        own = {f"ELB {name}" for name in classic} | {f"ELB {_v2_suffix(arn)}" for arn in v2} | set(seen)
+        groups = self._controller_groups(tag, vpc_id)
+        interfaces = self._elb_interfaces(vpc_id, descriptions=sorted(own), groups=groups)
+        return Leftovers(load_balancers=tuple(classic + v2), security_groups=tuple(groups),
+                         interfaces=tuple(interfaces), descriptions=tuple(sorted(own)))  # fmt: skip
 
     def wait_load_balancers_gone(self, *, cluster: str, vpc_id: str, timeout_seconds: float) -> None:
-        """Poll until the controllers have removed everything; then delete groups a controller left behind.
-        Bounded: a WaitTimeoutError names what is still there."""
-        deadline = time.monotonic() + timeout_seconds
-        while True:
-            left = self.load_balancer_leftovers(cluster=cluster, vpc_id=vpc_id)
-            if not left.load_balancers and not left.interfaces:
-                self._delete_groups(left.security_groups)
-                return
-            if time.monotonic() >= deadline:
-                raise WaitTimeoutError(
-                    f"load balancers of cluster {cluster} in {vpc_id}: still there after {timeout_seconds:.0f}s: "
-                    f"{', '.join(left.load_balancers + left.interfaces)}",
-                    resource="load balancer", resource_id=cluster, state="deleting",
-                )  # fmt: skip
-            log.info("load_balancers.waiting", cluster=cluster, left=len(left.load_balancers),
-                     interfaces=len(left.interfaces))  # fmt: skip
-            time.sleep(POLL_SECONDS if self.waits.delay else 0)
+        """Until the controllers have removed the cluster's load balancers and their interfaces, bounded (a
+        WaitTimeoutError names what is still there); then delete the groups a controller left behind."""
+        last = Leftovers()
+
+        def check() -> Leftovers | None:
+            nonlocal last
+            last = self.load_balancer_leftovers(cluster=cluster, vpc_id=vpc_id, seen=last.descriptions)
+            return last if not (last.load_balancers or last.interfaces) else None
+
+        gone = self.waits.poll(
+            check, kind="load balancers", resource_id=f"of cluster {cluster} in {vpc_id}", goal="gone",
+            max_seconds=timeout_seconds, first=POLL_SECONDS,
+            state=lambda: f"still there: {', '.join(last.load_balancers + last.interfaces)}",
+        )  # fmt: skip
+        self._delete_groups(gone.security_groups)
 
     def delete_tagged_load_balancers(self, cluster: str) -> list[str]:
         """Delete the cluster's load balancers directly (when the cluster cannot be asked to): those tagged
@@ -85,8 +91,19 @@ class LeftoverOps(AwsBase):
                 log.info("security_group.deleted", group_id=group_id, reason="left by a load balancer controller")
             except NotFoundError:
                 pass
-            except ConflictError as error:  # still referenced: the node group's rule goes with the cluster
-                log.warning("security_group.kept", group_id=group_id, state=error.state)
+            except ConflictError as error:
+                # Still referred to by the cluster security group's rules: delete_cluster revisits it.
+                log.info("security_group.kept", group_id=group_id, state=error.state, until="the cluster is deleted")
+
+    def delete_controller_groups(self, *, cluster: str) -> None:
+        """After the cluster is gone: the security groups its load balancer controllers made (tagged with the
+        cluster, named k8s-…), in any VPC, each deleted once nothing uses it (bounded, naming what does)."""
+        tag = f"kubernetes.io/cluster/{cluster}"
+        with aws_errors("security groups", cluster):
+            found = self.ec2.describe_security_groups(Filters=[{"Name": "tag-key", "Values": [tag]}])["SecurityGroups"]
+        for group in found:
+            if str(group["GroupName"]).startswith(CONTROLLER_GROUP_PREFIX):
+                self.delete_security_group(str(group["GroupId"]))
 
     def _classic_of(self, tag: str) -> list[str]:
         with aws_errors("classic load balancers"):
@@ -95,10 +112,8 @@ class LeftoverOps(AwsBase):
                 for page in self.elb.get_paginator("describe_load_balancers").paginate()
                 for lb in page["LoadBalancerDescriptions"]
             ]
-            tagged = [
-                d for start in range(0, len(names), 20)
-                for d in self.elb.describe_tags(LoadBalancerNames=names[start : start + 20])["TagDescriptions"]
-            ]  # fmt: skip
+        tagged = _tags_in_batches(names, lambda batch: self.elb.describe_tags(LoadBalancerNames=batch),
+                                  kind="classic load balancers")  # fmt: skip
         return [str(d["LoadBalancerName"]) for d in tagged if tag in tag_dict(d)]
 
     def _v2_of(self, tag: str) -> list[str]:
@@ -108,10 +123,8 @@ class LeftoverOps(AwsBase):
                 for page in self.elbv2.get_paginator("describe_load_balancers").paginate()
                 for lb in page["LoadBalancers"]
             ]
-            tagged = [
-                d for start in range(0, len(arns), 20)
-                for d in self.elbv2.describe_tags(ResourceArns=arns[start : start + 20])["TagDescriptions"]
-            ]  # fmt: skip
+        tagged = _tags_in_batches(arns, lambda batch: self.elbv2.describe_tags(ResourceArns=batch),
+                                  kind="load balancers")  # fmt: skip
         return [str(d["ResourceArn"]) for d in tagged if tag in tag_dict(d)]
 
     def _controller_groups(self, tag: str, vpc_id: str) -> list[str]:
@@ -120,12 +133,18 @@ class LeftoverOps(AwsBase):
             found = self.ec2.describe_security_groups(Filters=filters)["SecurityGroups"]
         return [str(g["GroupId"]) for g in found if str(g["GroupName"]).startswith(CONTROLLER_GROUP_PREFIX)]
 
-    def _elb_interfaces(self, vpc_id: str) -> list[str]:
-        # ELB-managed interfaces are described "ELB <name>" (Classic) or "ELB net/<name>/<id>" (NLB).
-        filters = [{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "description", "Values": ["ELB *"]}]
-        with aws_errors("network interfaces", vpc_id):
-            found = self.ec2.describe_network_interfaces(Filters=filters)["NetworkInterfaces"]
-        return [str(eni["NetworkInterfaceId"]) for eni in found]
+    def _elb_interfaces(self, vpc_id: str, *, descriptions: list[str], groups: list[str]) -> list[str]:
+        """ELB-managed interfaces are described "ELB <name>" (Classic) or "ELB net/<name>/<id>" (NLB); a
+        Classic ELB's also carry the controller's group."""
+        found: dict[str, None] = {}
+        for key, values in (("description", descriptions), ("group-id", groups)):
+            if not values:
+                continue
+            filters = [{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": key, "Values": values}]
+            with aws_errors("network interfaces", vpc_id):
+                for eni in self.ec2.describe_network_interfaces(Filters=filters)["NetworkInterfaces"]:
+                    found[str(eni["NetworkInterfaceId"])] = None
+        return list(found)
 
     def load_balancer_addresses(self, dns_name: str) -> tuple[list[str], list[str]]:
         """The private and public addresses of the load balancer answering at `dns_name`, from its
@@ -142,18 +161,28 @@ class LeftoverOps(AwsBase):
         return private, public
 
     def _elb_description(self, dns_name: str) -> str | None:
-        with aws_errors("load balancers", dns_name):
-            for page in self.elb.get_paginator("describe_load_balancers").paginate():
-                for lb in page["LoadBalancerDescriptions"]:
-                    if lb.get("DNSName") == dns_name:
-                        return f"ELB {lb['LoadBalancerName']}"
-            for page in self.elbv2.get_paginator("describe_load_balancers").paginate():
-                for raw in page["LoadBalancers"]:
-                    if raw.get("DNSName") == dns_name:
-                        return "ELB " + _v2_suffix(raw)
-        return None
+        lb = self.find_load_balancer(dns_name)
+        if lb is None:
+            return None
+        return f"ELB {lb.name}" if lb.kind == "classic" else f"ELB {_v2_suffix(lb.arn)}"
 
 
-def _v2_suffix(raw: dict[str, Any]) -> str:
+def _v2_suffix(arn: str) -> str:
     # arn:…:loadbalancer/net/<name>/<id> -> net/<name>/<id>
-    return str(raw["LoadBalancerArn"]).split(":loadbalancer/", 1)[-1]
+    return arn.split(":loadbalancer/", 1)[-1]
+
+
+def _tags_in_batches(names: list[str], describe: Callable[[list[str]], Any], *, kind: str) -> list[dict[str, Any]]:
+    """DescribeTags, 20 names per call (its limit). A load balancer deleted since it was listed makes AWS refuse
+    the whole batch (LoadBalancerNotFound): that batch is then asked one by one, and the deleted one skipped."""
+    tagged: list[dict[str, Any]] = []
+    for start in range(0, len(names), 20):
+        batch = names[start : start + 20]
+        try:
+            with aws_errors(kind, ",".join(batch)[:100]):
+                tagged += describe(batch)["TagDescriptions"]
+        except NotFoundError:
+            for name in batch:
+                with contextlib.suppress(NotFoundError), aws_errors(kind, name):
+                    tagged += describe([name])["TagDescriptions"]
+    return tagged

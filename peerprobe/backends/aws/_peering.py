@@ -12,13 +12,15 @@ from peerprobe.backends.aws._base import absent_ok, first, only, tag_dict
 from peerprobe.backends.aws._errors import aws_errors
 from peerprobe.backends.aws._vpc import VpcOps
 from peerprobe.backends.ports import TAG_ENVIRONMENT, Peering, Vpc
-from peerprobe.errors import ConfigError, NotFoundError
+from peerprobe.errors import ConfigError, ConflictError, NotFoundError
 
 log = structlog.get_logger()
 
 # Statuses of a peering that is, or is on its way to being, usable
 # (https://docs.aws.amazon.com/vpc/latest/peering/vpc-peering-basics.html#vpc-peering-lifecycle).
 _LIVE = ["initiating-request", "pending-acceptance", "provisioning", "active"]
+_DEAD = ("rejected", "failed", "expired", "deleting", "deleted")
+PEERING_WAIT_SECONDS = 5 * 60  # a same-account request is acceptable within seconds; active seconds after that
 
 
 class PeeringOps(VpcOps):
@@ -59,19 +61,33 @@ class PeeringOps(VpcOps):
         return first(ours, kind="peering", name=name)
 
     def _accept_if_pending(self, peering_id: str, *, name: str) -> None:
-        # A fresh request passes through initiating-request; the waiter returns once AWS can describe it.
-        self.wait(
-            self.ec2,
-            "vpc_peering_connection_exists",
-            kind="vpc peering",
-            resource_id=peering_id,
-            VpcPeeringConnectionIds=[peering_id],
-        )
-        if self.peering(peering_id).status != "pending-acceptance":
-            return
-        with aws_errors("vpc peering", peering_id, name):
-            self.ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=peering_id)
-        log.info("peering.accepted", peering_id=peering_id)
+        """A fresh request passes through initiating-request before it can be accepted (and DescribeVpcPeering-
+        Connections may not know it for a moment): wait until it is past that, accept it when it is
+        pending-acceptance (a retried step finds it there too), then wait until it is active. Bounded."""
+        status = self.waits.poll(
+            lambda: self._status_unless(peering_id, ("initiating-request",)), kind="vpc peering",
+            resource_id=peering_id, goal="pending-acceptance", max_seconds=PEERING_WAIT_SECONDS, first=2,
+        )  # fmt: skip
+        if status == "pending-acceptance":
+            with aws_errors("vpc peering", peering_id, name):
+                self.ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=peering_id)
+            log.info("peering.accepted", peering_id=peering_id)
+        self.waits.poll(
+            lambda: self._status_unless(peering_id, ("initiating-request", "pending-acceptance", "provisioning")),
+            kind="vpc peering", resource_id=peering_id, goal="active", max_seconds=PEERING_WAIT_SECONDS, first=2,
+        )  # fmt: skip
+
+    def _status_unless(self, peering_id: str, passing: tuple[str, ...]) -> str | None:
+        """The peering's status once it is none of the `passing` ones (None meanwhile, and while AWS does not
+        know the new id yet); a status it cannot leave for active (rejected, failed, expired, deleted) raises."""
+        try:
+            status = self.peering(peering_id).status
+        except NotFoundError:
+            return None
+        if status in _DEAD:
+            raise ConflictError(f"vpc peering {peering_id}: is {status}", resource="vpc peering",
+                                resource_id=peering_id, state=status)  # fmt: skip
+        return None if status in passing else status
 
     def peering(self, peering_id: str) -> Peering:
         """Read a peering back (status and both sides' CIDRs)."""
@@ -106,7 +122,7 @@ class PeeringOps(VpcOps):
 
     def _peering_gone(self, peering_id: str) -> bool:
         try:
-            return self.peering(peering_id).status in ("deleted", "deleting", "rejected", "failed", "expired")
+            return self.peering(peering_id).status in _DEAD
         except NotFoundError:
             return True
 

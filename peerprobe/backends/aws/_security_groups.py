@@ -7,15 +7,16 @@ from typing import Any
 
 import structlog
 
-from peerprobe.backends.aws._base import AwsBase, absent_ok, first, only
+from peerprobe.backends.aws._base import first, only
 from peerprobe.backends.aws._errors import aws_errors
+from peerprobe.backends.aws._in_use import InUseOps
 from peerprobe.backends.ports import IngressRule, SecurityGroup, refuse_open_to_world
 from peerprobe.errors import ConflictError, NotFoundError
 
 log = structlog.get_logger()
 
 
-class SecurityGroupOps(AwsBase):
+class SecurityGroupOps(InUseOps):
     def ensure_security_group(self, name: str, *, vpc_id: str, description: str) -> SecurityGroup:
         """The security group tagged `name` in `vpc_id` (AWS adds only its default allow-all egress)."""
         with aws_errors("security group", name=name):
@@ -90,11 +91,6 @@ class SecurityGroupOps(AwsBase):
         except (ConflictError, NotFoundError) as error:
             if not tolerated(error):
                 raise
-
-    def delete_security_group(self, group_id: str) -> None:
-        """Delete the group; DependencyViolation (still used by an ENI) surfaces as ConflictError."""
-        with absent_ok("security_group", group_id):
-            self.ec2.delete_security_group(GroupId=group_id)
 
 
 def _duplicate(error: Exception) -> bool:

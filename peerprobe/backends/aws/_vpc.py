@@ -7,8 +7,9 @@ from typing import Any
 
 import structlog
 
-from peerprobe.backends.aws._base import AwsBase, absent_ok, first, only, tag_dict
+from peerprobe.backends.aws._base import absent_ok, first, only, tag_dict
 from peerprobe.backends.aws._errors import aws_errors
+from peerprobe.backends.aws._in_use import InUseOps
 from peerprobe.backends.ports import (
     TAG_ENVIRONMENT,
     InternetGateway,
@@ -28,36 +29,56 @@ PUBLIC_ROLE_TAG = "kubernetes.io/role/elb"
 PRIVATE_ROLE_TAG = "kubernetes.io/role/internal-elb"
 _ROUTE_TARGETS = {"igw-": "GatewayId", "nat-": "NatGatewayId", "pcx-": "VpcPeeringConnectionId"}
 _LIVE_NAT_STATES = ["pending", "available"]
+# Zones EKS refuses for a cluster's subnets (CreateCluster: UnsupportedAvailabilityZoneException, "subnet resides
+# in a disallowed Availability Zone", https://repost.aws/knowledge-center/eks-cluster-creation-errors), by zone
+# id; the list eksctl avoids (eksctl-io/eksctl pkg/az/az.go, zoneIDsToAvoid; cnn1-az4: eksctl-io/eksctl#3916).
+EKS_REFUSED_ZONE_IDS = frozenset({"use1-az3", "usw1-az2", "cac1-az3", "cnn1-az4"})
+NAT_WAIT_SECONDS = 10 * 60  # a NAT gateway is available (or deleted) in one to a few minutes
 
 
-class VpcOps(AwsBase):
+class VpcOps(InUseOps):
     def availability_zones(self) -> tuple[str, ...]:
-        """The region's available zone names, sorted (subnets are spread over the first few)."""
+        """The region's available zone names, sorted (subnets are spread over the first few), without the
+        zones EKS refuses. Names map to different zones in every account; the zone ids do not, so the
+        refused zones are known by id (EKS_REFUSED_ZONE_IDS)."""
         with aws_errors("availability zones", self.clients.region):
             zones = self.ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["available"]}])[
                 "AvailabilityZones"
             ]
-        return tuple(sorted(str(zone["ZoneName"]) for zone in zones))
+        usable = [
+            zone for zone in zones
+            # Local Zones and Wavelength Zones cannot hold an EKS cluster's subnets (EKS network requirements).
+            if zone.get("ZoneType", "availability-zone") == "availability-zone"
+            and zone.get("ZoneId") not in EKS_REFUSED_ZONE_IDS
+        ]  # fmt: skip
+        return tuple(sorted(str(zone["ZoneName"]) for zone in usable))
 
     def ensure_vpc(self, name: str, *, cidr: str) -> Vpc:
-        """The VPC tagged `name` in this environment, created with `cidr` if missing."""
+        """The VPC tagged `name` in this environment, created with `cidr` if missing, with DNS support and DNS
+        hostnames on (set again on a VPC found: a crash between CreateVpc and ModifyVpcAttribute left them off)."""
         with aws_errors("vpc", name=name):
             found = first(self.ec2.describe_vpcs(Filters=self.owned(name))["Vpcs"], kind="vpc", name=name)
         if found is not None:
-            return _checked_vpc(found, name=name, cidr=cidr)
+            vpc = _checked_vpc(found, name=name, cidr=cidr)
+            self._enable_dns(vpc)
+            return vpc
         with aws_errors("vpc", name=name):
             raw = self.ec2.create_vpc(CidrBlock=cidr, TagSpecifications=self.tag_specs("vpc", name))["Vpc"]
         vpc = Vpc(id=raw["VpcId"], cidr=raw["CidrBlock"], name=name)
-        self._enable_dns(vpc)
         log.info("vpc.created", vpc_id=vpc.id, cidr=cidr, name=name)
+        self._enable_dns(vpc)
         return vpc
 
     def _enable_dns(self, vpc: Vpc) -> None:
-        # EKS requires both DNS support and DNS hostnames (https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html);
-        # the API takes one attribute per call.
-        with aws_errors("vpc", vpc.id, vpc.name):
-            self.ec2.modify_vpc_attribute(VpcId=vpc.id, EnableDnsSupport={"Value": True})
-            self.ec2.modify_vpc_attribute(VpcId=vpc.id, EnableDnsHostnames={"Value": True})
+        """DNS support and DNS hostnames on, each set only when it is off. EKS requires both
+        (https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html); the API reads and takes one
+        attribute per call."""
+        for attribute, key in (("enableDnsSupport", "EnableDnsSupport"), ("enableDnsHostnames", "EnableDnsHostnames")):
+            with aws_errors("vpc", vpc.id, vpc.name):
+                if self.ec2.describe_vpc_attribute(VpcId=vpc.id, Attribute=attribute)[key]["Value"]:
+                    continue
+                self.ec2.modify_vpc_attribute(VpcId=vpc.id, **{key: {"Value": True}})
+            log.info("vpc.dns_enabled", vpc_id=vpc.id, attribute=attribute)
 
     def existing_vpcs(self, vpc_ids: Sequence[str]) -> set[str]:
         """Which of `vpc_ids` the account still has."""
@@ -66,8 +87,13 @@ class VpcOps(AwsBase):
         return {str(v["VpcId"]) for v in found}
 
     def delete_vpc(self, vpc_id: str) -> None:
-        with absent_ok("vpc", vpc_id):
-            self.ec2.delete_vpc(VpcId=vpc_id)
+        """Delete the VPC, waiting (bounded) while interfaces or groups left by EKS or a load balancer are
+        still being released; giving up names them."""
+        self.delete_when_free(
+            "vpc", vpc_id, lambda: self.ec2.delete_vpc(VpcId=vpc_id),
+            holders=lambda: [*self.interfaces_using("vpc-id", vpc_id), *self.groups_in(vpc_id),
+                             *self.subnets_in(vpc_id)],
+        )  # fmt: skip
 
     def ensure_subnet(self, name: str, *, vpc_id: str, cidr: str, availability_zone: str, public: bool) -> Subnet:
         """The subnet tagged `name` in `vpc_id`; public subnets map public IPs on launch."""
@@ -111,8 +137,9 @@ class VpcOps(AwsBase):
         return tuple(_subnet(raw, public=bool(raw.get("MapPublicIpOnLaunch")), name=_name(raw)) for raw in found)
 
     def delete_subnet(self, subnet_id: str) -> None:
-        with absent_ok("subnet", subnet_id):
-            self.ec2.delete_subnet(SubnetId=subnet_id)
+        """Delete the subnet, waiting (bounded) while interfaces in it are still being released."""
+        self.delete_when_free("subnet", subnet_id, lambda: self.ec2.delete_subnet(SubnetId=subnet_id),
+                              holders=lambda: self.interfaces_using("subnet-id", subnet_id))  # fmt: skip
 
     def ensure_route_table(self, name: str, *, vpc_id: str, subnet_ids: Sequence[str]) -> RouteTable:
         """The route table tagged `name`, associated with every subnet in `subnet_ids`."""
@@ -230,13 +257,23 @@ class VpcOps(AwsBase):
         log.info("internet_gateway.attached", gateway_id=gateway_id, vpc_id=vpc_id)
 
     def delete_internet_gateway(self, gateway_id: str) -> None:
-        """Detach it from its VPC, then delete it; an absent gateway is fine."""
-        with absent_ok("internet_gateway", gateway_id):
+        """Detach it from its VPC, then delete it; an absent gateway is fine. Detaching answers
+        DependencyViolation ("has some mapped public address(es)") while a public address in the VPC is still
+        being released, so it waits for that (bounded) and, giving up, names the VPC's interfaces."""
+        vpcs: list[str] = []
+
+        def detach_and_delete() -> None:
             found = self.ec2.describe_internet_gateways(InternetGatewayIds=[gateway_id])["InternetGateways"]
             raw = only(found, kind="internet gateway", resource_id=gateway_id)
             for attachment in raw.get("Attachments", []):
+                vpcs.append(str(attachment["VpcId"]))
                 self.ec2.detach_internet_gateway(InternetGatewayId=gateway_id, VpcId=attachment["VpcId"])
             self.ec2.delete_internet_gateway(InternetGatewayId=gateway_id)
+
+        def holders() -> list[str]:
+            return [eni for vpc in dict.fromkeys(vpcs) for eni in self.interfaces_using("vpc-id", vpc)]
+
+        self.delete_when_free("internet gateway", gateway_id, detach_and_delete, holders=holders)
 
     def ensure_nat_gateway(self, name: str, *, subnet_id: str) -> NatGateway:
         """A public NAT gateway tagged `name` in `subnet_id` with its own Elastic IP, once available."""
@@ -251,7 +288,8 @@ class VpcOps(AwsBase):
         if raw is None:
             raw = self._create_nat_gateway(name, subnet_id=subnet_id)
         nat_id = str(raw["NatGatewayId"])
-        self.wait(self.ec2, "nat_gateway_available", kind="nat gateway", resource_id=nat_id, NatGatewayIds=[nat_id])
+        self.wait(self.ec2, "nat_gateway_available", kind="nat gateway", resource_id=nat_id,
+                  max_seconds=NAT_WAIT_SECONDS, NatGatewayIds=[nat_id])  # fmt: skip
         with aws_errors("nat gateway", nat_id, name):
             raw = self.ec2.describe_nat_gateways(NatGatewayIds=[nat_id])["NatGateways"][0]
         return _nat_gateway(raw)
@@ -298,6 +336,7 @@ class VpcOps(AwsBase):
             "nat_gateway_deleted",
             kind="nat gateway",
             resource_id=nat_gateway_id,
+            max_seconds=NAT_WAIT_SECONDS,
             NatGatewayIds=[nat_gateway_id],
         )
         for address in raw.get("NatGatewayAddresses", []):

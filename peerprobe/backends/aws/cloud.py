@@ -16,8 +16,9 @@ from peerprobe.backends.aws.clients import ClientFactory, is_loopback
 from peerprobe.backends.ports import Stamp
 
 
-class AwsCloud(PeeringOps, SecurityGroupOps, InstanceOps, EksOps, ElbOps, SweepOps, IamOps, SsmOps, LeftoverOps):
-    """Idempotent ensure/delete operations against AWS, or moto when the factory points at loopback."""
+class AwsCloud(PeeringOps, SecurityGroupOps, InstanceOps, EksOps, LeftoverOps, ElbOps, SweepOps, IamOps, SsmOps):
+    """Idempotent ensure/delete operations against AWS, or moto when the factory points at loopback. (EksOps
+    builds on LeftoverOps, which builds on ElbOps: a cluster's deletion revisits its controllers' groups.)"""
 
 
 def aws_cloud(

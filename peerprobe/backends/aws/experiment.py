@@ -23,7 +23,6 @@ from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef, VpcKey
 from peerprobe.config import ExperimentConfig
 from peerprobe.errors import ConflictError, NotFoundError
 from peerprobe.vocabulary import Vantage
-from peerprobe.wait import timing_of
 
 __all__ = ["AwsExperiment", "ClusterSpec", "cluster_spec", "preflight", "role_name"]
 
@@ -64,7 +63,7 @@ class AwsExperiment(Experiment):
         self._kubes: dict[VpcKey, KubeCluster] = {}
         self._outside = outside or run_locally
         super().__init__(ref, cloud=AwsCloud(self.clients, stamp=stamp, waits=waits), cluster=self._kube_cached,
-                         vantage=self._vantage, timing=timing_of(poll_seconds))  # fmt: skip
+                         vantage=self._vantage, timing=Waits(delay=poll_seconds))  # fmt: skip
 
     def _kube_cached(self, vpc: VpcKey) -> KubeCluster:
         if vpc not in self._kubes:

@@ -21,6 +21,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from websocket import WebSocketBadStatusException, WebSocketException
 
 from peerprobe import aws_node, statedir
+from peerprobe.backends.aws._base import Waits
 from peerprobe.backends.aws._token import TokenSource
 from peerprobe.backends.ports import EksCluster, ServiceInfo
 from peerprobe.errors import (
@@ -41,6 +42,7 @@ AWS_NODE = ("kube-system", "aws-node")
 APPLY = "application/apply-patch+yaml"
 STRATEGIC = "application/strategic-merge-patch+json"
 MAX_DETAIL = 200
+KUBE_MAX_CHECKS = 1000
 
 
 def kube_errors(kind: str, name: str) -> Any:
@@ -273,14 +275,20 @@ class KubeCluster:
         exec_runner: Exec = stream_exec,
         resolver: Callable[[str], list[str]] | None = None,
         poll_seconds: float = 2.0,
+        load_balancer_ready: Callable[[str], bool] | None = None,
     ) -> None:
+        """`load_balancer_ready(hostname)`, when given, is asked too before a load balancer counts as ready:
+        on AWS, whether its targets are healthy (AwsCloud.target_health(hostname).settled); new NLB targets
+        stay `initial` and Classic instances `OutOfService` for minutes after the name resolves."""
         self.name = name
         self.client = client
         self.core = k8s.CoreV1Api(client)
         self.apps = k8s.AppsV1Api(client)
         self._exec = exec_runner
         self._resolve = resolver or resolve
-        self.poll_seconds = poll_seconds
+        self._load_balancer_ready = load_balancer_ready or (lambda hostname: True)
+        # Readiness waits are bounded by their callers' time caps; the attempt cap only backs that up.
+        self.waits = Waits(delay=poll_seconds, max_delay=15, max_attempts=KUBE_MAX_CHECKS)
         self._applied: list[tuple[str, str, str]] = []
 
     # --- apply ------------------------------------------------------------------------------------------
@@ -365,15 +373,11 @@ class KubeCluster:
 
     def _load_balancers_answer(self) -> bool:
         hostnames = [s.hostname for s in self.services() if s.type == "LoadBalancer"]
-        return all(h and self._resolve(h) for h in hostnames)
+        return all(h and self._resolve(h) and self._load_balancer_ready(h) for h in hostnames)
 
     def _until(self, ready: Callable[[], bool], timeout_seconds: float, *, what: str) -> None:
-        deadline = time.monotonic() + timeout_seconds
-        while not ready():
-            if time.monotonic() >= deadline:
-                raise WaitTimeoutError(f"cluster {self.name}: {what} not ready within {timeout_seconds:.0f}s",
-                                       resource="cluster", resource_id=self.name, state="not ready")  # fmt: skip
-            time.sleep(self.poll_seconds)
+        self.waits.poll(lambda: True if ready() else None, kind="cluster", resource_id=self.name, goal="ready",
+                        max_seconds=timeout_seconds, state=lambda: f"{what} not ready")  # fmt: skip
         log.info("kube.ready", cluster=self.name, what=what)
 
     # --- reading ----------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from peerprobe.backends.ports import ServiceInfo
 from peerprobe.backends.steps import VpcKey
 from peerprobe.config import ExperimentConfig, Snat
 from peerprobe.topology import Node, Pod, plan
-from peerprobe.wait import Timing, until
+from peerprobe.wait import Waits, until
 
 log = structlog.get_logger()
 EXCLUDE_SINCE = (1, 6, 0)  # AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS exists from CNI v1.6.0 (CHANGELOG, PR #520)
@@ -27,7 +27,7 @@ APPS = {"source-ip-app": "echo_pod", "busybox": "busybox_pod", "nginx": "nginx_p
 class LabCluster:
     """One of the lab environment's two clusters (vpc1 runs the apps and Services, vpc2 a busybox)."""
 
-    def __init__(self, config: ExperimentConfig, key: VpcKey, *, run_id: str, timing: Timing) -> None:
+    def __init__(self, config: ExperimentConfig, key: VpcKey, *, run_id: str, timing: Waits) -> None:
         self.config = config
         self.key = key
         self.run_id = run_id
@@ -64,13 +64,13 @@ class LabCluster:
         return [_service_info(service, hostnames.get(service.kind, "")) for service in state.services]
 
     def wait_deployments(self, *, timeout_seconds: float) -> None:
-        until(self._serving, what=f"lab cluster {self.key}: deployments", timeout_seconds=timeout_seconds,
-              timing=self.timing)  # fmt: skip
+        until(self._serving, kind="lab cluster", resource_id=self.key, goal="serving its deployments",
+              timeout_seconds=timeout_seconds, timing=self.timing)  # fmt: skip
 
     def wait_ready(self, *, timeout_seconds: float) -> None:
         """Bounded: the agent serves, and (vpc1) every load balancer has a healthy target in some zone."""
-        until(self._ready, what=f"lab cluster {self.key}: load balancers", timeout_seconds=timeout_seconds,
-              timing=self.timing)  # fmt: skip
+        until(self._ready, kind="lab cluster", resource_id=self.key, goal="answering on every load balancer",
+              timeout_seconds=timeout_seconds, timing=self.timing)  # fmt: skip
 
     def _serving(self) -> bool:
         state = environment.load_state(environment.env_key(self.config))
@@ -101,8 +101,8 @@ class LabCluster:
 
     def wait_rollout(self, *, timeout_seconds: float) -> None:
         """Until every node of the cluster has aws-node's rules for its environment in its nat table."""
-        until(lambda: not self._nodes_without(), what=f"aws-node {self.key}: rollout",
-              timeout_seconds=timeout_seconds, timing=self.timing)  # fmt: skip
+        until(lambda: not self._nodes_without(), kind="aws-node", resource_id=self.key,
+              goal="rolled out on every node", timeout_seconds=timeout_seconds, timing=self.timing)  # fmt: skip
 
     def _nodes_without(self) -> list[str]:
         state = environment.require_state(self.config)

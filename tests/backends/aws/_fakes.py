@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.awsrequest import AWSResponse
+
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.ports import ServiceInfo
 from peerprobe.topology import Node, Pod
@@ -24,6 +26,93 @@ def on_every_session(monkeypatch: Any, hook: Callable[[Any], None]) -> None:
         return session
 
     monkeypatch.setattr(ClientFactory, "_new_session", hooked)
+
+
+@dataclass
+class _Scripted:
+    answer: Callable[[dict[str, Any]], Any]  # the call's parameters -> its answer; for a rewrite, edits the answer
+    times: int
+    when: Callable[[dict[str, Any]], bool]
+
+
+class AwsBehaviour:
+    """AWS as it behaves where moto answers at once and never disagrees: per operation ("ec2:DeleteSubnet",
+    "elb:DescribeTags": the client's service name), scripted refusals (`fail`), answers to what moto does not
+    serve (`answer`) and rewritten answers (`rewrite`) for the next `times` calls, on every client the factories
+    build (botocore's before-call, which short-circuits the request, and
+    after-call, which may change the parsed answer in place). Botocore does not retry a short-circuited call,
+    so each scripted refusal is one answer the adapter sees."""
+
+    def __init__(self) -> None:
+        self._answers: dict[str, list[_Scripted]] = {}
+        self._rewrite: dict[str, list[_Scripted]] = {}
+        self.answered: list[str] = []  # "ec2:DeleteSubnet DependencyViolation", in order
+        self.seen: list[str] = []  # every operation called, in order
+
+    def fail(self, operation: str, code: str, *, times: int = 1, message: str = "", status: int = 400,
+             when: Callable[[dict[str, Any]], bool] = lambda params: True) -> None:  # fmt: skip
+        """The next `times` calls of `operation` (whose parameters satisfy `when`) are refused with `code`."""
+        error = {"Error": {"Code": code, "Message": message or code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+        self._answers.setdefault(operation, []).append(_Scripted(lambda params: error, times, when))
+
+    def answer(self, operation: str, make: Callable[[dict[str, Any]], dict[str, Any]], *, times: int = 10**9) -> None:
+        """The next `times` calls of `operation` are answered by `make(parameters)` (operations moto lacks)."""
+        self._answers.setdefault(operation, []).append(
+            _Scripted(lambda params: make(params) | {"ResponseMetadata": {"HTTPStatusCode": 200}}, times,
+                      lambda params: True)
+        )  # fmt: skip
+
+    def rewrite(self, operation: str, change: Callable[[dict[str, Any]], bool], *, times: int = 1) -> None:
+        """Successful answers of `operation` pass through `change`, which edits one in place and says whether
+        it changed anything; after `times` changed answers it stops."""
+        self._rewrite.setdefault(operation, []).append(_Scripted(change, times, lambda params: True))
+
+    def calls(self, operation: str) -> int:
+        """How many times `operation` was called (answered by AWS, moto or this script)."""
+        return self.seen.count(operation)
+
+    def install(self, monkeypatch: Any) -> None:
+        def hook(session: Any) -> None:
+            session.events.register("before-parameter-build", _keep_api_params)
+            session.events.register_last("before-call", self._before)  # after the Recorder: it sees every call
+            session.events.register("after-call", self._after)
+
+        on_every_session(monkeypatch, hook)
+
+    def _before(self, model: Any, context: dict[str, Any], **kwargs: Any) -> tuple[AWSResponse, Any] | None:
+        operation = f"{model.service_model.service_name}:{model.name}"
+        api_params = context.get(_API_PARAMS, {})
+        self.seen.append(operation)
+        scripted = self._next(self._answers, operation, api_params)
+        if scripted is None:
+            return None
+        response = scripted.answer(api_params)
+        self.answered.append(f"{operation} {response.get('Error', {}).get('Code', 'answered')}")
+        return AWSResponse("https://aws.invalid/", response["ResponseMetadata"]["HTTPStatusCode"], {}, None), response
+
+    def _after(self, model: Any, parsed: dict[str, Any], http_response: Any, **kwargs: Any) -> None:
+        if http_response.status_code >= 300:
+            return
+        for scripted in self._rewrite.get(f"{model.service_model.service_name}:{model.name}", []):
+            if scripted.times > 0 and scripted.answer(parsed):
+                scripted.times -= 1
+                return
+
+    @staticmethod
+    def _next(table: dict[str, list[_Scripted]], operation: str, params: dict[str, Any]) -> _Scripted | None:
+        for scripted in table.get(operation, []):
+            if scripted.times > 0 and scripted.when(params):
+                scripted.times -= 1
+                return scripted
+        return None
+
+
+_API_PARAMS = "peerprobe_tests_api_params"
+
+
+def _keep_api_params(params: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> None:
+    """before-call sees only the serialized request; `when` predicates read the call's own parameters."""
+    context[_API_PARAMS] = dict(params)
 
 
 class Recorder:

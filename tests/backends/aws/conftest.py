@@ -13,7 +13,7 @@ from peerprobe.backends.aws import AwsCloud, Waits, _ssm, aws_cloud
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.ports import Stamp
 from tests.backends.aws._eks_addons import FakeAddons
-from tests.backends.aws._fakes import Recorder
+from tests.backends.aws._fakes import AwsBehaviour, Recorder
 
 # China (Ningxia): the workshop's region; moto serves it under the aws-cn partition.
 REGION = "cn-northwest-1"
@@ -45,7 +45,16 @@ def eks_addons(monkeypatch: pytest.MonkeyPatch) -> FakeAddons:
 
 
 @pytest.fixture
-def cloud() -> Iterator[AwsCloud]:
+def behaviour(monkeypatch: pytest.MonkeyPatch) -> AwsBehaviour:
+    """AWS's own behaviour where moto's differs (refusals, states on their way), scripted per test; installed
+    before any client of `cloud` or `aws` exists, so every one of them goes through it."""
+    found = AwsBehaviour()
+    found.install(monkeypatch)
+    return found
+
+
+@pytest.fixture
+def cloud(behaviour: AwsBehaviour) -> Iterator[AwsCloud]:
     with mock_aws():
         yield aws_cloud(STAMP, region=REGION, waits=Waits(delay=0, max_attempts=3))
 
@@ -80,7 +89,9 @@ def state_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch, state_dir: Path, recorder: Recorder) -> Iterator[ClientFactory]:
+def aws(
+    monkeypatch: pytest.MonkeyPatch, state_dir: Path, recorder: Recorder, behaviour: AwsBehaviour
+) -> Iterator[ClientFactory]:
     """A whole account in moto for the AwsExperiment tests: its own state directory, the region's managed
     policies (arn:aws-cn:...), and the AMI parameter the EC2 host is launched from."""
     monkeypatch.setenv("PEERPROBE_STATE_DIR", str(state_dir))

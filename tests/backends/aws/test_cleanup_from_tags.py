@@ -60,7 +60,7 @@ def test_cleanup_without_state_removes_everything_tagged(aws: ClientFactory, sta
     shutil.rmtree(state_dir)
     afresh(aws).cleanup()
     assert alive(aws, environment) == {}
-    assert not aws.client("iam").list_roles(PathPrefix="/peerprobe/")["Roles"]
+    assert not aws.client("iam").list_roles(PathPrefix="/")["Roles"]
 
 
 def test_the_ids_found_from_tags_are_the_ones_create_recorded(aws: ClientFactory, state_dir: Path) -> None:

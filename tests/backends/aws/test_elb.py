@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from peerprobe.backends.aws import AwsCloud
 from peerprobe.backends.ports import Listener
 from peerprobe.errors import ConfigError
+from tests.backends.aws._fakes import AwsBehaviour
 
 
 @pytest.fixture
@@ -53,3 +56,69 @@ def test_network_load_balancer_and_target_group_twice(cloud: AwsCloud, subnets: 
 def test_load_balancer_names_are_checked_before_calling_aws(cloud: AwsCloud) -> None:
     with pytest.raises(ConfigError, match="at most 32"):
         cloud.ensure_load_balancer("x" * 33, subnet_ids=[], kind="network", internal=True)
+
+
+# --- target health: what a load balancer sees of its targets (not yet used by the experiment's steps) ------
+
+
+def _answer(key: str, items: list[dict[str, Any]]) -> Any:
+    def change(answer: dict[str, Any]) -> bool:
+        answer[key] = items
+        return True
+
+    return change
+
+
+def test_classic_targets_out_of_service_after_registration_are_not_settled(
+    cloud: AwsCloud, subnets: list[str], behaviour: AwsBehaviour
+) -> None:
+    listeners = [Listener(protocol="TCP", port=80, instance_port=30080)]
+    lb = cloud.ensure_classic_load_balancer("echo-lb", subnet_ids=subnets, listeners=listeners, internal=False)
+    registering = {"InstanceId": "i-1", "State": "OutOfService", "ReasonCode": "ELB",
+                   "Description": "Instance registration is still in progress."}  # fmt: skip
+    behaviour.rewrite("elb:DescribeInstanceHealth", _answer("InstanceStates", [registering]))
+    behaviour.rewrite("elb:DescribeInstanceHealth", _answer("InstanceStates", [registering | {"State": "InService"}]))
+    first = cloud.target_health(lb.dns_name)
+    assert first is not None and not first.settled
+    assert first.targets[0].state == "OutOfService" and first.targets[0].reason == "ELB"
+    second = cloud.target_health(lb.dns_name)
+    assert second is not None and second.settled and second.kind == "classic"
+
+
+def test_a_classic_instance_failing_its_health_check_does_not_hold_the_others_back(
+    cloud: AwsCloud, subnets: list[str], behaviour: AwsBehaviour
+) -> None:
+    """externalTrafficPolicy Local: nodes without the echo pod fail the health check (reason code Instance)
+    for as long as the Service exists; that is settled, not on its way."""
+    listeners = [Listener(protocol="TCP", port=80, instance_port=30080)]
+    lb = cloud.ensure_classic_load_balancer("echo-lb", subnet_ids=subnets, listeners=listeners, internal=False)
+    states = [{"InstanceId": "i-1", "State": "InService"},
+              {"InstanceId": "i-2", "State": "OutOfService", "ReasonCode": "Instance"}]  # fmt: skip
+    behaviour.rewrite("elb:DescribeInstanceHealth", _answer("InstanceStates", states))
+    health = cloud.target_health(lb.dns_name)
+    assert health is not None and health.settled
+
+
+def test_nlb_targets_initial_then_healthy(cloud: AwsCloud, subnets: list[str], behaviour: AwsBehaviour) -> None:
+    vpc_id = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16").id
+    nlb = cloud.ensure_load_balancer("echo-nlb", subnet_ids=subnets, kind="network", internal=True)
+    group = cloud.ensure_target_group("echo-tg", vpc_id=vpc_id, protocol="TCP", port=30080, target_type="instance")
+    cloud.elbv2.create_listener(LoadBalancerArn=nlb.arn, Protocol="TCP", Port=80,
+                                DefaultActions=[{"Type": "forward", "TargetGroupArn": group.arn}])  # fmt: skip
+
+    def target(state: str) -> dict[str, Any]:
+        return {"Target": {"Id": "i-1", "Port": 30080},
+                "TargetHealth": {"State": state, "Reason": "Elb.RegistrationInProgress"}}  # fmt: skip
+
+    key = "TargetHealthDescriptions"
+    behaviour.rewrite("elbv2:DescribeTargetHealth", _answer(key, [target("healthy"), target("initial")]))
+    behaviour.rewrite("elbv2:DescribeTargetHealth", _answer(key, [target("healthy")] * 2))
+    first = cloud.target_health(nlb.dns_name)
+    assert first is not None and [t.state for t in first.targets] == ["healthy", "initial"] and not first.settled
+    assert first.targets[0].port == 30080
+    second = cloud.target_health(nlb.dns_name)
+    assert second is not None and second.settled and second.kind == "network"
+
+
+def test_target_health_of_a_name_no_load_balancer_answers_is_none(cloud: AwsCloud) -> None:
+    assert cloud.target_health("nothing-here.elb.cn-northwest-1.amazonaws.com.cn") is None

@@ -179,7 +179,7 @@ def test_cluster_follows_the_cluster_config_and_roles_use_the_region_partition(a
     trust = iam.get_role(RoleName=node_role)["Role"]["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
     assert trust["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com.cn"}
-    assert len(iam.list_roles(PathPrefix="/peerprobe/")["Roles"]) == 2
+    assert len(iam.list_roles(PathPrefix="/")["Roles"]) == 2
 
 
 def test_partition_follows_the_region(aws: ClientFactory) -> None:
@@ -207,7 +207,7 @@ def test_peer_host_runs_amazon_linux_with_the_echo_user_data_and_an_ssm_profile(
     ec2 = aws.client("ec2")
     raw = ec2.describe_instances(InstanceIds=[first["instance"]])["Reservations"][0]["Instances"][0]
     assert raw["ImageId"] == "ami-0123456789abcdef0" and raw["InstanceType"] == "t3.micro"
-    assert raw["IamInstanceProfile"]["Arn"].endswith(f"/peerprobe/{role_name(experiment.config, 'host')}")
+    assert raw["IamInstanceProfile"]["Arn"].endswith(f":instance-profile/{role_name(experiment.config, 'host')}")
     user_data = ec2.describe_instance_attribute(InstanceId=first["instance"], Attribute="userData")
     import base64
 
@@ -280,7 +280,7 @@ def test_peer_rules_wait_for_the_cluster_security_group(aws: ClientFactory) -> N
 
     experiment = make(aws)
     experiment.create_network("vpc1")
-    with pytest.raises(WaitTimeoutError, match="cluster security group: not ready within"):
+    with pytest.raises(WaitTimeoutError, match="not given its cluster security group after"):
         experiment.peer_vpcs()
 
 
@@ -359,7 +359,7 @@ def alive(clients: ClientFactory, environment: str) -> dict[str, list[str]]:
         "elbs": [
             lb["LoadBalancerName"] for lb in clients.client("elb").describe_load_balancers()["LoadBalancerDescriptions"]
         ],
-        "roles": [r["RoleName"] for r in clients.client("iam").list_roles(PathPrefix="/peerprobe/")["Roles"]],
+        "roles": [r["RoleName"] for r in clients.client("iam").list_roles(PathPrefix="/")["Roles"]],
         "profiles": [
             p["InstanceProfileName"] for p in clients.client("iam").list_instance_profiles()["InstanceProfiles"]
         ],
@@ -389,7 +389,7 @@ def test_cleanup_goes_in_dependency_order_and_leaves_nothing(aws: ClientFactory,
     experiment.cleanup()
     experiment.cleanup()  # absent is success
     assert alive(aws, experiment.environment) == {}
-    assert not aws.client("iam").list_roles(PathPrefix="/peerprobe/")["Roles"]
+    assert not aws.client("iam").list_roles(PathPrefix="/")["Roles"]
     order = [c.split(":")[1] for c in recorder.calls if c.split(":")[1] in DELETION_ORDER]
     assert list(dict.fromkeys(order)) == DELETION_ORDER
     assert not experiment.exists()
@@ -432,3 +432,30 @@ def test_services_get_the_planned_node_ports_the_peer_rules_open(aws: ClientFact
     given = {d["metadata"]["name"]: d["spec"]["ports"][0].get("nodePort") for d in kubes["vpc1"].applied}
     assert given["nodeport"] == planned.node_port
     assert planned.node_port in {rule.from_port for rule in peer_rules(config, plan(config, backend="aws"))}
+
+
+# --- issue 12: the cloud side of a run and its cleanup against AWS as it behaves (AwsBehaviour, _fakes.py) ----
+
+
+def test_a_run_and_its_cleanup_complete_against_aws_as_it_behaves(aws: ClientFactory, behaviour: Any) -> None:
+    """EKS refuses the cluster role while IAM propagates; the peering shows initiating-request first; after
+    DeleteCluster, EKS's interfaces keep subnets, a group and the VPC in use for a while. The run still ends
+    with an active peering, and cleanup still leaves nothing."""
+    role_not_yet = "Role with arn: arn:aws-cn:iam::123456789012:role/x, could not be assumed because it does not exist"
+    behaviour.fail("eks:CreateCluster", "InvalidParameterException", message=role_not_yet, times=2)
+
+    def initiating(answer: dict[str, Any]) -> bool:
+        for raw in answer["VpcPeeringConnections"]:
+            raw["Status"] = {"Code": "initiating-request", "Message": "Initiating Request"}
+        return bool(answer["VpcPeeringConnections"])
+
+    behaviour.rewrite("ec2:DescribeVpcPeeringConnections", initiating, times=2)
+    config = config_module.load()
+    experiment = built(make(aws, config, kube_for(config)), aws.client("ec2"))
+    peering = load(experiment.environment).peering
+    assert peering is not None and experiment.cloud.peering(peering).status == "active"
+    for operation in ("ec2:DeleteSubnet", "ec2:DeleteVpc", "ec2:DeleteSecurityGroup"):
+        behaviour.fail(operation, "DependencyViolation", times=2)
+    experiment.cleanup()
+    assert alive(aws, experiment.environment) == {}
+    assert behaviour.answered.count("ec2:DeleteSubnet DependencyViolation") == 2

@@ -8,7 +8,8 @@ import pytest
 
 from peerprobe.backends.aws import AwsCloud
 from peerprobe.backends.ports import Vpc
-from peerprobe.errors import ConfigError
+from peerprobe.errors import ConfigError, ConflictError, InfrastructureError, WaitTimeoutError
+from tests.backends.aws._fakes import AwsBehaviour
 
 
 def test_peering_twice_is_one_active_connection_with_routes_both_ways(cloud: AwsCloud, ec2: Any) -> None:
@@ -67,3 +68,79 @@ def test_two_named_peerings_between_the_same_vpcs_stay_apart(cloud: AwsCloud) ->
     first = cloud.ensure_peering("a", requester=vpc1, accepter=vpc2)
     assert cloud.ensure_peering("b", requester=vpc1, accepter=vpc2).id != first.id
     assert cloud.ensure_peering("a", requester=vpc1, accepter=vpc2).id == first.id
+
+
+# --- AWS's peering states (https://docs.aws.amazon.com/vpc/latest/peering/vpc-peering-basics.html) ------------
+
+
+def _shows(status: str) -> Any:
+    """A DescribeVpcPeeringConnections answer rewritten to show every peering in `status`."""
+
+    def change(answer: dict[str, Any]) -> bool:
+        for raw in answer["VpcPeeringConnections"]:
+            raw["Status"] = {"Code": status, "Message": status}
+        return bool(answer["VpcPeeringConnections"])
+
+    return change
+
+
+def test_a_request_still_initiating_is_waited_for_then_accepted(cloud: AwsCloud, behaviour: AwsBehaviour) -> None:
+    """moto shows a new request as pending-acceptance at once; AWS first shows initiating-request (and botocore's
+    "exists" waiter already returns then), so an adapter that accepted only what it saw pending would skip it."""
+    vpc1 = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    vpc2 = cloud.ensure_vpc("vpc2", cidr="192.168.0.0/16")
+    behaviour.rewrite("ec2:DescribeVpcPeeringConnections", _shows("initiating-request"), times=2)
+    peering = cloud.ensure_peering("vpc1-vpc2", requester=vpc1, accepter=vpc2)
+    assert peering.status == "active"
+    assert behaviour.calls("ec2:AcceptVpcPeeringConnection") == 1
+
+
+def test_an_accepted_peering_is_waited_for_until_active(cloud: AwsCloud, behaviour: AwsBehaviour) -> None:
+    vpc1 = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    vpc2 = cloud.ensure_vpc("vpc2", cidr="192.168.0.0/16")
+
+    def provisioning_after_accept(answer: dict[str, Any]) -> bool:
+        active = [raw for raw in answer["VpcPeeringConnections"] if raw["Status"]["Code"] == "active"]
+        for raw in active:
+            raw["Status"] = {"Code": "provisioning", "Message": "Provisioning"}
+        return bool(active)
+
+    behaviour.rewrite("ec2:DescribeVpcPeeringConnections", provisioning_after_accept, times=2)
+    peering = cloud.ensure_peering("vpc1-vpc2", requester=vpc1, accepter=vpc2)
+    assert peering.status == "active"
+
+
+def test_a_retried_step_accepts_the_peering_it_left_pending(cloud: AwsCloud, behaviour: AwsBehaviour) -> None:
+    vpc1 = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    vpc2 = cloud.ensure_vpc("vpc2", cidr="192.168.0.0/16")
+    behaviour.fail("ec2:AcceptVpcPeeringConnection", "RequestLimitExceeded", times=1)
+    with pytest.raises(InfrastructureError, match="RequestLimitExceeded"):
+        cloud.ensure_peering("vpc1-vpc2", requester=vpc1, accepter=vpc2)
+    assert [p["Status"]["Code"] for p in _tagged(cloud, "vpc1-vpc2")] == ["pending-acceptance"]
+    peering = cloud.ensure_peering("vpc1-vpc2", requester=vpc1, accepter=vpc2)
+    assert peering.status == "active"
+    assert [p["VpcPeeringConnectionId"] for p in _tagged(cloud, "vpc1-vpc2")] == [peering.id]
+
+
+def test_a_peering_that_never_leaves_initiating_request_is_a_bounded_wait(
+    cloud: AwsCloud, behaviour: AwsBehaviour
+) -> None:
+    vpc1 = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    vpc2 = cloud.ensure_vpc("vpc2", cidr="192.168.0.0/16")
+    behaviour.rewrite("ec2:DescribeVpcPeeringConnections", _shows("initiating-request"), times=10**6)
+    with pytest.raises(WaitTimeoutError, match=r"vpc peering pcx-\w+: not pending-acceptance after 3 checks"):
+        cloud.ensure_peering("vpc1-vpc2", requester=vpc1, accepter=vpc2)
+    assert behaviour.calls("ec2:AcceptVpcPeeringConnection") == 0
+
+
+def test_a_failed_peering_is_refused_naming_its_status(cloud: AwsCloud, behaviour: AwsBehaviour) -> None:
+    vpc1 = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    vpc2 = cloud.ensure_vpc("vpc2", cidr="192.168.0.0/16")
+    behaviour.rewrite("ec2:DescribeVpcPeeringConnections", _shows("failed"), times=10**6)
+    with pytest.raises(ConflictError, match=r"vpc peering pcx-\w+: is failed"):
+        cloud.ensure_peering("vpc1-vpc2", requester=vpc1, accepter=vpc2)
+
+
+def _tagged(cloud: AwsCloud, name: str) -> list[dict[str, Any]]:
+    found = cloud.ec2.describe_vpc_peering_connections(Filters=[{"Name": "tag:Name", "Values": [name]}])
+    return [p for p in found["VpcPeeringConnections"] if p["Status"]["Code"] not in ("deleted", "rejected")]

@@ -3,6 +3,7 @@ standard mode and succeeds; and docs/iam-policy.json allows exactly what the aws
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +17,9 @@ from moto import mock_aws
 from peerprobe import config as config_module
 from peerprobe.backends.aws import _ssm
 from peerprobe.backends.aws.clients import ClientFactory
-from peerprobe.backends.aws.experiment import preflight
+from peerprobe.backends.aws.experiment import preflight, role_name
 from peerprobe.errors import CredentialsError
-from tests.backends.aws._fakes import Recorder, service
+from tests.backends.aws._fakes import AwsBehaviour, Recorder, service
 from tests.backends.aws.conftest import AMI, REGION
 from tests.backends.aws.test_experiment import built, kube_for, make
 
@@ -127,6 +128,12 @@ def lifecycle_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> set[str]
     monkeypatch.setattr(_ssm, "AMI_PARAMETER", AMI)
     recorder = Recorder()
     recorder.install(monkeypatch)
+    behaviour = AwsBehaviour()  # after the recorder, which must see the calls the behaviour answers
+    behaviour.install(monkeypatch)
+    # moto serves no DescribeInstanceInformation: the host's agent answers Online, as SSM does once registered.
+    behaviour.answer("ssm:DescribeInstanceInformation",
+                     lambda params: {"InstanceInformationList": [{"InstanceId": params["Filters"][0]["Values"][0],
+                                                                  "PingStatus": "Online"}]})  # fmt: skip
     with mock_aws():
         clients = ClientFactory(REGION)
         config = config_module.load()
@@ -181,3 +188,23 @@ def test_every_action_in_the_policy_is_used(lifecycle_calls: set[str]) -> None:
         if f".{snake}(" not in source and f'"{snake}"' not in source:
             unused.add(action)
     assert unused == set()
+
+
+def _allows(resources: list[str], arn: str) -> bool:
+    # IAM's resource wildcards: * matches any run of characters (slashes included), ? one character.
+    return any(fnmatch.fnmatchcase(arn, pattern) for pattern in resources)
+
+
+def test_the_policy_scopes_roles_and_the_instance_profile_to_the_names_peerprobe_gives_them() -> None:
+    """Roles and the profile live at the path /, so their ARNs are role/<name> and instance-profile/<name>; and
+    GetInstanceProfile of a profile that does not exist yet is authorized against instance-profile/<name> with no
+    path at all: a scope of instance-profile/peerprobe/* answers it AccessDenied instead of NoSuchEntity."""
+    document = json.loads(POLICY.read_text())
+    [own] = [statement for statement in document["Statement"] if statement["Sid"] == "OwnRoles"]
+    long_name = config_module.from_mapping({"name": "a-rather-long-experiment-name-ab"})
+    for config in (config_module.load(), long_name):
+        for kind in ("cluster", "node", "host"):
+            assert _allows(own["Resource"], f"arn:aws-cn:iam::123456789012:role/{role_name(config, kind)}")
+        assert _allows(own["Resource"], f"arn:aws:iam::123456789012:instance-profile/{role_name(config, 'host')}")
+    assert not _allows(own["Resource"], "arn:aws-cn:iam::123456789012:role/someone-elses-role")
+    assert not _allows(own["Resource"], "arn:aws-cn:iam::123456789012:instance-profile/someone-elses")

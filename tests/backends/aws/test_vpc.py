@@ -6,10 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from moto import mock_aws
 
-from peerprobe.backends.aws import AwsCloud
+from peerprobe.backends.aws import AwsCloud, Waits, aws_cloud
 from peerprobe.backends.ports import TAG_CREATED_AT, TAG_ENVIRONMENT, TAG_EXPERIMENT, TAG_RUN, Vpc
 from peerprobe.errors import ConfigError, ConflictError
+from tests.backends.aws._fakes import AwsBehaviour
+from tests.backends.aws.conftest import STAMP
 
 REGION = "cn-northwest-1"
 AZ = f"{REGION}a"
@@ -120,3 +123,54 @@ def test_deleting_a_vpc_in_use_names_it(cloud: AwsCloud, vpc: Vpc) -> None:
 
 def test_availability_zones(cloud: AwsCloud) -> None:
     assert cloud.availability_zones()[:2] == (f"{REGION}a", f"{REGION}b")
+
+
+def test_a_vpc_left_without_dns_by_a_crash_gets_it_on_the_next_ensure(cloud: AwsCloud, ec2: Any) -> None:
+    """CreateVpc succeeded, the process died before ModifyVpcAttribute: the tagged VPC is found next time, and
+    EKS needs both DNS attributes on (https://docs.aws.amazon.com/eks/latest/userguide/network-reqs.html)."""
+    raw = ec2.create_vpc(CidrBlock="172.16.0.0/16", TagSpecifications=cloud.tag_specs("vpc", "vpc1"))["Vpc"]
+    ec2.modify_vpc_attribute(VpcId=raw["VpcId"], EnableDnsSupport={"Value": False})
+    assert _dns(ec2, raw["VpcId"]) == (False, False)
+    vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    assert vpc.id == raw["VpcId"]
+    assert _dns(ec2, vpc.id) == (True, True)
+
+
+def test_ensuring_a_vpc_with_dns_on_changes_nothing(cloud: AwsCloud, behaviour: AwsBehaviour) -> None:
+    cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    before = behaviour.calls("ec2:ModifyVpcAttribute")
+    cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    assert behaviour.calls("ec2:ModifyVpcAttribute") == before == 1  # hostnames; moto turns support on itself
+
+
+def _dns(ec2: Any, vpc_id: str) -> tuple[bool, bool]:
+    support = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsSupport")["EnableDnsSupport"]["Value"]
+    names = ec2.describe_vpc_attribute(VpcId=vpc_id, Attribute="enableDnsHostnames")["EnableDnsHostnames"]["Value"]
+    return support, names
+
+
+def test_zones_eks_refuses_are_skipped_by_zone_id(behaviour: AwsBehaviour) -> None:
+    """Zone names map to different zones in every account: in this one us-east-1a is use1-az3, which EKS
+    refuses (UnsupportedAvailabilityZoneException), so it is left out although its name sorts first."""
+
+    def account_mapping(answer: dict[str, Any]) -> bool:
+        for zone in answer["AvailabilityZones"]:
+            zone["ZoneId"] = {"us-east-1a": "use1-az3", "us-east-1e": "use1-az6"}.get(zone["ZoneName"], zone["ZoneId"])
+        return True
+
+    behaviour.rewrite("ec2:DescribeAvailabilityZones", account_mapping)
+    with mock_aws():
+        cloud = aws_cloud(STAMP, region="us-east-1", waits=Waits(delay=0, max_attempts=3))
+        zones = cloud.availability_zones()
+    assert "us-east-1a" not in zones
+    assert zones[:3] == ("us-east-1b", "us-east-1c", "us-east-1d")
+
+
+def test_local_zones_are_not_offered(cloud: AwsCloud, behaviour: AwsBehaviour) -> None:
+    def with_a_local_zone(answer: dict[str, Any]) -> bool:
+        answer["AvailabilityZones"].insert(0, {"ZoneName": f"{REGION}-local-1a", "ZoneId": "cnnw1-local-az1",
+                                               "ZoneType": "local-zone", "State": "available"})  # fmt: skip
+        return True
+
+    behaviour.rewrite("ec2:DescribeAvailabilityZones", with_a_local_zone)
+    assert cloud.availability_zones()[0] == f"{REGION}a"

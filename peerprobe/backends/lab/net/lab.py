@@ -27,7 +27,7 @@ from peerprobe.backends.lab.net.security_groups import filter_table, workshop_ru
 from peerprobe.config import ExperimentConfig, Snat
 from peerprobe.errors import InfrastructureError, WaitTimeoutError
 from peerprobe.topology import Topology
-from peerprobe.wait import Timing, until
+from peerprobe.wait import Waits, until
 
 log = structlog.get_logger()
 NETNS_CONFIG_DIR = Path("/etc/netns")  # per-namespace resolv.conf/hosts that `ip netns exec` bind-mounts
@@ -207,7 +207,7 @@ def _remove_namespaces(namespaces: list[str]) -> None:
         _run.run(_run.ip_batch("delete namespaces", [f"netns del {ns}" for ns in doomed]))
 
 
-EXITING = Timing(first=0.02, longest=0.1, jitter=0.01)
+EXITING = Waits(delay=0.02, max_delay=0.1, max_attempts=1000)
 
 
 def end_processes(namespaces: list[str]) -> None:
@@ -215,8 +215,8 @@ def end_processes(namespaces: list[str]) -> None:
     for pid in pids:
         _signal(pid, signal.SIGTERM)
     with contextlib.suppress(WaitTimeoutError):  # what is still there after the grace is killed below
-        until(lambda: not any(_alive(pid) for pid in pids), what="lab processes: exiting",
-              timeout_seconds=KILL_GRACE_SECONDS, timing=EXITING)  # fmt: skip
+        until(lambda: not any(_alive(pid) for pid in pids), kind="lab processes", resource_id=str(pids),
+              goal="gone", timeout_seconds=KILL_GRACE_SECONDS, timing=EXITING)  # fmt: skip
     left = [pid for pid in pids if _alive(pid)]
     for pid in left:
         _signal(pid, signal.SIGKILL)

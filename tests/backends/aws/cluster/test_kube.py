@@ -159,3 +159,27 @@ def test_missing_daemonset_is_not_found(api: FakeApiServer) -> None:
     del api.state.objects[("kube-system", "daemonsets", "aws-node")]
     with pytest.raises(NotFoundError):
         connect(api).aws_node_env()
+
+
+def test_load_balancers_must_also_have_settled_targets_when_asked(api: FakeApiServer) -> None:
+    """Names resolve minutes before NLB targets leave `initial` (or Classic instances `OutOfService`): with a
+    readiness hook (AwsCloud.target_health(...).settled on AWS) the wait also waits for that."""
+    config = config_module.load()
+    asked: list[str] = []
+
+    def settled(hostname: str) -> bool:
+        asked.append(hostname)
+        return len(asked) > 3  # not settled for the first three answers (targets still registering)
+
+    kube = connect(api, resolver=lambda host: ["10.0.0.1"], load_balancer_ready=settled)
+    kube.apply([d for d in resources.manifests(config, topology.plan(config)) if d["kind"] == "Service"])
+    kube.wait_ready(timeout_seconds=5)
+    assert len(asked) > 3
+
+
+def test_load_balancers_whose_targets_never_settle_time_out(api: FakeApiServer) -> None:
+    config = config_module.load()
+    kube = connect(api, resolver=lambda host: ["10.0.0.1"], load_balancer_ready=lambda hostname: False)
+    kube.apply([d for d in resources.manifests(config, topology.plan(config)) if d["kind"] == "Service"])
+    with pytest.raises(WaitTimeoutError, match="load balancers not ready"):
+        kube.wait_ready(timeout_seconds=0.2)
