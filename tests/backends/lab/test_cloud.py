@@ -21,6 +21,7 @@ from peerprobe.backends.lab.net import SecurityGroupRule
 from peerprobe.backends.opened import peer_rules
 from peerprobe.backends.ports import Stamp
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef
+from peerprobe.wait import Waits
 from tests.backends.aws._fakes import FakeKube
 
 ENVIRONMENT = "lab:workshop:cn-northwest-1"
@@ -50,7 +51,7 @@ def experiment(cfg: config.ExperimentConfig) -> Experiment:
     def no_vantage(vantage: str) -> None:
         raise AssertionError("the cloud side probes nothing")
 
-    return Experiment(ref, cloud=cloud, cluster=clusters.__getitem__, vantage=no_vantage, poll_seconds=0)  # type: ignore[arg-type]
+    return Experiment(ref, cloud=cloud, cluster=clusters.__getitem__, vantage=no_vantage, timing=Waits(delay=0))  # type: ignore[arg-type]
 
 
 def cloud_side(cfg: config.ExperimentConfig) -> tuple[Experiment, AwsState]:
