@@ -4,7 +4,6 @@ the run shows in the UI and can be retried from there; returns plain data for th
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -31,7 +30,6 @@ def connect() -> server.PrefectServer:
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "INFO" if verbose else "WARNING")
     # Steps fan work out to their own threads (both VPCs at once); those events stay in the terminal only.
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
-    _quiet_thread_timeout_warning()
     prefect_server = server.ensure_running()
     os.environ["PREFECT_API_URL"] = prefect_server.api_url  # before Prefect is imported: it reads it once
     if not verbose:
@@ -46,18 +44,6 @@ def _without_console_tracebacks() -> None:
     import prefect.main  # noqa: F401  (prefect.main sets Prefect's logging up: its console handler exists after this)
 
     logs.hide_console_tracebacks()
-
-
-class _ThreadTimeoutNotice(logging.Filter):
-    """Prefect warns, for every sync task with a timeout, that a worker thread cannot be interrupted. The
-    steps bound their own waits, so the task timeout is a backstop; the warning says nothing actionable."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "running in a worker thread" not in record.getMessage()
-
-
-def _quiet_thread_timeout_warning() -> None:
-    logging.getLogger("prefect.task_runs").addFilter(_ThreadTimeoutNotice())
 
 
 def run_experiment(parameters: RunParameters) -> RunOutcome:

@@ -10,7 +10,7 @@ from tasks._faults import inject_fault
 from tasks._policy import STEP_OPTIONS
 
 
-@task(name="deploy-apps", task_run_name="deploy-apps", timeout_seconds=900, **STEP_OPTIONS)
+@task(name="deploy-apps", task_run_name="deploy-apps", **STEP_OPTIONS)
 def deploy_apps(ref: EnvironmentRef) -> StepResult:
     inject_fault("deploy-apps")
     return open_experiment(ref, step="deploy-apps").deploy_apps()

@@ -9,7 +9,7 @@ from tasks._backend import open_experiment
 from tasks._policy import STEP_OPTIONS, phase_key
 
 
-@task(name="cleanup", task_run_name="cleanup", timeout_seconds=3600, **(STEP_OPTIONS | {"cache_key_fn": phase_key}))
+@task(name="cleanup", task_run_name="cleanup", **(STEP_OPTIONS | {"cache_key_fn": phase_key}))
 def cleanup_environment(ref: EnvironmentRef) -> StepResult:
     """Idempotent: removing an absent environment succeeds. Advances the environment's generation."""
     return open_experiment(ref, step="cleanup").cleanup()

@@ -25,19 +25,19 @@ def open_environment(parameters: RunParameters, run_id: str) -> EnvironmentRef:
     return ref.model_copy(update={"generation": generation})
 
 
-@task(name="create-network", task_run_name="create-network-{vpc}", timeout_seconds=900, **STEP_OPTIONS)
+@task(name="create-network", task_run_name="create-network-{vpc}", **STEP_OPTIONS)
 def create_network(ref: EnvironmentRef, vpc: VpcKey) -> StepResult:
     inject_fault("create-network")
     return open_experiment(ref, step="create-network").create_network(vpc)
 
 
-@task(name="create-cluster", task_run_name="create-cluster-{vpc}", timeout_seconds=2400, **STEP_OPTIONS)
+@task(name="create-cluster", task_run_name="create-cluster-{vpc}", **STEP_OPTIONS)
 def create_cluster(ref: EnvironmentRef, vpc: VpcKey) -> StepResult:
     inject_fault("create-cluster")
     return open_experiment(ref, step="create-cluster").create_cluster(vpc)
 
 
-@task(name="create-peer-host", task_run_name="create-peer-host", timeout_seconds=900, **STEP_OPTIONS)
+@task(name="create-peer-host", task_run_name="create-peer-host", **STEP_OPTIONS)
 def create_peer_host(ref: EnvironmentRef) -> StepResult:
     inject_fault("create-peer-host")
     return open_experiment(ref, step="create-peer-host").create_peer_host()

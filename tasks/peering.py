@@ -10,7 +10,7 @@ from tasks._faults import inject_fault
 from tasks._policy import STEP_OPTIONS
 
 
-@task(name="peer-vpcs", task_run_name="peer-vpcs", timeout_seconds=600, **STEP_OPTIONS)
+@task(name="peer-vpcs", task_run_name="peer-vpcs", **STEP_OPTIONS)
 def peer_vpcs(ref: EnvironmentRef) -> StepResult:
     inject_fault("peer-vpcs")
     return open_experiment(ref, step="peer-vpcs").peer_vpcs()

@@ -18,13 +18,13 @@ from tasks._faults import inject_fault
 from tasks._policy import STEP_OPTIONS, phase_key
 
 
-@task(name="read-topology", timeout_seconds=120, **(STEP_OPTIONS | {"cache_key_fn": phase_key}))
+@task(name="read-topology", **(STEP_OPTIONS | {"cache_key_fn": phase_key}))
 def read_topology(ref: EnvironmentRef) -> Topology:
     return open_experiment(ref, step="read-topology").topology()
 
 
 @task(
-    name="probe", task_run_name="probe-{phase}-{vantage}", timeout_seconds=600,
+    name="probe", task_run_name="probe-{phase}-{vantage}",
     **(STEP_OPTIONS | {"cache_key_fn": phase_key}),
 )  # fmt: skip
 def probe_vantage(ref: EnvironmentRef, phase: str, snat: PhaseSnat, vantage: Vantage) -> list[Cell]:

@@ -10,7 +10,7 @@ from tasks._faults import inject_fault
 from tasks._policy import STEP_OPTIONS
 
 
-@task(name="expose-services", task_run_name="expose-services", timeout_seconds=1200, **STEP_OPTIONS)
+@task(name="expose-services", task_run_name="expose-services", **STEP_OPTIONS)
 def expose_services(ref: EnvironmentRef) -> StepResult:
     inject_fault("expose-services")
     return open_experiment(ref, step="expose-services").expose_services()

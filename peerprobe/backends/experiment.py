@@ -532,7 +532,15 @@ class Experiment:
         """ONE batch per vantage, where that vantage's adapter runs it; every probe a new connection."""
         if not specs:
             return []
-        return self._vantage_factory(vantage).probe(specs, timeout_seconds=timeout_seconds)
+        runner = self._vantage_factory(vantage)
+        results = runner.probe(specs, timeout_seconds=timeout_seconds)
+        for _ in range(self.config.probe.attempts - 1):  # probe.attempts: tries per cell before it fails
+            again = [spec for spec, result in zip(specs, results, strict=True) if result.outcome != "ok"]
+            if not again:
+                break
+            retried = dict(zip(again, runner.probe(again, timeout_seconds=timeout_seconds), strict=True))
+            results = [retried.get(spec, result) for spec, result in zip(specs, results, strict=True)]
+        return results
 
     # --- cleanup ------------------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from peerprobe.backends.ports import Stamp
 from peerprobe.backends.ports import Vantage as VantagePort
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef, VpcKey
 from peerprobe.config import ExperimentConfig
-from peerprobe.errors import ConflictError, NotFoundError
+from peerprobe.errors import ConfigError, ConflictError, NotFoundError
 from peerprobe.vocabulary import Vantage
 
 __all__ = ["AwsExperiment", "ClusterSpec", "cluster_spec", "preflight", "role_name"]
@@ -31,6 +31,9 @@ def preflight(config: ExperimentConfig, *, clients: ClientFactory | None = None,
     """Before anything starts: credentials and region (STS GetCallerIdentity), then the adopted networks,
     read-only, so a missing public subnet is refused before anything is created; with `creating`, also that
     EKS offers each cluster's pinned CNI version. Raises CredentialsError or ConfigError (both exit 2)."""
+    if creating:  # what only creating needs: the images the nodes pull, the controllers it relies on
+        require_reachable_images(config)
+        require_supported(config)
     clients = clients or ClientFactory(config.region, profile=config.aws.profile)
     identity = identity_preflight(clients)
     stamp = Stamp(experiment=config.name, environment=f"aws:{config.name}:{config.region}", run_id="preflight")
@@ -42,6 +45,41 @@ def preflight(config: ExperimentConfig, *, clients: ClientFactory | None = None,
         if creating:
             _addons.require_offered(cloud, getattr(config.clusters, key).cni_version, key=f"clusters.{key}.cni_version")
     return identity
+
+
+# Registries nodes in the aws-cn partition cannot pull from: registry.k8s.io, Docker Hub, gcr.io, quay.io and
+# ghcr.io are not reachable from China regions, and Amazon ECR Public is not offered there
+# (https://docs.amazonaws.cn/en_us/aws/latest/userguide/ecr.html; docs/aws.md, "Images in the China regions").
+UNREACHABLE_FROM_CHINA = frozenset({"registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io", "registry-1.docker.io",
+                                    "index.docker.io", "quay.io", "ghcr.io", "public.ecr.aws"})  # fmt: skip
+
+
+def registry_of(image: str) -> str:
+    """The registry an image reference pulls from: its first component when that names a host, else Docker
+    Hub (distribution/reference's rule: a host has a dot or a port, or is localhost)."""
+    first, slash, _ = image.partition("/")
+    return first if slash and ("." in first or ":" in first or first == "localhost") else "docker.io"
+
+
+def require_reachable_images(config: ExperimentConfig) -> None:
+    """aws-cn: every image must come from a registry the nodes can reach (an ECR mirror in the account)."""
+    if not config.region.startswith("cn-"):
+        return
+    for key in ("echo", "busybox", "nginx"):
+        image = getattr(config.images, key)
+        if registry_of(image) in UNREACHABLE_FROM_CHINA:
+            raise ConfigError(f"images.{key}: {image} is pulled from {registry_of(image)}, which nodes in "
+                              f"{config.region} (aws-cn) cannot reach; mirror it to ECR in the account and name the "
+                              "mirror here (docs/aws.md, \"Images in the China regions\")")  # fmt: skip
+
+
+def require_supported(config: ExperimentConfig) -> None:
+    """What the aws backend cannot set up: ip targets need the AWS Load Balancer Controller, which it does not
+    install on the clusters it creates (the Service would stay pending)."""
+    if config.services.internal_nlb.target_type == "ip":
+        raise ConfigError("services.internal_nlb.target_type: ip needs the AWS Load Balancer Controller, which "
+                          "peerprobe does not install on the clusters it creates; use instance (the in-tree "
+                          "controller), or try ip targets on the lab")  # fmt: skip
 
 
 class AwsExperiment(Experiment):
@@ -77,7 +115,14 @@ class AwsExperiment(Experiment):
         if cluster is None:
             raise NotFoundError(f"eks cluster {name}: not found", resource="eks cluster", resource_id=name)
         tokens = TokenSource(self.clients.client("sts"), name)
-        return KubeCluster(api_client(configuration(cluster, tokens)), name=name)
+        # A load balancer answers once its targets pass their health checks: new NLB targets stay `initial` and
+        # Classic instances OutOfService for a few intervals, and probes before then would be false drift.
+        return KubeCluster(api_client(configuration(cluster, tokens)), name=name,
+                           load_balancer_ready=self._targets_healthy)  # fmt: skip
+
+    def _targets_healthy(self, hostname: str) -> bool:
+        health = self.cloud.target_health(hostname)
+        return health is not None and health.settled
 
     def _vantage(self, vantage: Vantage) -> VantagePort:
         if vantage in ("vpc1-pod", "vpc2-pod"):

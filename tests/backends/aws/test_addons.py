@@ -30,8 +30,12 @@ def cluster(cloud: AwsCloud, version: str = "1.31") -> EksCluster:
                                 version=version)  # fmt: skip
 
 
+MIRROR = "123456789012.dkr.ecr.cn-northwest-1.amazonaws.com.cn/mirror"  # aws-cn nodes pull from ECR mirrors
+IMAGES = {"echo": f"{MIRROR}/echoserver:1.10", "busybox": f"{MIRROR}/busybox", "nginx": f"{MIRROR}/nginx"}
+
+
 def pinned(cni_version: str) -> config_module.ExperimentConfig:
-    return config_module.from_mapping({"clusters": {"vpc1": {"cni_version": cni_version}}})
+    return config_module.from_mapping({"clusters": {"vpc1": {"cni_version": cni_version}}, "images": IMAGES})
 
 
 def test_resolve_picks_the_highest_build_offered_for_the_clusters_kubernetes_version(cloud: AwsCloud) -> None:
