@@ -29,6 +29,9 @@ ConfigOption = Annotated[
 ]
 JsonOption = Annotated[Path | None, typer.Option("--json", help="Write the JSON report (peerprobe.report/v1) here.")]
 BackendOption = Annotated[str, typer.Option("--backend", help="lab | aws: the backend the prediction is for.")]
+HtmlOption = Annotated[
+    Path | None, typer.Option("--html", help="Write the HTML report (topology, matrix, each cell's path) here.")
+]
 
 
 @app.callback()
@@ -60,10 +63,13 @@ def _backend(value: str) -> str:
 
 
 @app.command()
-def predict(config: ConfigOption = None, json: JsonOption = None, backend: BackendOption = "lab") -> None:
+def predict(
+    config: ConfigOption = None, json: JsonOption = None, backend: BackendOption = "lab", html: HtmlOption = None
+) -> None:
     """Print the expected matrix of every phase: the model only, no I/O, instant."""
     experiment = _load(config)
     backend = _backend(backend)
+    _check_html(html)
     from peerprobe.report import document, terminal
     from peerprobe.run import predicted_report
 
@@ -71,6 +77,10 @@ def predict(config: ConfigOption = None, json: JsonOption = None, backend: Backe
     terminal.render(report, terminal.console())
     if json is not None:
         Console(stderr=True).print(f"wrote {document.write(report, json)}", highlight=False)
+    if html is not None:
+        from peerprobe.report import html as html_report
+
+        Console(stderr=True).print(f"wrote {html_report.write(report, html, experiment)}", highlight=False)
 
 
 PathOption = Annotated[Path | None, typer.Option(help="Write this report format here.")]
@@ -85,18 +95,22 @@ def run(
     json: JsonOption = None,
     junit: PathOption = None,
     markdown: PathOption = None,
+    html: HtmlOption = None,
 ) -> None:
     """Run the whole experiment flow (default: the workshop topology on the lab) and report every cell."""
     from peerprobe.params import RunParameters
 
     parameters = RunParameters(config=_load(config), backend=_backend(backend), keep=keep,
                                cleanup_on_failure=cleanup_on_failure)  # fmt: skip
+    _check_html(html)
     _preflight(parameters.backend, parameters.config, creating=True)
     from flows import runner
     from peerprobe.run import finish
 
     outcome = _lab_call(lambda: runner.run_experiment(parameters))
-    raise typer.Exit(code=finish(outcome, json=json, junit=junit, markdown=markdown, console=Console()))
+    code = finish(outcome, json=json, junit=junit, markdown=markdown, html=html, link=runner.link_report,
+                  console=Console())  # fmt: skip
+    raise typer.Exit(code=code)
 
 
 @app.command()
@@ -119,12 +133,14 @@ def drift(
     backend: BackendOption = "lab",
     json: JsonOption = None,
     junit: PathOption = None,
+    html: HtmlOption = None,
 ) -> None:
     """Probe the existing environment of the config in one phase `live`; compare with the model and the
     baseline. Creates and deletes nothing. Exit 0: no drift; 1: drift; 2: no such environment; 3: failure."""
     from peerprobe.params import RunParameters
 
     parameters = RunParameters(config=_load(config), backend=_backend(backend))
+    _check_html(html)
     _preflight(parameters.backend, parameters.config)
     _require_environment(parameters.backend, parameters.config)
     from flows import runner
@@ -139,13 +155,29 @@ def drift(
     if outcome.report is None:  # the check itself failed: nothing was created, so there is nothing to resume
         out.print(f"[bold red]drift check {outcome.state}[/bold red]: {outcome.error}\n  run: {outcome.run_url}")
         raise typer.Exit(code=3)
-    code = finish(outcome, json=json, junit=junit, markdown=None, console=out)
+    code = finish(outcome, json=json, junit=junit, markdown=None, html=html, link=runner.link_report, console=out)
     for entry in outcome.report.config_diff or []:
         out.print(f"  changed since the baseline: {entry['text']}")
     if outcome.report.config_diff is None:
         out.print("  no baseline recorded for this environment (`peerprobe run --keep` records one)")
     out.print(f"drift check: {outcome.state}")
     raise typer.Exit(code=1 if drift_module.drifted(outcome.report) else code)
+
+
+def _check_html(path: Path | None) -> None:
+    """--html before anything starts (design.md): an empty path, a directory or an unwritable place is bad input."""
+    problem = _unwritable(path) if path is not None else None
+    if problem:
+        fail(ConfigError(f"--html: {str(path)!r} {problem}"))
+
+
+def _unwritable(path: Path) -> str | None:
+    if not str(path).strip() or path.is_dir():  # Path("") is "."
+        return "is a directory, not a file"
+    nearest = next(parent for parent in path.absolute().parents if parent.exists())
+    if not nearest.is_dir() or not os.access(nearest, os.W_OK):
+        return f"cannot be written: {nearest} is not a writable directory"
+    return None
 
 
 def _require_environment(backend: str, config: config_module.ExperimentConfig) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,7 +58,14 @@ class RunOutcome:
 
 
 def finish(
-    outcome: RunOutcome, *, json: Path | None, junit: Path | None, markdown: Path | None, console: Console
+    outcome: RunOutcome,
+    *,
+    json: Path | None,
+    junit: Path | None,
+    markdown: Path | None,
+    console: Console,
+    html: Path | None = None,
+    link: Callable[[RunOutcome, Path], None] | None = None,
 ) -> int:
     """Print the matrix and the run's URL, write the reports, and return design.md's exit code."""
     from peerprobe.report import document, terminal
@@ -71,6 +78,12 @@ def finish(
     for path, write in ((json, document.write), (junit, junit_report.write), (markdown, _write_markdown)):
         if path is not None:
             write(outcome.report, path)
+    if html is not None:
+        from peerprobe.report import html as html_report
+
+        written = html_report.write(outcome.report, html, outcome.parameters.config)
+        if link is not None:  # the run's page links to it (flows.runner.link_report)
+            link(outcome, written)
     console.print(f"run: {outcome.run_url}", highlight=False, soft_wrap=True)
     return 1 if outcome.report.summary.drift else 0
 
