@@ -25,9 +25,9 @@ _MARKDOWN_SPECIAL = re.compile(r"[\\\[\]()]")
 # What a reader needs first leads, so the verdict is on screen in the UI's table; the full address comes last.
 PHASE_COLUMNS = ("vantage", "target", "verdict", "expected", "observed", "why", "address")
 VERDICT_TEXT: dict[Status, str] = {
-    "match": "✅ match",
-    "drift": "❌ drift",
-    "tolerated": "⚠️ tolerated timeout",
+    "match": "✓ match",
+    "drift": "✗ drift",
+    "tolerated": "≈ tolerated timeout",
     "predicted": "predicted",
 }
 
