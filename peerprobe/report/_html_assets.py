@@ -47,7 +47,7 @@ table.matrix { border-collapse: separate; border-spacing: 3px; width: 100%; }
 table.matrix th { font-size: 12px; font-weight: 600; color: var(--muted); text-align: center; padding: 2px 4px;
   vertical-align: bottom; }
 table.matrix th .node { font-weight: 400; font-size: 11px; }
-table.matrix tbody th { text-align: left; white-space: nowrap; color: var(--ink); }
+table.matrix tbody th { text-align: left; white-space: nowrap; color: var(--ink); vertical-align: middle; }
 table.matrix td { border-radius: 6px; padding: 0; text-align: center; min-width: 72px; }
 table.matrix td a { display: block; padding: 6px 4px; color: inherit; text-decoration: none; border-radius: 6px;
   border: 2px solid transparent; }
