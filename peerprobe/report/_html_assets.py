@@ -90,6 +90,9 @@ table.hops li.blocked { font-weight: 600; color: var(--drift); }
 .addr { color: var(--muted); font-size: 12px; }
 details.explanation { margin-top: 8px; color: var(--muted); }
 section.claims li { margin: 4px 0; }
+.observed { margin-top: 8px; background: #f0f9ff; border: 1px solid #7dd3fc; border-radius: 6px; padding: 6px 10px; }
+.observed h4 { margin: 0 0 4px; font-size: 13px; }
+.observed ol { margin: 0; padding-left: 20px; font: 12.5px ui-monospace, Menlo, Consolas, monospace; }
 ul.plain { padding-left: 18px; }
 .hint .wbadge.inline { display: inline-block; margin: 0; }
 """

@@ -4,13 +4,14 @@ with the topology drawn, each phase's matrix coloured by verdict, and every cell
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from peerprobe.config import ExperimentConfig
 from peerprobe.model.path import CellPath, Hop
 from peerprobe.report import _diagrams, _graph, _html_assets
 from peerprobe.report._paths import Traced, trace_report
+from peerprobe.report.conntrack import Translation
 from peerprobe.report.document import (
     PhaseReport,
     Report,
@@ -32,8 +33,18 @@ def e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def render(report: Report, config: ExperimentConfig | None = None, *, draw: bool = True) -> str:
-    """The page for a report; ``config`` is what the model traced the paths with (default: the workshop's)."""
+Observed = Mapping[str, Sequence[Translation]]  # by observed_key: what conntrack saw for that cell's probe
+
+
+def observed_key(phase: str, cell: Cell) -> str:
+    return f"{phase}/{cell.vantage}/{cell.target}" + (f"/{cell.target_node}" if cell.target_node else "")
+
+
+def render(
+    report: Report, config: ExperimentConfig | None = None, *, draw: bool = True, observed: Observed | None = None
+) -> str:
+    """The page for a report; ``config`` is what the model traced the paths with (default: the workshop's);
+    ``observed``, where a backend read them, the translations the kernel made for each probe."""
     traced = trace_report(report, config or ExperimentConfig())
     paths = [t.path for phase in traced for t in phase if t.path is not None]
     sources = [_diagrams.topology_dot(report.topology), *(_diagrams.path_dot(p, report.topology) for p in paths)]
@@ -44,7 +55,7 @@ def render(report: Report, config: ExperimentConfig | None = None, *, draw: bool
         '<div class="layout">',
         _topology_section(drawn.svgs[0] if drawn.svgs else "", report),
         '<main class="phases">',
-        *(_phase_section(index, phase, row, report, svgs) for index, (phase, row) in
+        *(_phase_section(index, phase, row, report, svgs, observed or {}) for index, (phase, row) in
           enumerate(zip(report.phases, traced, strict=True))),
         _claims_section(report),
         "</main></div>",
@@ -52,12 +63,14 @@ def render(report: Report, config: ExperimentConfig | None = None, *, draw: bool
     return _page(f"peerprobe · {report.experiment}", "\n".join(body))
 
 
-def write(report: Report, path: str | Path, config: ExperimentConfig | None = None) -> Path:
+def write(
+    report: Report, path: str | Path, config: ExperimentConfig | None = None, *, observed: Observed | None = None
+) -> Path:
     """Write the page atomically next to the target (readers never see half a page)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(render(report.summarised(), config), encoding="utf-8")
+    temporary.write_text(render(report.summarised(), config, observed=observed), encoding="utf-8")
     temporary.replace(target)
     return target
 
@@ -128,10 +141,12 @@ def _topology_list(report: Report) -> str:
 # --- a phase: its matrix and its cells' paths ---------------------------------------------------------------------
 
 
-def _phase_section(index: int, phase: PhaseReport, traced: list[Traced], report: Report, svgs: Iterator[str]) -> str:
+def _phase_section(
+    index: int, phase: PhaseReport, traced: list[Traced], report: Report, svgs: Iterator[str], observed: Observed
+) -> str:
     counts = Tally.of(phase.cells).line()
-    articles = [_cell_article(_cell_id(index, i), cell, t, report, svgs) for i, (cell, t) in
-                enumerate(zip(phase.cells, traced, strict=True))]  # fmt: skip
+    articles = [_cell_article(_cell_id(index, i), cell, t, report, svgs) + _observed(observed, phase.name, cell)
+                for i, (cell, t) in enumerate(zip(phase.cells, traced, strict=True))]  # fmt: skip
     return (
         f'<section class="phase" id="phase-{index}"><h2>phase <span class="name">{e(phase.name)}</span></h2>'
         f'<p class="meta">aws-node SNAT as read back: {e(phase.snat_settings())} · {e(counts)}</p>'
@@ -194,7 +209,7 @@ def _cell_article(cell_id: str, cell: Cell, traced: Traced, report: Report, svgs
         f"<h3>{e(cell.vantage)} → {e(target_label(cell))} <code>{e(cell.address)}</code> "
         f'<span class="chip {status(cell)}">{e(STATUS_TEXT[status(cell)])}</span></h3>'
         f"{_facts_table(cell)}{_workshop(cell)}{_path_notes(traced)}{drawing}"
-        f"{_hop_table(path, report) if path else ''}{_explanation(cell)}</article>"
+        f"{_hop_table(path, report) if path else ''}{_explanation(cell)}"
     )
 
 
@@ -250,6 +265,15 @@ def _hop_row(index: int, hop: Hop, report: Report) -> str:
     cls = ' class="rewritten"' if hop.rewrites else (' class="stopped"' if hop.blocked_by else "")
     return (f'<tr{cls}><td>{index + 1}</td><td>{where}</td><td><code>{e(hop.src)}</code></td>'
             f'<td><code>{e(hop.dst)}</code></td><td><ul>{"".join(changes)}</ul></td></tr>')  # fmt: skip
+
+
+def _observed(observed: Observed, phase: str, cell: Cell) -> str:
+    """Closes the cell's article: the translations conntrack recorded, beside the model's hops above."""
+    seen = observed.get(observed_key(phase, cell))
+    if seen is None:
+        return "</article>"
+    items = "".join(f"<li>{e(entry.text())}</li>" for entry in seen) or "<li>no translation recorded</li>"
+    return f'<div class="observed"><h4>observed translations (conntrack)</h4><ol>{items}</ol></div></article>'
 
 
 def _explanation(cell: Cell) -> str:
