@@ -30,11 +30,12 @@ header.top { padding: 16px 24px 10px; background: #fff; border-bottom: 1px solid
 @media (min-width: 1400px) {
   .layout { grid-template-columns: minmax(0, 3fr) minmax(0, 7fr); align-items: start; }
   aside.topology { position: sticky; top: 12px; max-height: calc(100vh - 24px); overflow: auto; }
+  .diagram svg { width: 100%; }
 }
 aside.topology, section.phase, section.claims { background: #fff; border: 1px solid var(--line);
   border-radius: 10px; padding: 14px 16px; }
 section.phase, section.claims { margin-bottom: 16px; }
-.diagram svg { width: 100%; height: auto; display: block; }
+.diagram svg { max-width: 100%; height: auto; display: block; margin: 0 auto; }
 .diagram .place.on polygon, .diagram .place.on path, .diagram .place.on ellipse { stroke: var(--hl);
   stroke-width: 3px; }
 .diagram .badge circle { fill: var(--hl); }
