@@ -66,11 +66,16 @@ def render(
 def write(
     report: Report, path: str | Path, config: ExperimentConfig | None = None, *, observed: Observed | None = None
 ) -> Path:
-    """Write the page atomically next to the target (readers never see half a page)."""
+    """Write the page atomically next to the target (readers never see half a page); a target that is not a
+    regular file (a symlink, a device) is written through, never replaced (design.md)."""
     target = Path(path)
+    page = render(report.summarised(), config, observed=observed)
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        target.write_text(page, encoding="utf-8")
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.tmp")
-    temporary.write_text(render(report.summarised(), config, observed=observed), encoding="utf-8")
+    temporary.write_text(page, encoding="utf-8")
     temporary.replace(target)
     return target
 
@@ -145,7 +150,7 @@ def _phase_section(
     index: int, phase: PhaseReport, traced: list[Traced], report: Report, svgs: Iterator[str], observed: Observed
 ) -> str:
     counts = Tally.of(phase.cells).line()
-    articles = [_cell_article(_cell_id(index, i), cell, t, report, svgs) + _observed(observed, phase.name, cell)
+    articles = [_cell_article(_cell_id(index, i), cell, t, report, svgs, observed.get(observed_key(phase.name, cell)))
                 for i, (cell, t) in enumerate(zip(phase.cells, traced, strict=True))]  # fmt: skip
     return (
         f'<section class="phase" id="phase-{index}"><h2>phase <span class="name">{e(phase.name)}</span></h2>'
@@ -200,7 +205,9 @@ def _short(cell: Cell) -> str:
     return cell.expected.client_address_role or cell.expected.outcome
 
 
-def _cell_article(cell_id: str, cell: Cell, traced: Traced, report: Report, svgs: Iterator[str]) -> str:
+def _cell_article(
+    cell_id: str, cell: Cell, traced: Traced, report: Report, svgs: Iterator[str], seen: Sequence[Translation] | None
+) -> str:
     path = traced.path
     place_ids = " ".join(_diagrams.dom_id(hop.at) for hop in path.hops) if path else ""
     drawing = _path_drawing(path, svgs)
@@ -209,7 +216,7 @@ def _cell_article(cell_id: str, cell: Cell, traced: Traced, report: Report, svgs
         f"<h3>{e(cell.vantage)} → {e(target_label(cell))} <code>{e(cell.address)}</code> "
         f'<span class="chip {status(cell)}">{e(STATUS_TEXT[status(cell)])}</span></h3>'
         f"{_facts_table(cell)}{_workshop(cell)}{_path_notes(traced)}{drawing}"
-        f"{_hop_table(path, report) if path else ''}{_explanation(cell)}"
+        f"{_hop_table(path, report) if path else ''}{_observed(seen)}{_explanation(cell)}</article>"
     )
 
 
@@ -267,13 +274,12 @@ def _hop_row(index: int, hop: Hop, report: Report) -> str:
             f'<td><code>{e(hop.dst)}</code></td><td><ul>{"".join(changes)}</ul></td></tr>')  # fmt: skip
 
 
-def _observed(observed: Observed, phase: str, cell: Cell) -> str:
-    """Closes the cell's article: the translations conntrack recorded, beside the model's hops above."""
-    seen = observed.get(observed_key(phase, cell))
+def _observed(seen: Sequence[Translation] | None) -> str:
+    """The translations conntrack recorded for the probe, under the model's hops (where a backend read them)."""
     if seen is None:
-        return "</article>"
+        return ""
     items = "".join(f"<li>{e(entry.text())}</li>" for entry in seen) or "<li>no translation recorded</li>"
-    return f'<div class="observed"><h4>observed translations (conntrack)</h4><ol>{items}</ol></div></article>'
+    return f'<div class="observed"><h4>observed translations (conntrack)</h4><ol>{items}</ol></div>'
 
 
 def _explanation(cell: Cell) -> str:

@@ -136,3 +136,12 @@ def test_write_puts_the_page_at_the_path(tmp_path: Path, predicted: Report) -> N
     target = html.write(predicted, tmp_path / "out" / "report.html", config.load())
     assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]
+
+
+def test_write_goes_through_a_symlink_instead_of_replacing_it(tmp_path: Path, predicted: Report) -> None:
+    real = tmp_path / "real.html"
+    real.write_text("old")
+    link = tmp_path / "report.html"
+    link.symlink_to(real)
+    html.write(predicted, link, config.load())
+    assert link.is_symlink() and real.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
