@@ -4,19 +4,23 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 
-.PHONY: run predict test setup system-deps lint typecheck pytest bench bench-lab bench-flow clean
+.PHONY: run predict test setup system-deps ui-deps lint typecheck pytest bench bench-lab bench-flow clean
 
 # The experiment on the embedded lab: a local Prefect server with its UI and `peerprobe serve` are started
 # (or reused) and left running; reports go to out/.
 run: setup
 	$(BIN)/peerprobe serve --background
+<<<<<<< HEAD
 	@mkdir -p out
 	$(BIN)/peerprobe run --json out/report.json --junit out/junit.xml --markdown out/report.md
+=======
+	$(BIN)/peerprobe run --json out/report.json --junit out/junit.xml --markdown out/report.md --html out/report.html
+>>>>>>> wt-html
 
 predict: setup
 	$(BIN)/peerprobe predict
 
-test: setup lint typecheck pytest
+test: setup ui-deps lint typecheck pytest
 
 setup: $(STAMP) system-deps
 
@@ -26,9 +30,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --editable '.[dev]'
 	touch $(STAMP)
 
-# The lab needs iproute2 and iptables from Debian; installed when missing (CI and developers are root).
+# The lab needs iproute2 and iptables from Debian, the HTML report graphviz; installed when missing (CI and
+# developers are root).
 system-deps:
 	@scripts/system-deps.sh
+
+# The UI check (tests/ui) drives Debian's Chromium, headless: `make test` installs it so the check runs in CI.
+ui-deps:
+	@scripts/system-deps.sh --with-chromium
 
 lint:
 	$(BIN)/ruff check peerprobe flows tasks tests bench

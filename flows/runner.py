@@ -6,14 +6,18 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
+from uuid import UUID
 
+import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from peerprobe import logs, server
 from peerprobe.errors import Terminated
 from peerprobe.params import RunParameters
+from peerprobe.report import artifacts
 from peerprobe.report.document import Report
 from peerprobe.run import RunOutcome
 
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
 RETRY_ENTRYPOINT = "flows/experiment.py:experiment"
+log = structlog.get_logger(__name__)
 
 
 def connect() -> server.PrefectServer:
@@ -167,3 +172,21 @@ def serve() -> None:
     from flows.serving import serve_deployments
 
     serve_deployments()
+
+
+def link_report(outcome: RunOutcome, path: Path) -> None:
+    """A link artifact on the run's page that leads to the HTML report just written (after the run ended, so
+    it names its flow run itself); a server that refuses it costs a warning, not the command."""
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    link = artifacts.report_link(path)
+    artifact = ArtifactCreate(key=artifacts.artifact_key(outcome.parameters.config.name, "html-report"),
+                              type="markdown", data=link.markdown(), flow_run_id=UUID(outcome.flow_run_id),
+                              description="the HTML report: topology, matrix and each cell's path")  # fmt: skip
+    try:
+        with get_client(sync_client=True) as client:
+            client.create_artifact(artifact)
+    except (OSError, httpx.HTTPError) as error:
+        log.warning("report.link_artifact_failed", flow_run_id=outcome.flow_run_id, error=str(error))

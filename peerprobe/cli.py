@@ -62,6 +62,11 @@ MetricsOption = Annotated[
                  "node_exporter's textfile collector): a gauge per cell, 1 match, 0 drift; the check's time and "
                  "counts."),
 ]  # fmt: skip
+HtmlOption = Annotated[
+    str | None,
+    typer.Option("--html", metavar="FILE", help="Write the HTML report to this file: the topology drawn, the "
+                 "matrix, each cell's path hop by hop (self-contained: opens with no network)."),
+]  # fmt: skip
 FullOption = Annotated[
     bool, typer.Option("--full", help="Print every phase's full matrix instead of the before/after view.")
 ]
@@ -165,12 +170,16 @@ def _report_paths(**options: str | None) -> ReportPaths:
 
 @app.command()
 def predict(
-    config: ConfigOption = None, json: JsonOption = None, backend: BackendOption = "lab", full: FullOption = False
+    config: ConfigOption = None,
+    json: JsonOption = None,
+    backend: BackendOption = "lab",
+    full: FullOption = False,
+    html: HtmlOption = None,
 ) -> None:
     """Print what the model expects, phase beside phase (--full: every phase's matrix): no I/O, instant."""
     experiment = _load(config)
     backend = _backend(backend)
-    reports = _report_paths(json=json)
+    reports = _report_paths(json=json, html=html)
     from peerprobe.report import terminal
     from peerprobe.run import predicted_report, write_reports
 
@@ -193,13 +202,14 @@ def run(
     markdown: MarkdownOption = None,
     metrics: MetricsOption = None,
     full: FullOption = False,
+    html: HtmlOption = None,
 ) -> None:
     """Run the whole experiment flow (default: the workshop topology on the lab) and report every cell."""
     from peerprobe.params import RunParameters
 
     parameters = RunParameters(config=_load(config), backend=_backend(backend), keep=keep,
                                cleanup_on_failure=cleanup_on_failure)  # fmt: skip
-    reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics)
+    reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics, html=html)
     _preflight(parameters.backend, parameters.config, creating=True)
     with _interruptible(lambda: _explain_interrupted_start(parameters.backend, parameters.config, config)):
         from flows import runner
@@ -212,7 +222,7 @@ def run(
     if outcome.report is None:  # failed: how to resume, and the cleanup command of this very config
         explain_failure(outcome, console(), cleanup=_cleanup_command(parameters.backend, config))
         raise typer.Exit(code=3)
-    code = finish(outcome, reports=reports, console=console(), full=full)
+    code = finish(outcome, reports=reports, console=console(), full=full, link=runner.link_report)
     if keep and outcome.report is not None:
         _explain_kept(parameters.backend, parameters.config, config)
     raise typer.Exit(code=code)
@@ -265,13 +275,14 @@ def drift(
     markdown: MarkdownOption = None,
     metrics: MetricsOption = None,
     full: FullOption = False,
+    html: HtmlOption = None,
 ) -> None:
     """Probe the existing environment of the config in one phase `live`; compare with the model and the
     baseline. Creates and deletes nothing. Exit 0: no drift; 1: drift; 2: no such environment; 3: failure."""
     from peerprobe.params import RunParameters
 
     parameters = RunParameters(config=_load(config), backend=_backend(backend))
-    reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics)
+    reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics, html=html)
     _preflight(parameters.backend, parameters.config)
     _require_environment(parameters.backend, parameters.config)
     with _interruptible(lambda: _explain_interrupted(
@@ -279,6 +290,7 @@ def drift(
             _what_exists(parameters.backend, parameters.config),
             f"check again: peerprobe drift --backend {parameters.backend}{_config_flag(config)}")):  # fmt: skip
         outcome = _drift_check(parameters)
+    from flows import runner
     from peerprobe import drift as drift_module
     from peerprobe.run import finish
 
@@ -287,7 +299,7 @@ def drift(
         out.print(Text.assemble((f"drift check {outcome.state}", "bold red"), f": {outcome.error}"))
         out.print(f"  run: {outcome.run_url}")
         raise typer.Exit(code=3)
-    code = finish(outcome, reports=reports, console=out, full=full)
+    code = finish(outcome, reports=reports, console=out, full=full, link=runner.link_report)
     for entry in outcome.report.config_diff or []:
         out.print(f"  changed since the baseline: {entry['text']}")
     if outcome.report.config_diff is None:

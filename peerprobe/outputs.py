@@ -27,6 +27,7 @@ class ReportPaths:
     junit: Path | None = None
     markdown: Path | None = None
     metrics: Path | None = None
+    html: Path | None = None
 
     @classmethod
     def checked(cls, **options: str | None) -> ReportPaths:

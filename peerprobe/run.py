@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.console import Console
 from rich.text import Text
@@ -58,10 +59,17 @@ class RunOutcome:
     retry_entrypoint: str = ""
 
 
-def finish(outcome: RunOutcome, *, reports: ReportPaths, console: Console, full: bool = False) -> int:
+def finish(
+    outcome: RunOutcome,
+    *,
+    reports: ReportPaths,
+    console: Console,
+    full: bool = False,
+    link: Callable[[RunOutcome, Path], None] | None = None,
+) -> int:
     """Print the before/after view (every phase's matrix with ``full``) and the run's URL, write the reports,
     and return design.md's exit code (3 when a report could not be written: the others are written all the
-    same)."""
+    same). `link` puts the HTML report on the run's page (flows.runner.link_report)."""
     from peerprobe.report import terminal
 
     if outcome.report is None:
@@ -70,6 +78,8 @@ def finish(outcome: RunOutcome, *, reports: ReportPaths, console: Console, full:
     config = outcome.parameters.config
     terminal.render(outcome.report, terminal.console(), full=full, config=config)
     written = write_reports(outcome.report, reports, config=config)
+    if written and reports.html is not None and link is not None:
+        link(outcome, reports.html)
     console.print(f"run: {outcome.run_url}", highlight=False, soft_wrap=True)
     if not written:
         return 3
@@ -94,13 +104,14 @@ def write_reports(report: Report, reports: ReportPaths, *, config: ExperimentCon
 
 def _renderers(config: ExperimentConfig) -> dict[str, Callable[[Report], str]]:
     """Each report option's renderer (one format each; they share document.py's queries)."""
-    from peerprobe.report import document, junit, markdown, metrics
+    from peerprobe.report import document, html, junit, markdown, metrics
 
     return {
         "--json": document.render,
         "--junit": junit.render,
         "--markdown": lambda report: markdown.render(report, config),
         "--metrics": lambda report: metrics.render(report, region=config.region),
+        "--html": lambda report: html.render(report.summarised(), config),
     }
 
 

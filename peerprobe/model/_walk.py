@@ -1,4 +1,7 @@
-"""The model's working state: a connection's source as it travels, and the reasons collected on the way."""
+"""The model's working state: a connection's source as it travels, and the reasons collected on the way.
+
+Each change is also kept as a `Mark` (where it happened, what did it, the addresses after it): the structured
+trail that `peerprobe.model.path` turns into the hop-by-hop path the HTML report draws."""
 
 from __future__ import annotations
 
@@ -23,6 +26,18 @@ class Actor(Enum):
 
 
 @dataclass(frozen=True)
+class Mark:
+    """One event of the walk: at ``at`` (a place of `peerprobe.model.path`), ``by`` a named mechanism (empty
+    when the event only passes or checks), leaving the packet from ``src`` to ``dst``."""
+
+    at: str
+    src: str
+    dst: str
+    why: str
+    by: str = ""
+
+
+@dataclass(frozen=True)
 class Packet:
     """The first packet of a connection: its current source, destination and the story so far."""
 
@@ -32,23 +47,34 @@ class Packet:
     why: tuple[str, ...] = ()
     may_timeout: bool = False
     headline: str = ""  # the last reason that set or kept the source: the one a reader needs first
+    place: str = ""  # where the packet is now (a place of peerprobe.model.path)
+    marks: tuple[Mark, ...] = ()
 
-    def becomes(self, actor: Actor, ip: str, because: str) -> Packet:
-        return replace(self, actor=actor, ip=ip, why=(*self.why, because), headline=because)
+    def becomes(self, actor: Actor, ip: str, because: str, *, at: str = "", by: str = "") -> Packet:
+        moved = replace(self, actor=actor, ip=ip, why=(*self.why, because), headline=because)
+        return moved.marked(because, at=at, by=by)
 
-    def to(self, dst: str) -> Packet:
-        return replace(self, dst=dst)
+    def to(self, dst: str, because: str = "", *, at: str = "", by: str = "") -> Packet:
+        """A new destination (a DNAT, or the next address a proxy or load balancer connects to); ``because``
+        goes to the trail only."""
+        return replace(self, dst=dst).marked(because, at=at, by=by)
 
-    def note(self, because: str, *, headline: bool = False) -> Packet:
-        return replace(self, why=(*self.why, because), headline=because if headline else self.headline)
+    def note(self, because: str, *, headline: bool = False, at: str = "", by: str = "") -> Packet:
+        noted = replace(self, why=(*self.why, because), headline=because if headline else self.headline)
+        return noted.marked(because, at=at, by=by)
+
+    def marked(self, because: str, *, at: str = "", by: str = "") -> Packet:
+        """Record an event on the trail only (the explanation is unchanged)."""
+        place = at or self.place
+        return replace(self, place=place, marks=(*self.marks, Mark(place, self.ip, self.dst, because, by)))
 
     def explanation(self) -> list[str]:
         """The headline first, then the whole path in order."""
         rest = [reason for reason in self.why if reason != self.headline]
         return [self.headline, *rest] if self.headline else rest
 
-    def tolerate(self, because: str) -> Packet:
-        return replace(self, may_timeout=True, why=(*self.why, because))
+    def tolerate(self, because: str, *, at: str = "") -> Packet:
+        return replace(self, may_timeout=True, why=(*self.why, because)).marked(because, at=at)
 
 
 @dataclass(frozen=True)
@@ -57,6 +83,7 @@ class Blocked:
 
     outcome: Outcome
     why: tuple[str, ...]
+    marks: tuple[Mark, ...] = ()  # the trail up to and including the blocking event
 
     def explanation(self) -> list[str]:
         """The blocking reason first, then the path that led there."""
@@ -76,5 +103,5 @@ def walk(packet: Packet, *steps: Step) -> Packet | Blocked:
     return current
 
 
-def block(packet: Packet, outcome: Outcome, because: str) -> Blocked:
-    return Blocked(outcome=outcome, why=(*packet.why, because))
+def block(packet: Packet, outcome: Outcome, because: str, *, at: str = "", by: str = "") -> Blocked:
+    return Blocked(outcome=outcome, why=(*packet.why, because), marks=packet.marked(because, at=at, by=by).marks)

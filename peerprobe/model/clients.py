@@ -25,7 +25,8 @@ class Client:
         actor = {"pod": Actor.CLIENT_POD, "host": Actor.CLIENT_HOST, "outside": Actor.OUTSIDE}[self.kind]
         who = {"pod": "the client pod", "host": "the EC2 host", "outside": "the outside client"}[self.kind]
         because = f"{who} connects from {self.ip}"
-        return Packet(actor=actor, ip=self.ip, dst=dst, why=(because,), headline=because)
+        start = Packet(actor=actor, ip=self.ip, dst=dst, why=(because,), headline=because, place=self.vantage)
+        return start.marked(because)
 
 
 def client_for(vantage: Vantage, facts: Facts) -> Client:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from peerprobe.model import places
 from peerprobe.model._walk import Actor, Blocked, Packet, Step, block
 from peerprobe.model.clients import Client
 from peerprobe.model.facts import Facts, VpcKey
@@ -22,28 +23,34 @@ def egress(client: Client, facts: Facts) -> Step:
     def step(packet: Packet) -> Packet:
         if client.kind != "pod" or client.vpc is None or client.node is None:
             return packet
+        at = places.node(client.node.name)
         keep = _snat_exemption(client.vpc, packet.dst, facts)
         if keep:
-            return packet.note(f"{client.vpc} CNI keeps the pod IP: {keep}", headline=True)
+            rule, reason = keep
+            return packet.note(f"{client.vpc} CNI keeps the pod IP: {reason}", headline=True, at=at, by=rule)
         return packet.becomes(
             Actor.CLIENT_NODE,
             client.node.ip,
             f"{client.vpc} CNI SNATs to the node's primary IP {client.node.ip}: {packet.dst} is outside "
             f"{client.vpc}'s {facts.side(client.vpc).cidr} and not excluded (AWS-SNAT-CHAIN-0 last rule)",
+            at=at,
+            by="AWS-SNAT-CHAIN-0 SNAT",
         )
 
     return step
 
 
-def _snat_exemption(key: VpcKey, dst: str, facts: Facts) -> str | None:
+def _snat_exemption(key: VpcKey, dst: str, facts: Facts) -> tuple[str, str] | None:
+    """Why the pod address is kept, as (the rule that keeps it, the reason), or None: it is SNATed."""
     settings, address = facts.snat_of(key), ipaddress.IPv4Address(dst)
     if address in facts.cidr(key):
-        return f"{dst} is inside {key}'s CIDR {facts.cidr(key)} (AWS-SNAT-CHAIN-0 RETURN)"
+        return "AWS-SNAT-CHAIN-0 RETURN", f"{dst} is inside {key}'s CIDR {facts.cidr(key)} (AWS-SNAT-CHAIN-0 RETURN)"
     if settings.external_snat:
-        return "AWS_VPC_K8S_CNI_EXTERNALSNAT=true removes the SNAT rules"
+        return "AWS_VPC_K8S_CNI_EXTERNALSNAT=true", "AWS_VPC_K8S_CNI_EXTERNALSNAT=true removes the SNAT rules"
     excluded = [c for c in settings.exclude_snat_cidrs if address in ipaddress.IPv4Network(c)]
     if excluded and facts.cluster(key).cni >= EXCLUDE_SINCE:
-        return f"{dst} is in AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS {excluded[0]} (RETURN before SNAT)"
+        reason = f"{dst} is in AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS {excluded[0]} (RETURN before SNAT)"
+        return "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS RETURN", reason
     return None
 
 
@@ -57,17 +64,21 @@ def echo_reply(facts: Facts) -> Step:
     def step(packet: Packet) -> Packet | Blocked:
         if facts.vpc_of(packet.ip) == "vpc1" or facts.config.clusters.vpc1.pod_eni == "primary":
             return packet
+        at = places.node(facts.echo_node.name)
         if facts.cluster("vpc1").cni >= SYMMETRIC_RETURN_SINCE:
             return packet.note(
-                "vpc1 CNI >= 1.8 answers from the pod's secondary ENI (rule 'from <pod> lookup <ENI table>')"
+                "vpc1 CNI >= 1.8 answers from the pod's secondary ENI (rule 'from <pod> lookup <ENI table>')", at=at
             )
         if _old_cni_routes_reply_via_eni(packet.ip, facts):
-            return packet.note("vpc1 CNI < 1.8 routes the reply out the pod's ENI (its from-pod rule covers the peer)")
+            reason = "vpc1 CNI < 1.8 routes the reply out the pod's ENI (its from-pod rule covers the peer)"
+            return packet.note(reason, at=at)
         return block(
             packet,
             "timeout",
             f"vpc1 CNI {facts.cluster('vpc1').cni_version} < 1.8: the reply to {packet.ip} leaves the primary ENI "
             "with the secondary-ENI pod address and EC2's source/destination check drops it (external-snat.html)",
+            at=at,
+            by="EC2 source/destination check",
         )
 
     return step

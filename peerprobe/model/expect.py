@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from peerprobe.model import cni, dns, kube_proxy, load_balancers, network
-from peerprobe.model._walk import Actor, Blocked, Packet, Step, walk
+from peerprobe.model._walk import Actor, Blocked, Mark, Packet, Step, walk
 from peerprobe.model.clients import Client, client_for
 from peerprobe.model.facts import Facts
 from peerprobe.model.security_groups import admit_at_node, admit_at_peer_host
@@ -17,14 +18,25 @@ Path = tuple[str, list[Step]]  # the address dialled after resolution, and the m
 
 def expect(spec: ProbeSpec, facts: Facts) -> tuple[Expected, list[str]]:
     client = client_for(spec.vantage, facts)
-    path = _path(spec, client, facts)
-    if isinstance(path, Blocked):
-        return Expected(outcome=path.outcome), path.explanation()
-    dst, steps = path
-    result = walk(client.start(dst), *steps)
+    result = _walked(spec, client, facts)
     if isinstance(result, Blocked):
         return Expected(outcome=result.outcome), result.explanation()
     return _reached(spec, result, client), result.explanation()
+
+
+def walked(spec: ProbeSpec, facts: Facts) -> Packet | Blocked:
+    """The connection after every mechanism on its way, with its trail of marks (what `expect` decides from)."""
+    return _walked(spec, client_for(spec.vantage, facts), facts)
+
+
+def _walked(spec: ProbeSpec, client: Client, facts: Facts) -> Packet | Blocked:
+    path = _path(spec, client, facts)
+    if isinstance(path, Blocked):  # the name did not resolve: the connection never left the client
+        start = client.start(spec.host)
+        failed = Mark(client.vantage, client.ip, spec.host, path.why[-1] if path.why else "", "DNS")
+        return replace(path, marks=(*start.marks, failed))
+    dst, steps = path
+    return walk(client.start(dst), *steps)
 
 
 def _reached(spec: ProbeSpec, packet: Packet, client: Client) -> Expected:

@@ -8,7 +8,7 @@ doc and troubleshooting "loopback-timeout" (hairpin), aws-load-balancer-controll
 
 from __future__ import annotations
 
-from peerprobe.model import kube_proxy
+from peerprobe.model import kube_proxy, places
 from peerprobe.model._walk import Actor, Blocked, Packet, Step, block
 from peerprobe.model.clients import Client
 from peerprobe.model.cni import echo_reply
@@ -17,6 +17,8 @@ from peerprobe.model.security_groups import admit_at_node, admit_by_source_range
 from peerprobe.probes.plan import ECHO_PORT
 from peerprobe.topology import Node
 
+CLB_PROXY = "Classic ELB proxy"
+NLB_FORWARD = "NLB forwards to its target"
 CONVERGING = (
     "cross-zone is off and only one zone has a healthy target: until health checks converge and DNS drops "
     "the other zones, a probe may time out"
@@ -26,20 +28,26 @@ CONVERGING = (
 def classic_elb(facts: Facts) -> list[Step]:
     lb = facts.topology.vpc1.load_balancer_facts["load-balancer"]
     port = facts.topology.vpc1.service_node_ports["load-balancer"]
-    steps = [admit_by_source_ranges("the ELB's security group", facts), _proxy(lb.private_ips[0])]
+    at = places.load_balancer("load-balancer")
+    steps = [admit_by_source_ranges("the ELB's security group", facts, at=at), _proxy(lb.private_ips[0], facts)]
     if facts.config.services.external_traffic_policy == "Local":
         steps.append(_tolerate(CONVERGING))
     return [*steps, admit_at_node(port, facts), kube_proxy.external(facts, receiving=None, actor=Actor.VPC1_NODE)]
 
 
-def _proxy(address: str) -> Step:
+def _proxy(address: str, facts: Facts) -> Step:
     def step(packet: Packet) -> Packet:
-        return packet.becomes(
+        at = places.load_balancer("load-balancer")
+        proxied = packet.becomes(
             Actor.LOAD_BALANCER,
             address,
             "the Classic ELB's TCP listener is a proxy: it opens a new connection from its own private address "
             "to a NodePort",
+            at=at,
+            by=CLB_PROXY,
         )
+        node = "to a node's NodePort (the model's representative: the echo pod's node)"
+        return proxied.to(facts.echo_node.ip, node, at=at, by=CLB_PROXY)
 
     return step
 
@@ -57,19 +65,28 @@ def internal_nlb(facts: Facts, client: Client) -> list[Step]:
     return _instance_targets(facts, client)
 
 
-def _preserve_or_replace(facts: Facts, kind: str) -> Step:
+def _preserve_or_replace(facts: Facts, kind: str, target: str) -> Step:
+    """The NLB keeps or replaces the source, and forwards to ``target`` (a node, or the pod for ip targets)."""
     lb = facts.topology.vpc1.load_balancer_facts[kind]
+    at = places.load_balancer(kind)
 
     def step(packet: Packet) -> Packet:
         if facts.config.services.internal_nlb.preserve_client_ip:
-            return packet.note(
-                f"the NLB preserves the client address {packet.ip} (preserve_client_ip.enabled=true)", headline=True
+            kept = packet.note(
+                f"the NLB preserves the client address {packet.ip} (preserve_client_ip.enabled=true)",
+                headline=True,
+                at=at,
+                by="NLB client IP preservation",
             )
-        return packet.becomes(
-            Actor.LOAD_BALANCER,
-            lb.private_ips[0],
-            "client IP preservation is off: the NLB sends from its own private address",
-        )
+        else:
+            kept = packet.becomes(
+                Actor.LOAD_BALANCER,
+                lb.private_ips[0],
+                "client IP preservation is off: the NLB sends from its own private address",
+                at=at,
+                by="NLB (client IP preservation off)",
+            )
+        return kept.to(target, f"the NLB forwards to its target {target}", at=at, by=NLB_FORWARD)
 
     return step
 
@@ -78,15 +95,18 @@ def _instance_targets(facts: Facts, client: Client) -> list[Step]:
     port = facts.topology.vpc1.service_node_ports["internal-nlb"]
     local = facts.config.services.external_traffic_policy == "Local"
     targets = [facts.echo_node] if local else list(facts.topology.vpc1.nodes)
-    steps = [_preserve_or_replace(facts, "internal-nlb"), admit_at_node(port, facts), _hairpin(facts, client, targets)]
+    forward = _preserve_or_replace(facts, "internal-nlb", facts.echo_node.ip)
+    steps = [forward, admit_at_node(port, facts), _hairpin(facts, client, targets)]
     if local:
         steps.append(_tolerate(CONVERGING))
     return [*steps, kube_proxy.external(facts, receiving=None, actor=Actor.VPC1_NODE)]
 
 
 def _ip_targets(facts: Facts, client: Client) -> list[Step]:
+    echo = facts.topology.vpc1.echo_pod
+    assert echo is not None
     return [
-        _preserve_or_replace(facts, "internal-nlb"),
+        _preserve_or_replace(facts, "internal-nlb", echo.ip),
         _note(
             "ip targets (AWS Load Balancer Controller): the NLB sends straight to the echo pod, "
             "kube-proxy is not involved"
@@ -101,6 +121,13 @@ def _ip_targets(facts: Facts, client: Client) -> list[Step]:
 def _note(reason: str) -> Step:
     def step(packet: Packet) -> Packet:
         return packet.note(reason)
+
+    return step
+
+
+def _forward_to(at: str, node_ip: str) -> Step:
+    def step(packet: Packet) -> Packet:
+        return packet.to(node_ip, f"the NLB forwards to the NodePort on {node_ip}", at=at, by=NLB_FORWARD)
 
     return step
 
@@ -120,7 +147,7 @@ def _hairpin(facts: Facts, client: Client, targets: list[Node]) -> Step:
             "so the reply is delivered locally and never returns through the NLB"
         )
         if names == {client.node.name}:
-            return block(packet, "timeout", reason)
+            return block(packet, "timeout", reason, at=places.node(client.node.name), by="NLB hairpin")
         return packet.tolerate(reason + " (only when the NLB picks that node)")
 
     return step
@@ -129,6 +156,7 @@ def _hairpin(facts: Facts, client: Client, targets: list[Node]) -> Step:
 def nginx_nlb(facts: Facts) -> list[Step]:
     port = facts.topology.vpc1.service_node_ports["nginx-nlb"]
     return [
+        _forward_to(places.load_balancer("nginx-nlb"), facts.echo_node.ip),
         admit_at_node(port, facts),
         _note("the nginx NLB forwards to the nginx NodePort; nginx answers (reachability only)"),
     ]

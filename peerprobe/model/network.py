@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from peerprobe.model import places
 from peerprobe.model._walk import Actor, Blocked, Packet, Step, block
 from peerprobe.model.clients import Client
 from peerprobe.model.facts import Facts, VpcKey
@@ -24,7 +25,7 @@ def route(client: Client, facts: Facts) -> Step:
         if where is not None:
             return _over_peering(packet, client, where, facts)
         if ipaddress.IPv4Address(packet.dst).is_global or _is_public_in_topology(packet.dst, facts):
-            return _to_internet(packet, client, facts)
+            return _across_internet(_to_internet(packet, client, facts))
         return block(packet, "timeout", f"{packet.dst} is routed nowhere outside the cluster that owns it")
 
     return step
@@ -34,8 +35,15 @@ def _over_peering(packet: Packet, client: Client, dst_vpc: VpcKey, facts: Facts)
     if client.vpc is None:
         return block(packet, "timeout", f"{packet.dst} is a private {dst_vpc} address: not routable on the internet")
     if not facts.config.peering.enabled:
-        return block(packet, "timeout", f"no route from {client.vpc} to {facts.side(dst_vpc).cidr}: peering is off")
-    return packet.note(f"{client.vpc} -> {dst_vpc} over the VPC peering (routes both ways)")
+        reason = f"no route from {client.vpc} to {facts.side(dst_vpc).cidr}: peering is off"
+        return block(packet, "timeout", reason, at=places.PEERING, by="route table")
+    return packet.note(f"{client.vpc} -> {dst_vpc} over the VPC peering (routes both ways)", at=places.PEERING)
+
+
+def _across_internet(packet: Packet | Blocked) -> Packet | Blocked:
+    if isinstance(packet, Blocked):
+        return packet
+    return packet.marked(f"across the internet to {packet.dst}", at=places.INTERNET)
 
 
 def _to_internet(packet: Packet, client: Client, facts: Facts) -> Packet | Blocked:
@@ -45,20 +53,26 @@ def _to_internet(packet: Packet, client: Client, facts: Facts) -> Packet | Block
         return _through_internet_gateway(packet, client, facts)
     nat = facts.nat_gateway(client.vpc)
     if nat is None:
-        return block(packet, "timeout", f"{client.vpc}'s private subnets have no NAT gateway: no way to {packet.dst}")
-    return packet.becomes(Actor.NAT_GATEWAY, nat, f"{client.vpc}'s NAT gateway translates the source to {nat}")
+        reason = f"{client.vpc}'s private subnets have no NAT gateway: no way to {packet.dst}"
+        return block(packet, "timeout", reason, by="route table")
+    because = f"{client.vpc}'s NAT gateway translates the source to {nat}"
+    return packet.becomes(Actor.NAT_GATEWAY, nat, because, at=places.nat_gateway(client.vpc), by="NAT gateway")
 
 
 def _through_internet_gateway(packet: Packet, client: Client, facts: Facts) -> Packet | Blocked:
     public = _public_address_of(packet, client)
+    at = places.internet_gateway(client.vpc or "")
     if public is None:
         return block(
             packet,
             "timeout",
             f"the internet gateway has no public address for {packet.ip} (a pod IP leaving a public subnet "
             "unSNATed is dropped: EKS external-snat.html)",
+            at=at,
+            by="internet gateway",
         )
-    return packet.becomes(packet.actor, public, f"{client.vpc}'s internet gateway maps {packet.ip} to {public}")
+    because = f"{client.vpc}'s internet gateway maps {packet.ip} to {public}"
+    return packet.becomes(packet.actor, public, because, at=at, by="internet gateway (public IPv4 mapping)")
 
 
 def _public_address_of(packet: Packet, client: Client) -> str | None:

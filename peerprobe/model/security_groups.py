@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from peerprobe.model import places
 from peerprobe.model._walk import Actor, Blocked, Packet, Step, block
 from peerprobe.model.facts import Facts
 from peerprobe.model.network import egress_public_addresses
@@ -76,37 +77,48 @@ def admit_at_node(port: int, facts: Facts) -> Step:
     """The VPC1 node's security groups, stateful: only the first packet is checked."""
 
     def step(packet: Packet) -> Packet | Blocked:
+        at = places.node(_entered_node(packet.dst, facts))
         if packet.actor is Actor.LOAD_BALANCER and facts.vpc_of(packet.ip) == "vpc1":
-            return packet.note("the nodes admit the load balancer (its SG or the controller's rule)")
+            return packet.note("the nodes admit the load balancer (its SG or the controller's rule)", at=at)
         rule = next((r for r in node_rules(facts) if r.admits(port, packet.ip)), None)
         if rule is None:
-            return block(packet, "timeout", f"no VPC1 node security-group rule admits {packet.ip} on TCP {port}")
-        return packet.note(f"VPC1 node SG admits {packet.ip} on TCP {port}: {rule.why}")
+            reason = f"no VPC1 node security-group rule admits {packet.ip} on TCP {port}"
+            return block(packet, "timeout", reason, at=at, by="security group")
+        return packet.note(f"VPC1 node SG admits {packet.ip} on TCP {port}: {rule.why}", at=at)
 
     return step
+
+
+def _entered_node(dst: str, facts: Facts) -> str:
+    """The VPC1 node that owns the destination address; a pod's address: the echo pod's node."""
+    owner = next((n for n in facts.topology.vpc1.nodes if dst in n.all_addresses()), facts.echo_node)
+    return owner.name
 
 
 def admit_at_peer_host(facts: Facts) -> Step:
     """The EC2 web host's SG: :80 from VPC1's CIDR and VPC1's egress public addresses when admit_vpc1."""
 
     def step(packet: Packet) -> Packet | Blocked:
+        at, by = places.PEER_HOST, "security group"
         if not facts.config.peer_host.admit_vpc1:
-            return block(packet, "timeout", "the EC2 host's security group does not admit VPC1 (peer_host.admit_vpc1)")
+            reason = "the EC2 host's security group does not admit VPC1 (peer_host.admit_vpc1)"
+            return block(packet, "timeout", reason, at=at, by=by)
         allowed = [facts.cidr("vpc1"), *_hosts(set(egress_public_addresses("vpc1", facts)))]
         if Rule(PEER_HOST_PORT, tuple(allowed), "").admits(PEER_HOST_PORT, packet.ip):
-            return packet.note(f"the EC2 host's SG admits {packet.ip} on TCP 80")
-        return block(packet, "timeout", f"the EC2 host's SG does not admit {packet.ip} on TCP 80")
+            return packet.note(f"the EC2 host's SG admits {packet.ip} on TCP 80", at=at)
+        return block(packet, "timeout", f"the EC2 host's SG does not admit {packet.ip} on TCP 80", at=at, by=by)
 
     return step
 
 
-def admit_by_source_ranges(what: str, facts: Facts) -> Step:
+def admit_by_source_ranges(what: str, facts: Facts, *, at: str = "") -> Step:
     """A load balancer's own SG (CLB) or the controller's node rule (NLB) from loadBalancerSourceRanges."""
 
     def step(packet: Packet) -> Packet | Blocked:
         address = ipaddress.IPv4Address(packet.ip)
         if any(address in net for net in facts.source_ranges):
-            return packet.note(f"{what} admits {packet.ip} (loadBalancerSourceRanges)")
-        return block(packet, "timeout", f"{what} does not admit {packet.ip}: not in loadBalancerSourceRanges")
+            return packet.note(f"{what} admits {packet.ip} (loadBalancerSourceRanges)", at=at)
+        reason = f"{what} does not admit {packet.ip}: not in loadBalancerSourceRanges"
+        return block(packet, "timeout", reason, at=at, by="security group")
 
     return step

@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from peerprobe.report import markdown
-from peerprobe.report.document import PhaseReport, Report, expected_text, target_label
+from peerprobe.report.document import (
+    PhaseReport,
+    Report,
+    Status,
+    expected_text,
+    observed_text,
+    status,
+    target_label,
+    why,
+)
 from peerprobe.vocabulary import Cell
 
 MAX_KEY = 100
 _NOT_KEY = re.compile(r"[^a-z0-9]+")
+_MARKDOWN_SPECIAL = re.compile(r"[\\\[\]()]")
+# What a reader needs first leads, so the verdict is on screen in the UI's table; the full address comes last.
+PHASE_COLUMNS = ("vantage", "target", "verdict", "expected", "observed", "why", "address")
+VERDICT_TEXT: dict[Status, str] = {
+    "match": "✓ match",
+    "drift": "✗ drift",
+    "tolerated": "≈ tolerated timeout",
+    "predicted": "predicted",
+}
 
 
 def artifact_key(*parts: str) -> str:
@@ -23,8 +42,34 @@ def artifact_key(*parts: str) -> str:
 
 
 def phase_table(phase: PhaseReport) -> list[dict[str, str]]:
-    """One row per cell, with the Markdown table's columns and string values."""
-    return [markdown.row(cell) for cell in phase.cells]
+    """One row per cell under PHASE_COLUMNS, string values."""
+    return [phase_row(cell) for cell in phase.cells]
+
+
+def phase_row(cell: Cell) -> dict[str, str]:
+    values = (cell.vantage, target_label(cell), VERDICT_TEXT[status(cell)], expected_text(cell), observed_text(cell),
+              why(cell), cell.address)  # fmt: skip
+    return dict(zip(PHASE_COLUMNS, values, strict=True))
+
+
+@dataclass(frozen=True)
+class ReportLink:
+    """A link artifact's payload: the HTML report written on the machine that ran the command."""
+
+    link: str
+    text: str
+
+    def markdown(self) -> str:
+        """``[text](link)``, as Prefect stores link artifacts; brackets and backslashes in the text are escaped."""
+        text = _MARKDOWN_SPECIAL.sub(lambda match: "\\" + match.group(0), self.text)
+        return f"[{text}]({self.link})"
+
+
+def report_link(path: str | Path) -> ReportLink:
+    """A file:// link to the HTML report (its absolute path is the link's text, for a browser that will not
+    follow file links from a web page)."""
+    target = Path(path).resolve()
+    return ReportLink(link=target.as_uri(), text=f"HTML report: {target}")
 
 
 def summary_markdown(report: Report) -> str:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from peerprobe import snapshot
 from peerprobe.report import artifacts, junit, markdown
-from peerprobe.report.document import Report
-from peerprobe.report.markdown import COLUMNS
+from peerprobe.report.document import Report, why
 from tests.report.conftest import DRIFT_AT, cell_at
 
 # An access key id, or a 40-character secret access key standing alone.
@@ -42,9 +42,15 @@ def test_an_artifact_key_needs_a_letter_or_digit() -> None:
         artifacts.artifact_key("--", "é")
 
 
-def test_phase_table_has_one_row_per_cell_with_the_markdown_columns(observed: Report) -> None:
+def test_phase_table_has_one_row_per_cell(observed: Report) -> None:
+    assert len(artifacts.phase_table(observed.phases[0])) == len(observed.phases[0].cells) == 35
+
+
+def test_phase_table_leads_with_vantage_target_verdict_expected_observed_why(observed: Report) -> None:
     rows = artifacts.phase_table(observed.phases[0])
-    assert rows and len(rows) == len(observed.phases[0].cells) and all(tuple(row) == COLUMNS for row in rows)
+    leading = ("vantage", "target", "verdict", "expected", "observed", "why")
+    assert rows and len(rows) == len(observed.phases[0].cells)  # an empty table would pass unseen
+    assert {tuple(row)[:6] for row in rows} == {leading}
 
 
 def test_phase_table_values_are_strings(predicted: Report) -> None:
@@ -53,8 +59,20 @@ def test_phase_table_values_are_strings(predicted: Report) -> None:
     assert all(isinstance(value, str) for row in rows for value in row.values())
 
 
-def test_phase_table_rows_are_the_markdown_rows(observed: Report) -> None:
-    assert artifacts.phase_table(observed.phases[0])[0] == markdown.row(observed.phases[0].cells[0])
+def test_phase_table_shows_a_drifted_cell_with_its_why(observed: Report) -> None:
+    drifted = next(row for row in artifacts.phase_table(observed.phases[0]) if "drift" in row["verdict"])
+    cell = cell_at(observed, DRIFT_AT)
+    assert (drifted["vantage"], drifted["target"]) == DRIFT_AT and drifted["why"] == why(cell) != ""
+
+
+def test_the_report_link_is_a_file_uri_named_by_its_path(tmp_path: Path) -> None:
+    link = artifacts.report_link(tmp_path / "report (1).html")
+    assert link.link == (tmp_path / "report (1).html").as_uri() and str(tmp_path) in link.text
+
+
+def test_the_report_link_markdown_escapes_brackets_in_the_text() -> None:
+    link = artifacts.ReportLink(link="file:///x/a%5D.html", text="HTML report: /x/a](b).html")
+    assert link.markdown() == "[HTML report: /x/a\\]\\(b\\).html](file:///x/a%5D.html)"
 
 
 def test_summary_markdown_starts_with_the_counts(observed: Report) -> None:

@@ -1,6 +1,6 @@
-"""A headless Chromium driven over the DevTools protocol (a websocket and three commands), enough to open a
-page of the Prefect UI, click a tab and read the text it shows. Debian's Chromium, started with background
-networking off: this machine has no internet, and the check must not try to reach it."""
+"""A headless Chromium driven over the DevTools protocol (a websocket and a few commands), enough to open a
+page, click, read the text it shows, collect its console errors and take screenshots. Debian's Chromium, started
+with background networking off: this machine has no internet, and the check must not try to reach it."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection, connect
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--window-size=1400,1800"]  # fmt: skip
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+         "--window-size=1600,1000"]  # fmt: skip
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -32,16 +33,40 @@ def chromium() -> str | None:
 class Page:
     def __init__(self, socket: ClientConnection) -> None:
         self.socket, self.ids = socket, itertools.count(1)
+        self.errors: list[str] = []  # console errors and uncaught exceptions, as the page reported them
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
         message_id = next(self.ids)
         self.socket.send(json.dumps({"id": message_id, "method": method, "params": params}))
         while True:
             reply = json.loads(self.socket.recv(timeout=30))
+            self._note(reply)
             if reply.get("id") == message_id:
                 if "error" in reply:
                     raise RuntimeError(f"{method}: {reply['error']}")
                 return dict(reply.get("result", {}))
+
+    def _note(self, message: dict[str, Any]) -> None:
+        method, params = message.get("method"), message.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            details = params.get("exceptionDetails", {})
+            self.errors.append(str(details.get("exception", {}).get("description") or details.get("text")))
+        elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+            self.errors.append(" ".join(str(arg.get("value", arg.get("description"))) for arg in params["args"]))
+        elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
+            self.errors.append(str(params["entry"].get("text")))
+
+    def settle(self, seconds: float = 0.5) -> None:
+        """Let events that arrive without a command (console messages) be read."""
+        self.evaluate(f"new Promise(done => setTimeout(done, {int(seconds * 1000)}))")
+
+    def open(self, url: str) -> None:
+        """Navigate and wait until the document has loaded."""
+        self.call("Page.navigate", url=url)
+        self.wait_for("document.readyState === 'complete'", timeout=30)
+
+    def viewport(self, width: int, height: int) -> None:
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
 
     def evaluate(self, expression: str) -> Any:
         result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
@@ -59,10 +84,12 @@ class Page:
     def text(self) -> str:
         return str(self.evaluate("document.body ? document.body.innerText : ''") or "")
 
-    def screenshot(self, path: Path) -> None:
+    def screenshot(self, path: Path) -> Path:
         import base64
 
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+        return path
 
 
 @contextlib.contextmanager
@@ -78,6 +105,8 @@ def browser(url: str, *, executable: str) -> Iterator[Page]:
             with connect(_page_socket(port, url), max_size=None, open_timeout=10) as socket:
                 page = Page(socket)
                 page.call("Runtime.enable")
+                page.call("Log.enable")
+                page.call("Page.enable")
                 yield page
         finally:
             _end_group(process)

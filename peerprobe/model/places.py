@@ -1,0 +1,28 @@
+"""Names of the places a connection passes (the model's marks carry them; the HTML diagram uses them as ids).
+
+A vantage is its own place (`vpc1-pod`, `vpc2-pod`, `vpc2-ec2`, `outside`); the EC2 host is `vpc2-ec2` also when
+it is the target."""
+
+from __future__ import annotations
+
+PEERING = "peering"
+INTERNET = "internet"
+ECHO_POD = "echo-pod"
+NGINX_POD = "nginx-pod"
+PEER_HOST = "vpc2-ec2"
+
+
+def node(name: str) -> str:
+    return f"node:{name}"
+
+
+def nat_gateway(vpc: str) -> str:
+    return f"nat:{vpc}"
+
+
+def internet_gateway(vpc: str) -> str:
+    return f"igw:{vpc}"
+
+
+def load_balancer(kind: str) -> str:
+    return f"lb:{kind}"
