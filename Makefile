@@ -40,6 +40,7 @@ ui-deps:
 	@scripts/system-deps.sh --with-chromium
 
 lint:
+	$(BIN)/ruff format --check peerprobe flows tasks tests bench
 	$(BIN)/ruff check peerprobe flows tasks tests bench
 	$(BIN)/lint-imports
 

@@ -44,8 +44,10 @@ def main() -> None:
                 samples.append(time.perf_counter() - started)
                 print(f"  peerprobe drift: exit {done.returncode}, {samples[-1]:.2f} s")
     median = statistics.median(samples)
-    print(f"drift check from a fresh command: median {median:.2f} s (target probe timeout {timeout:.0f} + 6 = "
-          f"{timeout + 6:.0f} s)")  # fmt: skip
+    print(
+        f"drift check from a fresh command: median {median:.2f} s (target probe timeout {timeout:.0f} + 6 = "
+        f"{timeout + 6:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

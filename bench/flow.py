@@ -88,8 +88,10 @@ def main() -> None:
     slow = experiment_seconds("benchlat")
     critical = CRITICAL_DELAYS + plain
     serial = 2 * (PROFILE["cluster"] + PROFILE["nodegroup"]) + PROFILE["ec2"] + PROFILE["load_balancer"] + plain
-    print(f"with AWS-like latency {PROFILE}: {slow:.2f} s; critical path {critical:.2f} s; "
-          f"ratio {slow / critical:.3f} (target 1.15; serial would be {serial:.2f} s)")  # fmt: skip
+    print(
+        f"with AWS-like latency {PROFILE}: {slow:.2f} s; critical path {critical:.2f} s; "
+        f"ratio {slow / critical:.3f} (target 1.15; serial would be {serial:.2f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -78,8 +78,10 @@ def _report(timings: list[dict[str, float]], timeout: float) -> int:
         median = statistics.median(t[key] for t in timings)
         ok = median <= limits[key]
         failed |= not ok
-        print(f"{key:6} median {median:6.3f} s  (limit {limits[key]:.2f} s, {len(timings)} rounds)  "
-              f"{'ok' if ok else 'OVER'}")  # fmt: skip
+        print(
+            f"{key:6} median {median:6.3f} s  (limit {limits[key]:.2f} s, {len(timings)} rounds)  "
+            f"{'ok' if ok else 'OVER'}"
+        )
     print(f"cells per phase: {int(timings[0]['cells'])}, probe timeout {timeout:g} s")
     return 1 if failed else 0
 

@@ -104,6 +104,11 @@ def run_here(api_url: str, ui_url: str, parameters: RunParameters) -> RunOutcome
     if report is None:
         error = str(state.message or state.name)
     return RunOutcome(
-        state=str(state.name), flow_run_id=flow_run_id, run_url=f"{ui_url}/runs/flow-run/{flow_run_id}",
-        api_url=api_url, report=report, error=error, parameters=parameters,
-    )  # fmt: skip
+        state=str(state.name),
+        flow_run_id=flow_run_id,
+        run_url=f"{ui_url}/runs/flow-run/{flow_run_id}",
+        api_url=api_url,
+        report=report,
+        error=error,
+        parameters=parameters,
+    )

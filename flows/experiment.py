@@ -31,11 +31,17 @@ from tasks.snat import set_snat
 # The setup's stages in the order run_steps takes them, and each stage's tasks: the one count both progress
 # displays derive from (the UI's artifact counts stages, the terminal's bar counts tasks).
 SETUP_STAGES: tuple[tuple[str, ...], ...] = (
-    ("create-network-vpc1", "create-network-vpc2", "create-cluster-vpc1", "create-cluster-vpc2",
-     "create-peer-host", "peer-vpcs"),
+    (
+        "create-network-vpc1",
+        "create-network-vpc2",
+        "create-cluster-vpc1",
+        "create-cluster-vpc2",
+        "create-peer-host",
+        "peer-vpcs",
+    ),
     ("deploy-apps",),
     ("expose-services", "read-topology"),
-)  # fmt: skip
+)
 SETUP_TASKS = sum(len(stage) for stage in SETUP_STAGES)
 
 

@@ -84,9 +84,15 @@ def _interrupted(
     prefect_server: server.PrefectServer, flow_run_id: str, parameters: RunParameters, interrupt: BaseException
 ) -> RunOutcome:
     signal = "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C / SIGINT"
-    return RunOutcome(state="Interrupted", flow_run_id=flow_run_id, run_url=prefect_server.flow_run_url(flow_run_id),
-                      api_url=prefect_server.api_url, parameters=parameters, error=f"interrupted by {signal}",
-                      retry_entrypoint=RETRY_ENTRYPOINT)  # fmt: skip
+    return RunOutcome(
+        state="Interrupted",
+        flow_run_id=flow_run_id,
+        run_url=prefect_server.flow_run_url(flow_run_id),
+        api_url=prefect_server.api_url,
+        parameters=parameters,
+        error=f"interrupted by {signal}",
+        retry_entrypoint=RETRY_ENTRYPOINT,
+    )
 
 
 def expected_steps(parameters: RunParameters) -> int:
@@ -103,8 +109,14 @@ def expected_steps(parameters: RunParameters) -> int:
 def progress_bar(total: int) -> Iterator[Callable[[str, str], None]]:
     """A progress bar on stderr, advanced as steps finish; Prefect's own per-task lines go to the run's
     logs (and the console with -v)."""
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True), transient=False) as progress:  # fmt: skip
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    ) as progress:
         bar = progress.add_task("experiment", total=total)
 
         def advance(step: str, state: str) -> None:
@@ -182,9 +194,13 @@ def link_report(outcome: RunOutcome, path: Path) -> None:
     from prefect.client.schemas.actions import ArtifactCreate
 
     link = artifacts.report_link(path)
-    artifact = ArtifactCreate(key=artifacts.artifact_key(outcome.parameters.config.name, "html-report"),
-                              type="markdown", data=link.markdown(), flow_run_id=UUID(outcome.flow_run_id),
-                              description="the HTML report: topology, matrix and each cell's path")  # fmt: skip
+    artifact = ArtifactCreate(
+        key=artifacts.artifact_key(outcome.parameters.config.name, "html-report"),
+        type="markdown",
+        data=link.markdown(),
+        flow_run_id=UUID(outcome.flow_run_id),
+        description="the HTML report: topology, matrix and each cell's path",
+    )
     try:
         with get_client(sync_client=True) as client:
             client.create_artifact(artifact)

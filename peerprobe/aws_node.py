@@ -111,8 +111,15 @@ VARIABLES = (
     Variable("POD_MTU", MAIN, "int", "9001", minimum=576, maximum=9001, refuses=True),
     Variable("AWS_VPC_K8S_CNI_VETHPREFIX", MAIN, "veth-prefix", "eni", refuses=True),
     Variable("ENABLE_POD_ENI", MAIN, "bool", "false"),
-    Variable("POD_SECURITY_GROUP_ENFORCING_MODE", MAIN, "choice", "strict", ("strict", "standard"), refuses=True,
-             note="checked when ENABLE_POD_ENI is true"),
+    Variable(
+        "POD_SECURITY_GROUP_ENFORCING_MODE",
+        MAIN,
+        "choice",
+        "strict",
+        ("strict", "standard"),
+        refuses=True,
+        note="checked when ENABLE_POD_ENI is true",
+    ),
     Variable("AWS_VPC_K8S_PLUGIN_LOG_FILE", MAIN, note="`stdout` is refused"),
     Variable("AWS_VPC_K8S_PLUGIN_LOG_LEVEL", MAIN),
     Variable("AWS_VPC_K8S_EGRESS_V4_PLUGIN_LOG_FILE", MAIN),
@@ -159,10 +166,22 @@ VARIABLES = (
     Variable("AWS_EC2_ENDPOINT", "pkg/awsutils/awssession/session.go"),
     Variable("HTTP_TIMEOUT", "pkg/awsutils/awssession/session.go"),
     # Read by the libraries aws-node is built with (the AWS SDK for Go, Go's net/http), not by its own code.
-    *(Variable(name, "the AWS SDK for Go") for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ROLE_ARN",
-      "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_STS_REGIONAL_ENDPOINTS", "AWS_ENDPOINT_URL", "AWS_CA_BUNDLE")),
-    *(Variable(name, "Go's net/http") for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy",
-                                                   "https_proxy", "no_proxy")),
+    *(
+        Variable(name, "the AWS SDK for Go")
+        for name in (
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ROLE_ARN",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_STS_REGIONAL_ENDPOINTS",
+            "AWS_ENDPOINT_URL",
+            "AWS_CA_BUNDLE",
+        )
+    ),
+    *(
+        Variable(name, "Go's net/http")
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+    ),
     # Deprecated (README.md): still accepted in manifests, read by no current code.
     Variable("AWS_VPC_K8S_CNI_CONFIGURE_RPFILTER", "README.md", note="deprecated since v1.12.1: aws-node ignores it"),
     Variable("ENABLE_NFTABLES", "README.md", note="deprecated since v1.13.2: aws-node ignores it"),
@@ -262,8 +281,9 @@ def _cidrs(variable: Variable, value: str) -> str | None:
     for entry in value.split(","):
         network = _go_cidr(entry)
         if network is None:
-            problems.append(f"{entry.strip()!r} is not an IPv4 CIDR (Go's net.ParseCIDR): aws-node logs an error and "
-                            "skips it")
+            problems.append(
+                f"{entry.strip()!r} is not an IPv4 CIDR (Go's net.ParseCIDR): aws-node logs an error and skips it"
+            )
         elif str(network) != entry.strip():
             problems.append(f"{entry.strip()!r} is read as {network} (host bits cleared)")
     if not problems:
@@ -292,8 +312,14 @@ def _veth_prefix(variable: Variable, value: str) -> str | None:
     return None
 
 
-_KIND_CHECKS = {"bool": _bool, "int": _int, "cidrs": _cidrs, "choice": _choice, "connmark": _connmark,
-                "veth-prefix": _veth_prefix}  # fmt: skip
+_KIND_CHECKS = {
+    "bool": _bool,
+    "int": _int,
+    "cidrs": _cidrs,
+    "choice": _choice,
+    "connmark": _connmark,
+    "veth-prefix": _veth_prefix,
+}
 
 
 def _without_effect(env: Mapping[str, str]) -> list[str]:

@@ -58,15 +58,23 @@ MarkdownOption = Annotated[
 ]
 MetricsOption = Annotated[
     str | None,
-    typer.Option("--metrics", metavar="FILE", help="Write Prometheus metrics to this file (a *.prom for "
-                 "node_exporter's textfile collector): a gauge per cell, 1 match, 0 drift; the check's time and "
-                 "counts."),
-]  # fmt: skip
+    typer.Option(
+        "--metrics",
+        metavar="FILE",
+        help="Write Prometheus metrics to this file (a *.prom for "
+        "node_exporter's textfile collector): a gauge per cell, 1 match, 0 drift; the check's time and "
+        "counts.",
+    ),
+]
 HtmlOption = Annotated[
     str | None,
-    typer.Option("--html", metavar="FILE", help="Write the HTML report to this file: the topology drawn, the "
-                 "matrix, each cell's path hop by hop (self-contained: opens with no network)."),
-]  # fmt: skip
+    typer.Option(
+        "--html",
+        metavar="FILE",
+        help="Write the HTML report to this file: the topology drawn, the "
+        "matrix, each cell's path hop by hop (self-contained: opens with no network).",
+    ),
+]
 FullOption = Annotated[
     bool, typer.Option("--full", help="Print every phase's full matrix instead of the before/after view.")
 ]
@@ -85,13 +93,17 @@ DriftBackendOption = Annotated[str, _backend_option("where the environment to ch
 CleanupBackendOption = Annotated[str, _backend_option("where the environment to remove is.")]
 KeepOption = Annotated[
     bool,
-    typer.Option("--keep", help="Keep the environment afterwards: restore the baseline SNAT settings and record the "
-                 "baseline for `peerprobe drift`."),
+    typer.Option(
+        "--keep",
+        help="Keep the environment afterwards: restore the baseline SNAT settings and record the "
+        "baseline for `peerprobe drift`.",
+    ),
 ]
 CleanupOnFailureOption = Annotated[
     bool,
-    typer.Option("--cleanup-on-failure", help="On failure, remove what the run created instead of keeping it for a "
-                 "retry."),
+    typer.Option(
+        "--cleanup-on-failure", help="On failure, remove what the run created instead of keeping it for a retry."
+    ),
 ]
 INTERRUPTED = 130  # design.md: Ctrl-C, SIGINT or SIGTERM
 
@@ -106,8 +118,9 @@ def _print_version(wanted: bool) -> None:
 def root(
     verbose: Annotated[
         int,
-        typer.Option("--verbose", "-v", count=True, show_default=False,
-                     help="-v: progress events and tracebacks; -vv: debug."),
+        typer.Option(
+            "--verbose", "-v", count=True, show_default=False, help="-v: progress events and tracebacks; -vv: debug."
+        ),
     ] = 0,
     version: Annotated[
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
@@ -207,8 +220,9 @@ def run(
     """Run the whole experiment flow (default: the workshop topology on the lab) and report every cell."""
     from peerprobe.params import RunParameters
 
-    parameters = RunParameters(config=_load(config), backend=_backend(backend), keep=keep,
-                               cleanup_on_failure=cleanup_on_failure)  # fmt: skip
+    parameters = RunParameters(
+        config=_load(config), backend=_backend(backend), keep=keep, cleanup_on_failure=cleanup_on_failure
+    )
     reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics, html=html)
     _preflight(parameters.backend, parameters.config, creating=True)
     with _interruptible(lambda: _explain_interrupted_start(parameters.backend, parameters.config, config)):
@@ -239,12 +253,16 @@ def _explain_kept(backend: str, experiment: config_module.ExperimentConfig, path
 
     key = f"{backend}:{experiment.name}:{experiment.region}"
     out = console()
-    out.print(f"kept: the {backend} environment {key} (clusters, apps, Services, peering), with aws-node back at "
-              f"the SNAT settings of phase {experiment.phases[0].name}")  # fmt: skip
+    out.print(
+        f"kept: the {backend} environment {key} (clusters, apps, Services, peering), with aws-node back at "
+        f"the SNAT settings of phase {experiment.phases[0].name}"
+    )
     baseline = drift_module.read_baseline(key)
     if baseline is not None:
-        out.print(f"baseline: phase {experiment.phases[0].name} of run {baseline.report.run_id} is recorded for "
-                  "`peerprobe drift` to compare with")  # fmt: skip
+        out.print(
+            f"baseline: phase {experiment.phases[0].name} of run {baseline.report.run_id} is recorded for "
+            "`peerprobe drift` to compare with"
+        )
     out.print(f"to remove it: {_cleanup_command(backend, path)}")
 
 
@@ -256,9 +274,13 @@ def cleanup(config: ConfigOption = None, backend: CleanupBackendOption = "lab") 
     parameters = RunParameters(config=_load(config), backend=_backend(backend))
     _preflight(parameters.backend, parameters.config)
     again = _cleanup_command(parameters.backend, config)
-    with _interruptible(lambda: _explain_interrupted(
+    with _interruptible(
+        lambda: _explain_interrupted(
             f"cleanup of {parameters.config.name} stopped: part of the environment may remain",
-            _what_exists(parameters.backend, parameters.config), f"finish removing it: {again}")):  # fmt: skip
+            _what_exists(parameters.backend, parameters.config),
+            f"finish removing it: {again}",
+        )
+    ):
         from flows import runner
 
         outcome = _lab_call(lambda: runner.run_cleanup(parameters))
@@ -285,10 +307,13 @@ def drift(
     reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics, html=html)
     _preflight(parameters.backend, parameters.config)
     _require_environment(parameters.backend, parameters.config)
-    with _interruptible(lambda: _explain_interrupted(
+    with _interruptible(
+        lambda: _explain_interrupted(
             "drift check stopped before it finished; it changes nothing, so the environment is as it was",
             _what_exists(parameters.backend, parameters.config),
-            f"check again: peerprobe drift --backend {parameters.backend}{_config_flag(config)}")):  # fmt: skip
+            f"check again: peerprobe drift --backend {parameters.backend}{_config_flag(config)}",
+        )
+    ):
         outcome = _drift_check(parameters)
     from flows import runner
     from peerprobe import drift as drift_module
@@ -334,8 +359,12 @@ def _require_lab_environment(config: config_module.ExperimentConfig) -> None:
     if state is None:
         fail(ConfigError(f"no lab environment {key} to check: `peerprobe run --keep` or `peerprobe lab up` makes one"))
     if not healthy:
-        fail(InfrastructureError(f"lab environment {key} is broken (its namespaces or agent are gone): "
-                            "`peerprobe lab up` rebuilds it, `peerprobe cleanup` removes it"))  # fmt: skip
+        fail(
+            InfrastructureError(
+                f"lab environment {key} is broken (its namespaces or agent are gone): "
+                "`peerprobe lab up` rebuilds it, `peerprobe cleanup` removes it"
+            )
+        )
 
 
 def _require_aws_environment(config: config_module.ExperimentConfig) -> None:
@@ -347,13 +376,23 @@ def _require_aws_environment(config: config_module.ExperimentConfig) -> None:
     experiment = AwsExperiment(EnvironmentRef(backend="aws", config=config, run_id="drift-check"))
     key = experiment.environment
     if not _lab_call(experiment.recorded):
-        fail(ConfigError(f"no aws environment {key} recorded in this state directory or tagged in "
-                         f"{config.region} to check: `peerprobe run --backend aws --keep` makes one"))  # fmt: skip
+        fail(
+            ConfigError(
+                f"no aws environment {key} recorded in this state directory or tagged in "
+                f"{config.region} to check: `peerprobe run --backend aws --keep` makes one"
+            )
+        )
     missing = _lab_call(experiment.missing_networks)
     if missing:
-        fail(InfrastructureError(f"aws environment {key} is broken ({', '.join(missing)} no longer exist): "
-                                 "`peerprobe cleanup --backend aws` removes the rest",
-                                 resource="vpc", resource_id=missing[0], state="absent"))  # fmt: skip
+        fail(
+            InfrastructureError(
+                f"aws environment {key} is broken ({', '.join(missing)} no longer exist): "
+                "`peerprobe cleanup --backend aws` removes the rest",
+                resource="vpc",
+                resource_id=missing[0],
+                state="absent",
+            )
+        )
 
 
 @app.command()
@@ -440,10 +479,14 @@ def lab_up(config: ConfigOption = None) -> None:
     _check_environment()
     from peerprobe.backends.lab import environment
 
-    with _interruptible(lambda: _explain_interrupted(
+    with _interruptible(
+        lambda: _explain_interrupted(
             "lab up stopped before the lab was complete; what it built so far is kept",
-            _what_exists("lab", experiment), f"finish it: peerprobe lab up{_config_flag(config)}",
-            f"remove it: peerprobe lab down{_config_flag(config)}")):  # fmt: skip
+            _what_exists("lab", experiment),
+            f"finish it: peerprobe lab up{_config_flag(config)}",
+            f"remove it: peerprobe lab down{_config_flag(config)}",
+        )
+    ):
         state = _lab_call(lambda: environment.up(experiment))
     out = console()
     out.print(Text.assemble("lab ", (state.env_key, "bold"), f" is up (run {state.run_id})"))
@@ -510,20 +553,29 @@ def status_lines(state: LabState, healthy: bool) -> list[str]:
     verdict = "up and healthy" if healthy else "BROKEN: `peerprobe lab up` rebuilds it, `peerprobe lab down` removes it"
     expected = set(state.net.namespaces()) if state.net is not None else set()
     present = set(net.list_namespaces(state.env_key))
-    agent = "none recorded" if state.agent_pid is None else (
-        f"running (pid {state.agent_pid})" if is_agent(state.agent_pid)
-        else f"gone (pid {state.agent_pid} is not running)")  # fmt: skip
+    agent = (
+        "none recorded"
+        if state.agent_pid is None
+        else (
+            f"running (pid {state.agent_pid})"
+            if is_agent(state.agent_pid)
+            else f"gone (pid {state.agent_pid} is not running)"
+        )
+    )
     lines = [f"lab {state.env_key}: {verdict}", f"  run {state.run_id}, built {state.created_at}"]
     for key in VPC_KEYS:
         side = getattr(state.topology, key)
         pods = [pod for pod in (getattr(side, "echo_pod", None), getattr(side, "busybox_pod", None)) if pod]
         settings = aws_node.env_for(state.snat(key))
         snat = ", ".join(f"{k}={v}" for k, v in settings.items()) or "the CNI defaults"
-        lines.append(f"  {key} {side.cidr}: {_count(len(side.nodes), 'node')}, {_count(len(pods), 'pod')}; "
-                     f"aws-node SNAT: {snat}")
+        lines.append(
+            f"  {key} {side.cidr}: {_count(len(side.nodes), 'node')}, {_count(len(pods), 'pod')}; aws-node SNAT: {snat}"
+        )
     missing = len(expected - present)
-    lines.append(f"  namespaces: {len(present & expected)} of {len(expected)} present"
-                 + (f" ({missing} missing)" if missing else ""))  # fmt: skip
+    lines.append(
+        f"  namespaces: {len(present & expected)} of {len(expected)} present"
+        + (f" ({missing} missing)" if missing else "")
+    )
     lines.append(f"  agent: {agent}")
     return lines
 
@@ -570,12 +622,14 @@ def lab_set_env(
     for message in found:  # without a lab, set_env says so and nothing is applied
         warn(message)
     snat = _lab_call(lambda: environment.set_env(experiment, cluster, assignments))  # type: ignore[arg-type]
-    console().print(f"{cluster} aws-node: external_snat={snat.external_snat} "
-                    f"exclude_snat_cidrs={snat.exclude_snat_cidrs}")  # fmt: skip
+    console().print(
+        f"{cluster} aws-node: external_snat={snat.external_snat} exclude_snat_cidrs={snat.exclude_snat_cidrs}"
+    )
 
 
-config_app = typer.Typer(name="config", help="The experiment config: its effective values, each key explained.",
-                         no_args_is_help=True)  # fmt: skip
+config_app = typer.Typer(
+    name="config", help="The experiment config: its effective values, each key explained.", no_args_is_help=True
+)
 app.add_typer(config_app)
 
 
@@ -639,8 +693,11 @@ def _explain_interrupted(headline: str, *lines: str) -> None:
 
 def _explain_interrupted_start(backend: str, experiment: config_module.ExperimentConfig, path: Path | None) -> None:
     """Stopped before the flow run existed (while the local Prefect server started)."""
-    _explain_interrupted("run stopped before the experiment started", _what_exists(backend, experiment),
-                         f"remove anything left: {_cleanup_command(backend, path)}")  # fmt: skip
+    _explain_interrupted(
+        "run stopped before the experiment started",
+        _what_exists(backend, experiment),
+        f"remove anything left: {_cleanup_command(backend, path)}",
+    )
 
 
 def _explain_interrupted_run(outcome: RunOutcome, path: Path | None) -> None:

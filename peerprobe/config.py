@@ -121,8 +121,15 @@ def _matching(pattern: re.Pattern[str], value: str, what: str) -> str:
 
 
 def _kind(value: object) -> str:
-    kinds = {bool: "the boolean", int: "the number", float: "the number", str: "the text", list: "a list",
-             dict: "a mapping", type(None): "null"}  # fmt: skip
+    kinds = {
+        bool: "the boolean",
+        int: "the number",
+        float: "the number",
+        str: "the text",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }
     return kinds.get(type(value), type(value).__name__)
 
 
@@ -176,8 +183,9 @@ class Subnets(_Model):
             if item.startswith("subnet-") and not SUBNET_ID.fullmatch(item):
                 raise KeyedError(f"{shorten(item)} is not a subnet id like subnet-0123456789abcdef0", item=index)
             if not SUBNET_NAME.fullmatch(item):
-                raise KeyedError(f"{shorten(item)} is neither a subnet id nor a Name tag (1-255 printable "
-                                 "characters)", item=index)  # fmt: skip
+                raise KeyedError(
+                    f"{shorten(item)} is neither a subnet id nor a Name tag (1-255 printable characters)", item=index
+                )
             if item in value[:index]:
                 raise KeyedError(f"duplicate {shorten(item)}", item=index)
         return value
@@ -226,8 +234,11 @@ class Cluster(_Model):
     @field_validator("name")
     @classmethod
     def _eks_name(cls, value: str) -> str:
-        return _matching(EKS_NAME, value, "is not a valid EKS cluster name (1-100 letters, digits, '-' or '_', "
-                         "starting with a letter or digit)")  # fmt: skip
+        return _matching(
+            EKS_NAME,
+            value,
+            "is not a valid EKS cluster name (1-100 letters, digits, '-' or '_', starting with a letter or digit)",
+        )
 
     @field_validator("cni_version")
     @classmethod
@@ -483,8 +494,9 @@ def _outside_cidr(cidr: str, index: int, earlier: list[str]) -> None:
     prefix = network(cidr).prefixlen
     if prefix < OUTSIDE_MAX_PREFIX:
         reach = "the whole internet" if prefix == 0 else "a large part of the internet"
-        raise KeyedError(f"{cidr} is wider than a /{OUTSIDE_MAX_PREFIX}: it would open the load balancers to {reach}",
-                         item=index)  # fmt: skip
+        raise KeyedError(
+            f"{cidr} is wider than a /{OUTSIDE_MAX_PREFIX}: it would open the load balancers to {reach}", item=index
+        )
     problem = _reserved(cidr, NOT_UNICAST)
     if problem:
         raise KeyedError(f"{problem}; no probe comes from there", item=index)
@@ -492,8 +504,9 @@ def _outside_cidr(cidr: str, index: int, earlier: list[str]) -> None:
         if cidr == other:
             raise KeyedError(f"duplicate {cidr!r}", item=index)
         if network(cidr).overlaps(network(other)):
-            raise KeyedError(f"{cidr} overlaps {other}",
-                             keys=(f"outside_cidrs[{index}]", f"outside_cidrs[{other_index}]"))  # fmt: skip
+            raise KeyedError(
+                f"{cidr} overlaps {other}", keys=(f"outside_cidrs[{index}]", f"outside_cidrs[{other_index}]")
+            )
 
 
 class CrossFieldErrors(ValueError):
@@ -617,8 +630,10 @@ def _format_error(error: Mapping[str, Any], words: Mapping[KeyPath, str]) -> lis
     word = _boolean_word(loc, error.get("input"), words)
     if word is not None:
         path, text = word
-        return [f"{dotted(path)}: {text!r} is read by YAML as a boolean, but this key wants "
-                f"{_wanted(error, cause)}; quote it ('{text}') if you mean the word"]  # fmt: skip
+        return [
+            f"{dotted(path)}: {text!r} is read by YAML as a boolean, but this key wants "
+            f"{_wanted(error, cause)}; quote it ('{text}') if you mean the word"
+        ]
     if isinstance(cause, KeyedError):
         keys = ", ".join(cause.keys) if cause.keys else dotted(loc)
         item = f"item {cause.item + 1}: " if cause.item is not None and not cause.keys else ""

@@ -89,8 +89,13 @@ def _read_regular(fd: int, name: str) -> bytes:
 
 
 def _kind(mode: int) -> str:
-    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device",
-             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}  # fmt: skip
+    kinds = {
+        stat.S_ISDIR: "a directory",
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISSOCK: "a socket",
+    }
     return next((text for test, text in kinds.items() if test(mode)), "not a regular file")
 
 
@@ -161,8 +166,9 @@ class _Builder:
     def value(self, node: yaml.Node, path: KeyPath) -> object:
         self.count += 1
         if self.count > MAX_NODES:
-            raise ConfigError(f"{self._where(path, node)}aliases expand to more than {MAX_NODES} values; "
-                              "a config needs far fewer")  # fmt: skip
+            raise ConfigError(
+                f"{self._where(path, node)}aliases expand to more than {MAX_NODES} values; a config needs far fewer"
+            )
         if id(node) in self.open:
             raise ConfigError(f"{self._where(path, node)}an alias refers to the value that contains it")
         if isinstance(node, yaml.ScalarNode):
@@ -196,8 +202,10 @@ class _Builder:
             key = self._key(key_node, path)
             line = key_node.start_mark.line + 1
             if key in explicit:
-                raise ConfigError(f"{dotted((*path, key))}: duplicate key {shorten(key)} at line {line} "
-                                  f"(first at line {explicit[key]})")  # fmt: skip
+                raise ConfigError(
+                    f"{dotted((*path, key))}: duplicate key {shorten(key)} at line {line} "
+                    f"(first at line {explicit[key]})"
+                )
             explicit[key] = line
             merged[key] = self.value(value_node, (*path, key))
         return merged
@@ -215,8 +223,9 @@ class _Builder:
     def _key(self, node: yaml.Node, path: KeyPath) -> str:
         if not isinstance(node, yaml.ScalarNode) or node.tag != STR_TAG:
             shown = node.value if isinstance(node, yaml.ScalarNode) else node.tag.rsplit(":", 1)[-1]
-            raise ConfigError(f"{self._where(path, node)}the key {shorten(shown)} is not text; keys are names "
-                              "like `nodes`")  # fmt: skip
+            raise ConfigError(
+                f"{self._where(path, node)}the key {shorten(shown)} is not text; keys are names like `nodes`"
+            )
         return str(node.value)
 
     def _where(self, path: KeyPath, node: yaml.Node) -> str:

@@ -43,9 +43,14 @@ def spawn(command: Sequence[str], *, log_name: str, env: Mapping[str, str]) -> i
     appended to the state directory's `log_name`; its pid, which is also its process group."""
     with open(log_path(log_name), "ab") as output:
         process = subprocess.Popen(
-            list(command), stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True, env=dict(env),
-        )  # fmt: skip
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+            env=dict(env),
+        )
     log.info("daemon.started", command=command[0], pid=process.pid, log=log_name)
     return process.pid
 
@@ -72,13 +77,18 @@ def wait_started(pid: int, answers: Callable[[], bool], *, what: str, timeout: f
         if answers():
             return True
         if not pid_alive(pid):
-            raise InfrastructureError(f"{what} (pid {pid}) exited while starting; see {log_path(log_name)}",
-                                      resource=what, resource_id=str(pid), state="exited")  # fmt: skip
+            raise InfrastructureError(
+                f"{what} (pid {pid}) exited while starting; see {log_path(log_name)}",
+                resource=what,
+                resource_id=str(pid),
+                state="exited",
+            )
         return False
 
     try:
-        until(settled, kind=what, resource_id=f"(pid {pid})", goal="answering", timeout_seconds=timeout,
-              timing=STARTING)  # fmt: skip
+        until(
+            settled, kind=what, resource_id=f"(pid {pid})", goal="answering", timeout_seconds=timeout, timing=STARTING
+        )
     except WaitTimeoutError:
         terminate(pid, timeout=5)
         raise
@@ -88,8 +98,14 @@ def terminate(pid: int, *, timeout: float) -> None:
     """SIGTERM to its process group, then SIGKILL once `timeout` has passed."""
     _signal_group(pid, signal.SIGTERM)
     try:
-        until(lambda: not pid_alive(pid), kind="pid", resource_id=str(pid), goal="gone", timeout_seconds=timeout,
-              timing=STARTING)  # fmt: skip
+        until(
+            lambda: not pid_alive(pid),
+            kind="pid",
+            resource_id=str(pid),
+            goal="gone",
+            timeout_seconds=timeout,
+            timing=STARTING,
+        )
     except WaitTimeoutError:
         _signal_group(pid, signal.SIGKILL)
 

@@ -128,10 +128,15 @@ def cell_change(before: Cell | None, now: Cell) -> str | None:
 
 
 _ROLES = {
-    "client-pod": "the client pod", "client-node": "its node", "client-host": "the EC2 host",
-    "nat-gateway": "the NAT gateway", "receiving-node": "the receiving node", "vpc1-node": "a VPC1 node",
-    "load-balancer": "the load balancer", "other": "another address",
-}  # fmt: skip
+    "client-pod": "the client pod",
+    "client-node": "its node",
+    "client-host": "the EC2 host",
+    "nat-gateway": "the NAT gateway",
+    "receiving-node": "the receiving node",
+    "vpc1-node": "a VPC1 node",
+    "load-balancer": "the load balancer",
+    "other": "another address",
+}
 
 
 def _role(role: str | None) -> str:
@@ -156,7 +161,7 @@ def changed_cells(report: Report) -> list[str]:
 
 
 def _first(cell: Cell) -> str:
-    return (cell.explanation[0].removeprefix("drift: ") if cell.explanation else "drifted from the model")
+    return cell.explanation[0].removeprefix("drift: ") if cell.explanation else "drifted from the model"
 
 
 def message(env_key: str, report: Report) -> str:

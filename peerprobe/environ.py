@@ -40,15 +40,19 @@ def check_result_storage(value: str) -> None:
         return
     if not value.startswith("s3://"):
         if _SLUG.fullmatch(value) is None:
-            raise ConfigError(f"{RESULT_STORAGE_ENV}: {value!r} is neither s3://bucket/prefix nor a block slug "
-                              "(block-type/name, e.g. s3-bucket/peerprobe-results)")  # fmt: skip
+            raise ConfigError(
+                f"{RESULT_STORAGE_ENV}: {value!r} is neither s3://bucket/prefix nor a block slug "
+                "(block-type/name, e.g. s3-bucket/peerprobe-results)"
+            )
         return
     bucket = value.removeprefix("s3://").partition("/")[0]
     if not bucket:
         raise ConfigError(f"{RESULT_STORAGE_ENV}: {value!r} names no bucket")
     if _BUCKET.fullmatch(bucket) is None:
-        raise ConfigError(f"{RESULT_STORAGE_ENV}: {bucket!r} is not an S3 bucket name (3-63 lowercase letters, "
-                          "digits, dots and hyphens)")  # fmt: skip
+        raise ConfigError(
+            f"{RESULT_STORAGE_ENV}: {bucket!r} is not an S3 bucket name (3-63 lowercase letters, "
+            "digits, dots and hyphens)"
+        )
     if find_spec("prefect_aws") is None:  # find_spec of a top-level name imports nothing
         raise ConfigError(f"{RESULT_STORAGE_ENV}={value}: install the aws extra (pip install 'peerprobe[aws]')")
 

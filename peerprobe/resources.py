@@ -63,8 +63,14 @@ def app_values(config: ExperimentConfig, topology: Topology, cluster: str = "vpc
     echo = topology.vpc1.echo_pod.node if topology.vpc1.echo_pod else topology.vpc1.nodes[0].name
     nginx = topology.vpc1.nginx_pod.node if topology.vpc1.nginx_pod else echo
     images = config.images
-    return {"echo_node": echo, "busybox_node": busybox, "nginx_node": nginx, "echo_image": images.echo,
-            "busybox_image": images.busybox, "nginx_image": images.nginx}  # fmt: skip
+    return {
+        "echo_node": echo,
+        "busybox_node": busybox,
+        "nginx_node": nginx,
+        "echo_image": images.echo,
+        "busybox_image": images.busybox,
+        "nginx_image": images.nginx,
+    }
 
 
 def manifests(config: ExperimentConfig, topology: Topology, *, cluster: str = "vpc1") -> list[Manifest]:
@@ -119,12 +125,20 @@ def _annotations(kind: str, config: ExperimentConfig) -> dict[str, str]:
 def cluster_config(config: ExperimentConfig) -> Manifest:
     """resources/private-cluster.yaml for the VPC1 cluster, filled from the config."""
     cluster, vpc = config.clusters.vpc1, config.vpcs.vpc1
-    (doc,) = load(CLUSTER_FILE, {
-        "cluster_name": cluster.name, "region": config.region, "experiment": config.name, "vpc_cidr": vpc.cidr,
-        "nat_gateway": "Single" if vpc.nat_gateway else "Disable", "service_cidr": cluster.service_cidr,
-        "cni_version": f"v{cluster.cni_version.removeprefix('v')}-eksbuild.1", "nodes": cluster.nodes,
-        "private_networking": cluster.node_subnets == "private",
-    })  # fmt: skip
+    (doc,) = load(
+        CLUSTER_FILE,
+        {
+            "cluster_name": cluster.name,
+            "region": config.region,
+            "experiment": config.name,
+            "vpc_cidr": vpc.cidr,
+            "nat_gateway": "Single" if vpc.nat_gateway else "Disable",
+            "service_cidr": cluster.service_cidr,
+            "cni_version": f"v{cluster.cni_version.removeprefix('v')}-eksbuild.1",
+            "nodes": cluster.nodes,
+            "private_networking": cluster.node_subnets == "private",
+        },
+    )
     return doc
 
 

@@ -96,8 +96,9 @@ def write_reports(report: Report, reports: ReportPaths, *, config: ExperimentCon
         try:
             outputs.write_text(path, renderers[option](report))
         except OSError as error:
-            errors.print(f"error: {option}: {path}: the report could not be written ({error.strerror or error})",
-                         markup=False)  # fmt: skip
+            errors.print(
+                f"error: {option}: {path}: the report could not be written ({error.strerror or error})", markup=False
+            )
             written = False
     return written
 
@@ -140,8 +141,11 @@ def explain_failure(outcome: RunOutcome, console: Console, *, cleanup: str | Non
     )
     console.print(
         "    cleanup: "
-        + (cleanup or f"peerprobe cleanup --backend {outcome.parameters.backend}"
-           + ("" if config.name == "workshop" else " --config <your config>")),
+        + (
+            cleanup
+            or f"peerprobe cleanup --backend {outcome.parameters.backend}"
+            + ("" if config.name == "workshop" else " --config <your config>")
+        ),
         highlight=False,
         soft_wrap=True,
         markup=False,

@@ -48,8 +48,10 @@ def ensure_running(*, timeout: float = START_TIMEOUT_SECONDS) -> PrefectServer:
     if os.environ.get("PREFECT_API_URL"):
         raise InfrastructureError(
             f"Prefect server {os.environ['PREFECT_API_URL']} (PREFECT_API_URL): not answering /health",
-            resource="prefect server", resource_id=os.environ["PREFECT_API_URL"], state="unreachable",
-        )  # fmt: skip
+            resource="prefect server",
+            resource_id=os.environ["PREFECT_API_URL"],
+            state="unreachable",
+        )
     return _start(timeout=timeout)
 
 

@@ -109,9 +109,12 @@ def route_target_kind(target_id: str) -> str:
 
 
 def live_config(
-    config: ExperimentConfig, snapshot: ConfigSnapshot, *, peer_ports: list[int] | None = None,
+    config: ExperimentConfig,
+    snapshot: ConfigSnapshot,
+    *,
+    peer_ports: list[int] | None = None,
     node_port: int | None = None,
-) -> ExperimentConfig:  # fmt: skip
+) -> ExperimentConfig:
     """The config, with what the snapshot says the environment really runs: each cluster's CNI version, the
     Services' externalTrafficPolicy, whether the peering is active with its routes, and which ports peerprobe's
     peer rules still open (``nodeport`` for the NodePort Service's port). The model predicts from this."""
@@ -181,11 +184,15 @@ def _list_changes(path: str, old: list[Any], new: list[Any]) -> list[dict[str, A
     removed = [item for item in old if item not in new]
     added = [item for item in new if item not in old]
     return [
-        *({"path": f"{path}[{item}]", "baseline": item, "live": None, "text": describe(path, item, None)}
-          for item in removed),
-        *({"path": f"{path}[{item}]", "baseline": None, "live": item, "text": describe(path, None, item)}
-          for item in added),
-    ]  # fmt: skip
+        *(
+            {"path": f"{path}[{item}]", "baseline": item, "live": None, "text": describe(path, item, None)}
+            for item in removed
+        ),
+        *(
+            {"path": f"{path}[{item}]", "baseline": None, "live": item, "text": describe(path, None, item)}
+            for item in added
+        ),
+    ]
 
 
 def describe(path: str, old: Any, new: Any) -> str:

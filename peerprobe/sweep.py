@@ -41,9 +41,22 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 GRACE_SECONDS = 120.0
 # Deletion order for orphaned cloud resources (what depends on what goes first).
 _ORDER = [
-    "elb", "elbv2", "target-group", "eks-nodegroup", "eks-cluster", "instance", "volume", "natgateway", "elastic-ip",
-    "vpc-peering-connection", "security-group", "subnet", "route-table", "internet-gateway", "vpc",
-]  # fmt: skip
+    "elb",
+    "elbv2",
+    "target-group",
+    "eks-nodegroup",
+    "eks-cluster",
+    "instance",
+    "volume",
+    "natgateway",
+    "elastic-ip",
+    "vpc-peering-connection",
+    "security-group",
+    "subnet",
+    "route-table",
+    "internet-gateway",
+    "vpc",
+]
 
 
 def parse_duration(text: str) -> float:
@@ -96,8 +109,9 @@ def find(
     swept_envs = {item.environment for item in found}
     found += _cloud_orphans(states, now=now)
     owned = {names.prefix(key) for key in states} | _prefixes_of_live_agents(agents)
-    found += _namespace_orphans(namespaces() if namespaces else _all_namespaces(), owned, swept_envs, states,
-                                now=now, grace=grace_seconds)  # fmt: skip
+    found += _namespace_orphans(
+        namespaces() if namespaces else _all_namespaces(), owned, swept_envs, states, now=now, grace=grace_seconds
+    )
     found += _agent_orphans(agents() if agents else _all_agents(), now=now, grace=grace_seconds)
     return found
 
@@ -154,8 +168,9 @@ def _cloud_orphans(states: dict[str, environment.LabState], *, now: float) -> li
             if _owned(resource.environment, states) or not cloud.exists(resource):
                 continue
             age = _age(resource.tags.get(TAG_CREATED_AT), now)
-            found.append(Leftover(resource.kind, resource.id, resource.environment, age, "no live environment",
-                                  region=region))  # fmt: skip
+            found.append(
+                Leftover(resource.kind, resource.id, resource.environment, age, "no live environment", region=region)
+            )
     return found
 
 
@@ -166,8 +181,11 @@ def _owned(environment_key: str, states: dict[str, environment.LabState]) -> boo
 
 
 def _cloud(region: str) -> AwsCloud:
-    return aws_cloud(Stamp(experiment="sweep", environment="sweep", run_id="sweep"), region=region,
-                     endpoint_url=moto_service.endpoint_url())  # fmt: skip
+    return aws_cloud(
+        Stamp(experiment="sweep", environment="sweep", run_id="sweep"),
+        region=region,
+        endpoint_url=moto_service.endpoint_url(),
+    )
 
 
 def _prefixes_of_live_agents(agents: Callable[[], list[tuple[int, Path]]] | None) -> set[str]:
@@ -190,9 +208,14 @@ def _env_key_of_agent(spec: Path) -> str | None:
 
 
 def _namespace_orphans(
-    found: Sequence[str], owned: set[str], swept: set[str], states: dict[str, environment.LabState], *,
-    now: float, grace: float,
-) -> list[Leftover]:  # fmt: skip
+    found: Sequence[str],
+    owned: set[str],
+    swept: set[str],
+    states: dict[str, environment.LabState],
+    *,
+    now: float,
+    grace: float,
+) -> list[Leftover]:
     swept_prefixes = {names.prefix(key) for key in swept}
     result = []
     for ns in found:

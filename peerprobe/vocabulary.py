@@ -74,5 +74,6 @@ class Cell(_Frozen):
     explanation: list[str]
     workshop: WorkshopClaim | None = None
 
+
 VpcKey = Literal["vpc1", "vpc2"]  # the experiment's two VPCs (and their clusters)
 VPC_KEYS: tuple[VpcKey, VpcKey] = ("vpc1", "vpc2")

@@ -75,8 +75,9 @@ class Waits:
             log.debug("aws.waiting", kind=kind, resource_id=resource_id, goal=goal, attempt=attempt)
         spent = f"after {attempt} checks in {self.clock() - started:.0f}s"
         message = f"{state()} {spent} (waiting until {goal})" if state is not None else f"not {goal} {spent}"
-        raise WaitTimeoutError(f"{kind} {resource_id}: {message}", resource=kind, resource_id=resource_id,
-                               state="waiting")  # fmt: skip
+        raise WaitTimeoutError(
+            f"{kind} {resource_id}: {message}", resource=kind, resource_id=resource_id, state="waiting"
+        )
 
     def retry(
         self,
@@ -113,5 +114,6 @@ def until(
 ) -> None:
     """Return once `ready()` (a predicate: it reads, it changes nothing) is true; past the caps a
     WaitTimeoutError: "<kind> <resource_id>: not <goal> after n checks in s"."""
-    timing.poll(lambda: True if ready() else None, kind=kind, resource_id=resource_id, goal=goal,
-                max_seconds=timeout_seconds)  # fmt: skip
+    timing.poll(
+        lambda: True if ready() else None, kind=kind, resource_id=resource_id, goal=goal, max_seconds=timeout_seconds
+    )

@@ -80,9 +80,11 @@ def environment_lock(ref: EnvironmentRef, *, timeout_seconds: float | None = Non
         except TimeoutError:
             raise ConflictError(
                 f"environment {ref.key}: another drift check holds its lock {name}; gave up after {wait:.0f}s "
-                f"(wait for it to finish, or raise {LOCK_TIMEOUT_ENV})", resource="concurrency limit",
-                resource_id=name, state="held",
-            ) from None  # fmt: skip
+                f"(wait for it to finish, or raise {LOCK_TIMEOUT_ENV})",
+                resource="concurrency limit",
+                resource_id=name,
+                state="held",
+            ) from None
         yield name
 
 
@@ -134,8 +136,9 @@ def store_baseline(env_key: str, document: dict[str, Any]) -> str:
     except Exception as exc:  # S3's or the Prefect server's own error: say what was being written where
         raise InfrastructureError(
             f"{RESULT_STORAGE_ENV}: could not write the drift baseline of {env_key} to {path} in {slug}: {exc}",
-            resource="result storage", resource_id=f"{slug}:{path}",
-        ) from exc  # fmt: skip
+            resource="result storage",
+            resource_id=f"{slug}:{path}",
+        ) from exc
     log.info("baseline.stored", environment=env_key, storage=slug, path=path)
     return path
 
@@ -149,8 +152,9 @@ def fetch_baseline(env_key: str) -> drift.Baseline | None:
         document = json.loads(storage_block(result_storage()).read_path(path, _sync=True))
     except Exception as exc:  # whatever the storage raised, the check goes on without a baseline
         if not stored_nothing(exc):
-            log.warning("baseline.fetch_failed", environment=env_key, path=path, error=type(exc).__name__,
-                        detail=str(exc)[:300])  # fmt: skip
+            log.warning(
+                "baseline.fetch_failed", environment=env_key, path=path, error=type(exc).__name__, detail=str(exc)[:300]
+            )
         return None
     return drift.baseline_from_document(document)
 

@@ -24,9 +24,10 @@ def read_topology(ref: EnvironmentRef) -> Topology:
 
 
 @task(
-    name="probe", task_run_name="probe-{phase}-{vantage}",
+    name="probe",
+    task_run_name="probe-{phase}-{vantage}",
     **(STEP_OPTIONS | {"cache_key_fn": phase_key}),
-)  # fmt: skip
+)
 def probe_vantage(ref: EnvironmentRef, phase: str, snat: PhaseSnat, vantage: Vantage) -> list[Cell]:
     """Every cell of the vantage in one batch (each probe a new connection), judged against the model
     predicted for the SNAT settings read back from aws-node."""

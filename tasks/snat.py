@@ -15,9 +15,10 @@ ROLLOUT_TIMEOUT_SECONDS = 300  # an aws-node DaemonSet rollout on a real cluster
 
 
 @task(
-    name="set-snat", task_run_name="set-snat-{vpc}-{phase}",
+    name="set-snat",
+    task_run_name="set-snat-{vpc}-{phase}",
     **(STEP_OPTIONS | {"cache_key_fn": phase_key}),
-)  # fmt: skip
+)
 def set_snat(ref: EnvironmentRef, vpc: VpcKey, phase: str, snat: Snat) -> Snat:
     """Returns the settings read back from the live aws-node environment, not what was asked for."""
     inject_fault("set-snat")

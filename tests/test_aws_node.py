@@ -61,16 +61,26 @@ def test_a_name_kubectl_would_refuse_is_refused(name: str) -> None:
 
 
 def test_settings_aws_node_reads_as_given_have_no_warning() -> None:
-    good = [f"{EXTERNAL_SNAT}=true", f"{EXCLUDE_SNAT_CIDRS}=10.0.0.0/8,172.16.0.0/12", "WARM_IP_TARGET=5",
-            "AWS_VPC_K8S_CNI_RANDOMIZESNAT=none", "AWS_VPC_K8S_CNI_CONNMARK=0x80", f"{EXTERNAL_SNAT}-"]  # fmt: skip
+    good = [
+        f"{EXTERNAL_SNAT}=true",
+        f"{EXCLUDE_SNAT_CIDRS}=10.0.0.0/8,172.16.0.0/12",
+        "WARM_IP_TARGET=5",
+        "AWS_VPC_K8S_CNI_RANDOMIZESNAT=none",
+        "AWS_VPC_K8S_CNI_CONNMARK=0x80",
+        f"{EXTERNAL_SNAT}-",
+    ]
     assert warnings(good, {}) == []
 
 
 @pytest.mark.parametrize(
     ("misspelt", "meant"),
-    [("AWS_VPC_K8S_CNI_EXTERNAL_SNAT", EXTERNAL_SNAT), ("aws_vpc_k8s_cni_externalsnat", EXTERNAL_SNAT),
-     ("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDR", EXCLUDE_SNAT_CIDRS), ("WARM_IP_TARGETS", "WARM_IP_TARGET")],
-)  # fmt: skip
+    [
+        ("AWS_VPC_K8S_CNI_EXTERNAL_SNAT", EXTERNAL_SNAT),
+        ("aws_vpc_k8s_cni_externalsnat", EXTERNAL_SNAT),
+        ("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDR", EXCLUDE_SNAT_CIDRS),
+        ("WARM_IP_TARGETS", "WARM_IP_TARGET"),
+    ],
+)
 def test_a_misspelt_name_gets_the_name_it_meant(misspelt: str, meant: str) -> None:
     assert did_you_mean(misspelt) == meant
     [message] = warnings([f"{misspelt}=true"], {})
@@ -98,8 +108,10 @@ def test_a_cidr_with_host_bits_is_named_as_read() -> None:
     assert "read as 10.0.0.0/8" in message
 
 
-@pytest.mark.parametrize("assignment", ["AWS_VPC_K8S_CNI_VETHPREFIX=toolong", "AWS_VPC_ENI_MTU=100",
-                                        "POD_MTU=abc", "NETWORK_POLICY_ENFORCING_MODE=on"])  # fmt: skip
+@pytest.mark.parametrize(
+    "assignment",
+    ["AWS_VPC_K8S_CNI_VETHPREFIX=toolong", "AWS_VPC_ENI_MTU=100", "POD_MTU=abc", "NETWORK_POLICY_ENFORCING_MODE=on"],
+)
 def test_a_value_aws_node_refuses_says_it_will_not_start(assignment: str) -> None:
     [message] = warnings([assignment], {})
     assert "refuses to start" in message

@@ -77,10 +77,13 @@ def _moto_env(tmp_path: Path) -> dict[str, str]:
     """Fake credentials, no metadata service, no config files: boto3 reaches only moto, in-process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and "proxy" not in k.lower()}
     return env | {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
         "PEERPROBE_STATE_DIR": str(tmp_path / "state"),
-    }  # fmt: skip
+    }
 
 
 def test_drift_on_aws_without_an_environment_exits_2_naming_it_before_prefect(tmp_path: Path) -> None:

@@ -32,8 +32,12 @@ COMMAND = [sys.executable, "-m", "peerprobe.cli"]
 def config_file(prefect_server: None, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
     """A small experiment of its own (one phase, short probes); its lab is removed afterwards in any case."""
     name = "cli-" + request.node.name.split("_")[1][:10]
-    overrides = {"name": name, "clusters": {"vpc1": {"name": f"{name}-one"}, "vpc2": {"name": f"{name}-two"}},
-                 "probe": {"timeout_seconds": 0.5}, "phases": [{"name": "baseline"}]}  # fmt: skip
+    overrides = {
+        "name": name,
+        "clusters": {"vpc1": {"name": f"{name}-one"}, "vpc2": {"name": f"{name}-two"}},
+        "probe": {"timeout_seconds": 0.5},
+        "phases": [{"name": "baseline"}],
+    }
     path = tmp_path / "experiment.yaml"
     path.write_text(yaml.safe_dump(overrides))
     yield path
@@ -51,8 +55,13 @@ def _key(path: Path) -> str:
 
 
 def test_a_failed_step_shows_the_message_and_no_traceback(config_file: Path) -> None:
-    result = subprocess.run([*COMMAND, "run", "--config", str(config_file)], capture_output=True, text=True,
-                            env=_env(**{FAULT_ENV: "probe"}), timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [*COMMAND, "run", "--config", str(config_file)],
+        capture_output=True,
+        text=True,
+        env=_env(**{FAULT_ENV: "probe"}),
+        timeout=300,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 3, output
     assert "injected fault in step probe" in output and "retry:" in output
@@ -79,8 +88,13 @@ def _logs_hold(text: str, flow_run_id: str, timeout: float = 20.0) -> bool:
 
 def test_sigint_mid_run_exits_130_saying_what_exists_and_cleanup_leaves_nothing(config_file: Path) -> None:
     key = _key(config_file)
-    process = subprocess.Popen([*COMMAND, "run", "--config", str(config_file)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=_env())  # fmt: skip
+    process = subprocess.Popen(
+        [*COMMAND, "run", "--config", str(config_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     try:
         _wait_for_namespaces(key, process)
         process.send_signal(signal.SIGINT)
@@ -91,8 +105,9 @@ def test_sigint_mid_run_exits_130_saying_what_exists_and_cleanup_leaves_nothing(
     assert f"interrupted: the lab environment {key} exists" in err
     assert "retry:" in err and f"cleanup: peerprobe cleanup --backend lab --config {config_file}" in err
     assert "Traceback" not in out + err
-    cleanup = subprocess.run([*COMMAND, "cleanup", "--config", str(config_file)], capture_output=True, text=True,
-                             env=_env(), timeout=300)  # fmt: skip
+    cleanup = subprocess.run(
+        [*COMMAND, "cleanup", "--config", str(config_file)], capture_output=True, text=True, env=_env(), timeout=300
+    )
     assert cleanup.returncode == 0, cleanup.stdout + cleanup.stderr
     assert net.list_namespaces(key) == [] and lab.load_state(key) is None
 

@@ -63,8 +63,11 @@ def test_status_of_an_absent_lab_says_down(lab_state_dir: Path, tmp_path: Path) 
 
 
 def test_set_env_warns_on_what_aws_node_would_not_do_and_applies_it(config_file: Path) -> None:
-    assignments = ["AWS_VPC_K8S_CNI_EXTERNAL_SNAT=true", f"{aws_node.EXTERNAL_SNAT}=yes",
-                   f"{aws_node.EXCLUDE_SNAT_CIDRS}=172.16.0.0/33"]  # fmt: skip
+    assignments = [
+        "AWS_VPC_K8S_CNI_EXTERNAL_SNAT=true",
+        f"{aws_node.EXTERNAL_SNAT}=yes",
+        f"{aws_node.EXCLUDE_SNAT_CIDRS}=172.16.0.0/33",
+    ]
     result = runner.invoke(app, ["lab", "set-env", "vpc2", *assignments, "--config", str(config_file)])
     assert result.exit_code == 0, result.output
     warnings = [line for line in result.output.splitlines() if line.startswith("warning: ")]

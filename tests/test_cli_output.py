@@ -33,8 +33,10 @@ def test_every_line_of_an_error_carries_the_prefix(capsys: pytest.CaptureFixture
         cli.fail(ConfigError("services.externalTrafficPolicy: unknown key\n[/] did you mean external_traffic_policy?"))
     assert raised.value.exit_code == 2
     lines = capsys.readouterr().err.splitlines()
-    assert lines == ["error: services.externalTrafficPolicy: unknown key",
-                     "error: [/] did you mean external_traffic_policy?"]  # fmt: skip
+    assert lines == [
+        "error: services.externalTrafficPolicy: unknown key",
+        "error: [/] did you mean external_traffic_policy?",
+    ]
 
 
 def test_a_long_error_is_one_line_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,9 +83,12 @@ def test_version() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PEERPROBE_LAB_LATENCY", "cluster=inf"), ("PEERPROBE_RESULT_STORAGE", "nowhere"),
-     ("PEERPROBE_LOCK_TIMEOUT", "soon")],
-)  # fmt: skip
+    [
+        ("PEERPROBE_LAB_LATENCY", "cluster=inf"),
+        ("PEERPROBE_RESULT_STORAGE", "nowhere"),
+        ("PEERPROBE_LOCK_TIMEOUT", "soon"),
+    ],
+)
 def test_a_bad_setting_exits_2_naming_it_before_prefect_and_creates_nothing(
     name: str, value: str, tmp_path: Path
 ) -> None:

@@ -9,8 +9,13 @@ OK = Expected(outcome="ok", client_address_role="client-node", host="h:8080", re
 
 
 def seen(**fields: object) -> Observed:
-    base = {"outcome": "ok", "client_address": "192.168.96.16", "client_address_role": "client-node",
-            "host": "h:8080", "request_uri": "http://h:8080/"}  # fmt: skip
+    base = {
+        "outcome": "ok",
+        "client_address": "192.168.96.16",
+        "client_address_role": "client-node",
+        "host": "h:8080",
+        "request_uri": "http://h:8080/",
+    }
     return Observed.model_validate(base | fields)
 
 

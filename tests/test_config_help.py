@@ -109,8 +109,15 @@ def test_docs_config_md_is_generated_from_the_schema() -> None:
 
 def test_the_docs_name_every_key() -> None:
     text = config_doc.render_markdown()
-    keys = ["name", "vpcs.vpc1.cidr", "clusters.vpc2.service_cidr", "services.internal_nlb.target_type",
-            "phases[].snat.vpc1.exclude_snat_cidrs", "probe.timeout_seconds", "outside_cidrs"]  # fmt: skip
+    keys = [
+        "name",
+        "vpcs.vpc1.cidr",
+        "clusters.vpc2.service_cidr",
+        "services.internal_nlb.target_type",
+        "phases[].snat.vpc1.exclude_snat_cidrs",
+        "probe.timeout_seconds",
+        "outside_cidrs",
+    ]
     assert all(f"| `{key}` |" in text for key in keys)
 
 

@@ -34,9 +34,12 @@ def test_a_bad_value_is_refused_naming_the_variable(name: str, value: str, monke
 
 
 def test_good_values_pass(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name, value in {"PEERPROBE_LAB_LATENCY": "cluster=7,nodegroup=2,load_balancer=0.5",
-                        "PEERPROBE_RESULT_STORAGE": "s3-bucket/peerprobe-results", "PEERPROBE_LOCK_TIMEOUT": "30",
-                        "PEERPROBE_STATE_DIR": str(tmp_path / "not" / "yet")}.items():  # fmt: skip
+    for name, value in {
+        "PEERPROBE_LAB_LATENCY": "cluster=7,nodegroup=2,load_balancer=0.5",
+        "PEERPROBE_RESULT_STORAGE": "s3-bucket/peerprobe-results",
+        "PEERPROBE_LOCK_TIMEOUT": "30",
+        "PEERPROBE_STATE_DIR": str(tmp_path / "not" / "yet"),
+    }.items():
         monkeypatch.setenv(name, value)
     environ.check()
     assert not (tmp_path / "not").exists(), "checking creates nothing"

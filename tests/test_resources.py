@@ -53,13 +53,18 @@ def test_classic_elb_scheme_annotation() -> None:
 def test_internal_nlb_annotations_follow_the_target_type() -> None:
     prefix = "service.beta.kubernetes.io/aws-load-balancer-"
     in_tree = services()["source-ip-app-internal-nlb"]["metadata"]["annotations"]
-    assert in_tree == {prefix + "type": "nlb", prefix + "internal": "true",
-                       prefix + "target-group-attributes": "preserve_client_ip.enabled=true"}  # fmt: skip
+    assert in_tree == {
+        prefix + "type": "nlb",
+        prefix + "internal": "true",
+        prefix + "target-group-attributes": "preserve_client_ip.enabled=true",
+    }
     lbc = services(services={"internal_nlb": {"target_type": "ip", "preserve_client_ip": False}})
     assert lbc["source-ip-app-internal-nlb"]["metadata"]["annotations"] == {
-        prefix + "type": "external", prefix + "nlb-target-type": "ip", prefix + "scheme": "internal",
+        prefix + "type": "external",
+        prefix + "nlb-target-type": "ip",
+        prefix + "scheme": "internal",
         prefix + "target-group-attributes": "preserve_client_ip.enabled=false",
-    }  # fmt: skip
+    }
 
 
 def test_vpc2_gets_only_a_busybox_and_the_cluster_config_is_filled() -> None:

@@ -20,7 +20,9 @@ def test_a_setting_in_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_the_server_sends_nothing_home() -> None:
     env = server._server_env("http://127.0.0.1:4321/api")
-    assert env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false" and env["PREFECT_UI_API_URL"] == "http://127.0.0.1:4321/api"
+    assert (
+        env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false" and env["PREFECT_UI_API_URL"] == "http://127.0.0.1:4321/api"
+    )
 
 
 def test_telemetry_stays_off_whatever_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:

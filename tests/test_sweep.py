@@ -46,8 +46,9 @@ def test_the_command_refuses_a_bad_duration_before_doing_anything() -> None:
 
 
 def cfg(name: str) -> config.ExperimentConfig:
-    return config.from_mapping({"name": name, "clusters": {"vpc1": {"name": f"{name}-one"},
-                                                           "vpc2": {"name": f"{name}-two"}}})  # fmt: skip
+    return config.from_mapping(
+        {"name": name, "clusters": {"vpc1": {"name": f"{name}-one"}, "vpc2": {"name": f"{name}-two"}}}
+    )
 
 
 def find(**extra: object) -> list[sweep.Leftover]:
@@ -61,11 +62,15 @@ def _stray() -> list[str]:
 @pytest.fixture
 def orphaned_cloud(lab_state_dir: Path) -> Iterator[dict[str, str]]:
     """Tagged resources of an environment that has no state: what a crash between create and save leaves."""
-    cloud = aws_cloud(Stamp(experiment="sweep6-orphan", environment=ORPHAN_ENV, run_id="t"), region="cn-northwest-1",
-                      endpoint_url=moto_service.endpoint_url())  # fmt: skip
+    cloud = aws_cloud(
+        Stamp(experiment="sweep6-orphan", environment=ORPHAN_ENV, run_id="t"),
+        region="cn-northwest-1",
+        endpoint_url=moto_service.endpoint_url(),
+    )
     vpc = cloud.ensure_vpc("orphan", cidr="10.66.0.0/16")
-    subnet = cloud.ensure_subnet("orphan-a", vpc_id=vpc.id, cidr="10.66.1.0/24", availability_zone="cn-northwest-1a",
-                                 public=False)  # fmt: skip
+    subnet = cloud.ensure_subnet(
+        "orphan-a", vpc_id=vpc.id, cidr="10.66.1.0/24", availability_zone="cn-northwest-1a", public=False
+    )
     group = cloud.ensure_security_group("orphan-sg", vpc_id=vpc.id, description="orphan")
     igw = cloud.ensure_internet_gateway("orphan-igw", vpc_id=vpc.id)
     yield {"vpc": vpc.id, "subnet": subnet.id, "security-group": group.id, "internet-gateway": igw.id}

@@ -19,8 +19,14 @@ def test_until_returns_once_the_predicate_holds() -> None:
 def test_until_gives_up_at_the_attempt_cap_naming_the_resource_and_goal() -> None:
     checks: list[int] = []
     with pytest.raises(WaitTimeoutError, match=r"^thing t-1: not ready after 5 checks"):
-        until(lambda: checks.append(1) or False, kind="thing", resource_id="t-1", goal="ready", timeout_seconds=5,
-              timing=NO_WAIT)  # fmt: skip
+        until(
+            lambda: checks.append(1) or False,
+            kind="thing",
+            resource_id="t-1",
+            goal="ready",
+            timeout_seconds=5,
+            timing=NO_WAIT,
+        )
     assert len(checks) == 5
 
 

@@ -86,20 +86,31 @@ def cluster_spec(config: ExperimentConfig, key: VpcKey) -> ClusterSpec:
     endpoints = (doc.get("vpc") or {}).get("clusterEndpoints") or {}
     cluster = getattr(config.clusters, key)
     common = {
-        "name": cluster.name, "private_access": bool(endpoints.get("privateAccess", True)),
-        "public_access": bool(endpoints.get("publicAccess", True)), "nodegroup": str(group.get("name", "nodes")),
+        "name": cluster.name,
+        "private_access": bool(endpoints.get("privateAccess", True)),
+        "public_access": bool(endpoints.get("publicAccess", True)),
+        "nodegroup": str(group.get("name", "nodes")),
         "instance_type": str(group.get("instanceType", "t3.medium")),
         "labels": {str(k): str(v) for k, v in (group.get("labels") or {}).items()},
-    }  # fmt: skip
+    }
     if key == "vpc1":
         size = int(group.get("desiredCapacity", cluster.nodes))
         return ClusterSpec(
-            **common, service_cidr=str(doc["kubernetesNetworkConfig"]["serviceIPv4CIDR"]), size=size,
-            min_size=int(group.get("minSize", size)), max_size=int(group.get("maxSize", size)),
+            **common,
+            service_cidr=str(doc["kubernetesNetworkConfig"]["serviceIPv4CIDR"]),
+            size=size,
+            min_size=int(group.get("minSize", size)),
+            max_size=int(group.get("maxSize", size)),
             private_networking=bool(group.get("privateNetworking", True)),
-        )  # fmt: skip
-    return ClusterSpec(**common, service_cidr=cluster.service_cidr, size=cluster.nodes, min_size=cluster.nodes,
-                       max_size=cluster.nodes, private_networking=cluster.node_subnets == "private")  # fmt: skip
+        )
+    return ClusterSpec(
+        **common,
+        service_cidr=cluster.service_cidr,
+        size=cluster.nodes,
+        min_size=cluster.nodes,
+        max_size=cluster.nodes,
+        private_networking=cluster.node_subnets == "private",
+    )
 
 
 def role_name(config: ExperimentConfig, kind: str) -> str:
@@ -149,8 +160,12 @@ class Experiment:
     def _network(self, vpc: VpcKey) -> NetworkIds:
         found = self._state().networks.get(vpc)
         if found is None:
-            raise ConflictError(f"environment {self.environment}: network {vpc} does not exist yet",
-                                resource="vpc", resource_id=vpc, state="absent")  # fmt: skip
+            raise ConflictError(
+                f"environment {self.environment}: network {vpc} does not exist yet",
+                resource="vpc",
+                resource_id=vpc,
+                state="absent",
+            )
         return found
 
     def _kube(self, vpc: VpcKey) -> Cluster:
@@ -163,8 +178,13 @@ class Experiment:
     def create_network(self, vpc: VpcKey) -> StepResult:
         network = _network.ensure_network(self.cloud, self.config, vpc)
         self._update(lambda s: s.model_copy(update={"networks": {**s.networks, vpc: _kept_tags(s, network)}}))
-        resources_ = {"vpc": network.vpc, "adopted": network.adopted, "nat_gateway": network.nat_gateway,
-                      "public_subnets": network.public_subnets, "private_subnets": network.private_subnets}  # fmt: skip
+        resources_ = {
+            "vpc": network.vpc,
+            "adopted": network.adopted,
+            "nat_gateway": network.nat_gateway,
+            "public_subnets": network.public_subnets,
+            "private_subnets": network.private_subnets,
+        }
         return StepResult(step=f"create-network-{vpc}", resources=resources_)
 
     def create_cluster(self, vpc: VpcKey) -> StepResult:
@@ -174,22 +194,35 @@ class Experiment:
         node_role = self._ensure_role("node", "ec2", NODE_POLICIES)
         node_subnets = network.private_subnets if spec.private_networking else network.public_subnets
         if not node_subnets or not network.private_subnets:
-            raise ConfigError(f"vpcs.{vpc}.subnets.private: the cluster and its private node group need private "
-                              f"subnets in {network.vpc}")  # fmt: skip
+            raise ConfigError(
+                f"vpcs.{vpc}.subnets.private: the cluster and its private node group need private "
+                f"subnets in {network.vpc}"
+            )
         # Recorded before creating (register the teardown first): a crash mid-create still gets cleaned up.
         ids = ClusterIds(name=spec.name, nodegroup=spec.nodegroup)
         self._update(lambda s: s.model_copy(update={"clusters": {**s.clusters, vpc: s.clusters.get(vpc, ids)}}))
         cluster = self.cloud.ensure_cluster(
-            spec.name, role_arn=cluster_role, subnet_ids=network.private_subnets, service_cidr=spec.service_cidr,
-            endpoint_private_access=spec.private_access, endpoint_public_access=spec.public_access,
-        )  # fmt: skip
+            spec.name,
+            role_arn=cluster_role,
+            subnet_ids=network.private_subnets,
+            service_cidr=spec.service_cidr,
+            endpoint_private_access=spec.private_access,
+            endpoint_public_access=spec.public_access,
+        )
         self._record_cluster_group(vpc, cluster.cluster_security_group_id)
         # The pinned CNI before the nodes: they start with it, and it is ACTIVE before any SNAT setting is patched.
         _addons.ensure_vpc_cni(self.cloud, cluster, self.config, vpc)
         group = self.cloud.ensure_nodegroup(
-            spec.name, name=spec.nodegroup, node_role_arn=node_role, subnet_ids=node_subnets, size=spec.size,
-            instance_types=(spec.instance_type,), labels=spec.labels, min_size=spec.min_size, max_size=spec.max_size,
-        )  # fmt: skip
+            spec.name,
+            name=spec.nodegroup,
+            node_role_arn=node_role,
+            subnet_ids=node_subnets,
+            size=spec.size,
+            instance_types=(spec.instance_type,),
+            labels=spec.labels,
+            min_size=spec.min_size,
+            max_size=spec.max_size,
+        )
         resources_ = {"cluster": cluster.name, "nodegroup": group.name, "status": group.status, "size": spec.size}
         return StepResult(step=f"create-cluster-{vpc}", resources=resources_)
 
@@ -224,8 +257,10 @@ class Experiment:
         image = self.cloud.latest_ami()
         instance = self._launch_host(subnet=vpc2.public_subnets[0], image=image, group=group.id, profile=profile)
         self._update(lambda s: s.model_copy(update={"peer_host_instance": instance}))
-        return StepResult(step="create-peer-host", resources={"instance": instance, "security_group": group.id,
-                                                              "image": image, "role": role})  # fmt: skip
+        return StepResult(
+            step="create-peer-host",
+            resources={"instance": instance, "security_group": group.id, "image": image, "role": role},
+        )
 
     def _peer_host_rules(self, *, vpc1_nodes: Sequence[Node]) -> list[IngressRule]:
         """The host's rules both backends open (opened.peer_host_rules), from the live facts: :80 from VPC1's
@@ -235,8 +270,9 @@ class Experiment:
         vpc1 = planned.vpc1.model_copy(update={"nat_gateway": None, "nodes": []})
         if self.config.peer_host.public_ip:
             network = self._state().networks.get("vpc1")
-            vpc1 = vpc1.model_copy(update={"nat_gateway": network.nat_public_ip if network else None,
-                                           "nodes": list(vpc1_nodes)})  # fmt: skip
+            vpc1 = vpc1.model_copy(
+                update={"nat_gateway": network.nat_public_ip if network else None, "nodes": list(vpc1_nodes)}
+            )
         return peer_host_rules(planned.model_copy(update={"vpc1": vpc1}))
 
     def _admit_vpc1_nodes_at_host(self) -> None:
@@ -256,16 +292,26 @@ class Experiment:
 
         def launch() -> str:
             return self.cloud.ensure_instance(
-                PEER_HOST, subnet_id=subnet, image_id=image, instance_type=PEER_HOST_TYPE,
-                security_group_ids=[group], user_data=peer_host_user_data(), instance_profile_arn=profile,
+                PEER_HOST,
+                subnet_id=subnet,
+                image_id=image,
+                instance_type=PEER_HOST_TYPE,
+                security_group_ids=[group],
+                user_data=peer_host_user_data(),
+                instance_profile_arn=profile,
                 public_ip=self.config.peer_host.public_ip,
-            ).id  # fmt: skip
+            ).id
 
         def profile_not_ready(error: PeerprobeError) -> bool:
             return isinstance(error, InfrastructureError) and "iamInstanceProfile" in str(error)
 
-        return self.timing.retry(launch, retry_if=profile_not_ready, what="instance profile", max_seconds=120,
-                                 max_attempts=INSTANCE_PROFILE_RETRIES)  # fmt: skip
+        return self.timing.retry(
+            launch,
+            retry_if=profile_not_ready,
+            what="instance profile",
+            max_seconds=120,
+            max_attempts=INSTANCE_PROFILE_RETRIES,
+        )
 
     def peer_vpcs(self) -> StepResult:
         """VPC1's nodes opened to the peer CIDR for the probes, the peering accepted, routes both ways."""
@@ -277,15 +323,18 @@ class Experiment:
             PEERING, requester=Vpc(vpc1.vpc, vpc1.cidr, "vpc1"), accepter=Vpc(vpc2.vpc, vpc2.cidr, "vpc2")
         )
         self._update(lambda s: s.model_copy(update={"peering": peering.id}))
-        self.cloud.ensure_peering_routes(peering, requester_route_tables=vpc1.route_tables,
-                                         accepter_route_tables=vpc2.route_tables)  # fmt: skip
+        self.cloud.ensure_peering_routes(
+            peering, requester_route_tables=vpc1.route_tables, accepter_route_tables=vpc2.route_tables
+        )
         return StepResult(step="peer-vpcs", resources={"peering": peering.id, "opened": opened})
 
     def _open_peer_rules(self) -> list[str]:
         group = self._node_security_group("vpc1")
         rules = peer_rules(self.config, self._plan())
-        opened = [OpenedRule(group=group, protocol=r.protocol, from_port=r.from_port, to_port=r.to_port, cidr=r.cidr)
-                  for r in rules]  # fmt: skip
+        opened = [
+            OpenedRule(group=group, protocol=r.protocol, from_port=r.from_port, to_port=r.to_port, cidr=r.cidr)
+            for r in rules
+        ]
         self._update(lambda s: s.model_copy(update={"opened": _union(s.opened, opened)}))
         self.cloud.authorize_ingress(group, rules=rules)
         return [f"tcp/{r.from_port} from {r.cidr}" for r in rules]
@@ -300,8 +349,14 @@ class Experiment:
             found.append(self._cluster_group(vpc, name))
             return bool(found[-1])
 
-        until(assigned, kind="eks cluster", resource_id=name, goal="given its cluster security group",
-              timeout_seconds=self.cluster_group_wait_seconds, timing=self.timing)  # fmt: skip
+        until(
+            assigned,
+            kind="eks cluster",
+            resource_id=name,
+            goal="given its cluster security group",
+            timeout_seconds=self.cluster_group_wait_seconds,
+            timing=self.timing,
+        )
         self._record_cluster_group(vpc, found[-1])
         return found[-1]
 
@@ -335,8 +390,10 @@ class Experiment:
         kube.apply(docs)
         kube.wait_ready(timeout_seconds=LOAD_BALANCER_TIMEOUT_SECONDS)
         hostnames = {s.name: s.hostname for s in kube.services() if s.type == "LoadBalancer"}
-        return StepResult(step="expose-services", resources={"services": [d["metadata"]["name"] for d in docs],
-                                                             "load_balancers": hostnames})  # fmt: skip
+        return StepResult(
+            step="expose-services",
+            resources={"services": [d["metadata"]["name"] for d in docs], "load_balancers": hostnames},
+        )
 
     def exists(self) -> bool:
         if not self.recorded():
@@ -375,10 +432,14 @@ class Experiment:
         planned = self._plan()
         vpc1_nodes = self._kube("vpc1").nodes() or planned.vpc1.nodes
         vpc2_nodes = self._kube("vpc2").nodes() or planned.vpc2.nodes
-        vpc1 = planned.vpc1.model_copy(update={
-            "nodes": vpc1_nodes, "echo_pod": Pod(ip="", node=vpc1_nodes[0].name),
-            "nginx_pod": Pod(ip="", node=vpc1_nodes[0].name), "busybox_pod": Pod(ip="", node=vpc1_nodes[-1].name),
-        })  # fmt: skip
+        vpc1 = planned.vpc1.model_copy(
+            update={
+                "nodes": vpc1_nodes,
+                "echo_pod": Pod(ip="", node=vpc1_nodes[0].name),
+                "nginx_pod": Pod(ip="", node=vpc1_nodes[0].name),
+                "busybox_pod": Pod(ip="", node=vpc1_nodes[-1].name),
+            }
+        )
         vpc2 = planned.vpc2.model_copy(update={"nodes": vpc2_nodes, "busybox_pod": Pod(ip="", node=vpc2_nodes[0].name)})
         return planned.model_copy(update={"vpc1": vpc1, "vpc2": vpc2})
 
@@ -397,8 +458,11 @@ class Experiment:
         kube = self._kube(vpc)
         nodes = kube.nodes() or planned.nodes
         network = state.networks.get(vpc)
-        update: dict[str, Any] = {"nodes": nodes, "busybox_pod": kube.pod("busybox"),
-                                  "nat_gateway": network.nat_public_ip if network else None}  # fmt: skip
+        update: dict[str, Any] = {
+            "nodes": nodes,
+            "busybox_pod": kube.pod("busybox"),
+            "nat_gateway": network.nat_public_ip if network else None,
+        }
         if vpc == "vpc1":
             update |= {"echo_pod": kube.pod("source-ip-app"), "nginx_pod": kube.pod("nginx")}
             update |= self._live_services(kube, planned)
@@ -416,15 +480,19 @@ class Experiment:
             private, public = self.cloud.load_balancer_addresses(service.hostname)
             scheme = planned.load_balancer_facts[kind].scheme if kind in planned.load_balancer_facts else "internal"
             balancers[kind] = service.hostname
-            facts[kind] = LoadBalancerFacts(dns_name=service.hostname, scheme=scheme, private_ips=private,
-                                            public_ips=public)  # fmt: skip
+            facts[kind] = LoadBalancerFacts(
+                dns_name=service.hostname, scheme=scheme, private_ips=private, public_ips=public
+            )
         clusterip = services.get("clusterip")
         return {
             "cluster_ip": clusterip.cluster_ip if clusterip is not None else None,
-            "node_port": ports.get("nodeport"), "service_node_ports": ports, "health_check_node_ports": health,
+            "node_port": ports.get("nodeport"),
+            "service_node_ports": ports,
+            "health_check_node_ports": health,
             "headless_name": planned.headless_name if "source-ip-app-headless" in services else None,
-            "load_balancers": balancers, "load_balancer_facts": facts,
-        }  # fmt: skip
+            "load_balancers": balancers,
+            "load_balancer_facts": facts,
+        }
 
     def _live_host(self, state: AwsState, planned: Topology) -> PeerHost:
         if not state.peer_host_instance:
@@ -457,19 +525,27 @@ class Experiment:
         if not self.recorded():
             where = f"no networks recorded here or tagged in {self.config.region}"
             hint = "`peerprobe lab up`" if self.ref.backend == "lab" else "`peerprobe run --keep`"
-            raise NotFoundError(f"no {self.ref.backend} environment {self.environment}: {where}; create it with "
-                                f"{hint}", resource="environment", resource_id=self.environment)  # fmt: skip
+            raise NotFoundError(
+                f"no {self.ref.backend} environment {self.environment}: {where}; create it with {hint}",
+                resource="environment",
+                resource_id=self.environment,
+            )
         state = self._state()
         clusters = {}
         for vpc in VPC_KEYS:
             kube = self._kube(vpc)
-            clusters[vpc] = snap.ClusterSnapshot(name=getattr(self.config.clusters, vpc).name,
-                                                 cni_version=kube.cni_version() or "0.0.0",
-                                                 aws_node=snap.redact(kube.aws_node_env()))  # fmt: skip
+            clusters[vpc] = snap.ClusterSnapshot(
+                name=getattr(self.config.clusters, vpc).name,
+                cni_version=kube.cni_version() or "0.0.0",
+                aws_node=snap.redact(kube.aws_node_env()),
+            )
         return snap.ConfigSnapshot(
-            clusters=clusters, services=self._service_snapshots(), security_groups=self._group_rules(state),
-            peering=self._peering_snapshot(state), routes=self._routes(state),
-        )  # fmt: skip
+            clusters=clusters,
+            services=self._service_snapshots(),
+            security_groups=self._group_rules(state),
+            peering=self._peering_snapshot(state),
+            routes=self._routes(state),
+        )
 
     def _service_snapshots(self) -> dict[str, snap.ServiceSnapshot]:
         found = {}
@@ -479,11 +555,14 @@ class Experiment:
                 continue
             policy = service.external_traffic_policy if service.type != "ClusterIP" else None
             found[kind] = snap.ServiceSnapshot(
-                type=service.type, port=service.port, target_port=service.target_port or service.port,
-                node_port=service.node_port, external_traffic_policy=policy,
+                type=service.type,
+                port=service.port,
+                target_port=service.target_port or service.port,
+                node_port=service.node_port,
+                external_traffic_policy=policy,
                 load_balancer_source_ranges=sorted(service.load_balancer_source_ranges),
                 annotations=dict(sorted(service.annotations.items())),
-            )  # fmt: skip
+            )
         return found
 
     def _group_rules(self, state: AwsState) -> dict[str, list[str]]:
@@ -497,9 +576,16 @@ class Experiment:
             except NotFoundError:
                 found[role] = [snap.ABSENT]
                 continue
-            found[role] = sorted(snap.rule_text(r.protocol, r.from_port, r.to_port,
-                                                r.cidr or f"sg {roles.get(r.source_group, r.source_group)}",
-                                                r.description) for r in rules)  # fmt: skip
+            found[role] = sorted(
+                snap.rule_text(
+                    r.protocol,
+                    r.from_port,
+                    r.to_port,
+                    r.cidr or f"sg {roles.get(r.source_group, r.source_group)}",
+                    r.description,
+                )
+                for r in rules
+            )
         return found
 
     def _peering_snapshot(self, state: AwsState) -> snap.PeeringSnapshot | None:
@@ -509,8 +595,9 @@ class Experiment:
             peering = self.cloud.peering(state.peering)
         except NotFoundError:
             return snap.PeeringSnapshot(status=snap.ABSENT)
-        return snap.PeeringSnapshot(status=peering.status, requester_cidr=peering.requester_cidr,
-                                    accepter_cidr=peering.accepter_cidr)  # fmt: skip
+        return snap.PeeringSnapshot(
+            status=peering.status, requester_cidr=peering.requester_cidr, accepter_cidr=peering.accepter_cidr
+        )
 
     def _routes(self, state: AwsState) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
@@ -571,9 +658,12 @@ class Experiment:
         specs = {vpc: cluster_spec(self.config, vpc) for vpc in VPC_KEYS}
         clusters = {vpc: ClusterIds(name=spec.name, nodegroup=spec.nodegroup) for vpc, spec in specs.items()}
         names = _recover.Names(
-            peer_host=PEER_HOST, peering=PEERING, clusters=clusters, instance_profile=role_name(self.config, "host"),
+            peer_host=PEER_HOST,
+            peering=PEERING,
+            clusters=clusters,
+            instance_profile=role_name(self.config, "host"),
             roles=[role_name(self.config, kind) for kind in ("cluster", "node", "host")],
-        )  # fmt: skip
+        )
         return _recover.recover_state(self.cloud, self.config, names)
 
     def _remove_load_balancers(self, vpc: VpcKey, ids: ClusterIds, state: AwsState) -> list[str]:
@@ -590,12 +680,14 @@ class Experiment:
         if network is None:
             return deleted
         try:
-            self.cloud.wait_load_balancers_gone(cluster=ids.name, vpc_id=network.vpc,
-                                                timeout_seconds=self.load_balancer_delete_seconds)  # fmt: skip
+            self.cloud.wait_load_balancers_gone(
+                cluster=ids.name, vpc_id=network.vpc, timeout_seconds=self.load_balancer_delete_seconds
+            )
         except WaitTimeoutError:
             self.cloud.delete_tagged_load_balancers(ids.name)
-            self.cloud.wait_load_balancers_gone(cluster=ids.name, vpc_id=network.vpc,
-                                                timeout_seconds=self.load_balancer_delete_seconds)  # fmt: skip
+            self.cloud.wait_load_balancers_gone(
+                cluster=ids.name, vpc_id=network.vpc, timeout_seconds=self.load_balancer_delete_seconds
+            )
         return [f"service {name}" for name in deleted]
 
     def _revoke_opened(self, state: AwsState) -> None:
@@ -612,8 +704,12 @@ class Experiment:
             except NotFoundError:
                 continue  # the group is gone, and its rules with it
             if left:
-                raise ConflictError(f"security group {group}: {len(left)} peer rule(s) still present after revoke",
-                                    resource="security group", resource_id=group, state="rules-left")  # fmt: skip
+                raise ConflictError(
+                    f"security group {group}: {len(left)} peer rule(s) still present after revoke",
+                    resource="security group",
+                    resource_id=group,
+                    state="rules-left",
+                )
 
     def _remove_peering(self, state: AwsState) -> list[str]:
         if state.peering is None:
@@ -657,11 +753,13 @@ class Experiment:
 def _with_planned_services(live: Topology, planned: Topology) -> Topology:
     """The live topology with the plan's Service allocations where no Service holds one yet: the peer rules
     opened while the clusters were created name the planned NodePort, so the Service must be given it."""
-    vpc1 = live.vpc1.model_copy(update={
-        "service_node_ports": planned.vpc1.service_node_ports | live.vpc1.service_node_ports,
-        "health_check_node_ports": planned.vpc1.health_check_node_ports | live.vpc1.health_check_node_ports,
-        "cluster_ip": live.vpc1.cluster_ip or planned.vpc1.cluster_ip,
-    })  # fmt: skip
+    vpc1 = live.vpc1.model_copy(
+        update={
+            "service_node_ports": planned.vpc1.service_node_ports | live.vpc1.service_node_ports,
+            "health_check_node_ports": planned.vpc1.health_check_node_ports | live.vpc1.health_check_node_ports,
+            "cluster_ip": live.vpc1.cluster_ip or planned.vpc1.cluster_ip,
+        }
+    )
     return live.model_copy(update={"vpc1": vpc1})
 
 
@@ -684,8 +782,11 @@ def run_setup(experiment: Experiment) -> None:
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="setup") as pool:
         for done in [pool.submit(experiment.create_network, vpc) for vpc in VPC_KEYS]:
             done.result()
-        steps = [*(pool.submit(experiment.create_cluster, vpc) for vpc in VPC_KEYS),
-                 pool.submit(experiment.create_peer_host), pool.submit(experiment.peer_vpcs)]  # fmt: skip
+        steps = [
+            *(pool.submit(experiment.create_cluster, vpc) for vpc in VPC_KEYS),
+            pool.submit(experiment.create_peer_host),
+            pool.submit(experiment.peer_vpcs),
+        ]
         for done in steps:
             done.result()
     experiment.deploy_apps()

@@ -70,8 +70,9 @@ def hops_of(marks: tuple[Mark, ...]) -> list[Hop]:
         event = (mark.why,) if mark.why else ()
         if hops and hops[-1].at == mark.at:
             previous = hops[-1]
-            hops[-1] = Hop(previous.at, src, dst, previous.events + event, previous.rewrites + rewrites,
-                           previous.kept_by + kept)  # fmt: skip
+            hops[-1] = Hop(
+                previous.at, src, dst, previous.events + event, previous.rewrites + rewrites, previous.kept_by + kept
+            )
         else:
             hops.append(Hop(mark.at, src, dst, event, rewrites, kept))
     return hops
@@ -98,9 +99,15 @@ def _arrival(spec: ProbeSpec, packet: Packet, facts: Facts) -> list[Hop]:
     dst = packet.dst
     if spec.target == "peer-host-public" and dst != server:
         # The internet gateway maps the host's public address back to its private one (VPC internet gateways docs).
-        hops.append(Hop(places.internet_gateway("vpc2"), packet.ip, server,
-                        (f"VPC2's internet gateway maps {dst} to the EC2 host's private {server}",),
-                        (Rewrite("destination", dst, server, IGW_MAPPING),)))  # fmt: skip
+        hops.append(
+            Hop(
+                places.internet_gateway("vpc2"),
+                packet.ip,
+                server,
+                (f"VPC2's internet gateway maps {dst} to the EC2 host's private {server}",),
+                (Rewrite("destination", dst, server, IGW_MAPPING),),
+            )
+        )
         dst = server
     rewrites = (Rewrite("destination", dst, server, kube_proxy.DNAT),) if dst != server else ()
     return [*hops, Hop(place, packet.ip, server, (f"the server sees the client address {packet.ip}",), rewrites)]

@@ -12,14 +12,26 @@ from peerprobe.report._graph import label, quoted
 from peerprobe.topology import ClusterTopology, Node, Topology
 
 REWRITE_COLOUR, KEPT_COLOUR, BLOCKED_COLOUR = "#fde68a", "#dcfce7", "#fecaca"
-_GRAPH = ('graph [fontname="Helvetica", fontsize=11, bgcolor="transparent", pad=0.15, nodesep=0.18, ranksep=0.4];\n'
-          'node [shape=box, style="rounded,filled", fillcolor="#ffffff", color="#94a3b8", fontname="Helvetica", '
-          'fontsize=10, margin="0.06,0.03"];\n'
-          'edge [color="#64748b", fontname="Helvetica", fontsize=9, arrowsize=0.6];\n')  # fmt: skip
-_KIND_FILL = {"pod": "#ecfdf5", "node": "#f8fafc", "gateway": "#fef9c3", "lb": "#ede9fe", "link": "#e0f2fe",
-              "host": "#fff7ed", "outside": "#f1f5f9"}  # fmt: skip
-LB_NAMES = {"load-balancer": "Classic ELB (load-balancer)", "internal-nlb": "internal NLB",
-            "nginx-nlb": "nginx NLB (internet-facing)"}  # fmt: skip
+_GRAPH = (
+    'graph [fontname="Helvetica", fontsize=11, bgcolor="transparent", pad=0.15, nodesep=0.18, ranksep=0.4];\n'
+    'node [shape=box, style="rounded,filled", fillcolor="#ffffff", color="#94a3b8", fontname="Helvetica", '
+    'fontsize=10, margin="0.06,0.03"];\n'
+    'edge [color="#64748b", fontname="Helvetica", fontsize=9, arrowsize=0.6];\n'
+)
+_KIND_FILL = {
+    "pod": "#ecfdf5",
+    "node": "#f8fafc",
+    "gateway": "#fef9c3",
+    "lb": "#ede9fe",
+    "link": "#e0f2fe",
+    "host": "#fff7ed",
+    "outside": "#f1f5f9",
+}
+LB_NAMES = {
+    "load-balancer": "Classic ELB (load-balancer)",
+    "internal-nlb": "internal NLB",
+    "nginx-nlb": "nginx NLB (internet-facing)",
+}
 
 
 def dom_id(place: str) -> str:
@@ -100,8 +112,10 @@ def _place_node(place: str, topology: Topology, *, extra: str = "") -> str:
     title, address = place_title(place, topology)
     rows = [(title, "")] + ([(address, "")] if address else [])
     fill = _KIND_FILL[place_kind(place)]
-    return (f"{_dot_name(place)} [id={quoted(dom_id(place))}, class=\"place\", label={label(rows)}, "
-            f"fillcolor=\"{fill}\", tooltip={quoted(title)}{extra}];")  # fmt: skip
+    return (
+        f'{_dot_name(place)} [id={quoted(dom_id(place))}, class="place", label={label(rows)}, '
+        f'fillcolor="{fill}", tooltip={quoted(title)}{extra}];'
+    )
 
 
 def _dot_name(place: str) -> str:
@@ -119,9 +133,12 @@ def _internet(topology: Topology) -> list[str]:
 def _vpc(key: str, topology: Topology) -> list[str]:
     side = _side(key, topology)
     assert side is not None
-    lines = [f"subgraph cluster_{key} {{", f"label={label([(f'{key.upper()} · {side.cidr}', '')])};",
-             'style="rounded,filled"; fillcolor="#eff6ff"; color="#60a5fa"; fontsize=12;',
-             _place_node(places.internet_gateway(key), topology)]  # fmt: skip
+    lines = [
+        f"subgraph cluster_{key} {{",
+        f"label={label([(f'{key.upper()} · {side.cidr}', '')])};",
+        'style="rounded,filled"; fillcolor="#eff6ff"; color="#60a5fa"; fontsize=12;',
+        _place_node(places.internet_gateway(key), topology),
+    ]
     for subnet in ("public", "private"):
         lines += _subnet(key, subnet, side, topology)
     return [*lines, "}"]
@@ -132,8 +149,10 @@ def _subnet(key: str, subnet: str, side: ClusterTopology, topology: Topology) ->
     nodes = [node for node in side.nodes if node.subnet == subnet]
     if not members and not nodes:
         return []
-    lines = [f"subgraph cluster_{key}_{subnet} {{", f'label="{subnet} subnets"; style="rounded,filled"; '
-             'fillcolor="#ffffff"; color="#cbd5e1"; fontsize=10;']  # fmt: skip
+    lines = [
+        f"subgraph cluster_{key}_{subnet} {{",
+        f'label="{subnet} subnets"; style="rounded,filled"; fillcolor="#ffffff"; color="#cbd5e1"; fontsize=10;',
+    ]
     lines += [_place_node(place, topology) for place in members]
     for index, node in enumerate(nodes):
         lines += _k8s_node(f"{key}_{subnet}_{index}", node, side, topology)
@@ -152,8 +171,11 @@ def _subnet_members(key: str, subnet: str, side: ClusterTopology, topology: Topo
 
 def _k8s_node(cluster_id: str, node: Node, side: ClusterTopology, topology: Topology) -> list[str]:
     pods = [place for place, pod in _pods(side) if pod == node.name]
-    lines = [f"subgraph cluster_node_{cluster_id} {{", 'label=""; style="rounded,dashed"; color="#cbd5e1";',
-             _place_node(places.node(node.name), topology)]  # fmt: skip
+    lines = [
+        f"subgraph cluster_node_{cluster_id} {{",
+        'label=""; style="rounded,dashed"; color="#cbd5e1";',
+        _place_node(places.node(node.name), topology),
+    ]
     lines += [_place_node(place, topology) for place in pods]
     return [*lines, "}"]
 

@@ -39,8 +39,14 @@ def render(sources: Sequence[str]) -> Drawn:
     if executable is None:
         return Drawn(problem="Graphviz's dot is not installed (Debian: apt-get install graphviz)")
     try:
-        done = subprocess.run([executable, "-Tsvg"], input="\n".join(sources), capture_output=True, text=True,
-                              timeout=DOT_SECONDS, check=False)  # fmt: skip
+        done = subprocess.run(
+            [executable, "-Tsvg"],
+            input="\n".join(sources),
+            capture_output=True,
+            text=True,
+            timeout=DOT_SECONDS,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         return Drawn(problem=f"dot failed: {error}")
     svgs = split_svgs(done.stdout)

@@ -29,8 +29,9 @@ def trace_report(report: Report, config: ExperimentConfig) -> list[list[Traced]]
     return [_trace_phase(phase, report, config, specs) for phase in report.phases]
 
 
-def _trace_phase(phase: PhaseReport, report: Report, config: ExperimentConfig,
-                 specs: dict[str, ProbeSpec]) -> list[Traced]:  # fmt: skip
+def _trace_phase(
+    phase: PhaseReport, report: Report, config: ExperimentConfig, specs: dict[str, ProbeSpec]
+) -> list[Traced]:
     facts = Facts(config=config, topology=report.topology, snat=phase.snat)
     return [trace_cell(cell, facts, specs.get(_key(cell)) or _spec_of(cell)) for cell in phase.cells]
 
@@ -50,5 +51,6 @@ def _key(cell: Cell) -> str:
 
 def _spec_of(cell: Cell) -> ProbeSpec:
     host, _, port = cell.address.rpartition(":")
-    return ProbeSpec(cell.vantage, cell.target, host or cell.address, int(port) if port.isdigit() else 0,
-                     cell.target_node)  # fmt: skip
+    return ProbeSpec(
+        cell.vantage, cell.target, host or cell.address, int(port) if port.isdigit() else 0, cell.target_node
+    )

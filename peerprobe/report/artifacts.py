@@ -47,8 +47,15 @@ def phase_table(phase: PhaseReport) -> list[dict[str, str]]:
 
 
 def phase_row(cell: Cell) -> dict[str, str]:
-    values = (cell.vantage, target_label(cell), VERDICT_TEXT[status(cell)], expected_text(cell), observed_text(cell),
-              why(cell), cell.address)  # fmt: skip
+    values = (
+        cell.vantage,
+        target_label(cell),
+        VERDICT_TEXT[status(cell)],
+        expected_text(cell),
+        observed_text(cell),
+        why(cell),
+        cell.address,
+    )
     return dict(zip(PHASE_COLUMNS, values, strict=True))
 
 

@@ -85,8 +85,10 @@ def _group_rows(keys: list[tuple[str, str, str | None]], phases: list[dict[Any, 
     columns = [[phase.get(key) for phase in phases] for key in keys]
     if len(keys) > 1 and all(len({_fold_key(cell) for cell in same}) == 1 for same in zip(*columns, strict=True)):
         return [_row(keys[0][:2], ALL_NODES, [_folded(list(same)) for same in zip(*columns, strict=True)])]
-    return [_row(key[:2], _short_node(key[2]), [(cell, _text(cell)) for cell in cells]) for key, cells in
-            zip(keys, columns, strict=True)]  # fmt: skip
+    return [
+        _row(key[:2], _short_node(key[2]), [(cell, _text(cell)) for cell in cells])
+        for key, cells in zip(keys, columns, strict=True)
+    ]
 
 
 def _row(at: tuple[str, str], node: str | None, phases: list[tuple[Cell | None, str]]) -> Row:
@@ -233,10 +235,16 @@ def has_baseline(report: Report) -> bool:
 # drift.cell_change words a changed role as a phrase; these are its phrases back to the vocabulary (a test keeps
 # the two in step).
 ROLE_PHRASES = {
-    "the client pod": "client-pod", "its node": "client-node", "the EC2 host": "client-host",
-    "the NAT gateway": "nat-gateway", "the receiving node": "receiving-node", "a VPC1 node": "vpc1-node",
-    "the load balancer": "load-balancer", "another address": "other", "no address": "-",
-}  # fmt: skip
+    "the client pod": "client-pod",
+    "its node": "client-node",
+    "the EC2 host": "client-host",
+    "the NAT gateway": "nat-gateway",
+    "the receiving node": "receiving-node",
+    "a VPC1 node": "vpc1-node",
+    "the load balancer": "load-balancer",
+    "another address": "other",
+    "no address": "-",
+}
 _INSTEAD = re.compile(r"^now (?:shows )?(?P<now>.+?) instead of (?P<was>.+?)(?: \(configuration: .*)?$")
 
 

@@ -62,8 +62,17 @@ def _entry(namespace: str, line: str) -> Translation | None:
         return None
     src, dst, sport, dport, reply_src, reply_dst, reply_sport, reply_dport = values
     # The packet leaves with the reply tuple reversed: the reply is sent to where the packet now comes from.
-    return Translation(namespace, src, dst, int(dport), to_src=reply_dst, to_dst=reply_src, to_dport=int(reply_sport),
-                       sport=int(sport), to_sport=int(reply_dport))  # fmt: skip
+    return Translation(
+        namespace,
+        src,
+        dst,
+        int(dport),
+        to_src=reply_dst,
+        to_dst=reply_src,
+        to_dport=int(reply_sport),
+        sport=int(sport),
+        to_sport=int(reply_dport),
+    )
 
 
 def follow(tables: Sequence[Sequence[Translation]], src: str, dst: str, dport: int) -> list[Translation]:

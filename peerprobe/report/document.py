@@ -59,8 +59,13 @@ class Report(BaseModel):
 
     def summarised(self) -> Report:
         tally = self.tally()
-        summary = Summary(cells=tally.cells, match=tally.match, tolerated=tally.tolerated, drift=tally.drift,
-                          predicted=tally.predicted)  # fmt: skip
+        summary = Summary(
+            cells=tally.cells,
+            match=tally.match,
+            tolerated=tally.tolerated,
+            drift=tally.drift,
+            predicted=tally.predicted,
+        )
         return self.model_copy(update={"summary": summary})
 
     def to_json(self) -> str:

@@ -55,11 +55,13 @@ def render(
         '<div class="layout">',
         _topology_section(drawn.svgs[0] if drawn.svgs else "", report),
         '<main class="phases">',
-        *(_phase_section(index, phase, row, report, svgs, observed or {}) for index, (phase, row) in
-          enumerate(zip(report.phases, traced, strict=True))),
+        *(
+            _phase_section(index, phase, row, report, svgs, observed or {})
+            for index, (phase, row) in enumerate(zip(report.phases, traced, strict=True))
+        ),
         _claims_section(report),
         "</main></div>",
-    ]  # fmt: skip
+    ]
     return _page(f"peerprobe · {report.experiment}", "\n".join(body))
 
 
@@ -94,13 +96,21 @@ def _page(title: str, body: str) -> str:
 
 def _header(report: Report, drawn: _graph.Drawn) -> str:
     tally = report.tally()
-    chips = [("match", tally.match - tally.tolerated), ("tolerated", tally.tolerated), ("drift", tally.drift),
-             ("predicted", tally.predicted)]  # fmt: skip
-    counts = "".join(f'<span class="chip {name}">{e(STATUS_TEXT[name])} {count}</span>' for name, count in chips
-                     if count)  # fmt: skip
+    chips = [
+        ("match", tally.match - tally.tolerated),
+        ("tolerated", tally.tolerated),
+        ("drift", tally.drift),
+        ("predicted", tally.predicted),
+    ]
+    counts = "".join(
+        f'<span class="chip {name}">{e(STATUS_TEXT[name])} {count}</span>' for name, count in chips if count
+    )
     run = f" · run <code>{e(report.run_id)}</code>" if report.run_id else ""
-    notice = (f'<p class="notice">No drawings in this report: {e(drawn.problem)}. Each path is shown as a list '
-              "of hops.</p>") if drawn.problem else ""  # fmt: skip
+    notice = (
+        (f'<p class="notice">No drawings in this report: {e(drawn.problem)}. Each path is shown as a list of hops.</p>')
+        if drawn.problem
+        else ""
+    )
     return (
         f'<header class="top"><h1>peerprobe <span class="experiment">{e(report.experiment)}</span></h1>'
         f'<p class="meta">backend <b>{e(report.backend)}</b>{run} · {e(tally.line())}</p>'
@@ -129,10 +139,13 @@ def _topology_section(svg: str, report: Report) -> str:
 def _topology_list(report: Report) -> str:
     """Without Graphviz: the topology's places as a list."""
     top = report.topology
-    lines = [f"{key.upper()} {side.cidr}: " + ", ".join(f"{n.name} {n.ip}" for n in side.nodes)
-             for key, side in (("vpc1", top.vpc1), ("vpc2", top.vpc2))]  # fmt: skip
-    lines.append(f"EC2 host {top.peer_host.private_ip}" + (f" / {top.peer_host.public_ip}" if top.peer_host.public_ip
-                                                           else ""))  # fmt: skip
+    lines = [
+        f"{key.upper()} {side.cidr}: " + ", ".join(f"{n.name} {n.ip}" for n in side.nodes)
+        for key, side in (("vpc1", top.vpc1), ("vpc2", top.vpc2))
+    ]
+    lines.append(
+        f"EC2 host {top.peer_host.private_ip}" + (f" / {top.peer_host.public_ip}" if top.peer_host.public_ip else "")
+    )
     lines += [f"{kind}: {name}" for kind, name in top.vpc1.load_balancers.items()]
     if top.outside:
         lines.append(f"outside client {top.outside}")
@@ -146,8 +159,10 @@ def _phase_section(
     index: int, phase: PhaseReport, traced: list[Traced], report: Report, svgs: Iterator[str], observed: Observed
 ) -> str:
     counts = Tally.of(phase.cells).line()
-    articles = [_cell_article(_cell_id(index, i), cell, t, report, svgs, observed.get(observed_key(phase.name, cell)))
-                for i, (cell, t) in enumerate(zip(phase.cells, traced, strict=True))]  # fmt: skip
+    articles = [
+        _cell_article(_cell_id(index, i), cell, t, report, svgs, observed.get(observed_key(phase.name, cell)))
+        for i, (cell, t) in enumerate(zip(phase.cells, traced, strict=True))
+    ]
     return (
         f'<section class="phase" id="phase-{index}"><h2>phase <span class="name">{e(phase.name)}</span></h2>'
         f'<p class="meta">aws-node SNAT as read back: {e(phase.snat_settings())} · {e(counts)}</p>'
@@ -170,8 +185,10 @@ def _matrix(index: int, phase: PhaseReport) -> str:
     for vantage in vantages:
         cells = [_matrix_cell(index, where.get((vantage, t))) for t in targets]
         rows.append(f'<tr><th scope="row">{e(vantage)}</th>{"".join(cells)}</tr>')
-    return (f'<div class="matrix-wrap"><table class="matrix"><thead><tr><th>vantage \\ target</th>{head}</tr>'
-            f'</thead><tbody>{"".join(rows)}</tbody></table></div>')  # fmt: skip
+    return (
+        f'<div class="matrix-wrap"><table class="matrix"><thead><tr><th>vantage \\ target</th>{head}</tr>'
+        f"</thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _target_head(label: str) -> str:
@@ -188,9 +205,11 @@ def _matrix_cell(phase_index: int, found: tuple[int, Cell] | None) -> str:
     badge = '<span class="wbadge" title="a workshop claim that does not hold">✗ workshop</span>' if claim else ""
     title = f"{cell.vantage} → {target_label(cell)}: {STATUS_TEXT[kind]}; expected {expected_text(cell)}"
     blocked = " blocked" if cell.expected.outcome != "ok" else ""
-    return (f'<td class="{kind}{blocked}"><a href="#{_cell_id(phase_index, cell_index)}" title="{e(title)}">'
-            f'<span class="st">{GLYPH[kind]}</span> <span class="what">{e(_short(cell))}</span>{badge}</a>'
-            "</td>")  # fmt: skip
+    return (
+        f'<td class="{kind}{blocked}"><a href="#{_cell_id(phase_index, cell_index)}" title="{e(title)}">'
+        f'<span class="st">{GLYPH[kind]}</span> <span class="what">{e(_short(cell))}</span>{badge}</a>'
+        "</td>"
+    )
 
 
 def _short(cell: Cell) -> str:
@@ -229,8 +248,10 @@ def _workshop(cell: Cell) -> str:
         return ""
     if claim.agrees:
         return f'<p class="workshop ok">workshop {e(claim.ref)} says “{e(claim.claimed)}”: it holds.</p>'
-    return (f'<p class="workshop wrong"><b>workshop {e(claim.ref)} claims “{e(claim.claimed)}”: this does not hold.'
-            f"</b> The model expects {e(expected_text(cell))}: {e(why(cell))}</p>")  # fmt: skip
+    return (
+        f'<p class="workshop wrong"><b>workshop {e(claim.ref)} claims “{e(claim.claimed)}”: this does not hold.'
+        f"</b> The model expects {e(expected_text(cell))}: {e(why(cell))}</p>"
+    )
 
 
 def _path_notes(traced: Traced) -> str:
@@ -253,21 +274,24 @@ def _path_drawing(path: CellPath | None, svgs: Iterator[str]) -> str:
 
 def _hop_table(path: CellPath, report: Report) -> str:
     rows = "".join(_hop_row(index, hop, report) for index, hop in enumerate(path.hops))
-    return ('<table class="hops"><thead><tr><th>#</th><th>where</th><th>source</th><th>destination</th>'
-            f"<th>what happens there</th></tr></thead><tbody>{rows}</tbody></table>")  # fmt: skip
+    return (
+        '<table class="hops"><thead><tr><th>#</th><th>where</th><th>source</th><th>destination</th>'
+        f"<th>what happens there</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
 
 
 def _hop_row(index: int, hop: Hop, report: Report) -> str:
     title, address = _diagrams.place_title(hop.at, report.topology)
     where = e(title) + (f'<br><span class="addr">{e(address)}</span>' if address else "")
-    changes = [f'<li class="rewrite">{e(_diagrams.rewrite_text(r, between=" — by "))}</li>'
-               for r in hop.rewrites]  # fmt: skip
+    changes = [f'<li class="rewrite">{e(_diagrams.rewrite_text(r, between=" — by "))}</li>' for r in hop.rewrites]
     changes += [f'<li class="kept">kept by {e(name)}</li>' for name in hop.kept_by]
     changes += [f'<li class="blocked">stopped here: {e(hop.blocked_by)}</li>'] if hop.blocked_by else []
     changes += [f"<li>{e(event)}</li>" for event in hop.events]
     cls = ' class="rewritten"' if hop.rewrites else (' class="stopped"' if hop.blocked_by else "")
-    return (f'<tr{cls}><td>{index + 1}</td><td>{where}</td><td><code>{e(hop.src)}</code></td>'
-            f'<td><code>{e(hop.dst)}</code></td><td><ul>{"".join(changes)}</ul></td></tr>')  # fmt: skip
+    return (
+        f"<tr{cls}><td>{index + 1}</td><td>{where}</td><td><code>{e(hop.src)}</code></td>"
+        f"<td><code>{e(hop.dst)}</code></td><td><ul>{''.join(changes)}</ul></td></tr>"
+    )
 
 
 def _observed(seen: Sequence[Translation] | None) -> str:
@@ -284,8 +308,12 @@ def _explanation(cell: Cell) -> str:
 
 
 def _claims_section(report: Report) -> str:
-    items = "".join(_claim_item(phase.name, cell, _cell_id(pi, ci)) for pi, phase in enumerate(report.phases)
-                    for ci, cell in enumerate(phase.cells) if cell.workshop and not cell.workshop.agrees)  # fmt: skip
+    items = "".join(
+        _claim_item(phase.name, cell, _cell_id(pi, ci))
+        for pi, phase in enumerate(report.phases)
+        for ci, cell in enumerate(phase.cells)
+        if cell.workshop and not cell.workshop.agrees
+    )
     if not items:
         return ""
     return f'<section class="claims" id="claims"><h2>Workshop claims that do not hold</h2><ul>{items}</ul></section>'
@@ -293,6 +321,8 @@ def _claims_section(report: Report) -> str:
 
 def _claim_item(phase: str, cell: Cell, cell_id: str) -> str:
     assert cell.workshop is not None
-    return (f'<li><a href="#{cell_id}">[{e(phase)}] {e(cell.vantage)} → {e(target_label(cell))}</a> '
-            f"(workshop {e(cell.workshop.ref)}): claims “{e(cell.workshop.claimed)}”, expected "
-            f"{e(expected_text(cell))}: {e(why(cell))}</li>")  # fmt: skip
+    return (
+        f'<li><a href="#{cell_id}">[{e(phase)}] {e(cell.vantage)} → {e(target_label(cell))}</a> '
+        f"(workshop {e(cell.workshop.ref)}): claims “{e(cell.workshop.claimed)}”, expected "
+        f"{e(expected_text(cell))}: {e(why(cell))}</li>"
+    )

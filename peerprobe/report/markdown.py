@@ -118,8 +118,10 @@ def _before_after(report: Report) -> str:
     predicted = all(cell.observed is None for phase in report.phases for cell in phase.cells)
     what = "expected" if predicted else "observed"
     names = [phase.name for phase in report.phases]
-    rows = [{"vantage": r.vantage, "target": _text(r.label), **dict(zip(names, map(_value, r.values), strict=True))}
-            for r in view]  # fmt: skip
+    rows = [
+        {"vantage": r.vantage, "target": _text(r.label), **dict(zip(names, map(_value, r.values), strict=True))}
+        for r in view
+    ]
     parts = [
         f"## Before/after\n\nWhose address the echo server sees ({what}), per phase.",
         _settings(report.phases, predicted=predicted),

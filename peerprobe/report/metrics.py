@@ -35,19 +35,28 @@ def render(report: Report, *, region: str, now: float | None = None) -> str:
     environment = {"experiment": report.experiment, "backend": report.backend, "region": region}
     _cells(registry, report, environment)
     _counts(registry, report.tally(), environment)
-    checked = Gauge("peerprobe_check_timestamp_seconds", "When the check finished (unix time).",
-                    ENVIRONMENT, registry=registry)  # fmt: skip
+    checked = Gauge(
+        "peerprobe_check_timestamp_seconds", "When the check finished (unix time).", ENVIRONMENT, registry=registry
+    )
     checked.labels(**environment).set(time.time() if now is None else now)
     if report.config_diff is not None:
-        changes = Gauge("peerprobe_check_baseline_changes", "Settings changed since the environment's baseline.",
-                        ENVIRONMENT, registry=registry)  # fmt: skip
+        changes = Gauge(
+            "peerprobe_check_baseline_changes",
+            "Settings changed since the environment's baseline.",
+            ENVIRONMENT,
+            registry=registry,
+        )
         changes.labels(**environment).set(len(report.config_diff))
     return generate_latest(registry).decode("utf-8")
 
 
 def _cells(registry: CollectorRegistry, report: Report, environment: dict[str, str]) -> None:
-    gauge = Gauge("peerprobe_cell_match", "1 when the cell matched the model (a tolerated timeout included), "
-                  "0 when it drifted.", CELL, registry=registry)  # fmt: skip
+    gauge = Gauge(
+        "peerprobe_cell_match",
+        "1 when the cell matched the model (a tolerated timeout included), 0 when it drifted.",
+        CELL,
+        registry=registry,
+    )
     for phase in report.phases:
         for cell in phase.cells:
             if status(cell) != "predicted":

@@ -18,9 +18,20 @@ from peerprobe.vocabulary import Cell
 # Keys that name or place things without changing what a probe sees: a claim still speaks for such a config.
 # Each is a dotted path; `*` stands for one key (vpc1 or vpc2).
 NEUTRAL = (
-    "name", "region", "vpcs.*.cidr", "vpcs.*.id", "vpcs.*.subnets", "clusters.*.name", "clusters.*.service_cidr",
-    "clusters.*.nodes", "images", "aws", "probe", "phases", "outside_cidrs",
-)  # fmt: skip
+    "name",
+    "region",
+    "vpcs.*.cidr",
+    "vpcs.*.id",
+    "vpcs.*.subnets",
+    "clusters.*.name",
+    "clusters.*.service_cidr",
+    "clusters.*.nodes",
+    "images",
+    "aws",
+    "probe",
+    "phases",
+    "outside_cidrs",
+)
 # Keys that change only some targets; any other key that differs (known today or added later) changes them all.
 TARGETS_OF = {
     "services.external_traffic_policy": frozenset({"node-port", "load-balancer", "internal-nlb", "nginx-nlb"}),

@@ -118,8 +118,9 @@ def aws_run(cfg: config.ExperimentConfig, calls: Calls) -> list[str]:
     standins.offer_cni(cfg.clusters.vpc1.cni_version, cfg.clusters.vpc2.cni_version)
     clients = ClientFactory(cfg.region, hooks=Eks(cfg.region).install)
     ref = EnvironmentRef(backend="aws", config=cfg, run_id="ops")
-    experiment = AwsExperiment(ref, clients=clients, waits=Waits(delay=0, max_attempts=3), kube=kubes.__getitem__,
-                               poll_seconds=0)  # fmt: skip
+    experiment = AwsExperiment(
+        ref, clients=clients, waits=Waits(delay=0, max_attempts=3), kube=kubes.__getitem__, poll_seconds=0
+    )
     run(experiment)
     return calls.steps()
 

@@ -89,9 +89,12 @@ def recorded_on(machine: Machine, name: str) -> Report:
 
 
 def with_external_snat() -> Any:
-    return snap(clusters={"vpc1": {"name": "a", "cni_version": "1.20.4"},
-                          "vpc2": {"name": "b", "cni_version": "1.20.4",
-                                   "aws_node": {"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true"}}})  # fmt: skip
+    return snap(
+        clusters={
+            "vpc1": {"name": "a", "cni_version": "1.20.4"},
+            "vpc2": {"name": "b", "cni_version": "1.20.4", "aws_node": {"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true"}},
+        }
+    )
 
 
 def test_a_kept_baseline_lands_in_the_bucket_as_the_document_in_the_state_directory(
@@ -109,10 +112,14 @@ def test_a_check_on_a_machine_without_the_state_directory_finds_the_baseline_in_
     machine("pod")
     assert drift.read_baseline(ENV_KEY) is None, "the pod has no baseline of its own"
     judged = drift.against_baseline(report, drift_tasks.find_baseline(ENV_KEY), with_external_snat())
-    assert judged.config_diff == [{
-        "path": "clusters.vpc2.aws_node.AWS_VPC_K8S_CNI_EXTERNALSNAT", "baseline": None, "live": "true",
-        "text": "vpc2 aws-node now has AWS_VPC_K8S_CNI_EXTERNALSNAT=true",
-    }]  # fmt: skip
+    assert judged.config_diff == [
+        {
+            "path": "clusters.vpc2.aws_node.AWS_VPC_K8S_CNI_EXTERNALSNAT",
+            "baseline": None,
+            "live": "true",
+            "text": "vpc2 aws-node now has AWS_VPC_K8S_CNI_EXTERNALSNAT=true",
+        }
+    ]
 
 
 def test_nothing_in_the_bucket_is_no_baseline_and_no_warning(
@@ -124,9 +131,12 @@ def test_nothing_in_the_bucket_is_no_baseline_and_no_warning(
 
 
 def test_nothing_in_a_local_file_system_block_is_no_baseline_and_no_warning(
-    prefect_server: None, machine: Machine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    prefect_server: None,
+    machine: Machine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     logged: list[dict[str, Any]],
-) -> None:  # fmt: skip
+) -> None:
     name = f"peerprobe-baselines-{uuid.uuid4().hex[:8]}"
     LocalFileSystem(basepath=str(tmp_path / "shared")).save(name)
     monkeypatch.setenv(RESULT_STORAGE_ENV, f"local-file-system/{name}")

@@ -29,11 +29,15 @@ NAME = "drift6"
 
 
 def drift6_config(name: str = NAME) -> config.ExperimentConfig:
-    return config.from_mapping({
-        "name": name, "clusters": {"vpc1": {"name": f"{name}-one"}, "vpc2": {"name": f"{name}-two"}},
-        # 2 s, not less: on a loaded 2-core CI machine a shorter timeout turns slow answers into timeouts.
-        "probe": {"timeout_seconds": 2}, "phases": [{"name": "baseline"}],
-    })  # fmt: skip
+    return config.from_mapping(
+        {
+            "name": name,
+            "clusters": {"vpc1": {"name": f"{name}-one"}, "vpc2": {"name": f"{name}-two"}},
+            # 2 s, not less: on a loaded 2-core CI machine a shorter timeout turns slow answers into timeouts.
+            "probe": {"timeout_seconds": 2},
+            "phases": [{"name": "baseline"}],
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +105,14 @@ def test_set_env_behind_our_back_drifts_names_the_setting_and_emits_the_event(ke
     assert state.is_failed() and state.name == DRIFTED
     assert "vpc2 aws-node now has AWS_VPC_K8S_CNI_EXTERNALSNAT=true" in str(state.message)
     assert "vpc2-pod -> pod-ip now shows the client pod instead of its node" in str(state.message)
-    assert report.config_diff == [{
-        "path": "clusters.vpc2.aws_node.AWS_VPC_K8S_CNI_EXTERNALSNAT", "baseline": None, "live": "true",
-        "text": "vpc2 aws-node now has AWS_VPC_K8S_CNI_EXTERNALSNAT=true",
-    }]  # fmt: skip
+    assert report.config_diff == [
+        {
+            "path": "clusters.vpc2.aws_node.AWS_VPC_K8S_CNI_EXTERNALSNAT",
+            "baseline": None,
+            "live": "true",
+            "text": "vpc2 aws-node now has AWS_VPC_K8S_CNI_EXTERNALSNAT=true",
+        }
+    ]
     assert report.phases[0].snat.vpc2.external_snat is True
     events = drift_events(started)
     assert events, "peerprobe.drift.detected reached the server"
@@ -181,8 +189,10 @@ def test_a_revoked_peer_rule_shows_in_the_config_diff_and_the_model_follows(kept
         cloud.authorize_ingress(group, rules=[rule])
         lab.refresh(kept.config)
     assert state.name == DRIFTED
-    assert any(e["text"] == "security group vpc1-nodes lost tcp/8080 from 192.168.0.0/16 (peerprobe probes from the "
-               "peer)" for e in report.config_diff or [])  # fmt: skip
+    assert any(
+        e["text"] == "security group vpc1-nodes lost tcp/8080 from 192.168.0.0/16 (peerprobe probes from the peer)"
+        for e in report.config_diff or []
+    )
     pod_ip = next(c for c in report.phases[0].cells if (c.vantage, c.target) == ("vpc2-pod", "pod-ip"))
     assert pod_ip.expected.outcome == "timeout" and pod_ip.observed is not None
     assert pod_ip.observed.outcome == "timeout", "the model predicted for the live rules"

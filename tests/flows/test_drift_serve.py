@@ -29,11 +29,15 @@ RUN_SECONDS = 120.0
 
 
 def served_config() -> config.ExperimentConfig:
-    return config.from_mapping({
-        "name": NAME, "clusters": {"vpc1": {"name": f"{NAME}-one"}, "vpc2": {"name": f"{NAME}-two"}},
-        # 2 s: the run must complete clean, and a loaded 2-core CI machine can answer slower than 0.5 s.
-        "probe": {"timeout_seconds": 2}, "phases": [{"name": "baseline"}],
-    })  # fmt: skip
+    return config.from_mapping(
+        {
+            "name": NAME,
+            "clusters": {"vpc1": {"name": f"{NAME}-one"}, "vpc2": {"name": f"{NAME}-two"}},
+            # 2 s: the run must complete clean, and a loaded 2-core CI machine can answer slower than 0.5 s.
+            "probe": {"timeout_seconds": 2},
+            "phases": [{"name": "baseline"}],
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +56,14 @@ def serve(prefect_server: None, lab_state_dir: Path) -> Iterator[subprocess.Pope
     """`peerprobe serve` against the test server, stopped (its whole process group) afterwards."""
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PEERPROBE_STATE_DIR": str(lab_state_dir)}
     log = open(lab_state_dir / "serve-test.log", "ab")  # noqa: SIM115 - closed in the finally below
-    process = subprocess.Popen([sys.executable, "-m", "peerprobe.cli", "serve"], stdout=log, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, env=env, start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "peerprobe.cli", "serve"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
     try:
         yield process
     finally:

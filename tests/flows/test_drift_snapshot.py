@@ -14,32 +14,52 @@ from peerprobe.vocabulary import Cell, Observed
 def snap(**changes: object) -> snapshot.ConfigSnapshot:
     base: dict[str, object] = {
         "clusters": {"vpc1": {"name": "a", "cni_version": "1.20.4"}, "vpc2": {"name": "b", "cni_version": "1.20.4"}},
-        "services": {"nodeport": {"type": "NodePort", "port": 80, "target_port": 8080, "node_port": 30007,
-                                  "external_traffic_policy": "Cluster"}},
-        "security_groups": {"vpc1-nodes": ["tcp/8080 from 192.168.0.0/16 (peerprobe probes from the peer)",
-                                           "tcp/30007 from 192.168.0.0/16 (peerprobe probes from the peer)"]},
+        "services": {
+            "nodeport": {
+                "type": "NodePort",
+                "port": 80,
+                "target_port": 8080,
+                "node_port": 30007,
+                "external_traffic_policy": "Cluster",
+            }
+        },
+        "security_groups": {
+            "vpc1-nodes": [
+                "tcp/8080 from 192.168.0.0/16 (peerprobe probes from the peer)",
+                "tcp/30007 from 192.168.0.0/16 (peerprobe probes from the peer)",
+            ]
+        },
         "peering": {"status": "active", "requester_cidr": "172.16.0.0/16", "accepter_cidr": "192.168.0.0/16"},
         "routes": {"vpc1-private": ["192.168.0.0/16 -> peering"], "vpc2-private": ["172.16.0.0/16 -> peering"]},
-    }  # fmt: skip
+    }
     base.update(changes)
     return snapshot.ConfigSnapshot.model_validate(base)
 
 
 def test_an_aws_node_setting_is_one_entry_with_a_sentence() -> None:
-    live = snap(clusters={"vpc1": {"name": "a", "cni_version": "1.20.4"},
-                          "vpc2": {"name": "b", "cni_version": "1.20.4",
-                                   "aws_node": {"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true"}}})  # fmt: skip
-    assert snapshot.diff(snap(), live) == [{
-        "path": "clusters.vpc2.aws_node.AWS_VPC_K8S_CNI_EXTERNALSNAT", "baseline": None, "live": "true",
-        "text": "vpc2 aws-node now has AWS_VPC_K8S_CNI_EXTERNALSNAT=true",
-    }]  # fmt: skip
+    live = snap(
+        clusters={
+            "vpc1": {"name": "a", "cni_version": "1.20.4"},
+            "vpc2": {"name": "b", "cni_version": "1.20.4", "aws_node": {"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true"}},
+        }
+    )
+    assert snapshot.diff(snap(), live) == [
+        {
+            "path": "clusters.vpc2.aws_node.AWS_VPC_K8S_CNI_EXTERNALSNAT",
+            "baseline": None,
+            "live": "true",
+            "text": "vpc2 aws-node now has AWS_VPC_K8S_CNI_EXTERNALSNAT=true",
+        }
+    ]
     assert snapshot.diff(live, snap())[0]["text"].startswith("vpc2 aws-node no longer sets")
     assert snapshot.diff(snap(), snap()) == []
 
 
 def test_a_revoked_rule_and_a_lost_route() -> None:
-    live = snap(security_groups={"vpc1-nodes": ["tcp/30007 from 192.168.0.0/16 (peerprobe probes from the peer)"]},
-                routes={"vpc1-private": [], "vpc2-private": ["172.16.0.0/16 -> peering"]})  # fmt: skip
+    live = snap(
+        security_groups={"vpc1-nodes": ["tcp/30007 from 192.168.0.0/16 (peerprobe probes from the peer)"]},
+        routes={"vpc1-private": [], "vpc2-private": ["172.16.0.0/16 -> peering"]},
+    )
     texts = [entry["text"] for entry in snapshot.diff(snap(), live)]
     assert "security group vpc1-nodes lost tcp/8080 from 192.168.0.0/16 (peerprobe probes from the peer)" in texts
     assert "route table vpc1-private lost 192.168.0.0/16 -> peering" in texts
@@ -48,9 +68,11 @@ def test_a_revoked_rule_and_a_lost_route() -> None:
 def test_the_model_predicts_for_what_runs() -> None:
     workshop = config.load()
     clusters = {"vpc1": {"name": "a", "cni_version": "1.5.0"}, "vpc2": {"name": "b", "cni_version": "1.20.4"}}
-    live = snap(clusters=clusters,
-                security_groups={"vpc1-nodes": ["tcp/30007 from 192.168.0.0/16 (peerprobe probes from the peer)"]},
-                routes={"vpc1-private": [], "vpc2-private": ["172.16.0.0/16 -> peering"]})  # fmt: skip
+    live = snap(
+        clusters=clusters,
+        security_groups={"vpc1-nodes": ["tcp/30007 from 192.168.0.0/16 (peerprobe probes from the peer)"]},
+        routes={"vpc1-private": [], "vpc2-private": ["172.16.0.0/16 -> peering"]},
+    )
     seen = snapshot.live_config(workshop, live)
     assert seen.clusters.vpc1.cni_version == "1.5.0"
     assert seen.security_groups.open_from_peer == ["nodeport"]
@@ -72,20 +94,31 @@ def test_a_cell_that_changed_since_the_baseline_drifts_even_when_the_model_agree
     predicted = predicted_report(config.load())
     cells = predicted.phases[0].cells
     pod_ip = next(c for c in cells if (c.vantage, c.target) == ("vpc2-pod", "pod-ip"))
-    base = Report(experiment="w", backend="lab", topology=predicted.topology,
-                  phases=[PhaseReport(name="baseline", snat=predicted.phases[0].snat,
-                                      cells=[observed(pod_ip, "client-node")])])  # fmt: skip
-    live = base.model_copy(update={"phases": [PhaseReport(name="live", snat=predicted.phases[0].snat,
-                                                          cells=[observed(pod_ip, "client-pod")])]})  # fmt: skip
-    changed = snap(clusters={"vpc1": {"name": "a", "cni_version": "1.20.4"},
-                             "vpc2": {"name": "b", "cni_version": "1.20.4",
-                                      "aws_node": {"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true"}}})  # fmt: skip
+    base = Report(
+        experiment="w",
+        backend="lab",
+        topology=predicted.topology,
+        phases=[PhaseReport(name="baseline", snat=predicted.phases[0].snat, cells=[observed(pod_ip, "client-node")])],
+    )
+    live = base.model_copy(
+        update={
+            "phases": [PhaseReport(name="live", snat=predicted.phases[0].snat, cells=[observed(pod_ip, "client-pod")])]
+        }
+    )
+    changed = snap(
+        clusters={
+            "vpc1": {"name": "a", "cni_version": "1.20.4"},
+            "vpc2": {"name": "b", "cni_version": "1.20.4", "aws_node": {"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true"}},
+        }
+    )
     report = drift.against_baseline(live, drift.Baseline(report=base, snapshot=snap()), changed)
     assert report.summary.drift == 1 and drift.drifted(report)
     assert drift.changed_cells(report) == ["vpc2-pod -> pod-ip now shows the client pod instead of its node"]
     message = drift.message("lab:w:r", report)
-    assert message == ("drift in lab:w:r: vpc2 aws-node now has AWS_VPC_K8S_CNI_EXTERNALSNAT=true; "
-                       "vpc2-pod -> pod-ip now shows the client pod instead of its node")  # fmt: skip
+    assert message == (
+        "drift in lab:w:r: vpc2 aws-node now has AWS_VPC_K8S_CNI_EXTERNALSNAT=true; "
+        "vpc2-pod -> pod-ip now shows the client pod instead of its node"
+    )
     same = drift.against_baseline(base, drift.Baseline(report=base, snapshot=snap()), snap())
     assert same.summary.drift == 0 and same.config_diff == [] and not drift.drifted(same)
     assert drift.against_baseline(live, None, snap()).config_diff is None, "no baseline: the model only"

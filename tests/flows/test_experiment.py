@@ -22,8 +22,16 @@ from tests.backends.lab.conftest import own_config
 from tests.flows.task_runs import reached, task_states
 
 pytestmark = pytest.mark.lab
-STEPS = ["create-network", "create-cluster", "create-peer-host", "peer-vpcs", "deploy-apps", "expose-services",
-         "set-snat", "probe"]  # fmt: skip
+STEPS = [
+    "create-network",
+    "create-cluster",
+    "create-peer-host",
+    "peer-vpcs",
+    "deploy-apps",
+    "expose-services",
+    "set-snat",
+    "probe",
+]
 DONE = {"Cached", "Completed"}
 
 

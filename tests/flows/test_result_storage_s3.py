@@ -92,8 +92,13 @@ def pod_env(prefect_server: None, bucket: str) -> PodEnv:
     api_url = str(get_current_settings().api.url)
 
     def env(local_storage: Path) -> dict[str, str]:
-        return {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_LOCAL_STORAGE_PATH": str(local_storage),
-                RESULT_STORAGE_ENV: f"s3://{bucket}/steps", FAULT_ENV: "s3-second"}  # fmt: skip
+        return {
+            **os.environ,
+            "PREFECT_API_URL": api_url,
+            "PREFECT_LOCAL_STORAGE_PATH": str(local_storage),
+            RESULT_STORAGE_ENV: f"s3://{bucket}/steps",
+            FAULT_ENV: "s3-second",
+        }
 
     return env
 

@@ -101,8 +101,13 @@ def test_every_path_ends_as_the_model_expects(cfg: ExperimentConfig, vpc1: Snat,
         assert path.outcome == cell.expected.outcome and path.hops, spec.key
         role = cell.expected.client_address_role
         if role is not None:
-            seen = classify(path.hops[-1].src, vantage=cell.vantage, target=cell.target,
-                            target_node=cell.target_node, topology=planned)  # fmt: skip
+            seen = classify(
+                path.hops[-1].src,
+                vantage=cell.vantage,
+                target=cell.target,
+                target_node=cell.target_node,
+                topology=planned,
+            )
             assert seen == role, spec.key
 
 

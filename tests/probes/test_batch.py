@@ -62,17 +62,37 @@ def test_not_json() -> None:
 
 def test_results_round_trip() -> None:
     results = [
-        ProbeResult(SPECS[0], "ok", "192.168.3.7", "172.16.1.10:8080", "http://172.16.1.10:8080/",
-                    http_status=200, elapsed_seconds=0.0123),
+        ProbeResult(
+            SPECS[0],
+            "ok",
+            "192.168.3.7",
+            "172.16.1.10:8080",
+            "http://172.16.1.10:8080/",
+            http_status=200,
+            elapsed_seconds=0.0123,
+        ),
         ProbeResult(SPECS[1], "timeout", detail="no response within 3s", elapsed_seconds=3.0),
-        ProbeResult(SPECS[2], "ok", "192.168.3.7", "echo-headless.default.svc.cluster.local:8080",
-                    "http://echo-headless.default.svc.cluster.local:8080/", resolved=("172.16.1.10",),
-                    http_status=200),
+        ProbeResult(
+            SPECS[2],
+            "ok",
+            "192.168.3.7",
+            "echo-headless.default.svc.cluster.local:8080",
+            "http://echo-headless.default.svc.cluster.local:8080/",
+            resolved=("172.16.1.10",),
+            http_status=200,
+        ),
     ]
     loaded = batch.load_results(batch.dump_results(results))
     assert [r.spec for r in loaded] == list(SPECS)
-    assert loaded[0] == ProbeResult(SPECS[0], "ok", "192.168.3.7", "172.16.1.10:8080",
-                                    "http://172.16.1.10:8080/", http_status=200, elapsed_seconds=0.012)
+    assert loaded[0] == ProbeResult(
+        SPECS[0],
+        "ok",
+        "192.168.3.7",
+        "172.16.1.10:8080",
+        "http://172.16.1.10:8080/",
+        http_status=200,
+        elapsed_seconds=0.012,
+    )
     assert loaded[1].outcome == "timeout" and loaded[1].detail == "no response within 3s"
     assert loaded[2].resolved == ("172.16.1.10",)
 
@@ -85,8 +105,12 @@ def test_result_keys_are_the_plan_keys() -> None:
 def test_to_observed() -> None:
     result = ProbeResult(SPECS[2], "ok", "192.168.3.7", "h:8080", "http://h:8080/", resolved=("172.16.1.10",))
     assert batch.to_observed(result) == Observed(
-        outcome="ok", client_address="192.168.3.7", client_address_role=None, resolved=["172.16.1.10"],
-        host="h:8080", request_uri="http://h:8080/",
+        outcome="ok",
+        client_address="192.168.3.7",
+        client_address_role=None,
+        resolved=["172.16.1.10"],
+        host="h:8080",
+        request_uri="http://h:8080/",
     )
 
 

@@ -47,8 +47,16 @@ def test_dns_answers_are_summarised() -> None:
     )
 
 
-ROLES: list[Role] = ["client-pod", "client-node", "client-host", "nat-gateway", "receiving-node", "vpc1-node",
-                     "load-balancer", "other"]  # fmt: skip
+ROLES: list[Role] = [
+    "client-pod",
+    "client-node",
+    "client-host",
+    "nat-gateway",
+    "receiving-node",
+    "vpc1-node",
+    "load-balancer",
+    "other",
+]
 
 
 @pytest.mark.parametrize("role", ROLES)

@@ -50,8 +50,12 @@ def test_every_cell_has_its_path(page: str, observed: Report) -> None:
 
 def test_a_connection_that_completes_has_hops_from_the_client_to_the_server(page: str, observed: Report) -> None:
     found = articles(page)
-    completing = [f"c{p}-{c}" for p, phase in enumerate(observed.phases) for c, cell in enumerate(phase.cells)
-                  if cell.expected.outcome == "ok"]  # fmt: skip
+    completing = [
+        f"c{p}-{c}"
+        for p, phase in enumerate(observed.phases)
+        for c, cell in enumerate(phase.cells)
+        if cell.expected.outcome == "ok"
+    ]
     assert completing and all(found[cell_id].count("<tr") - 1 >= 3 for cell_id in completing)
 
 

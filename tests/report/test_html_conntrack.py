@@ -27,8 +27,10 @@ def test_a_listing_is_parsed_into_entries_and_other_lines_are_skipped() -> None:
 
 
 def test_a_dnat_is_seen_in_the_reply_source() -> None:
-    line = ("tcp 6 10 ESTABLISHED src=172.16.160.19 dst=10.100.50.33 sport=5000 dport=80 src=172.16.96.18 "
-            "dst=172.16.160.19 sport=8080 dport=5000 [ASSURED]")  # fmt: skip
+    line = (
+        "tcp 6 10 ESTABLISHED src=172.16.160.19 dst=10.100.50.33 sport=5000 dport=80 src=172.16.96.18 "
+        "dst=172.16.160.19 sport=8080 dport=5000 [ASSURED]"
+    )
     [entry] = conntrack.parse("node", line)
     assert entry.dnat and not entry.snat and (entry.to_dst, entry.to_dport) == ("172.16.96.18", 8080)
 
@@ -42,7 +44,6 @@ def test_following_a_probe_hands_each_translation_to_the_next_namespace() -> Non
 def test_observed_translations_show_in_their_cell_escaped(observed: Report) -> None:
     cell = cell_at(observed, DRIFT_AT)
     entries = conntrack.parse("<b>vpc2-node</b>", NODE)[:1]
-    page = html.render(observed, config.load(), draw=False,
-                       observed={html.observed_key("baseline", cell): entries})  # fmt: skip
+    page = html.render(observed, config.load(), draw=False, observed={html.observed_key("baseline", cell): entries})
     assert page.count('<div class="observed">') == 1
     assert "&lt;b&gt;vpc2-node&lt;/b&gt;: src 192.168.96.19 → 192.168.96.16" in page and "<b>vpc2-node" not in page

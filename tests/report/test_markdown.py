@@ -47,9 +47,14 @@ def test_without_the_config_the_report_says_it_was_not_recorded(observed: Report
 def test_sections_come_in_order(observed: Report) -> None:
     found = [line for line in headings(markdown.render(observed, config.load())) if line.startswith("## ")]
     assert found == [
-        "## Before/after", "## Drifted cells", "## Workshop claims that do not hold",
-        "## Phase `baseline`", "## Phase `external-snat`", "## Phase `exclude-snat`", "## Load balancers",
-    ]  # fmt: skip
+        "## Before/after",
+        "## Drifted cells",
+        "## Workshop claims that do not hold",
+        "## Phase `baseline`",
+        "## Phase `external-snat`",
+        "## Phase `exclude-snat`",
+        "## Load balancers",
+    ]
 
 
 def test_the_summary_counts_tolerated_timeouts_apart(observed: Report) -> None:
@@ -121,9 +126,15 @@ def test_workshop_claims_for_another_topology_are_left_out() -> None:
 
 @pytest.mark.parametrize(
     ("hostile", "escaped"),
-    [("a|b", "a\\|b"), ("[x](http://e)", "\\[x](http://e)"), ("<script>", "&lt;script>"), ("`c`", "\\`c\\`"),
-     ("*em*", "\\*em\\*"), ("line\nbreak", "line break")],
-)  # fmt: skip
+    [
+        ("a|b", "a\\|b"),
+        ("[x](http://e)", "\\[x](http://e)"),
+        ("<script>", "&lt;script>"),
+        ("`c`", "\\`c\\`"),
+        ("*em*", "\\*em\\*"),
+        ("line\nbreak", "line break"),
+    ],
+)
 def test_outside_text_never_becomes_markup(predicted: Report, hostile: str, escaped: str) -> None:
     phase = predicted.phases[0]
     cell = phase.cells[0].model_copy(update={"address": hostile, "explanation": [hostile]})

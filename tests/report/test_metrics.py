@@ -20,9 +20,10 @@ def samples(report: Report, region: str = "cn-northwest-1") -> dict[str, list[Sa
 
 def cell_value(found: dict[str, list[Sample]], at: tuple[str, str], phase: str = "baseline") -> float:
     [value] = [
-        s.value for s in found["peerprobe_cell_match"]
+        s.value
+        for s in found["peerprobe_cell_match"]
         if (s.labels["phase"], s.labels["vantage"], s.labels["target"]) == (phase, *at)
-    ]  # fmt: skip
+    ]
     return value
 
 
@@ -48,8 +49,12 @@ def test_node_port_cells_name_their_node(observed: Report) -> None:
 def test_counts_and_time_of_the_check(observed: Report) -> None:
     found = samples(observed)
     counts = {name: found[name][0].value for name in metrics.COUNTS}
-    assert counts == {"peerprobe_check_cells": 105, "peerprobe_check_match_cells": 103,
-                      "peerprobe_check_tolerated_cells": 1, "peerprobe_check_drift_cells": 1}  # fmt: skip
+    assert counts == {
+        "peerprobe_check_cells": 105,
+        "peerprobe_check_match_cells": 103,
+        "peerprobe_check_tolerated_cells": 1,
+        "peerprobe_check_drift_cells": 1,
+    }
     assert found["peerprobe_check_timestamp_seconds"][0].value == NOW
 
 
@@ -71,8 +76,9 @@ def test_predicted_cells_have_no_gauge(predicted: Report) -> None:
 def test_two_environments_never_share_a_series(observed: Report) -> None:
     # a fleet writes one file per environment into node_exporter's directory: their series must not collide
     def series(region: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
-        return {(name, tuple(sorted(s.labels.items()))) for name, found in samples(observed, region).items()
-                for s in found}  # fmt: skip
+        return {
+            (name, tuple(sorted(s.labels.items()))) for name, found in samples(observed, region).items() for s in found
+        }
 
     assert not series("eu-west-1") & series("us-east-1")
 

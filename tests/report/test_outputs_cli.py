@@ -23,8 +23,14 @@ runner = CliRunner()
 
 
 def outcome(report: Report) -> RunOutcome:
-    return RunOutcome(state="Completed", flow_run_id="f", run_url="http://ui/run", api_url="http://api",
-                      parameters=RunParameters(), report=report)  # fmt: skip
+    return RunOutcome(
+        state="Completed",
+        flow_run_id="f",
+        run_url="http://ui/run",
+        api_url="http://api",
+        parameters=RunParameters(),
+        report=report,
+    )
 
 
 def test_predict_into_a_directory_exits_2_and_writes_nothing(tmp_path: Path) -> None:
@@ -68,8 +74,9 @@ def test_drift_checks_each_report_option_first(option: str, tmp_path: Path) -> N
 
 
 def test_finish_writes_every_format_asked_for(observed: Report, tmp_path: Path) -> None:
-    reports = ReportPaths(json=tmp_path / "r.json", junit=tmp_path / "j.xml", markdown=tmp_path / "r.md",
-                          metrics=tmp_path / "m.prom")  # fmt: skip
+    reports = ReportPaths(
+        json=tmp_path / "r.json", junit=tmp_path / "j.xml", markdown=tmp_path / "r.md", metrics=tmp_path / "m.prom"
+    )
     assert finish(outcome(observed), reports=reports, console=Console(quiet=True)) == 1
     assert '"tolerated": 1' in (tmp_path / "r.json").read_text()
     assert ET.parse(tmp_path / "j.xml").getroot().get("failures") == "1"

@@ -49,8 +49,12 @@ def row(text: str, at: tuple[str, str]) -> list[str]:
 def test_the_live_phase_shows_expected_observed_and_the_baselines_value(against_baseline: Report) -> None:
     text = printed(against_baseline)
     assert next(line for line in text.splitlines() if line.startswith("vantage")).split() == [
-        "vantage", "target", "expected", "observed", "baseline",
-    ]  # fmt: skip
+        "vantage",
+        "target",
+        "expected",
+        "observed",
+        "baseline",
+    ]
     assert row(text, DRIFT_AT) == ["vpc2-pod", "pod-ip", "client-node", "!192.168.96.19", "client-pod", "client-node"]
     assert row(text, ("vpc1-pod", "pod-ip"))[-1] == "same"
 

@@ -40,8 +40,10 @@ def fresh(page: Page, url: str, width: int) -> Page:
 
 
 def visible_size(page: Page, selector: str) -> tuple[float, float]:
-    box = page.evaluate(f"(() => {{ const e = document.querySelector('{selector}'); if (!e) return null;"
-                        " const r = e.getBoundingClientRect(); return [r.width, r.height]; })()")  # fmt: skip
+    box = page.evaluate(
+        f"(() => {{ const e = document.querySelector('{selector}'); if (!e) return null;"
+        " const r = e.getBoundingClientRect(); return [r.width, r.height]; })()"
+    )
     return (float(box[0]), float(box[1])) if box else (0.0, 0.0)
 
 

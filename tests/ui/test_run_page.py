@@ -51,14 +51,24 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`prefect server start` with a database of its own; the UI talks to this server's API."""
     home, port = tmp_path_factory.mktemp("prefect-home"), _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_UI_API_URL": api_url,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_UI_API_URL": api_url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
     env.pop("PREFECT_API_URL", None)
     prefect = str(Path(sys.executable).with_name("prefect"))
     with open(home / "server.log", "wb") as log:
-        process = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                                   stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + START_SECONDS
         while not _healthy(api_url):
@@ -76,8 +86,12 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def config_file(lab_state_dir: Path) -> Iterator[Path]:
-    data = {"name": NAME, "clusters": {"vpc1": {"name": f"{NAME}-one"}, "vpc2": {"name": f"{NAME}-two"}},
-            "probe": {"timeout_seconds": 2}, "phases": [{"name": "baseline"}]}  # fmt: skip
+    data = {
+        "name": NAME,
+        "clusters": {"vpc1": {"name": f"{NAME}-one"}, "vpc2": {"name": f"{NAME}-two"}},
+        "probe": {"timeout_seconds": 2},
+        "phases": [{"name": "baseline"}],
+    }
     path = lab_state_dir / f"{NAME}.yaml"
     path.write_text(yaml.safe_dump(data))
     cfg = config.load(path)
@@ -93,8 +107,13 @@ def drift_run(ui_server: str, config_file: Path, lab_state_dir: Path, screenshot
     """`peerprobe drift --html`: the URL of its run's page, and the HTML report it wrote."""
     report = screenshots / "drift-report.html"
     env = {**os.environ, "PREFECT_API_URL": ui_server, "PEERPROBE_STATE_DIR": str(lab_state_dir)}
-    done = subprocess.run([sys.executable, "-m", "peerprobe.cli", "drift", "--config", str(config_file), "--html",
-                           str(report)], env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "peerprobe.cli", "drift", "--config", str(config_file), "--html", str(report)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     match = re.search(r"run: (http://\S+/runs/flow-run/[0-9a-f-]+)", done.stdout)
     assert match, done.stdout[-1000:]
@@ -117,8 +136,9 @@ def open_tab(page: Page, name: str) -> None:
 def test_the_run_page_shows_the_task_graph(drift_run: tuple[str, Path], page: Page, screenshots: Path) -> None:
     page.open(drift_run[0])
     # The run graph is drawn on a canvas once the run's tasks have loaded.
-    drawn = page.wait_for("[...document.querySelectorAll('canvas')].some(c => c.width > 200 && c.height > 100)",
-                          timeout=UI_SECONDS)  # fmt: skip
+    drawn = page.wait_for(
+        "[...document.querySelectorAll('canvas')].some(c => c.width > 200 && c.height > 100)", timeout=UI_SECONDS
+    )
     page.settle(2.0)  # the graph's nodes arrive after the canvas
     page.screenshot(screenshots / "run-page.png")
     assert drawn, f"no task graph on the run page: {page.text()[:800]}"
@@ -139,9 +159,11 @@ def test_the_phase_table_shows_its_verdict_column(drift_run: tuple[str, Path], p
     page.settle(1.0)
     page.screenshot(screenshots / "phase-table.png")
     assert rows, f"the matrix's rows on the artifact page: {page.text()[:800]}"
-    header = page.evaluate("(() => { const h = [...document.querySelectorAll('th')].find(e => "
-                           "e.textContent.trim().toLowerCase() === 'verdict'); if (!h) return null; "
-                           "const r = h.getBoundingClientRect(); return [r.left, r.right]; })()")  # fmt: skip
+    header = page.evaluate(
+        "(() => { const h = [...document.querySelectorAll('th')].find(e => "
+        "e.textContent.trim().toLowerCase() === 'verdict'); if (!h) return null; "
+        "const r = h.getBoundingClientRect(); return [r.left, r.right]; })()"
+    )
     assert header is not None and header[0] >= 0 and header[1] <= 1600, f"verdict column off screen: {header}"
     assert "match" in page.text()
 

@@ -43,8 +43,9 @@ MAX_LISTED = 12
 
 def ensure_vpc_cni(cloud: AwsBase, cluster: EksCluster, config: ExperimentConfig, vpc: VpcKey) -> str:
     """The `vpc-cni` add-on of `cluster` at clusters.<vpc>.cni_version and ACTIVE; returns its add-on version."""
-    wanted = resolve_version(cloud, getattr(config.clusters, vpc).cni_version, cluster.version,
-                             key=f"clusters.{vpc}.cni_version")  # fmt: skip
+    wanted = resolve_version(
+        cloud, getattr(config.clusters, vpc).cni_version, cluster.version, key=f"clusters.{vpc}.cni_version"
+    )
     current = _settled(cloud, cluster.name)
     if current is None:
         _create(cloud, cluster.name, wanted)
@@ -61,11 +62,14 @@ def resolve_version(cloud: AwsBase, cni_version: str, kubernetes_version: str, *
     offered = available_versions(cloud, kubernetes_version)
     builds = [(int(m[2]), v) for v in offered if (m := _BUILD.match(v)) is not None and m[1] == wanted]
     if not builds:
-        raise ConfigError(f"{key}: {cni_version} has no {ADDON} add-on build for Kubernetes {kubernetes_version} "
-                          f"in {cloud.clients.region}; available: {_listed(offered)}")  # fmt: skip
+        raise ConfigError(
+            f"{key}: {cni_version} has no {ADDON} add-on build for Kubernetes {kubernetes_version} "
+            f"in {cloud.clients.region}; available: {_listed(offered)}"
+        )
     chosen = max(builds)[1]
-    log.info("eks.addon_version_resolved", addon=ADDON, cni_version=wanted, kubernetes=kubernetes_version,
-             version=chosen)  # fmt: skip
+    log.info(
+        "eks.addon_version_resolved", addon=ADDON, cni_version=wanted, kubernetes=kubernetes_version, version=chosen
+    )
     return chosen
 
 
@@ -75,8 +79,9 @@ def require_offered(cloud: AwsBase, cni_version: str, *, key: str) -> None:
     wanted = cni_version.removeprefix("v")
     offered = available_versions(cloud, None)
     if not any((m := _BUILD.match(v)) is not None and m[1] == wanted for v in offered):
-        raise ConfigError(f"{key}: {cni_version} has no {ADDON} add-on build in {cloud.clients.region}; "
-                          f"available: {_listed(offered)}")  # fmt: skip
+        raise ConfigError(
+            f"{key}: {cni_version} has no {ADDON} add-on build in {cloud.clients.region}; available: {_listed(offered)}"
+        )
 
 
 def available_versions(cloud: AwsBase, kubernetes_version: str | None) -> list[str]:
@@ -117,24 +122,38 @@ def _settled(cloud: AwsBase, cluster: str) -> dict[str, Any] | None:
         return None
     status = str(current.get("status"))
     if status in _BROKEN:
-        raise ConflictError(f"eks addon {cluster}/{ADDON}: is {status}{_issues(current)}; delete it "
-                            "(eks DeleteAddon) and run again", resource="eks addon",
-                            resource_id=f"{cluster}/{ADDON}", state=status)  # fmt: skip
+        raise ConflictError(
+            f"eks addon {cluster}/{ADDON}: is {status}{_issues(current)}; delete it (eks DeleteAddon) and run again",
+            resource="eks addon",
+            resource_id=f"{cluster}/{ADDON}",
+            state=status,
+        )
     return wait_active(cloud, cluster) if status in _SETTLING else current
 
 
 def _create(cloud: AwsBase, cluster: str, version: str) -> None:
     with aws_errors("eks addon", f"{cluster}/{ADDON}"):
-        cloud.eks.create_addon(clusterName=cluster, addonName=ADDON, addonVersion=version,
-                               resolveConflicts=ON_CREATE, tags=cloud.stamp.tags(ADDON))  # fmt: skip
+        cloud.eks.create_addon(
+            clusterName=cluster,
+            addonName=ADDON,
+            addonVersion=version,
+            resolveConflicts=ON_CREATE,
+            tags=cloud.stamp.tags(ADDON),
+        )
     log.info("eks.addon_created", cluster=cluster, addon=ADDON, version=version, resolve_conflicts=ON_CREATE)
 
 
 def _update(cloud: AwsBase, cluster: str, version: str, *, previous: str) -> None:
     with aws_errors("eks addon", f"{cluster}/{ADDON}"):
         cloud.eks.update_addon(clusterName=cluster, addonName=ADDON, addonVersion=version, resolveConflicts=ON_UPDATE)
-    log.info("eks.addon_updated", cluster=cluster, addon=ADDON, version=version, previous=previous,
-             resolve_conflicts=ON_UPDATE)  # fmt: skip
+    log.info(
+        "eks.addon_updated",
+        cluster=cluster,
+        addon=ADDON,
+        version=version,
+        previous=previous,
+        resolve_conflicts=ON_UPDATE,
+    )
 
 
 def wait_active(cloud: AwsBase, cluster: str, *, version: str | None = None) -> dict[str, Any]:
@@ -149,9 +168,13 @@ def wait_active(cloud: AwsBase, cluster: str, *, version: str | None = None) -> 
         return (addon or {}) if _active(addon, cluster, version) else None
 
     addon = cloud.waits.poll(
-        check, kind="eks addon", resource_id=f"{cluster}/{ADDON}", goal=f"ACTIVE at {version or 'any version'}",
-        max_seconds=ADDON_WAIT_SECONDS, state=lambda: f"still {seen.get('status')} at {seen.get('addonVersion')}",
-    )  # fmt: skip
+        check,
+        kind="eks addon",
+        resource_id=f"{cluster}/{ADDON}",
+        goal=f"ACTIVE at {version or 'any version'}",
+        max_seconds=ADDON_WAIT_SECONDS,
+        state=lambda: f"still {seen.get('status')} at {seen.get('addonVersion')}",
+    )
     log.info("eks.addon_active", cluster=cluster, addon=ADDON, version=version)
     return addon
 
@@ -160,8 +183,12 @@ def _active(addon: dict[str, Any] | None, cluster: str, version: str | None) -> 
     """True when ACTIVE at `version`; raises when it is gone or failed (no wait changes that)."""
     status = str(addon.get("status")) if addon is not None else "absent"
     if addon is None or status in _FAILED:
-        raise InfrastructureError(f"eks addon {cluster}/{ADDON}: {status}{_issues(addon)}", resource="eks addon",
-                                  resource_id=f"{cluster}/{ADDON}", state=status)  # fmt: skip
+        raise InfrastructureError(
+            f"eks addon {cluster}/{ADDON}: {status}{_issues(addon)}",
+            resource="eks addon",
+            resource_id=f"{cluster}/{ADDON}",
+            state=status,
+        )
     return status == "ACTIVE" and version in (None, addon.get("addonVersion"))
 
 

@@ -67,15 +67,18 @@ class AwsBase:
             {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [self.stamp.environment]},
         ]
 
-    def wait(
-        self, client: Any, waiter: str, *, kind: str, resource_id: str, max_seconds: float, **params: Any
-    ) -> None:
+    def wait(self, client: Any, waiter: str, *, kind: str, resource_id: str, max_seconds: float, **params: Any) -> None:
         """A botocore waiter's acceptors (the success and failure states its service documents), checked one
         attempt at a time at the Waits' pace, so backoff, jitter and both caps are ours; `max_seconds` is the
         time cap (cluster ~20 min, node group ~15, NAT gateway ~10)."""
         model = client.get_waiter(waiter)
-        self.waits.poll(lambda: _waiter_once(model, kind, resource_id, params), kind=kind, resource_id=resource_id,
-                        goal=waiter.replace("_", " "), max_seconds=max_seconds)  # fmt: skip
+        self.waits.poll(
+            lambda: _waiter_once(model, kind, resource_id, params),
+            kind=kind,
+            resource_id=resource_id,
+            goal=waiter.replace("_", " "),
+            max_seconds=max_seconds,
+        )
 
 
 def _waiter_once(waiter: Any, kind: str, resource_id: str, params: dict[str, Any]) -> bool | None:

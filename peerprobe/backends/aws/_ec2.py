@@ -55,8 +55,14 @@ class InstanceOps(AwsBase):
                 state=raw["State"]["Name"],
             )
         instance_id = str(raw["InstanceId"])
-        self.wait(self.ec2, "instance_running", kind="instance", resource_id=instance_id,
-                  max_seconds=INSTANCE_WAIT_SECONDS, InstanceIds=[instance_id])  # fmt: skip
+        self.wait(
+            self.ec2,
+            "instance_running",
+            kind="instance",
+            resource_id=instance_id,
+            max_seconds=INSTANCE_WAIT_SECONDS,
+            InstanceIds=[instance_id],
+        )
         return _with_public_ip(self.instance(instance_id), wanted=public_ip)
 
     def find_instance(self, name: str) -> str | None:
@@ -131,8 +137,14 @@ class InstanceOps(AwsBase):
         except NotFoundError:
             log.info("instance.already_absent", resource_id=instance_id)
             return
-        self.wait(self.ec2, "instance_terminated", kind="instance", resource_id=instance_id,
-                  max_seconds=INSTANCE_WAIT_SECONDS, InstanceIds=[instance_id])  # fmt: skip
+        self.wait(
+            self.ec2,
+            "instance_terminated",
+            kind="instance",
+            resource_id=instance_id,
+            max_seconds=INSTANCE_WAIT_SECONDS,
+            InstanceIds=[instance_id],
+        )
         log.info("instance.deleted", resource_id=instance_id)
 
 
@@ -145,8 +157,12 @@ def _placement(
         return {"SubnetId": subnet_id, "SecurityGroupIds": list(security_group_ids)} | (
             {"PrivateIpAddress": private_ip} if private_ip else {}
         )
-    interface: dict[str, Any] = {"DeviceIndex": 0, "SubnetId": subnet_id, "Groups": list(security_group_ids),
-                                 "AssociatePublicIpAddress": public_ip}  # fmt: skip
+    interface: dict[str, Any] = {
+        "DeviceIndex": 0,
+        "SubnetId": subnet_id,
+        "Groups": list(security_group_ids),
+        "AssociatePublicIpAddress": public_ip,
+    }
     if private_ip:
         interface["PrivateIpAddress"] = private_ip
     return {"NetworkInterfaces": [interface]}
@@ -160,5 +176,7 @@ def _with_public_ip(instance: Instance, *, wanted: bool | None) -> Instance:
     raise ConflictError(
         f"instance {instance.id} ({instance.name}): {has}, wanted {'one' if wanted else 'none'}; remove it "
         "(cleanup) and create it again",
-        resource="instance", resource_id=instance.id, state=instance.state,
-    )  # fmt: skip
+        resource="instance",
+        resource_id=instance.id,
+        state=instance.state,
+    )

@@ -52,9 +52,13 @@ class EksOps(LeftoverOps):
         else:
             self._check_eks_owner("eks cluster", name, raw.get("tags", {}), state=raw["status"])
         self.wait(
-            self.eks, "cluster_active", kind="eks cluster", resource_id=name, name=name,
+            self.eks,
+            "cluster_active",
+            kind="eks cluster",
+            resource_id=name,
+            name=name,
             max_seconds=CLUSTER_WAIT_SECONDS,
-        )  # fmt: skip
+        )
         return _cluster(self._describe_cluster(name) or {})
 
     def cluster(self, name: str) -> EksCluster | None:
@@ -104,8 +108,13 @@ class EksOps(LeftoverOps):
             with aws_errors(kind, resource_id):
                 create()
 
-        self.waits.retry(attempt, retry_if=role_not_visible, what=f"{kind} {resource_id}",
-                         max_seconds=ROLE_PROPAGATION_SECONDS, first=5)  # fmt: skip
+        self.waits.retry(
+            attempt,
+            retry_if=role_not_visible,
+            what=f"{kind} {resource_id}",
+            max_seconds=ROLE_PROPAGATION_SECONDS,
+            first=5,
+        )
 
     def _check_eks_owner(self, kind: str, name: str, tags: dict[str, str], *, state: str) -> None:
         # Names are the identity of EKS resources; one that another environment made is not ours to adopt.
@@ -128,9 +137,13 @@ class EksOps(LeftoverOps):
         with absent_ok("eks_cluster", name):
             self.eks.delete_cluster(name=name)
         self.wait(
-            self.eks, "cluster_deleted", kind="eks cluster", resource_id=name, name=name,
+            self.eks,
+            "cluster_deleted",
+            kind="eks cluster",
+            resource_id=name,
+            name=name,
             max_seconds=CLUSTER_WAIT_SECONDS,
-        )  # fmt: skip
+        )
         self.delete_controller_groups(cluster=name)
 
     def ensure_nodegroup(
@@ -151,11 +164,19 @@ class EksOps(LeftoverOps):
         raw = self._describe_nodegroup(cluster, name)
         if raw is None:
             scaling = {"minSize": min_size or size, "maxSize": max(max_size or size, size), "desiredSize": size}
-            params = {"clusterName": cluster, "nodegroupName": name, "nodeRole": node_role_arn,
-                      "subnets": list(subnet_ids), "scalingConfig": scaling, "instanceTypes": list(instance_types),
-                      "labels": dict(labels or {}), "tags": self.stamp.tags(name)}  # fmt: skip
-            self._create_once_role_visible("eks nodegroup", f"{cluster}/{name}",
-                                           lambda: self.eks.create_nodegroup(**params))  # fmt: skip
+            params = {
+                "clusterName": cluster,
+                "nodegroupName": name,
+                "nodeRole": node_role_arn,
+                "subnets": list(subnet_ids),
+                "scalingConfig": scaling,
+                "instanceTypes": list(instance_types),
+                "labels": dict(labels or {}),
+                "tags": self.stamp.tags(name),
+            }
+            self._create_once_role_visible(
+                "eks nodegroup", f"{cluster}/{name}", lambda: self.eks.create_nodegroup(**params)
+            )
             log.info("eks.nodegroup_created", cluster=cluster, nodegroup=name, size=size)
         else:
             self._check_eks_owner("eks nodegroup", f"{cluster}/{name}", raw.get("tags", {}), state=raw["status"])
@@ -181,8 +202,15 @@ class EksOps(LeftoverOps):
         """Delete the node group and wait until it is gone; an absent group (or cluster) is fine."""
         with absent_ok("eks_nodegroup", f"{cluster}/{name}"):
             self.eks.delete_nodegroup(clusterName=cluster, nodegroupName=name)
-        self.wait(self.eks, "nodegroup_deleted", kind="eks nodegroup", resource_id=f"{cluster}/{name}",
-                  max_seconds=NODEGROUP_WAIT_SECONDS, clusterName=cluster, nodegroupName=name)  # fmt: skip
+        self.wait(
+            self.eks,
+            "nodegroup_deleted",
+            kind="eks nodegroup",
+            resource_id=f"{cluster}/{name}",
+            max_seconds=NODEGROUP_WAIT_SECONDS,
+            clusterName=cluster,
+            nodegroupName=name,
+        )
 
 
 def role_not_visible(error: PeerprobeError) -> bool:

@@ -177,8 +177,9 @@ class ElbOps(AwsBase):
             for page in self.elb.get_paginator("describe_load_balancers").paginate():
                 for lb in page["LoadBalancerDescriptions"]:
                     if lb.get("DNSName") == dns_name:
-                        return LoadBalancer(name=lb["LoadBalancerName"], kind="classic", dns_name=dns_name,
-                                            scheme=lb.get("Scheme", ""))  # fmt: skip
+                        return LoadBalancer(
+                            name=lb["LoadBalancerName"], kind="classic", dns_name=dns_name, scheme=lb.get("Scheme", "")
+                        )
             for page in self.elbv2.get_paginator("describe_load_balancers").paginate():
                 for raw in page["LoadBalancers"]:
                     if raw.get("DNSName") == dns_name:
@@ -197,10 +198,14 @@ class ElbOps(AwsBase):
             with aws_errors("classic load balancer", lb.name):
                 states = self.elb.describe_instance_health(LoadBalancerName=lb.name)["InstanceStates"]
             targets = [
-                TargetState(target=str(s["InstanceId"]), port=None, state=str(s["State"]),
-                            reason=str(s.get("ReasonCode") or s.get("Description") or ""))
+                TargetState(
+                    target=str(s["InstanceId"]),
+                    port=None,
+                    state=str(s["State"]),
+                    reason=str(s.get("ReasonCode") or s.get("Description") or ""),
+                )
                 for s in states
-            ]  # fmt: skip
+            ]
         else:
             targets = self._v2_target_states(lb.arn)
         return LoadBalancerHealth(name=lb.name, kind=lb.kind, targets=tuple(targets))
@@ -211,10 +216,14 @@ class ElbOps(AwsBase):
             health = [self.elbv2.describe_target_health(TargetGroupArn=g["TargetGroupArn"]) for g in groups]
         found = [d for answer in health for d in answer["TargetHealthDescriptions"]]
         return [
-            TargetState(target=str(d["Target"]["Id"]), port=d["Target"].get("Port"),
-                        state=str(d["TargetHealth"]["State"]), reason=str(d["TargetHealth"].get("Reason", "")))
+            TargetState(
+                target=str(d["Target"]["Id"]),
+                port=d["Target"].get("Port"),
+                state=str(d["TargetHealth"]["State"]),
+                reason=str(d["TargetHealth"].get("Reason", "")),
+            )
             for d in found
-        ]  # fmt: skip
+        ]
 
     def _check_elb_owner(self, kind: str, name: str, tags: dict[str, str]) -> None:
         # Load balancer names are unique per region and account; never adopt another environment's.

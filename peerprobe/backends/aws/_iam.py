@@ -116,8 +116,14 @@ class IamOps(AwsBase):
         if role not in {r["RoleName"] for r in raw.get("Roles", [])}:
             with aws_errors("iam instance profile", name, role):
                 self.iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=role)
-        self.wait(self.iam, "instance_profile_exists", kind="iam instance profile", resource_id=name,
-                  max_seconds=IAM_WAIT_SECONDS, InstanceProfileName=name)  # fmt: skip
+        self.wait(
+            self.iam,
+            "instance_profile_exists",
+            kind="iam instance profile",
+            resource_id=name,
+            max_seconds=IAM_WAIT_SECONDS,
+            InstanceProfileName=name,
+        )
         return str(raw["Arn"])
 
     def _instance_profile(self, name: str) -> dict[str, Any] | None:
@@ -158,5 +164,7 @@ def _refuse_node_role_path(name: str, raw: dict[str, Any], policies: Sequence[st
             f"iam role {name}: has the path {path}; EKS nodes of a role under a path never join a cluster that "
             "authenticates with aws-auth (containers-roadmap#926). Delete the role (peerprobe cleanup removes "
             "one it made) or recreate it at the path /, then run again",
-            resource="iam role", resource_id=name, state="path",
-        )  # fmt: skip
+            resource="iam role",
+            resource_id=name,
+            state="path",
+        )

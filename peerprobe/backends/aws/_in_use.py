@@ -37,8 +37,9 @@ class InUseOps(AwsBase):
 
         event = kind.replace(" ", "_")
         try:
-            self.waits.retry(attempt, retry_if=in_use, what=f"{kind} {resource_id}",
-                             max_seconds=DEPENDENCY_WAIT_SECONDS, first=10)  # fmt: skip
+            self.waits.retry(
+                attempt, retry_if=in_use, what=f"{kind} {resource_id}", max_seconds=DEPENDENCY_WAIT_SECONDS, first=10
+            )
         except NotFoundError:
             log.info(f"{event}.already_absent", resource_id=resource_id)
             return
@@ -47,15 +48,21 @@ class InUseOps(AwsBase):
                 raise
             raise ConflictError(
                 f"{error}; still there: {_named(holders())}; run cleanup again once they are gone",
-                resource=kind, resource_id=resource_id, state=error.state,
-            ) from error  # fmt: skip
+                resource=kind,
+                resource_id=resource_id,
+                state=error.state,
+            ) from error
         log.info(f"{event}.deleted", resource_id=resource_id)
 
     def delete_security_group(self, group_id: str) -> None:
         """Delete the group, waiting (bounded) while an interface still uses it (a terminated instance's, a
         load balancer's) or a rule refers to it; giving up names the interfaces."""
-        self.delete_when_free("security group", group_id, lambda: self.ec2.delete_security_group(GroupId=group_id),
-                              holders=lambda: self.interfaces_using("group-id", group_id))  # fmt: skip
+        self.delete_when_free(
+            "security group",
+            group_id,
+            lambda: self.ec2.delete_security_group(GroupId=group_id),
+            holders=lambda: self.interfaces_using("group-id", group_id),
+        )
 
     def interfaces_using(self, key: str, value: str) -> list[str]:
         """The network interfaces whose `key` ("vpc-id", "subnet-id", "group-id") is `value`, each named with
@@ -65,8 +72,10 @@ class InUseOps(AwsBase):
                 Filters=[{"Name": key, "Values": [value]}]
             )
             found = [eni for page in pages for eni in page["NetworkInterfaces"]]
-        return [f"{eni['NetworkInterfaceId']} ({eni.get('Description') or 'no description'}, {eni.get('Status')})"
-                for eni in found]  # fmt: skip
+        return [
+            f"{eni['NetworkInterfaceId']} ({eni.get('Description') or 'no description'}, {eni.get('Status')})"
+            for eni in found
+        ]
 
     def groups_in(self, vpc_id: str) -> list[str]:
         """The VPC's security groups other than its default one, each with its name."""

@@ -47,8 +47,12 @@ class LeftoverOps(ElbOps, InUseOps):
         own = {f"ELB {name}" for name in classic} | {f"ELB {_v2_suffix(arn)}" for arn in v2} | set(seen)
         groups = self._controller_groups(tag, vpc_id)
         interfaces = self._elb_interfaces(vpc_id, descriptions=sorted(own), groups=groups)
-        return Leftovers(load_balancers=tuple(classic + v2), security_groups=tuple(groups),
-                         interfaces=tuple(interfaces), descriptions=tuple(sorted(own)))  # fmt: skip
+        return Leftovers(
+            load_balancers=tuple(classic + v2),
+            security_groups=tuple(groups),
+            interfaces=tuple(interfaces),
+            descriptions=tuple(sorted(own)),
+        )
 
     def wait_load_balancers_gone(self, *, cluster: str, vpc_id: str, timeout_seconds: float) -> None:
         """Until the controllers have removed the cluster's load balancers and their interfaces, bounded (a
@@ -61,10 +65,14 @@ class LeftoverOps(ElbOps, InUseOps):
             return last if not (last.load_balancers or last.interfaces) else None
 
         gone = self.waits.poll(
-            check, kind="load balancers", resource_id=f"of cluster {cluster} in {vpc_id}", goal="gone",
-            max_seconds=timeout_seconds, first=POLL_SECONDS,
+            check,
+            kind="load balancers",
+            resource_id=f"of cluster {cluster} in {vpc_id}",
+            goal="gone",
+            max_seconds=timeout_seconds,
+            first=POLL_SECONDS,
             state=lambda: f"still there: {', '.join(last.load_balancers + last.interfaces)}",
-        )  # fmt: skip
+        )
         self._delete_groups(gone.security_groups)
 
     def delete_tagged_load_balancers(self, cluster: str) -> list[str]:
@@ -112,8 +120,9 @@ class LeftoverOps(ElbOps, InUseOps):
                 for page in self.elb.get_paginator("describe_load_balancers").paginate()
                 for lb in page["LoadBalancerDescriptions"]
             ]
-        tagged = _tags_in_batches(names, lambda batch: self.elb.describe_tags(LoadBalancerNames=batch),
-                                  kind="classic load balancers")  # fmt: skip
+        tagged = _tags_in_batches(
+            names, lambda batch: self.elb.describe_tags(LoadBalancerNames=batch), kind="classic load balancers"
+        )
         return [str(d["LoadBalancerName"]) for d in tagged if tag in tag_dict(d)]
 
     def _v2_of(self, tag: str) -> list[str]:
@@ -123,8 +132,9 @@ class LeftoverOps(ElbOps, InUseOps):
                 for page in self.elbv2.get_paginator("describe_load_balancers").paginate()
                 for lb in page["LoadBalancers"]
             ]
-        tagged = _tags_in_batches(arns, lambda batch: self.elbv2.describe_tags(ResourceArns=batch),
-                                  kind="load balancers")  # fmt: skip
+        tagged = _tags_in_batches(
+            arns, lambda batch: self.elbv2.describe_tags(ResourceArns=batch), kind="load balancers"
+        )
         return [str(d["ResourceArn"]) for d in tagged if tag in tag_dict(d)]
 
     def _controller_groups(self, tag: str, vpc_id: str) -> list[str]:
@@ -153,9 +163,9 @@ class LeftoverOps(ElbOps, InUseOps):
         if description is None:
             return [], []
         with aws_errors("network interfaces", dns_name):
-            found = self.ec2.describe_network_interfaces(
-                Filters=[{"Name": "description", "Values": [description]}]
-            )["NetworkInterfaces"]
+            found = self.ec2.describe_network_interfaces(Filters=[{"Name": "description", "Values": [description]}])[
+                "NetworkInterfaces"
+            ]
         private = sorted(str(e["PrivateIpAddress"]) for e in found if e.get("PrivateIpAddress"))
         public = sorted(str(e["Association"]["PublicIp"]) for e in found if e.get("Association", {}).get("PublicIp"))
         return private, public

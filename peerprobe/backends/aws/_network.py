@@ -53,9 +53,16 @@ def inspect_network(cloud: AwsCloud, config: ExperimentConfig, key: VpcKey) -> N
         public, private = _classified(cloud, vpc["VpcId"])
     nat_id, nat_ip = _nat(cloud, vpc["VpcId"])
     return NetworkIds(
-        key=key, vpc=vpc["VpcId"], cidr=vpc["CidrBlock"], adopted=True, public_subnets=public, private_subnets=private,
-        route_tables=_route_tables(cloud, vpc["VpcId"], [*public, *private]), nat_gateway=nat_id, nat_public_ip=nat_ip,
-    )  # fmt: skip
+        key=key,
+        vpc=vpc["VpcId"],
+        cidr=vpc["CidrBlock"],
+        adopted=True,
+        public_subnets=public,
+        private_subnets=private,
+        route_tables=_route_tables(cloud, vpc["VpcId"], [*public, *private]),
+        nat_gateway=nat_id,
+        nat_public_ip=nat_ip,
+    )
 
 
 def require_public_subnets(config: ExperimentConfig, network: NetworkIds) -> None:
@@ -68,7 +75,7 @@ def require_public_subnets(config: ExperimentConfig, network: NetworkIds) -> Non
             "vpcs.vpc1.subnets.public: no public subnet in "
             f"{network.vpc}; the internet-facing load balancers (service-nginx"
             f"{', loadbalancer' if config.services.load_balancer.scheme == 'internet-facing' else ''}) would fail "
-            "with \"could not find any suitable subnets for creating the ELB\"; nothing was created"
+            'with "could not find any suitable subnets for creating the ELB"; nothing was created'
         )
     raise ConfigError(f"vpcs.vpc2.subnets.public: no public subnet in {network.vpc} for the EC2 web host")
 
@@ -154,15 +161,17 @@ def create_network(cloud: AwsCloud, config: ExperimentConfig, key: VpcKey) -> Ne
     zones = list(cloud.availability_zones()[:AZ_COUNT])
     parts = layout(vpc_config)
     public = [
-        cloud.ensure_subnet(f"{key}-public-{i}", vpc_id=vpc.id, cidr=str(cidr), availability_zone=zones[i % len(zones)],
-                            public=True).id
+        cloud.ensure_subnet(
+            f"{key}-public-{i}", vpc_id=vpc.id, cidr=str(cidr), availability_zone=zones[i % len(zones)], public=True
+        ).id
         for i, cidr in enumerate(parts["public"])
-    ]  # fmt: skip
+    ]
     private = [
-        cloud.ensure_subnet(f"{key}-private-{i}", vpc_id=vpc.id, cidr=str(cidr),
-                            availability_zone=zones[i % len(zones)], public=False).id
+        cloud.ensure_subnet(
+            f"{key}-private-{i}", vpc_id=vpc.id, cidr=str(cidr), availability_zone=zones[i % len(zones)], public=False
+        ).id
         for i, cidr in enumerate(parts["private"])
-    ]  # fmt: skip
+    ]
     igw = cloud.ensure_internet_gateway(f"{key}-igw", vpc_id=vpc.id)
     public_rt = cloud.ensure_route_table(f"{key}-public", vpc_id=vpc.id, subnet_ids=public)
     cloud.ensure_route(public_rt.id, destination_cidr="0.0.0.0/0", target_id=igw.id)
@@ -171,10 +180,16 @@ def create_network(cloud: AwsCloud, config: ExperimentConfig, key: VpcKey) -> Ne
     if nat is not None:
         cloud.ensure_route(private_rt.id, destination_cidr="0.0.0.0/0", target_id=nat.id)
     return NetworkIds(
-        key=key, vpc=vpc.id, cidr=vpc.cidr, public_subnets=public, private_subnets=private,
-        route_tables=[public_rt.id, private_rt.id], internet_gateway=igw.id,
-        nat_gateway=nat.id if nat else None, nat_public_ip=nat.public_ip if nat else None,
-    )  # fmt: skip
+        key=key,
+        vpc=vpc.id,
+        cidr=vpc.cidr,
+        public_subnets=public,
+        private_subnets=private,
+        route_tables=[public_rt.id, private_rt.id],
+        internet_gateway=igw.id,
+        nat_gateway=nat.id if nat else None,
+        nat_public_ip=nat.public_ip if nat else None,
+    )
 
 
 def _tag_subnets(cloud: AwsCloud, network: NetworkIds, *, cluster_name: str) -> NetworkIds:

@@ -65,17 +65,25 @@ class PeeringOps(VpcOps):
         Connections may not know it for a moment): wait until it is past that, accept it when it is
         pending-acceptance (a retried step finds it there too), then wait until it is active. Bounded."""
         status = self.waits.poll(
-            lambda: self._status_unless(peering_id, ("initiating-request",)), kind="vpc peering",
-            resource_id=peering_id, goal="pending-acceptance", max_seconds=PEERING_WAIT_SECONDS, first=2,
-        )  # fmt: skip
+            lambda: self._status_unless(peering_id, ("initiating-request",)),
+            kind="vpc peering",
+            resource_id=peering_id,
+            goal="pending-acceptance",
+            max_seconds=PEERING_WAIT_SECONDS,
+            first=2,
+        )
         if status == "pending-acceptance":
             with aws_errors("vpc peering", peering_id, name):
                 self.ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=peering_id)
             log.info("peering.accepted", peering_id=peering_id)
         self.waits.poll(
             lambda: self._status_unless(peering_id, ("initiating-request", "pending-acceptance", "provisioning")),
-            kind="vpc peering", resource_id=peering_id, goal="active", max_seconds=PEERING_WAIT_SECONDS, first=2,
-        )  # fmt: skip
+            kind="vpc peering",
+            resource_id=peering_id,
+            goal="active",
+            max_seconds=PEERING_WAIT_SECONDS,
+            first=2,
+        )
 
     def _status_unless(self, peering_id: str, passing: tuple[str, ...]) -> str | None:
         """The peering's status once it is none of the `passing` ones (None meanwhile, and while AWS does not
@@ -85,8 +93,9 @@ class PeeringOps(VpcOps):
         except NotFoundError:
             return None
         if status in _DEAD:
-            raise ConflictError(f"vpc peering {peering_id}: is {status}", resource="vpc peering",
-                                resource_id=peering_id, state=status)  # fmt: skip
+            raise ConflictError(
+                f"vpc peering {peering_id}: is {status}", resource="vpc peering", resource_id=peering_id, state=status
+            )
         return None if status in passing else status
 
     def peering(self, peering_id: str) -> Peering:

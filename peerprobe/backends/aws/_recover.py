@@ -46,15 +46,24 @@ def recover_state(cloud: AwsCloud, config: ExperimentConfig, names: Names) -> Aw
     clusters = live_clusters(cloud, names.clusters)
     vpc1_group = clusters["vpc1"].security_group if "vpc1" in clusters else ""  # peerprobe opens rules on VPC1 only
     state = AwsState(
-        environment=cloud.stamp.environment, networks=networks, clusters=clusters, roles=sorted(names.roles),
+        environment=cloud.stamp.environment,
+        networks=networks,
+        clusters=clusters,
+        roles=sorted(names.roles),
         instance_profile=names.instance_profile if _owns_profile(cloud, names.instance_profile) else "",
         peer_host_instance=cloud.find_instance(names.peer_host) or "",
-        peer_host_security_group=_group(cloud, names.peer_host), peering=_peering(cloud, names.peering),
+        peer_host_security_group=_group(cloud, names.peer_host),
+        peering=_peering(cloud, names.peering),
         opened=opened_rules(cloud, vpc1_group, peer_cidr=config.vpcs.vpc2.cidr),
-    )  # fmt: skip
-    log.info("aws.state_recovered", environment=state.environment,
-             vpcs={key: network.vpc for key, network in sorted(networks.items())},
-             clusters=sorted(clusters), peer_host=state.peer_host_instance or None, peering=state.peering)  # fmt: skip
+    )
+    log.info(
+        "aws.state_recovered",
+        environment=state.environment,
+        vpcs={key: network.vpc for key, network in sorted(networks.items())},
+        clusters=sorted(clusters),
+        peer_host=state.peer_host_instance or None,
+        peering=state.peering,
+    )
     return state
 
 
@@ -83,12 +92,16 @@ def _created_network(cloud: AwsCloud, key: VpcKey) -> NetworkIds | None:
     tables = _described(cloud, "describe_route_tables", "RouteTables", Filters=mine)
     nat = _nat_gateway(cloud, vpc_id)
     return NetworkIds(
-        key=key, vpc=vpc_id, cidr=str(vpcs[0]["CidrBlock"]),
+        key=key,
+        vpc=vpc_id,
+        cidr=str(vpcs[0]["CidrBlock"]),
         public_subnets=[str(s["SubnetId"]) for s in subnets if s.get("MapPublicIpOnLaunch")],
         private_subnets=[str(s["SubnetId"]) for s in subnets if not s.get("MapPublicIpOnLaunch")],
-        route_tables=[str(t["RouteTableId"]) for t in tables], internet_gateway=_internet_gateway(cloud, vpc_id),
-        nat_gateway=str(nat["NatGatewayId"]) if nat else None, nat_public_ip=_public_ip(nat),
-    )  # fmt: skip
+        route_tables=[str(t["RouteTableId"]) for t in tables],
+        internet_gateway=_internet_gateway(cloud, vpc_id),
+        nat_gateway=str(nat["NatGatewayId"]) if nat else None,
+        nat_public_ip=_public_ip(nat),
+    )
 
 
 def _public_ip(nat: dict[str, Any] | None) -> str | None:
@@ -98,13 +111,17 @@ def _public_ip(nat: dict[str, Any] | None) -> str | None:
 
 
 def _in_vpc(cloud: AwsCloud, vpc_id: str) -> list[dict[str, Any]]:
-    return [{"Name": "vpc-id", "Values": [vpc_id]},
-            {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [cloud.stamp.environment]}]  # fmt: skip
+    return [
+        {"Name": "vpc-id", "Values": [vpc_id]},
+        {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [cloud.stamp.environment]},
+    ]
 
 
 def _internet_gateway(cloud: AwsCloud, vpc_id: str) -> str | None:
-    filters = [{"Name": "attachment.vpc-id", "Values": [vpc_id]},
-               {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [cloud.stamp.environment]}]  # fmt: skip
+    filters = [
+        {"Name": "attachment.vpc-id", "Values": [vpc_id]},
+        {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [cloud.stamp.environment]},
+    ]
     found = _described(cloud, "describe_internet_gateways", "InternetGateways", Filters=filters)
     return str(found[0]["InternetGatewayId"]) if found else None
 
@@ -127,13 +144,18 @@ def live_clusters(cloud: AwsCloud, configured: Mapping[VpcKey, ClusterIds]) -> d
     for key, ids in configured.items():
         if ids.name not in tagged:
             continue
-        groups = [r.id.split("/", 1)[1] for r in tagged.values()
-                  if r.kind == "eks-nodegroup" and r.id.startswith(f"{ids.name}/")]  # fmt: skip
+        groups = [
+            r.id.split("/", 1)[1]
+            for r in tagged.values()
+            if r.kind == "eks-nodegroup" and r.id.startswith(f"{ids.name}/")
+        ]
         cluster = cloud.cluster(ids.name)
-        found[key] = ids.model_copy(update={
-            "nodegroup": groups[0] if groups else ids.nodegroup,
-            "security_group": cluster.cluster_security_group_id if cluster is not None else "",
-        })  # fmt: skip
+        found[key] = ids.model_copy(
+            update={
+                "nodegroup": groups[0] if groups else ids.nodegroup,
+                "security_group": cluster.cluster_security_group_id if cluster is not None else "",
+            }
+        )
     return found
 
 
@@ -145,8 +167,11 @@ def opened_rules(cloud: AwsCloud, group_id: str, *, peer_cidr: str) -> list[Open
         rules = cloud.ingress_rules(group_id)
     except NotFoundError:
         return []
-    return [OpenedRule(group=group_id, protocol=r.protocol, from_port=r.from_port, to_port=r.to_port, cidr=r.cidr)
-            for r in rules if r.cidr == peer_cidr and r.description == PEER_RULE_DESCRIPTION]  # fmt: skip
+    return [
+        OpenedRule(group=group_id, protocol=r.protocol, from_port=r.from_port, to_port=r.to_port, cidr=r.cidr)
+        for r in rules
+        if r.cidr == peer_cidr and r.description == PEER_RULE_DESCRIPTION
+    ]
 
 
 # --- the EC2 host, the peering, the instance profile ------------------------------------------------------------

@@ -62,7 +62,7 @@ def busybox_script(specs: Sequence[ProbeSpec], *, timeout_seconds: float, nonce:
     return "\n".join(lines) + "\n"
 
 
-_PYTHON_PROBER = r'''
+_PYTHON_PROBER = r"""
 import json, socket, sys, time, urllib.error, urllib.request
 N, T, P, LIMIT = __ARGS__
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -99,7 +99,7 @@ for i, (host, port, is_name) in enumerate(P):
     print(body.decode("utf-8", "replace"))
     print("==%s end %d" % (N, i))
     sys.stdout.flush()
-'''
+"""
 
 
 def python_script(specs: Sequence[ProbeSpec], *, timeout_seconds: float, nonce: str) -> str:
@@ -192,18 +192,30 @@ def _result(spec: ProbeSpec, section: _Section) -> ProbeResult:
     if outcome != "ok":
         status = int(status_match.group(1)) if status_match else None
         detail = short(err or f"exit status {section.rc}")
-        return ProbeResult(spec=spec, outcome=outcome, resolved=resolved, http_status=status, detail=detail,
-                           elapsed_seconds=section.elapsed)  # fmt: skip
+        return ProbeResult(
+            spec=spec,
+            outcome=outcome,
+            resolved=resolved,
+            http_status=status,
+            detail=detail,
+            elapsed_seconds=section.elapsed,
+        )
     fields = echo.parse("\n".join(section.body))
     return ProbeResult(
-        spec=spec, outcome="ok", client_address=fields.client_address, host=fields.host,
-        request_uri=fields.request_uri, resolved=resolved, http_status=200, elapsed_seconds=section.elapsed,
-    )  # fmt: skip
+        spec=spec,
+        outcome="ok",
+        client_address=fields.client_address,
+        host=fields.host,
+        request_uri=fields.request_uri,
+        resolved=resolved,
+        http_status=200,
+        elapsed_seconds=section.elapsed,
+    )
 
 
 # --- the EC2 web host --------------------------------------------------------------------------------------
 
-_ECHO_SERVER = r'''
+_ECHO_SERVER = r"""
 import http.server, os, socketserver, sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import echo
@@ -229,7 +241,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 Server((HOST, PORT), Handler).serve_forever()
-'''
+"""
 
 _UNIT = """[Unit]
 Description=peerprobe echo server (echoserver 1.4's response) on :80

@@ -47,15 +47,21 @@ class SsmOps(AwsBase):
         command_id = str(command["CommandId"])
         log.info("ssm.command_sent", instance_id=instance_id, command_id=command_id)
         invocation = self.waits.poll(
-            lambda: self._finished(command_id, instance_id), kind="ssm command", resource_id=command_id,
-            goal=f"finished on {instance_id}", max_seconds=timeout_seconds + 60, first=POLL_SECONDS,
-        )  # fmt: skip
+            lambda: self._finished(command_id, instance_id),
+            kind="ssm command",
+            resource_id=command_id,
+            goal=f"finished on {instance_id}",
+            max_seconds=timeout_seconds + 60,
+            first=POLL_SECONDS,
+        )
         if invocation["Status"] != "Success":
             raise InfrastructureError(
                 f"ssm command {command_id} on {instance_id}: {invocation['Status']}: "
                 f"{str(invocation.get('StandardErrorContent', ''))[:200]}",
-                resource="ssm command", resource_id=command_id, state=str(invocation["Status"]),
-            )  # fmt: skip
+                resource="ssm command",
+                resource_id=command_id,
+                state=str(invocation["Status"]),
+            )
         return str(invocation.get("StandardOutputContent", ""))
 
     def wait_ssm_online(self, instance_id: str) -> None:
@@ -69,16 +75,22 @@ class SsmOps(AwsBase):
             seen["status"] = status
             return True if status == "Online" else None
 
-        self.waits.poll(online, kind="ssm managed instance", resource_id=instance_id, goal="Online",
-                        max_seconds=SSM_REGISTRATION_SECONDS, first=POLL_SECONDS * 5,
-                        state=lambda: f"ping status {seen.get('status')}")  # fmt: skip
+        self.waits.poll(
+            online,
+            kind="ssm managed instance",
+            resource_id=instance_id,
+            goal="Online",
+            max_seconds=SSM_REGISTRATION_SECONDS,
+            first=POLL_SECONDS * 5,
+            state=lambda: f"ping status {seen.get('status')}",
+        )
 
     def _ping_status(self, instance_id: str) -> str:
         """The agent's PingStatus (Online, ConnectionLost, Inactive), "not registered" before it registers."""
         with aws_errors("ssm managed instance", instance_id):
-            found = self.ssm.describe_instance_information(
-                Filters=[{"Key": "InstanceIds", "Values": [instance_id]}]
-            )["InstanceInformationList"]
+            found = self.ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])[
+                "InstanceInformationList"
+            ]
         return str(found[0].get("PingStatus", "unknown")) if found else "not registered"
 
     def _finished(self, command_id: str, instance_id: str) -> dict[str, Any] | None:
@@ -86,8 +98,9 @@ class SsmOps(AwsBase):
         SendCommand when it answers InvocationDoesNotExist)."""
         try:
             with aws_errors("ssm command", command_id):
-                invocation: dict[str, Any] = self.ssm.get_command_invocation(CommandId=command_id,
-                                                                             InstanceId=instance_id)  # fmt: skip
+                invocation: dict[str, Any] = self.ssm.get_command_invocation(
+                    CommandId=command_id, InstanceId=instance_id
+                )
         except InfrastructureError as error:
             if error.state != "InvocationDoesNotExist":
                 raise

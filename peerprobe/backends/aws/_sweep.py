@@ -51,11 +51,14 @@ _DESCRIBE: dict[str, tuple[str, str, str, Alive]] = {
     "natgateway": ("describe_nat_gateways", "NatGateways", "NatGatewayIds", _nat_alive),
     "elastic-ip": ("describe_addresses", "Addresses", "AllocationIds", _any),
     "vpc-peering-connection": (
-        "describe_vpc_peering_connections", "VpcPeeringConnections", "VpcPeeringConnectionIds", _peering_alive
+        "describe_vpc_peering_connections",
+        "VpcPeeringConnections",
+        "VpcPeeringConnectionIds",
+        _peering_alive,
     ),
     "instance": ("describe_instances", "Reservations", "InstanceIds", _instance_alive),
     "volume": ("describe_volumes", "Volumes", "VolumeIds", _volume_alive),
-}  # fmt: skip
+}
 
 
 class SweepOps(AwsBase):

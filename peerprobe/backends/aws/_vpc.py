@@ -46,11 +46,12 @@ class VpcOps(InUseOps):
                 "AvailabilityZones"
             ]
         usable = [
-            zone for zone in zones
+            zone
+            for zone in zones
             # Local Zones and Wavelength Zones cannot hold an EKS cluster's subnets (EKS network requirements).
             if zone.get("ZoneType", "availability-zone") == "availability-zone"
             and zone.get("ZoneId") not in EKS_REFUSED_ZONE_IDS
-        ]  # fmt: skip
+        ]
         return tuple(sorted(str(zone["ZoneName"]) for zone in usable))
 
     def ensure_vpc(self, name: str, *, cidr: str) -> Vpc:
@@ -90,10 +91,15 @@ class VpcOps(InUseOps):
         """Delete the VPC, waiting (bounded) while interfaces or groups left by EKS or a load balancer are
         still being released; giving up names them."""
         self.delete_when_free(
-            "vpc", vpc_id, lambda: self.ec2.delete_vpc(VpcId=vpc_id),
-            holders=lambda: [*self.interfaces_using("vpc-id", vpc_id), *self.groups_in(vpc_id),
-                             *self.subnets_in(vpc_id)],
-        )  # fmt: skip
+            "vpc",
+            vpc_id,
+            lambda: self.ec2.delete_vpc(VpcId=vpc_id),
+            holders=lambda: [
+                *self.interfaces_using("vpc-id", vpc_id),
+                *self.groups_in(vpc_id),
+                *self.subnets_in(vpc_id),
+            ],
+        )
 
     def ensure_subnet(self, name: str, *, vpc_id: str, cidr: str, availability_zone: str, public: bool) -> Subnet:
         """The subnet tagged `name` in `vpc_id`; public subnets map public IPs on launch."""
@@ -138,8 +144,12 @@ class VpcOps(InUseOps):
 
     def delete_subnet(self, subnet_id: str) -> None:
         """Delete the subnet, waiting (bounded) while interfaces in it are still being released."""
-        self.delete_when_free("subnet", subnet_id, lambda: self.ec2.delete_subnet(SubnetId=subnet_id),
-                              holders=lambda: self.interfaces_using("subnet-id", subnet_id))  # fmt: skip
+        self.delete_when_free(
+            "subnet",
+            subnet_id,
+            lambda: self.ec2.delete_subnet(SubnetId=subnet_id),
+            holders=lambda: self.interfaces_using("subnet-id", subnet_id),
+        )
 
     def ensure_route_table(self, name: str, *, vpc_id: str, subnet_ids: Sequence[str]) -> RouteTable:
         """The route table tagged `name`, associated with every subnet in `subnet_ids`."""
@@ -288,8 +298,14 @@ class VpcOps(InUseOps):
         if raw is None:
             raw = self._create_nat_gateway(name, subnet_id=subnet_id)
         nat_id = str(raw["NatGatewayId"])
-        self.wait(self.ec2, "nat_gateway_available", kind="nat gateway", resource_id=nat_id,
-                  max_seconds=NAT_WAIT_SECONDS, NatGatewayIds=[nat_id])  # fmt: skip
+        self.wait(
+            self.ec2,
+            "nat_gateway_available",
+            kind="nat gateway",
+            resource_id=nat_id,
+            max_seconds=NAT_WAIT_SECONDS,
+            NatGatewayIds=[nat_id],
+        )
         with aws_errors("nat gateway", nat_id, name):
             raw = self.ec2.describe_nat_gateways(NatGatewayIds=[nat_id])["NatGateways"][0]
         return _nat_gateway(raw)

@@ -50,8 +50,19 @@ def preflight(config: ExperimentConfig, *, clients: ClientFactory | None = None,
 # Registries nodes in the aws-cn partition cannot pull from: registry.k8s.io, Docker Hub, gcr.io, quay.io and
 # ghcr.io are not reachable from China regions, and Amazon ECR Public is not offered there
 # (https://docs.amazonaws.cn/en_us/aws/latest/userguide/ecr.html; docs/aws.md, "Images in the China regions").
-UNREACHABLE_FROM_CHINA = frozenset({"registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io", "registry-1.docker.io",
-                                    "index.docker.io", "quay.io", "ghcr.io", "public.ecr.aws"})  # fmt: skip
+UNREACHABLE_FROM_CHINA = frozenset(
+    {
+        "registry.k8s.io",
+        "k8s.gcr.io",
+        "gcr.io",
+        "docker.io",
+        "registry-1.docker.io",
+        "index.docker.io",
+        "quay.io",
+        "ghcr.io",
+        "public.ecr.aws",
+    }
+)
 
 
 def registry_of(image: str) -> str:
@@ -68,18 +79,22 @@ def require_reachable_images(config: ExperimentConfig) -> None:
     for key in ("echo", "busybox", "nginx"):
         image = getattr(config.images, key)
         if registry_of(image) in UNREACHABLE_FROM_CHINA:
-            raise ConfigError(f"images.{key}: {image} is pulled from {registry_of(image)}, which nodes in "
-                              f"{config.region} (aws-cn) cannot reach; mirror it to ECR in the account and name the "
-                              "mirror here (docs/aws.md, \"Images in the China regions\")")  # fmt: skip
+            raise ConfigError(
+                f"images.{key}: {image} is pulled from {registry_of(image)}, which nodes in "
+                f"{config.region} (aws-cn) cannot reach; mirror it to ECR in the account and name the "
+                'mirror here (docs/aws.md, "Images in the China regions")'
+            )
 
 
 def require_supported(config: ExperimentConfig) -> None:
     """What the aws backend cannot set up: ip targets need the AWS Load Balancer Controller, which it does not
     install on the clusters it creates (the Service would stay pending)."""
     if config.services.internal_nlb.target_type == "ip":
-        raise ConfigError("services.internal_nlb.target_type: ip needs the AWS Load Balancer Controller, which "
-                          "peerprobe does not install on the clusters it creates; use instance (the in-tree "
-                          "controller), or try ip targets on the lab")  # fmt: skip
+        raise ConfigError(
+            "services.internal_nlb.target_type: ip needs the AWS Load Balancer Controller, which "
+            "peerprobe does not install on the clusters it creates; use instance (the in-tree "
+            "controller), or try ip targets on the lab"
+        )
 
 
 class AwsExperiment(Experiment):
@@ -100,8 +115,13 @@ class AwsExperiment(Experiment):
         self._kube_of = kube or self._connect
         self._kubes: dict[VpcKey, KubeCluster] = {}
         self._outside = outside or run_locally
-        super().__init__(ref, cloud=AwsCloud(self.clients, stamp=stamp, waits=waits), cluster=self._kube_cached,
-                         vantage=self._vantage, timing=Waits(delay=poll_seconds))  # fmt: skip
+        super().__init__(
+            ref,
+            cloud=AwsCloud(self.clients, stamp=stamp, waits=waits),
+            cluster=self._kube_cached,
+            vantage=self._vantage,
+            timing=Waits(delay=poll_seconds),
+        )
 
     def _kube_cached(self, vpc: VpcKey) -> KubeCluster:
         if vpc not in self._kubes:
@@ -117,8 +137,9 @@ class AwsExperiment(Experiment):
         tokens = TokenSource(self.clients.client("sts"), name)
         # A load balancer answers once its targets pass their health checks: new NLB targets stay `initial` and
         # Classic instances OutOfService for a few intervals, and probes before then would be false drift.
-        return KubeCluster(api_client(configuration(cluster, tokens)), name=name,
-                           load_balancer_ready=self._targets_healthy)  # fmt: skip
+        return KubeCluster(
+            api_client(configuration(cluster, tokens)), name=name, load_balancer_ready=self._targets_healthy
+        )
 
     def _targets_healthy(self, hostname: str) -> bool:
         health = self.cloud.target_health(hostname)
@@ -135,6 +156,7 @@ class AwsExperiment(Experiment):
     def _run_on_host(self, script: str, budget: float) -> str:
         instance = load(self.environment).peer_host_instance
         if not instance:
-            raise ConflictError("the EC2 web host does not exist yet", resource="instance", resource_id=PEER_HOST,
-                                state="absent")  # fmt: skip
+            raise ConflictError(
+                "the EC2 web host does not exist yet", resource="instance", resource_id=PEER_HOST, state="absent"
+            )
         return self.cloud.run_shell(instance, [heredoc(script)], timeout_seconds=budget)

@@ -63,8 +63,12 @@ class _KubeErrors:
             status, reason = int(error.status or 0), str(error.reason or "")
             raise translate_status(status, reason, kind=self.kind, name=self.name) from error
         if isinstance(error, Urllib3Error | OSError) and not isinstance(error, InfrastructureError):
-            raise TransientError(f"{self.subject}: {type(error).__name__}: {str(error)[:MAX_DETAIL]}",
-                                 resource=self.kind, resource_id=self.name, state="unreachable") from error  # fmt: skip
+            raise TransientError(
+                f"{self.subject}: {type(error).__name__}: {str(error)[:MAX_DETAIL]}",
+                resource=self.kind,
+                resource_id=self.name,
+                state="unreachable",
+            ) from error
 
 
 def translate_status(status: int, reason: str, *, kind: str, name: str) -> Exception:
@@ -91,8 +95,12 @@ def configuration(cluster: EksCluster, tokens: TokenSource) -> Any:
     """A kubernetes Configuration for the cluster: its endpoint, its CA (written to the state directory; a CA
     is public), and a bearer token the client asks for before every request, refreshed at ~14 minutes."""
     if not cluster.endpoint or not cluster.certificate_authority:
-        raise ConflictError(f"eks cluster {cluster.name}: no endpoint or CA yet (status {cluster.status})",
-                            resource="eks cluster", resource_id=cluster.name, state=cluster.status)  # fmt: skip
+        raise ConflictError(
+            f"eks cluster {cluster.name}: no endpoint or CA yet (status {cluster.status})",
+            resource="eks cluster",
+            resource_id=cluster.name,
+            state=cluster.status,
+        )
     conf = k8s.Configuration()
     conf.host = cluster.endpoint
     conf.ssl_ca_cert = str(_ca_file(cluster))
@@ -133,12 +141,17 @@ def stream_exec(core: Any, *, pod: str, namespace: str, container: str, script: 
     try:
         _until_closed(response, deadline, subject=subject, pod=pod)
     except WebSocketException as error:  # the stream broke off mid-way (not an OSError, so not kube_errors')
-        raise TransientError(f"{subject}: {type(error).__name__}: {str(error)[:MAX_DETAIL]}", resource="pod",
-                             resource_id=pod, state="disconnected") from error  # fmt: skip
+        raise TransientError(
+            f"{subject}: {type(error).__name__}: {str(error)[:MAX_DETAIL]}",
+            resource="pod",
+            resource_id=pod,
+            state="disconnected",
+        ) from error
     finally:
         response.close()
-    failure = exit_error(response.read_channel(ERROR_CHANNEL), response.read_channel(STDERR_CHANNEL),
-                         subject=subject, pod=pod)  # fmt: skip
+    failure = exit_error(
+        response.read_channel(ERROR_CHANNEL), response.read_channel(STDERR_CHANNEL), subject=subject, pod=pod
+    )
     if failure is not None:
         raise failure
     return str(response.read_channel(STDOUT_CHANNEL))
@@ -157,9 +170,17 @@ def _open_exec(core: Any, *, pod: str, namespace: str, container: str, script: s
 
     try:
         return stream(
-            core.connect_get_namespaced_pod_exec, pod, namespace, container=container, command=["sh", "-c", script],
-            stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
-        )  # fmt: skip
+            core.connect_get_namespaced_pod_exec,
+            pod,
+            namespace,
+            container=container,
+            command=["sh", "-c", script],
+            stderr=True,
+            stdin=False,
+            stdout=True,
+            tty=False,
+            _preload_content=False,
+        )
     except ApiException as error:
         refused = error.__context__
         if isinstance(refused, WebSocketBadStatusException):
@@ -167,8 +188,12 @@ def _open_exec(core: Any, *, pod: str, namespace: str, container: str, script: s
             status = int(refused.status_code)
             raise translate_status(status, reason, kind="pod exec", name=f"{namespace}/{pod}") from error
         if isinstance(refused, OSError):
-            raise TransientError(f"pod exec {namespace}/{pod}: {str(refused)[:MAX_DETAIL]}", resource="pod exec",
-                                 resource_id=f"{namespace}/{pod}", state="unreachable") from error  # fmt: skip
+            raise TransientError(
+                f"pod exec {namespace}/{pod}: {str(refused)[:MAX_DETAIL]}",
+                resource="pod exec",
+                resource_id=f"{namespace}/{pod}",
+                state="unreachable",
+            ) from error
         raise
 
 
@@ -199,8 +224,12 @@ class _Opening:
         with self.lock:
             if not self.done.is_set():
                 self.abandoned = True
-                raise WaitTimeoutError(f"{subject}: the websocket was not open (connect and upgrade) by the deadline",
-                                       resource="pod", resource_id=pod, state="upgrading")  # fmt: skip
+                raise WaitTimeoutError(
+                    f"{subject}: the websocket was not open (connect and upgrade) by the deadline",
+                    resource="pod",
+                    resource_id=pod,
+                    state="upgrading",
+                )
         response, error = self.outcome
         if error is not None:
             raise error
@@ -212,8 +241,9 @@ def _until_closed(response: Any, deadline: float, *, subject: str, pod: str) -> 
     while response.is_open():
         left = deadline - time.monotonic()
         if left <= 0:
-            raise WaitTimeoutError(f"{subject}: still running at its deadline", resource="pod", resource_id=pod,
-                                   state="running")  # fmt: skip
+            raise WaitTimeoutError(
+                f"{subject}: still running at its deadline", resource="pod", resource_id=pod, state="running"
+            )
         response.update(timeout=min(1.0, left))
 
 
@@ -221,8 +251,9 @@ def exit_error(status: str, stderr: str, *, subject: str, pod: str) -> Infrastru
     """None for the Status "Success"; else the error to raise: the exit code (NonZeroExitCode's ExitCode
     cause, kubelet/pkg/cri/streaming/remotecommand/exec.go) with the start of stderr, or the Status message."""
     if not status:
-        return TransientError(f"{subject}: the stream closed without an exit status", resource="pod",
-                              resource_id=pod, state="no status")  # fmt: skip
+        return TransientError(
+            f"{subject}: the stream closed without an exit status", resource="pod", resource_id=pod, state="no status"
+        )
     found = _json_object(status)
     if found.get("status") == "Success":
         return None
@@ -230,10 +261,18 @@ def exit_error(status: str, stderr: str, *, subject: str, pod: str) -> Infrastru
     codes = [str(c.get("message")) for c in causes if c.get("reason") == "ExitCode"]
     if codes:
         detail = " ".join(stderr.split())[:MAX_DETAIL]
-        return InfrastructureError(f"{subject}: exit status {codes[0]}" + (f"; stderr: {detail}" if detail else ""),
-                                   resource="pod", resource_id=pod, state=f"exit {codes[0]}")  # fmt: skip
-    return InfrastructureError(f"{subject}: {str(found.get('message', 'failed'))[:MAX_DETAIL]}", resource="pod",
-                               resource_id=pod, state=str(found.get("reason", "Failure")))  # fmt: skip
+        return InfrastructureError(
+            f"{subject}: exit status {codes[0]}" + (f"; stderr: {detail}" if detail else ""),
+            resource="pod",
+            resource_id=pod,
+            state=f"exit {codes[0]}",
+        )
+    return InfrastructureError(
+        f"{subject}: {str(found.get('message', 'failed'))[:MAX_DETAIL]}",
+        resource="pod",
+        resource_id=pod,
+        state=str(found.get("reason", "Failure")),
+    )
 
 
 def _status_message(body: bytes | None) -> str:
@@ -309,9 +348,15 @@ class KubeCluster:
     def _patch(self, path: str, body: Any, *, content_type: str, force: bool = False) -> Any:
         query = [("fieldManager", FIELD_MANAGER)] + ([("force", "true")] if force else [])
         return self.client.call_api(
-            path, "PATCH", query_params=query, body=body, response_type="object", auth_settings=["BearerToken"],
-            header_params={"Content-Type": content_type, "Accept": "application/json"}, _return_http_data_only=True,
-        )  # fmt: skip
+            path,
+            "PATCH",
+            query_params=query,
+            body=body,
+            response_type="object",
+            auth_settings=["BearerToken"],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            _return_http_data_only=True,
+        )
 
     # --- aws-node ---------------------------------------------------------------------------------------
 
@@ -376,8 +421,14 @@ class KubeCluster:
         return all(h and self._resolve(h) and self._load_balancer_ready(h) for h in hostnames)
 
     def _until(self, ready: Callable[[], bool], timeout_seconds: float, *, what: str) -> None:
-        self.waits.poll(lambda: True if ready() else None, kind="cluster", resource_id=self.name, goal="ready",
-                        max_seconds=timeout_seconds, state=lambda: f"{what} not ready")  # fmt: skip
+        self.waits.poll(
+            lambda: True if ready() else None,
+            kind="cluster",
+            resource_id=self.name,
+            goal="ready",
+            max_seconds=timeout_seconds,
+            state=lambda: f"{what} not ready",
+        )
         log.info("kube.ready", cluster=self.name, what=what)
 
     # --- reading ----------------------------------------------------------------------------------------
@@ -408,13 +459,20 @@ class KubeCluster:
             items = self.core.list_namespaced_pod(NAMESPACE, label_selector=f"app={app}").items
         running = [p for p in items if p.status and p.status.phase == "Running"]
         if not running:
-            raise NotFoundError(f"cluster {self.name}: no running pod app={app}", resource="pod", resource_id=app,
-                                state="absent")  # fmt: skip
+            raise NotFoundError(
+                f"cluster {self.name}: no running pod app={app}", resource="pod", resource_id=app, state="absent"
+            )
         pod = running[0]
         with kube_errors("exec", pod.metadata.name):
             container = pod.spec.containers[0].name
-            return self._exec(self.core, pod=pod.metadata.name, namespace=NAMESPACE, container=container,
-                              script=script, timeout=timeout_seconds)  # fmt: skip
+            return self._exec(
+                self.core,
+                pod=pod.metadata.name,
+                namespace=NAMESPACE,
+                container=container,
+                script=script,
+                timeout=timeout_seconds,
+            )
 
     def delete_load_balancer_services(self) -> list[str]:
         """Delete every Service of type LoadBalancer (the controllers then remove their load balancers)."""
@@ -456,8 +514,10 @@ def service_info(item: Any) -> ServiceInfo:
     port = spec.ports[0] if spec.ports else None
     ingress = (item.status.load_balancer.ingress or []) if item.status and item.status.load_balancer else []
     return ServiceInfo(
-        name=str(meta.name), type=str(spec.type or "ClusterIP"),
-        port=int(port.port) if port else 0, target_port=_target_port(port),
+        name=str(meta.name),
+        type=str(spec.type or "ClusterIP"),
+        port=int(port.port) if port else 0,
+        target_port=_target_port(port),
         node_port=int(port.node_port) if port and port.node_port else None,
         health_check_node_port=int(spec.health_check_node_port) if spec.health_check_node_port else None,
         cluster_ip=None if spec.cluster_ip in (None, "None") else str(spec.cluster_ip),
@@ -465,7 +525,7 @@ def service_info(item: Any) -> ServiceInfo:
         load_balancer_source_ranges=tuple(spec.load_balancer_source_ranges or ()),
         annotations=dict(meta.annotations or {}),
         hostname=str(ingress[0].hostname or ingress[0].ip or "") if ingress else "",
-    )  # fmt: skip
+    )
 
 
 def _target_port(port: Any) -> int:
@@ -496,7 +556,10 @@ def _node(item: Any) -> Node:
     external = [a.address for a in item.status.addresses or [] if a.type == "ExternalIP"]
     labels = item.metadata.labels or {}
     return Node(
-        name=str(item.metadata.name), ip=internal[0] if internal else "",
+        name=str(item.metadata.name),
+        ip=internal[0] if internal else "",
         az=labels.get("topology.kubernetes.io/zone", ""),
-        subnet="public" if external else "private", public_ip=external[0] if external else None, addresses=internal,
-    )  # fmt: skip
+        subnet="public" if external else "private",
+        public_ip=external[0] if external else None,
+        addresses=internal,
+    )

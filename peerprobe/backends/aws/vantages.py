@@ -53,9 +53,13 @@ def run_locally(script: str, timeout_seconds: float) -> str:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     try:
         done = subprocess.run(
-            [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout_seconds, env=env,
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=timeout_seconds,
+            env=env,
             check=False,
-        )  # fmt: skip
+        )
     except subprocess.TimeoutExpired as error:
         raise WaitTimeoutError("outside probes: still running", resource="probe", resource_id="outside") from error
     return done.stdout

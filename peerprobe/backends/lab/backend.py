@@ -27,9 +27,12 @@ class LabExperiment(Experiment):
         config = ref.config
         cloud = lab_cloud.connect(config, plan(config), environment=ref.key, run_id=ref.run_id)
         super().__init__(
-            ref, cloud=cloud, cluster=lambda vpc: LabCluster(config, vpc, run_id=ref.run_id, timing=LAB),
-            vantage=lambda vantage: LabVantage(config, vantage), timing=LAB,
-        )  # fmt: skip
+            ref,
+            cloud=cloud,
+            cluster=lambda vpc: LabCluster(config, vpc, run_id=ref.run_id, timing=LAB),
+            vantage=lambda vantage: LabVantage(config, vantage),
+            timing=LAB,
+        )
         self.load_balancer_delete_seconds = LAB_BOUND_SECONDS
         self.cluster_group_wait_seconds = LAB_BOUND_SECONDS
 
@@ -61,5 +64,3 @@ def tear_down(config: ExperimentConfig) -> bool:
     experiment = LabExperiment(EnvironmentRef(backend="lab", config=config, run_id="cleanup"))
     removed = experiment.cleanup().resources.get("removed", [])
     return bool(removed)
-
-

@@ -101,8 +101,9 @@ class LabCloud(AwsCloud):
         provisioning("cluster")
         with supplying("eks cluster security group"):
             vpc_id = self.subnets(cluster.subnet_ids[:1])[0].vpc_id
-            group = self.ensure_security_group(cluster_group_name(name), vpc_id=vpc_id,
-                                               description=f"EKS created security group applied to {name}")  # fmt: skip
+            group = self.ensure_security_group(
+                cluster_group_name(name), vpc_id=vpc_id, description=f"EKS created security group applied to {name}"
+            )
             self.authorize_ingress(group.id, rules=[IngressRule("-1", -1, -1, source_group=group.id)])
         return dataclasses.replace(cluster, cluster_security_group_id=group.id)
 
@@ -140,11 +141,20 @@ class LabCloud(AwsCloud):
         for index, node in enumerate(self._planned_nodes(cluster)):
             subnet = next((i for i, net in cidrs.items() if ipaddress.ip_address(node.ip) in net), None)
             if subnet is None:
-                raise ConflictError(f"eks nodegroup {cluster}/{group.name}: no subnet holds node {node.ip}",
-                                    resource="eks nodegroup", resource_id=group.name, state="no-subnet")  # fmt: skip
-            self.ensure_instance(f"{cluster}-node-{index}", subnet_id=subnet, image_id=standins.LAB_IMAGE,
-                                 instance_type=NODE_TYPE, security_group_ids=[security_group] if security_group else [],
-                                 private_ip=node.ip)  # fmt: skip
+                raise ConflictError(
+                    f"eks nodegroup {cluster}/{group.name}: no subnet holds node {node.ip}",
+                    resource="eks nodegroup",
+                    resource_id=group.name,
+                    state="no-subnet",
+                )
+            self.ensure_instance(
+                f"{cluster}-node-{index}",
+                subnet_id=subnet,
+                image_id=standins.LAB_IMAGE,
+                instance_type=NODE_TYPE,
+                security_group_ids=[security_group] if security_group else [],
+                private_ip=node.ip,
+            )
 
     def delete_nodegroup(self, cluster: str, *, name: str) -> None:
         """The Auto Scaling group terminates its instances with the node group."""
@@ -232,17 +242,25 @@ def node_security_group(ids: AwsState, key: VpcKey) -> str:
     """The cluster security group the managed nodes use (recorded by the create-cluster step)."""
     cluster = ids.clusters.get(key)
     if cluster is None or not cluster.security_group:
-        raise ConflictError(f"environment {ids.environment}: cluster {key} has no security group yet",
-                            resource="security group", resource_id=key, state="absent")  # fmt: skip
+        raise ConflictError(
+            f"environment {ids.environment}: cluster {key} has no security group yet",
+            resource="security group",
+            resource_id=key,
+            state="absent",
+        )
     return cluster.security_group
 
 
 def _ensure_elb_group(cloud: AwsCloud, vpc_id: str, service: KubeService) -> str:
-    group = cloud.ensure_security_group(ELB_GROUP_NAME, vpc_id=vpc_id, description="Security group for "
-                                        "Kubernetes ELB loadbalancer (default/loadbalancer)")  # fmt: skip
+    group = cloud.ensure_security_group(
+        ELB_GROUP_NAME,
+        vpc_id=vpc_id,
+        description="Security group for Kubernetes ELB loadbalancer (default/loadbalancer)",
+    )
     port = service.port
-    rules = [IngressRule("tcp", port, port, cidr=c, description="loadBalancerSourceRanges")
-             for c in service.source_ranges]  # fmt: skip
+    rules = [
+        IngressRule("tcp", port, port, cidr=c, description="loadBalancerSourceRanges") for c in service.source_ranges
+    ]
     cloud.authorize_ingress(group.id, rules=rules)
     return group.id
 
@@ -259,15 +277,24 @@ def _nlb_rules(config: ExperimentConfig, plan: Topology, service: KubeService) -
         )
         sources = [*service.source_ranges, *lb_subnets] if preserve else lb_subnets
         port = service.target_port
-        return [IngressRule("tcp", port, port, cidr=c, description="elbv2.k8s.aws/targetGroupBinding") for c in
-                dict.fromkeys(sources)]  # fmt: skip
+        return [
+            IngressRule("tcp", port, port, cidr=c, description="elbv2.k8s.aws/targetGroupBinding")
+            for c in dict.fromkeys(sources)
+        ]
     assert service.node_port is not None
-    client = [IngressRule("tcp", service.node_port, service.node_port, cidr=c,
-                          description="kubernetes.io/rule/nlb/client") for c in service.source_ranges]  # fmt: skip
-    health_ports = {service.node_port, *([service.health_check_node_port] if service.local and
-                                         service.health_check_node_port else [])}  # fmt: skip
-    health = [IngressRule("tcp", p, p, cidr=c, description="kubernetes.io/rule/nlb/health")
-              for p in sorted(health_ports) for c in lb_subnets]  # fmt: skip
+    client = [
+        IngressRule("tcp", service.node_port, service.node_port, cidr=c, description="kubernetes.io/rule/nlb/client")
+        for c in service.source_ranges
+    ]
+    health_ports = {
+        service.node_port,
+        *([service.health_check_node_port] if service.local and service.health_check_node_port else []),
+    }
+    health = [
+        IngressRule("tcp", p, p, cidr=c, description="kubernetes.io/rule/nlb/health")
+        for p in sorted(health_ports)
+        for c in lb_subnets
+    ]
     return client + health
 
 

@@ -64,13 +64,25 @@ class LabCluster:
         return [_service_info(service, hostnames.get(service.kind, "")) for service in state.services]
 
     def wait_deployments(self, *, timeout_seconds: float) -> None:
-        until(self._serving, kind="lab cluster", resource_id=self.key, goal="serving its deployments",
-              timeout_seconds=timeout_seconds, timing=self.timing)  # fmt: skip
+        until(
+            self._serving,
+            kind="lab cluster",
+            resource_id=self.key,
+            goal="serving its deployments",
+            timeout_seconds=timeout_seconds,
+            timing=self.timing,
+        )
 
     def wait_ready(self, *, timeout_seconds: float) -> None:
         """Bounded: the agent serves, and (vpc1) every load balancer has a healthy target in some zone."""
-        until(self._ready, kind="lab cluster", resource_id=self.key, goal="answering on every load balancer",
-              timeout_seconds=timeout_seconds, timing=self.timing)  # fmt: skip
+        until(
+            self._ready,
+            kind="lab cluster",
+            resource_id=self.key,
+            goal="answering on every load balancer",
+            timeout_seconds=timeout_seconds,
+            timing=self.timing,
+        )
 
     def _serving(self) -> bool:
         state = environment.load_state(environment.env_key(self.config))
@@ -101,16 +113,25 @@ class LabCluster:
 
     def wait_rollout(self, *, timeout_seconds: float) -> None:
         """Until every node of the cluster has aws-node's rules for its environment in its nat table."""
-        until(lambda: not self._nodes_without(), kind="aws-node", resource_id=self.key,
-              goal="rolled out on every node", timeout_seconds=timeout_seconds, timing=self.timing)  # fmt: skip
+        until(
+            lambda: not self._nodes_without(),
+            kind="aws-node",
+            resource_id=self.key,
+            goal="rolled out on every node",
+            timeout_seconds=timeout_seconds,
+            timing=self.timing,
+        )
 
     def _nodes_without(self) -> list[str]:
         state = environment.require_state(self.config)
         assert state.net is not None
         snat = state.snat(self.key)
         supported = getattr(self.config.clusters, self.key).cni >= EXCLUDE_SINCE
-        return [n.name for n in state.net.nodes_of(self.key)
-                if not snat_installed(n.ns, snat, exclusions_supported=supported)]  # fmt: skip
+        return [
+            n.name
+            for n in state.net.nodes_of(self.key)
+            if not snat_installed(n.ns, snat, exclusions_supported=supported)
+        ]
 
     def delete_load_balancer_services(self) -> list[str]:
         return environment.delete_load_balancer_services(self.config) if self.key == "vpc1" else []
@@ -118,12 +139,18 @@ class LabCluster:
 
 def _service_info(service: net.KubeService, hostname: str) -> ServiceInfo:
     return ServiceInfo(
-        name=service.name, type=service.type, port=service.port, target_port=service.target_port,
-        node_port=service.node_port, health_check_node_port=service.health_check_node_port,
-        cluster_ip=service.cluster_ip, external_traffic_policy="Local" if service.local else "Cluster",
-        load_balancer_source_ranges=tuple(service.source_ranges), annotations=dict(service.annotations),
+        name=service.name,
+        type=service.type,
+        port=service.port,
+        target_port=service.target_port,
+        node_port=service.node_port,
+        health_check_node_port=service.health_check_node_port,
+        cluster_ip=service.cluster_ip,
+        external_traffic_policy="Local" if service.local else "Cluster",
+        load_balancer_source_ranges=tuple(service.source_ranges),
+        annotations=dict(service.annotations),
         hostname=hostname if service.type == "LoadBalancer" else "",
-    )  # fmt: skip
+    )
 
 
 def snat_installed(namespace: str, snat: Snat, *, exclusions_supported: bool = True) -> bool:
@@ -135,5 +162,3 @@ def snat_installed(namespace: str, snat: Snat, *, exclusions_supported: bool = T
     found = set(re.findall(r'^-A AWS-SNAT-CHAIN-0 -d (\S+) .*"AWS SNAT CHAIN EXCLUSION"', saved, re.MULTILINE))
     wanted = set(snat.exclude_snat_cidrs) if exclusions_supported else set()
     return has_chain_jump and found == wanted
-
-

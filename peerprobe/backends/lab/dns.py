@@ -48,8 +48,9 @@ def views(lab: LabNet, topology: Topology, cluster_dns: Mapping[str, Sequence[st
     public = load_balancer_records(lab, topology)
     vpc1_pod = lab.vantage_ns("vpc1-pod")
     namespaces = [lab.vantage_ns(v) for v in VANTAGES]
-    return {ns: {**public, **({k: list(v) for k, v in cluster_dns.items()} if ns == vpc1_pod else {})}
-            for ns in namespaces}  # fmt: skip
+    return {
+        ns: {**public, **({k: list(v) for k, v in cluster_dns.items()} if ns == vpc1_pod else {})} for ns in namespaces
+    }
 
 
 def write_views(views_by_ns: Mapping[str, Mapping[str, Sequence[str]]]) -> None:

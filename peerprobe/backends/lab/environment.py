@@ -278,21 +278,34 @@ def _nginx_listeners(lab: LabNet) -> list[Listener]:
 def _health_listeners(lab: LabNet, services: Sequence[KubeService]) -> list[Listener]:
     """kube-proxy's health-check NodePort on every VPC1 node, for each Local Service that has one."""
     return [
-        Listener(netns=node.ns, port=svc.health_check_node_port, kind="healthz", service=svc.port_name,
-                 local_endpoints=sum(ep.node == node.name for ep in svc.endpoints),
-                 name=f"healthz {svc.name} on {node.name}")
-        for svc in services if svc.local and svc.health_check_node_port
+        Listener(
+            netns=node.ns,
+            port=svc.health_check_node_port,
+            kind="healthz",
+            service=svc.port_name,
+            local_endpoints=sum(ep.node == node.name for ep in svc.endpoints),
+            name=f"healthz {svc.name} on {node.name}",
+        )
+        for svc in services
+        if svc.local and svc.health_check_node_port
         for node in lab.nodes_of("vpc1")
-    ]  # fmt: skip
+    ]
 
 
 def _proxy_listeners(lab: LabNet) -> list[Listener]:
     """The Classic ELB nodes' TCP listeners; each dials the backend pool, which the node's rules send on."""
     return [
-        Listener(netns=lb.ns, ip=lb.eni.ip, port=lb.listener_port, kind="proxy",
-                 upstream=f"{net.LB_BACKEND_POOL}:{lb.listener_port}", name=f"{lb.kind} {lb.zone}")
-        for lb in lab.load_balancers if lb.mode == "proxy"
-    ]  # fmt: skip
+        Listener(
+            netns=lb.ns,
+            ip=lb.eni.ip,
+            port=lb.listener_port,
+            kind="proxy",
+            upstream=f"{net.LB_BACKEND_POOL}:{lb.listener_port}",
+            name=f"{lb.kind} {lb.zone}",
+        )
+        for lb in lab.load_balancers
+        if lb.mode == "proxy"
+    ]
 
 
 def _clear_stale(key: str) -> None:
@@ -390,8 +403,13 @@ def _apply_env(
         snat = aws_node.snat_from_env(env)
         rebuilt = net.apply_snat(state.net, cluster, snat)
         save_state(state.model_copy(update={"net": rebuilt, "aws_node": {**state.aws_node, cluster: env}}))
-    log.info("lab.aws_node.env", env=state.env_key, cluster=cluster, external_snat=snat.external_snat,
-             exclude_snat_cidrs=snat.exclude_snat_cidrs)  # fmt: skip
+    log.info(
+        "lab.aws_node.env",
+        env=state.env_key,
+        cluster=cluster,
+        external_snat=snat.external_snat,
+        exclude_snat_cidrs=snat.exclude_snat_cidrs,
+    )
     return snat
 
 

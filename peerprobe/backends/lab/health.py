@@ -25,8 +25,12 @@ def check_all(lbs: Sequence[LbNode], *, timeout: float = CHECK_TIMEOUT) -> dict[
     """Every load balancer node's healthy targets, keyed by its namespace; all checks at once."""
     started = time.perf_counter()
     healthy = asyncio.run(_check_all(lbs, timeout))
-    log.info("lab.health.checked", nodes=len(lbs), healthy=sum(len(v) for v in healthy.values()),
-             elapsed_ms=round((time.perf_counter() - started) * 1000))  # fmt: skip
+    log.info(
+        "lab.health.checked",
+        nodes=len(lbs),
+        healthy=sum(len(v) for v in healthy.values()),
+        elapsed_ms=round((time.perf_counter() - started) * 1000),
+    )
     return healthy
 
 

@@ -20,8 +20,11 @@ log = structlog.get_logger()
 def placed_pods(topology: Topology) -> dict[str, tuple[str, Pod]]:
     """app label -> (pod name, placement): design.md's placement, which the lab's namespaces realise."""
     vpc1 = topology.vpc1
-    found = {"source-ip-app": ("echo", vpc1.echo_pod), "busybox": ("busybox", vpc1.busybox_pod),
-             "nginx": ("nginx", vpc1.nginx_pod)}  # fmt: skip
+    found = {
+        "source-ip-app": ("echo", vpc1.echo_pod),
+        "busybox": ("busybox", vpc1.busybox_pod),
+        "nginx": ("nginx", vpc1.nginx_pod),
+    }
     return {app: (name, pod) for app, (name, pod) in found.items() if pod is not None}
 
 
@@ -47,9 +50,12 @@ def _container_port(doc: Mapping[str, Any]) -> int | None:
 
 
 def _service(
-    doc: Mapping[str, Any], index: int, topology: Topology, pods: Mapping[str, tuple[str, Pod]],
+    doc: Mapping[str, Any],
+    index: int,
+    topology: Topology,
+    pods: Mapping[str, tuple[str, Pod]],
     ready: Mapping[str, int | None],
-) -> KubeService:  # fmt: skip
+) -> KubeService:
     spec, meta = doc["spec"], doc["metadata"]
     port = spec["ports"][0]
     kind = resources.service_kind(doc) or meta["name"]
@@ -58,14 +64,20 @@ def _service(
     endpoints = _endpoints(app, target, pods, ready)
     node_port = port.get("nodePort") or topology.vpc1.service_node_ports.get(kind)
     return KubeService(
-        name=meta["name"], namespace=meta.get("namespace", "default"), kind=kind,
-        type=spec.get("type", "ClusterIP"), cluster_ip=_cluster_ip(spec, index, topology),
-        port=int(port["port"]), target_port=target,
+        name=meta["name"],
+        namespace=meta.get("namespace", "default"),
+        kind=kind,
+        type=spec.get("type", "ClusterIP"),
+        cluster_ip=_cluster_ip(spec, index, topology),
+        port=int(port["port"]),
+        target_port=target,
         node_port=int(node_port) if node_port and spec.get("type") in ("NodePort", "LoadBalancer") else None,
         health_check_node_port=spec.get("healthCheckNodePort") or topology.vpc1.health_check_node_ports.get(kind),
-        local=spec.get("externalTrafficPolicy") == "Local", annotations=dict(meta.get("annotations") or {}),
-        source_ranges=list(spec.get("loadBalancerSourceRanges") or []), endpoints=endpoints,
-    )  # fmt: skip
+        local=spec.get("externalTrafficPolicy") == "Local",
+        annotations=dict(meta.get("annotations") or {}),
+        source_ranges=list(spec.get("loadBalancerSourceRanges") or []),
+        endpoints=endpoints,
+    )
 
 
 def _endpoints(

@@ -125,8 +125,11 @@ def _is_alive(service: MotoService, *, patience: float) -> bool:
     if answer is _BUSY:
         raise WaitTimeoutError(
             f"moto server pid {service.pid} on port {service.port} is running but has not answered for "
-            f"{patience:g}s; see {_log_path()}", resource="moto", resource_id=str(service.pid), state="busy",
-        )  # fmt: skip
+            f"{patience:g}s; see {_log_path()}",
+            resource="moto",
+            resource_id=str(service.pid),
+            state="busy",
+        )
     return bool(answer)
 
 
@@ -160,8 +163,13 @@ def _server_env() -> dict[str, str]:
 
 
 def _wait_ready(service: MotoService, *, timeout: float) -> None:
-    daemon.wait_started(service.pid, lambda: bool(_answers(service)), what=f"moto server on port {service.port}",
-                        timeout=timeout, log_name=LOG_FILE)  # fmt: skip
+    daemon.wait_started(
+        service.pid,
+        lambda: bool(_answers(service)),
+        what=f"moto server on port {service.port}",
+        timeout=timeout,
+        log_name=LOG_FILE,
+    )
 
 
 def _log_path() -> Path:

@@ -46,8 +46,12 @@ def install(events: Any, *, region: str) -> None:
 def _lab_address(params: dict[str, Any], **_: Any) -> None:
     """A NAT gateway's Elastic IP comes from the lab's public pool, so the security-group rules peerprobe
     writes for it (the EC2 host admits VPC1's NAT address) name the address the lab's NAT gateway uses."""
-    names = [t["Value"] for spec in params.get("TagSpecifications", []) for t in spec.get("Tags", [])
-             if t.get("Key") == "Name"]  # fmt: skip
+    names = [
+        t["Value"]
+        for spec in params.get("TagSpecifications", [])
+        for t in spec.get("Tags", [])
+        if t.get("Key") == "Name"
+    ]
     found = next((m for n in names if (m := _NAT_EIP.match(n))), None)
     if found is not None and "Address" not in params:
         params["Address"] = nat_gateway_address(found.group(1))
@@ -91,11 +95,16 @@ def _versions(params: dict[str, Any]) -> dict[str, Any]:
     with _lock:
         offered = sorted(_offered)
     versions = [
-        {"addonVersion": f"v{v}-eksbuild.1", "architecture": ["amd64"], "requiresConfiguration": False,
-         "compatibilities": [{"clusterVersion": kubernetes or "*", "platformVersions": ["*"],
-                              "defaultVersion": False}]}
+        {
+            "addonVersion": f"v{v}-eksbuild.1",
+            "architecture": ["amd64"],
+            "requiresConfiguration": False,
+            "compatibilities": [
+                {"clusterVersion": kubernetes or "*", "platformVersions": ["*"], "defaultVersion": False}
+            ],
+        }
         for v in offered
-    ]  # fmt: skip
+    ]
     return {"addons": [{"addonName": "vpc-cni", "type": "networking", "addonVersions": versions}]}
 
 
@@ -106,8 +115,14 @@ def _record(region: str, params: dict[str, Any], operation: str) -> dict[str, An
         addons = _addons()
         previous = addons.get(key, {})
         version = str(params.get("addonVersion") or previous.get("addonVersion", ""))
-        addons[key] = {"addonName": "vpc-cni", "clusterName": params["clusterName"], "status": "ACTIVE",
-                       "addonVersion": version, "health": {"issues": []}, "tags": params.get("tags", {})}  # fmt: skip
+        addons[key] = {
+            "addonName": "vpc-cni",
+            "clusterName": params["clusterName"],
+            "status": "ACTIVE",
+            "addonVersion": version,
+            "health": {"issues": []},
+            "tags": params.get("tags", {}),
+        }
         statedir.write_json(ADDONS_STATE, addons)
     log.info("lab.eks.addon", cluster=params["clusterName"], version=version, operation=operation)
     if operation == "UpdateAddon":

@@ -78,8 +78,12 @@ class FakeAddons:
             return _response(request.url, _STATUS_CODES[error.code], {"message": str(error)}, code=error.code)
 
     def _handlers(self) -> dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]]:
-        return {"DescribeAddonVersions": self._versions, "DescribeAddon": self._describe,
-                "CreateAddon": self._create, "UpdateAddon": self._update}  # fmt: skip
+        return {
+            "DescribeAddonVersions": self._versions,
+            "DescribeAddon": self._describe,
+            "CreateAddon": self._create,
+            "UpdateAddon": self._update,
+        }
 
     def install(self, monkeypatch: Any) -> None:
         """Every session ClientFactory builds sends its EKS add-on calls here first."""
@@ -95,8 +99,17 @@ class FakeAddons:
             return {"addons": []}
         kubernetes = params.get("kubernetesVersion")
         offered = [_version_info(v, ks) for v, ks in self.catalogue.items() if kubernetes is None or kubernetes in ks]
-        return {"addons": [{"addonName": "vpc-cni", "type": "networking", "owner": "aws", "publisher": "eks",
-                            "addonVersions": offered}]}  # fmt: skip
+        return {
+            "addons": [
+                {
+                    "addonName": "vpc-cni",
+                    "type": "networking",
+                    "owner": "aws",
+                    "publisher": "eks",
+                    "addonVersions": offered,
+                }
+            ]
+        }
 
     def _describe(self, region: str, params: dict[str, Any]) -> dict[str, Any]:
         addon = self._addon(region, params)
@@ -138,9 +151,15 @@ class FakeAddons:
             addon.customized = False  # EKS's defaults back in place of the changed fields
         elif mode == "NONE" and addon.customized:
             addon.status, addon.pending, addon.issues = "UPDATE_FAILED", None, [_conflict("aws-node env")]
-        return {"update": {"id": f"update-{len(self.calls)}", "status": "InProgress", "type": "AddonUpdate",
-                           "params": [{"type": "AddonVersion", "value": version},
-                                      {"type": "ResolveConflicts", "value": mode}], "errors": []}}  # fmt: skip
+        return {
+            "update": {
+                "id": f"update-{len(self.calls)}",
+                "status": "InProgress",
+                "type": "AddonUpdate",
+                "params": [{"type": "AddonVersion", "value": version}, {"type": "ResolveConflicts", "value": mode}],
+                "errors": [],
+            }
+        }
 
     # --- helpers ------------------------------------------------------------------------------------------
 
@@ -187,9 +206,14 @@ def _cluster_exists(region: str, name: str) -> bool:
 
 
 def _version_info(version: str, kubernetes: tuple[str, ...]) -> dict[str, Any]:
-    return {"addonVersion": version, "architecture": ["amd64", "arm64"], "requiresConfiguration": False,
-            "compatibilities": [{"clusterVersion": k, "platformVersions": ["*"], "defaultVersion": False}
-                                for k in kubernetes]}  # fmt: skip
+    return {
+        "addonVersion": version,
+        "architecture": ["amd64", "arm64"],
+        "requiresConfiguration": False,
+        "compatibilities": [
+            {"clusterVersion": k, "platformVersions": ["*"], "defaultVersion": False} for k in kubernetes
+        ],
+    }
 
 
 def _conflict(what: str) -> dict[str, str]:
@@ -197,10 +221,16 @@ def _conflict(what: str) -> dict[str, str]:
 
 
 def _view(addon: Addon) -> dict[str, Any]:
-    return {"addonName": "vpc-cni", "clusterName": addon.cluster, "status": addon.status,
-            "addonVersion": addon.version, "health": {"issues": addon.issues}, "tags": addon.tags,
-            "createdAt": addon.created_at,
-            "modifiedAt": time.time()}  # fmt: skip
+    return {
+        "addonName": "vpc-cni",
+        "clusterName": addon.cluster,
+        "status": addon.status,
+        "addonVersion": addon.version,
+        "health": {"issues": addon.issues},
+        "tags": addon.tags,
+        "createdAt": addon.created_at,
+        "modifiedAt": time.time(),
+    }
 
 
 def _response(url: str, status: int, payload: dict[str, Any], *, code: str = "") -> AWSResponse:

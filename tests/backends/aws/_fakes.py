@@ -49,8 +49,16 @@ class AwsBehaviour:
         self.answered: list[str] = []  # "ec2:DeleteSubnet DependencyViolation", in order
         self.seen: list[str] = []  # every operation called, in order
 
-    def fail(self, operation: str, code: str, *, times: int = 1, message: str = "", status: int = 400,
-             when: Callable[[dict[str, Any]], bool] = lambda params: True) -> None:  # fmt: skip
+    def fail(
+        self,
+        operation: str,
+        code: str,
+        *,
+        times: int = 1,
+        message: str = "",
+        status: int = 400,
+        when: Callable[[dict[str, Any]], bool] = lambda params: True,
+    ) -> None:
         """The next `times` calls of `operation` (whose parameters satisfy `when`) are refused with `code`."""
         error = {"Error": {"Code": code, "Message": message or code}, "ResponseMetadata": {"HTTPStatusCode": status}}
         self._answers.setdefault(operation, []).append(_Scripted(lambda params: error, times, when))
@@ -58,9 +66,10 @@ class AwsBehaviour:
     def answer(self, operation: str, make: Callable[[dict[str, Any]], dict[str, Any]], *, times: int = 10**9) -> None:
         """The next `times` calls of `operation` are answered by `make(parameters)` (operations moto lacks)."""
         self._answers.setdefault(operation, []).append(
-            _Scripted(lambda params: make(params) | {"ResponseMetadata": {"HTTPStatusCode": 200}}, times,
-                      lambda params: True)
-        )  # fmt: skip
+            _Scripted(
+                lambda params: make(params) | {"ResponseMetadata": {"HTTPStatusCode": 200}}, times, lambda params: True
+            )
+        )
 
     def rewrite(self, operation: str, change: Callable[[dict[str, Any]], bool], *, times: int = 1) -> None:
         """Successful answers of `operation` pass through `change`, which edits one in place and says whether
@@ -141,9 +150,15 @@ def service(
     cluster_ip: str = "10.100.128.161",
 ) -> ServiceInfo:
     return ServiceInfo(
-        name=name, type=type_, port=80, target_port=8080, node_port=node_port, cluster_ip=cluster_ip,
-        external_traffic_policy="Cluster", hostname=hostname,
-    )  # fmt: skip
+        name=name,
+        type=type_,
+        port=80,
+        target_port=8080,
+        node_port=node_port,
+        cluster_ip=cluster_ip,
+        external_traffic_policy="Cluster",
+        hostname=hostname,
+    )
 
 
 @dataclass

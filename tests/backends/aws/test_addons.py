@@ -24,10 +24,12 @@ REGION = "cn-northwest-1"
 
 def cluster(cloud: AwsCloud, version: str = "1.31") -> EksCluster:
     vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
-    subnet = cloud.ensure_subnet("private-a", vpc_id=vpc.id, cidr="172.16.0.0/24",
-                                 availability_zone=f"{REGION}a", public=False)  # fmt: skip
-    return cloud.ensure_cluster(NAME, role_arn=ROLE, subnet_ids=[subnet.id], service_cidr="10.100.0.0/16",
-                                version=version)  # fmt: skip
+    subnet = cloud.ensure_subnet(
+        "private-a", vpc_id=vpc.id, cidr="172.16.0.0/24", availability_zone=f"{REGION}a", public=False
+    )
+    return cloud.ensure_cluster(
+        NAME, role_arn=ROLE, subnet_ids=[subnet.id], service_cidr="10.100.0.0/16", version=version
+    )
 
 
 MIRROR = "123456789012.dkr.ecr.cn-northwest-1.amazonaws.com.cn/mirror"  # aws-cn nodes pull from ECR mirrors
@@ -48,8 +50,9 @@ def test_no_build_of_the_version_is_a_config_error_naming_the_key_and_what_is_av
 ) -> None:
     with pytest.raises(ConfigError) as caught:
         _addons.ensure_vpc_cni(cloud, cluster(cloud), pinned("1.20.9"), "vpc1")
-    assert str(caught.value).startswith("clusters.vpc1.cni_version: 1.20.9 has no vpc-cni add-on build for "
-                                        "Kubernetes 1.31")  # fmt: skip
+    assert str(caught.value).startswith(
+        "clusters.vpc1.cni_version: 1.20.9 has no vpc-cni add-on build for Kubernetes 1.31"
+    )
     assert str(caught.value).endswith("available: 1.21.0, 1.20.40, 1.20.4, 1.20.3, 1.19.6")
     assert "CreateAddon" not in eks_addons.operations()
 

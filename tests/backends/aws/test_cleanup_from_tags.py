@@ -45,13 +45,26 @@ def afresh(clients: ClientFactory) -> AwsExperiment:
 
 
 def comparable(state: AwsState) -> dict[str, Any]:
-    networks = {key: {"vpc": n.vpc, "subnets": sorted([*n.public_subnets, *n.private_subnets]),
-                      "route_tables": sorted(n.route_tables), "internet_gateway": n.internet_gateway,
-                      "nat_gateway": n.nat_gateway, "nat_public_ip": n.nat_public_ip}
-                for key, n in state.networks.items()}  # fmt: skip
+    networks = {
+        key: {
+            "vpc": n.vpc,
+            "subnets": sorted([*n.public_subnets, *n.private_subnets]),
+            "route_tables": sorted(n.route_tables),
+            "internet_gateway": n.internet_gateway,
+            "nat_gateway": n.nat_gateway,
+            "nat_public_ip": n.nat_public_ip,
+        }
+        for key, n in state.networks.items()
+    }
     clusters = {key: (c.name, c.nodegroup) for key, c in state.clusters.items()}
-    return {"networks": networks, "clusters": clusters, "host": state.peer_host_instance, "peering": state.peering,
-            "host_group": state.peer_host_security_group, "profile": state.instance_profile}  # fmt: skip
+    return {
+        "networks": networks,
+        "clusters": clusters,
+        "host": state.peer_host_instance,
+        "peering": state.peering,
+        "host_group": state.peer_host_security_group,
+        "profile": state.instance_profile,
+    }
 
 
 def test_cleanup_without_state_removes_everything_tagged(aws: ClientFactory, state_dir: Path) -> None:
@@ -75,11 +88,14 @@ def test_only_the_peer_rules_peerprobe_opened_are_recovered(aws: ClientFactory) 
     experiment = make(aws)
     vpc = experiment.create_network("vpc1").resources["vpc"]
     group = aws.client("ec2").create_security_group(GroupName="eks-cluster-sg", Description="eks", VpcId=vpc)["GroupId"]
-    experiment.cloud.authorize_ingress(group, rules=[
-        IngressRule("tcp", 8080, 8080, cidr="192.168.0.0/16", description=PEER_RULE_DESCRIPTION),
-        IngressRule("tcp", 8080, 8080, cidr="10.9.0.0/16", description=PEER_RULE_DESCRIPTION),
-        IngressRule("tcp", 22, 22, cidr="192.168.0.0/16", description="an operator's rule"),
-    ])  # fmt: skip
+    experiment.cloud.authorize_ingress(
+        group,
+        rules=[
+            IngressRule("tcp", 8080, 8080, cidr="192.168.0.0/16", description=PEER_RULE_DESCRIPTION),
+            IngressRule("tcp", 8080, 8080, cidr="10.9.0.0/16", description=PEER_RULE_DESCRIPTION),
+            IngressRule("tcp", 22, 22, cidr="192.168.0.0/16", description="an operator's rule"),
+        ],
+    )
     found = _recover.opened_rules(experiment.cloud, group, peer_cidr="192.168.0.0/16")
     assert found == [OpenedRule(group=group, protocol="tcp", from_port=8080, to_port=8080, cidr="192.168.0.0/16")]
 

@@ -32,9 +32,13 @@ EXTERNAL_SNAT = "AWS_VPC_K8S_CNI_EXTERNALSNAT"
 def api_server(prefix: str, count: int) -> FakeApiServer:
     server = FakeApiServer()
     server.state.objects[("kube-system", "daemonsets", "aws-node")] = aws_node({"WARM_ENI_TARGET": "1"})
-    server.state.nodes = [{"metadata": {"name": f"ip-{prefix.replace('.', '-')}-{96 + i}-20", "labels": {}},
-                           "status": {"addresses": [{"type": "InternalIP", "address": f"{prefix}.{96 + i}.20"}]}}
-                          for i in range(count)]  # fmt: skip
+    server.state.nodes = [
+        {
+            "metadata": {"name": f"ip-{prefix.replace('.', '-')}-{96 + i}-20", "labels": {}},
+            "status": {"addresses": [{"type": "InternalIP", "address": f"{prefix}.{96 + i}.20"}]},
+        }
+        for i in range(count)
+    ]
     return server
 
 
@@ -63,16 +67,17 @@ def texts(before: snapshot.ConfigSnapshot, after: snapshot.ConfigSnapshot) -> li
 def revoke_peer_rule(experiment: AwsExperiment, port: int) -> None:
     group = _state.load(experiment.environment).clusters["vpc1"].security_group
     experiment.cloud.ec2.revoke_security_group_ingress(
-        GroupId=group, IpPermissions=[{"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
-                                       "IpRanges": [{"CidrIp": PEER_CIDR}]}],
-    )  # fmt: skip
+        GroupId=group,
+        IpPermissions=[{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": PEER_CIDR}]}],
+    )
 
 
 def test_the_snapshot_reads_the_live_configuration_back(kept: AwsExperiment) -> None:
     live = kept.snapshot()
     assert {key: (c.cni_version, c.aws_node) for key, c in live.clusters.items()} == {
-        "vpc1": ("1.20.4", {"WARM_ENI_TARGET": "1"}), "vpc2": ("1.20.4", {"WARM_ENI_TARGET": "1"}),
-    }  # fmt: skip
+        "vpc1": ("1.20.4", {"WARM_ENI_TARGET": "1"}),
+        "vpc2": ("1.20.4", {"WARM_ENI_TARGET": "1"}),
+    }
     assert set(live.services) == {"cluster-ip", "nodeport", "load-balancer", "internal-nlb", "headless", "nginx-nlb"}
     assert snapshot.peer_rule_ports(live, group="vpc1-nodes", peer_cidr=PEER_CIDR) == [32227, 8080]
     assert "peer-host" in live.security_groups and snapshot.peering_active(live)

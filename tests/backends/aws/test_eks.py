@@ -67,15 +67,23 @@ def test_a_node_group_refused_while_its_new_role_propagates_is_created_on_a_late
 ) -> None:
     subnets = _subnets(cloud)
     cloud.ensure_cluster("c1", role_arn=ROLE, subnet_ids=subnets, service_cidr="10.100.0.0/16")
-    behaviour.fail("eks:CreateNodegroup", "InvalidParameterException", times=1,
-                   message=f"The role with name {ROLE} cannot be found.")  # fmt: skip
+    behaviour.fail(
+        "eks:CreateNodegroup",
+        "InvalidParameterException",
+        times=1,
+        message=f"The role with name {ROLE} cannot be found.",
+    )
     assert cloud.ensure_nodegroup("c1", name="ng", node_role_arn=ROLE, subnet_ids=subnets, size=2).status == "ACTIVE"
 
 
 def test_other_invalid_parameters_are_not_retried(cloud: AwsCloud, behaviour: AwsBehaviour) -> None:
     subnets = _subnets(cloud)
-    behaviour.fail("eks:CreateCluster", "InvalidParameterException", times=10**6,
-                   message="Subnets specified must be in at least two different AZs")  # fmt: skip
+    behaviour.fail(
+        "eks:CreateCluster",
+        "InvalidParameterException",
+        times=10**6,
+        message="Subnets specified must be in at least two different AZs",
+    )
     with pytest.raises(InfrastructureError, match="InvalidParameterException: Subnets specified"):
         cloud.ensure_cluster("c1", role_arn=ROLE, subnet_ids=subnets, service_cidr="10.100.0.0/16")
     assert behaviour.calls("eks:CreateCluster") == 1

@@ -74,8 +74,12 @@ def test_classic_targets_out_of_service_after_registration_are_not_settled(
 ) -> None:
     listeners = [Listener(protocol="TCP", port=80, instance_port=30080)]
     lb = cloud.ensure_classic_load_balancer("echo-lb", subnet_ids=subnets, listeners=listeners, internal=False)
-    registering = {"InstanceId": "i-1", "State": "OutOfService", "ReasonCode": "ELB",
-                   "Description": "Instance registration is still in progress."}  # fmt: skip
+    registering = {
+        "InstanceId": "i-1",
+        "State": "OutOfService",
+        "ReasonCode": "ELB",
+        "Description": "Instance registration is still in progress.",
+    }
     behaviour.rewrite("elb:DescribeInstanceHealth", _answer("InstanceStates", [registering]))
     behaviour.rewrite("elb:DescribeInstanceHealth", _answer("InstanceStates", [registering | {"State": "InService"}]))
     first = cloud.target_health(lb.dns_name)
@@ -92,8 +96,10 @@ def test_a_classic_instance_failing_its_health_check_does_not_hold_the_others_ba
     for as long as the Service exists; that is settled, not on its way."""
     listeners = [Listener(protocol="TCP", port=80, instance_port=30080)]
     lb = cloud.ensure_classic_load_balancer("echo-lb", subnet_ids=subnets, listeners=listeners, internal=False)
-    states = [{"InstanceId": "i-1", "State": "InService"},
-              {"InstanceId": "i-2", "State": "OutOfService", "ReasonCode": "Instance"}]  # fmt: skip
+    states = [
+        {"InstanceId": "i-1", "State": "InService"},
+        {"InstanceId": "i-2", "State": "OutOfService", "ReasonCode": "Instance"},
+    ]
     behaviour.rewrite("elb:DescribeInstanceHealth", _answer("InstanceStates", states))
     health = cloud.target_health(lb.dns_name)
     assert health is not None and health.settled
@@ -103,12 +109,18 @@ def test_nlb_targets_initial_then_healthy(cloud: AwsCloud, subnets: list[str], b
     vpc_id = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16").id
     nlb = cloud.ensure_load_balancer("echo-nlb", subnet_ids=subnets, kind="network", internal=True)
     group = cloud.ensure_target_group("echo-tg", vpc_id=vpc_id, protocol="TCP", port=30080, target_type="instance")
-    cloud.elbv2.create_listener(LoadBalancerArn=nlb.arn, Protocol="TCP", Port=80,
-                                DefaultActions=[{"Type": "forward", "TargetGroupArn": group.arn}])  # fmt: skip
+    cloud.elbv2.create_listener(
+        LoadBalancerArn=nlb.arn,
+        Protocol="TCP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": group.arn}],
+    )
 
     def target(state: str) -> dict[str, Any]:
-        return {"Target": {"Id": "i-1", "Port": 30080},
-                "TargetHealth": {"State": state, "Reason": "Elb.RegistrationInProgress"}}  # fmt: skip
+        return {
+            "Target": {"Id": "i-1", "Port": 30080},
+            "TargetHealth": {"State": state, "Reason": "Elb.RegistrationInProgress"},
+        }
 
     key = "TargetHealthDescriptions"
     behaviour.rewrite("elbv2:DescribeTargetHealth", _answer(key, [target("healthy"), target("initial")]))

@@ -245,10 +245,11 @@ CLB = "a068ae19572a411eaa5bc0668f12362a"
 def add_classic_elb(clients: ClientFactory, experiment: AwsExperiment) -> None:
     """What cloud-provider-aws makes in VPC1's public subnets for the Service of type LoadBalancer."""
     clients.client("elb").create_load_balancer(
-        LoadBalancerName=CLB, Subnets=load(experiment.environment).networks["vpc1"].public_subnets,
+        LoadBalancerName=CLB,
+        Subnets=load(experiment.environment).networks["vpc1"].public_subnets,
         Listeners=[{"Protocol": "TCP", "LoadBalancerPort": 80, "InstancePort": 32497}],
         Tags=[{"Key": "kubernetes.io/cluster/gcr-eksworkshop-private", "Value": "owned"}],
-    )  # fmt: skip
+    )
 
 
 def serves_classic_elb(kube: FakeKube, clients: ClientFactory) -> None:

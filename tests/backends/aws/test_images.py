@@ -19,6 +19,9 @@ def test_the_default_echo_image_is_one_containerd_2_pulls() -> None:
 
 def test_the_echo_deployment_runs_the_configured_image() -> None:
     config = config_module.load()
-    [echo] = [d for d in resources.manifests(config, topology.plan(config)) if d["kind"] == "Deployment"
-              and d["metadata"]["name"] == "source-ip-app"]  # fmt: skip
+    [echo] = [
+        d
+        for d in resources.manifests(config, topology.plan(config))
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "source-ip-app"
+    ]
     assert [c["image"] for c in echo["spec"]["template"]["spec"]["containers"]] == ["registry.k8s.io/echoserver:1.10"]

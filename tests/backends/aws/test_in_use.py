@@ -48,8 +48,11 @@ def test_giving_up_on_a_subnet_names_the_interfaces_still_in_it(
 ) -> None:
     eni = _cni_interface(ec2, subnet)
     behaviour.fail("ec2:DeleteSubnet", "DependencyViolation", message=IN_USE, times=FOREVER)
-    with pytest.raises(ConflictError, match=rf"subnet {subnet}: DependencyViolation: .*still there: {eni} "
-                                            r"\(aws-K8S-i-0123456789abcdef0, available\)") as caught:  # fmt: skip
+    with pytest.raises(
+        ConflictError,
+        match=rf"subnet {subnet}: DependencyViolation: .*still there: {eni} "
+        r"\(aws-K8S-i-0123456789abcdef0, available\)",
+    ) as caught:
         cloud.delete_subnet(subnet)
     assert caught.value.state == "DependencyViolation"
     assert behaviour.calls("ec2:DeleteSubnet") == 3  # the tests' attempt cap; on AWS, up to 15 minutes
@@ -71,8 +74,9 @@ def test_a_security_group_an_interface_still_uses_is_deleted_once_it_goes(
     cloud: AwsCloud, ec2: Any, behaviour: AwsBehaviour, vpc: Vpc
 ) -> None:
     group = cloud.ensure_security_group("peer-host", vpc_id=vpc.id, description="EC2 web host").id
-    behaviour.fail("ec2:DeleteSecurityGroup", "DependencyViolation", times=2,
-                   when=lambda params: params.get("GroupId") == group)  # fmt: skip
+    behaviour.fail(
+        "ec2:DeleteSecurityGroup", "DependencyViolation", times=2, when=lambda params: params.get("GroupId") == group
+    )
     cloud.delete_security_group(group)
     assert ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [group]}])["SecurityGroups"] == []
 
@@ -81,12 +85,19 @@ def test_an_internet_gateway_waits_for_the_vpc_public_addresses_to_go(
     cloud: AwsCloud, ec2: Any, behaviour: AwsBehaviour, vpc: Vpc
 ) -> None:
     igw = cloud.ensure_internet_gateway("vpc1-igw", vpc_id=vpc.id)
-    behaviour.fail("ec2:DetachInternetGateway", "DependencyViolation", times=2,
-                   message=f"Network {vpc.id} has some mapped public address(es).")  # fmt: skip
+    behaviour.fail(
+        "ec2:DetachInternetGateway",
+        "DependencyViolation",
+        times=2,
+        message=f"Network {vpc.id} has some mapped public address(es).",
+    )
     cloud.delete_internet_gateway(igw.id)
-    assert ec2.describe_internet_gateways(Filters=[{"Name": "internet-gateway-id", "Values": [igw.id]}])[
-        "InternetGateways"
-    ] == []
+    assert (
+        ec2.describe_internet_gateways(Filters=[{"Name": "internet-gateway-id", "Values": [igw.id]}])[
+            "InternetGateways"
+        ]
+        == []
+    )
 
 
 def test_other_errors_are_not_retried(cloud: AwsCloud, behaviour: AwsBehaviour, subnet: str) -> None:
@@ -107,17 +118,26 @@ def test_a_controller_group_kept_while_the_cluster_referred_to_it_goes_with_the_
     """cloud-provider-aws's k8s-elb-* group stays referred to by the cluster security group's rule until
     DeleteCluster; the load balancer wait keeps it, and the cluster's deletion comes back for it."""
     cluster = "gcr-eksworkshop-private"
-    other = cloud.ensure_subnet("private-b", vpc_id=vpc.id, cidr="172.16.1.0/24", availability_zone="cn-northwest-1b",
-                                public=False).id  # fmt: skip
-    cloud.ensure_cluster(cluster, role_arn="arn:aws-cn:iam::123456789012:role/peerprobe-eks",
-                         subnet_ids=[subnet, other], service_cidr="10.100.0.0/16")  # fmt: skip
+    other = cloud.ensure_subnet(
+        "private-b", vpc_id=vpc.id, cidr="172.16.1.0/24", availability_zone="cn-northwest-1b", public=False
+    ).id
+    cloud.ensure_cluster(
+        cluster,
+        role_arn="arn:aws-cn:iam::123456789012:role/peerprobe-eks",
+        subnet_ids=[subnet, other],
+        service_cidr="10.100.0.0/16",
+    )
     group = ec2.create_security_group(
-        GroupName="k8s-elb-a1b2c3", Description="Security group for Kubernetes ELB", VpcId=vpc.id,
-        TagSpecifications=[{"ResourceType": "security-group",
-                            "Tags": [{"Key": f"kubernetes.io/cluster/{cluster}", "Value": "owned"}]}],
-    )["GroupId"]  # fmt: skip
-    behaviour.fail("ec2:DeleteSecurityGroup", "DependencyViolation", times=1,
-                   message=f"resource {group} has a dependent object")  # fmt: skip
+        GroupName="k8s-elb-a1b2c3",
+        Description="Security group for Kubernetes ELB",
+        VpcId=vpc.id,
+        TagSpecifications=[
+            {"ResourceType": "security-group", "Tags": [{"Key": f"kubernetes.io/cluster/{cluster}", "Value": "owned"}]}
+        ],
+    )["GroupId"]
+    behaviour.fail(
+        "ec2:DeleteSecurityGroup", "DependencyViolation", times=1, message=f"resource {group} has a dependent object"
+    )
     cloud.wait_load_balancers_gone(cluster=cluster, vpc_id=vpc.id, timeout_seconds=60)
     assert _groups(ec2, group) == [group]  # kept: the cluster still refers to it
     cloud.delete_cluster(cluster)

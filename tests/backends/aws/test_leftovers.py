@@ -24,8 +24,9 @@ def vpc(cloud: AwsCloud) -> Vpc:
 
 @pytest.fixture
 def subnet(cloud: AwsCloud, vpc: Vpc) -> str:
-    return cloud.ensure_subnet("public-a", vpc_id=vpc.id, cidr="172.16.0.0/24", availability_zone="cn-northwest-1a",
-                               public=True).id  # fmt: skip
+    return cloud.ensure_subnet(
+        "public-a", vpc_id=vpc.id, cidr="172.16.0.0/24", availability_zone="cn-northwest-1a", public=True
+    ).id
 
 
 def _classic(cloud: AwsCloud, name: str, subnet: str, tags: list[dict[str, str]]) -> None:

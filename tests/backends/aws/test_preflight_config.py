@@ -22,10 +22,14 @@ MIRROR = "123456789012.dkr.ecr.cn-northwest-1.amazonaws.com.cn/mirror"
 
 @pytest.mark.parametrize(
     ("image", "registry"),
-    [("busybox", "docker.io"), ("library/nginx:1.27", "docker.io"), ("registry.k8s.io/echoserver:1.10",
-     "registry.k8s.io"), (f"{MIRROR}/busybox", "123456789012.dkr.ecr.cn-northwest-1.amazonaws.com.cn"),
-     ("localhost:5000/x", "localhost:5000")],
-)  # fmt: skip
+    [
+        ("busybox", "docker.io"),
+        ("library/nginx:1.27", "docker.io"),
+        ("registry.k8s.io/echoserver:1.10", "registry.k8s.io"),
+        (f"{MIRROR}/busybox", "123456789012.dkr.ecr.cn-northwest-1.amazonaws.com.cn"),
+        ("localhost:5000/x", "localhost:5000"),
+    ],
+)
 def test_the_registry_of_an_image_reference(image: str, registry: str) -> None:
     assert registry_of(image) == registry
 
@@ -62,13 +66,18 @@ class FlakyVantage:
         return [ProbeResult(spec=spec, outcome=outcome) for spec in specs]
 
 
-@pytest.mark.parametrize(("attempts", "fails", "asked", "outcome"), [(1, 1, 1, "timeout"), (3, 1, 2, "ok"),
-                                                                     (2, 5, 2, "timeout")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("attempts", "fails", "asked", "outcome"), [(1, 1, 1, "timeout"), (3, 1, 2, "ok"), (2, 5, 2, "timeout")]
+)
 def test_probe_attempts_retries_the_cells_that_failed(attempts: int, fails: int, asked: int, outcome: str) -> None:
     cfg = config_module.from_mapping({"probe": {"attempts": attempts}})
     specs = [s for s in plan(topology_plan(cfg)) if s.vantage == "vpc2-pod"][:3]
     vantage = FlakyVantage(fails)
-    experiment = Experiment(EnvironmentRef(backend="lab", config=cfg, run_id="r"), cloud=None,  # type: ignore[arg-type]
-                            cluster=lambda vpc: None, vantage=lambda name: vantage)  # type: ignore[arg-type,return-value]
+    experiment = Experiment(
+        EnvironmentRef(backend="lab", config=cfg, run_id="r"),
+        cloud=None,  # type: ignore[arg-type]
+        cluster=lambda vpc: None,
+        vantage=lambda name: vantage,
+    )  # type: ignore[arg-type,return-value]
     results = experiment.probe("vpc2-pod", specs, timeout_seconds=1)
     assert len(vantage.asked) == asked and {r.outcome for r in results} == {outcome}

@@ -131,9 +131,12 @@ def lifecycle_calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> set[str]
     behaviour = AwsBehaviour()  # after the recorder, which must see the calls the behaviour answers
     behaviour.install(monkeypatch)
     # moto serves no DescribeInstanceInformation: the host's agent answers Online, as SSM does once registered.
-    behaviour.answer("ssm:DescribeInstanceInformation",
-                     lambda params: {"InstanceInformationList": [{"InstanceId": params["Filters"][0]["Values"][0],
-                                                                  "PingStatus": "Online"}]})  # fmt: skip
+    behaviour.answer(
+        "ssm:DescribeInstanceInformation",
+        lambda params: {
+            "InstanceInformationList": [{"InstanceId": params["Filters"][0]["Values"][0], "PingStatus": "Online"}]
+        },
+    )
     with mock_aws():
         clients = ClientFactory(REGION)
         config = config_module.load()

@@ -70,8 +70,10 @@ def test_route_table_and_routes_twice(cloud: AwsCloud, ec2: Any, named: Named, v
 
 def test_subnets_move_to_the_table_that_claims_them(cloud: AwsCloud, ec2: Any, vpc: Vpc) -> None:
     cidrs = ["172.16.1.0/24", "172.16.2.0/24"]
-    subnets = [cloud.ensure_subnet(f"s{i}", vpc_id=vpc.id, cidr=c, availability_zone=AZ, public=False).id
-               for i, c in enumerate(cidrs)]  # fmt: skip
+    subnets = [
+        cloud.ensure_subnet(f"s{i}", vpc_id=vpc.id, cidr=c, availability_zone=AZ, public=False).id
+        for i, c in enumerate(cidrs)
+    ]
     old = cloud.ensure_route_table("old", vpc_id=vpc.id, subnet_ids=subnets)
     new = cloud.ensure_route_table("new", vpc_id=vpc.id, subnet_ids=subnets)
     assert sorted(new.subnet_ids) == sorted(subnets) and cloud.route_table(old.id).subnet_ids == ()
@@ -168,8 +170,15 @@ def test_zones_eks_refuses_are_skipped_by_zone_id(behaviour: AwsBehaviour) -> No
 
 def test_local_zones_are_not_offered(cloud: AwsCloud, behaviour: AwsBehaviour) -> None:
     def with_a_local_zone(answer: dict[str, Any]) -> bool:
-        answer["AvailabilityZones"].insert(0, {"ZoneName": f"{REGION}-local-1a", "ZoneId": "cnnw1-local-az1",
-                                               "ZoneType": "local-zone", "State": "available"})  # fmt: skip
+        answer["AvailabilityZones"].insert(
+            0,
+            {
+                "ZoneName": f"{REGION}-local-1a",
+                "ZoneId": "cnnw1-local-az1",
+                "ZoneType": "local-zone",
+                "State": "available",
+            },
+        )
         return True
 
     behaviour.rewrite("ec2:DescribeAvailabilityZones", with_a_local_zone)

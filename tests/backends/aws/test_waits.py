@@ -43,8 +43,7 @@ def test_the_time_cap_ends_the_wait_with_one_last_check_on_the_deadline() -> Non
     waits, fake = timed(delay=10)
     checks: list[float] = []
     with pytest.raises(WaitTimeoutError, match=r"eks cluster c1: not active after \d+ checks in 95s"):
-        waits.poll(lambda: checks.append(fake.now), kind="eks cluster", resource_id="c1", goal="active",
-                   max_seconds=95)  # fmt: skip
+        waits.poll(lambda: checks.append(fake.now), kind="eks cluster", resource_id="c1", goal="active", max_seconds=95)
     assert checks[-1] == pytest.approx(95) and sum(fake.pauses) == pytest.approx(95)
     assert len(checks) < 80  # the time cap, not the attempt cap, ended it
 
@@ -58,8 +57,14 @@ def test_the_attempt_cap_ends_the_wait_and_the_error_says_what_was_seen() -> Non
         last["status"] = next(seen)
 
     with pytest.raises(WaitTimeoutError, match=r"addon c1/vpc-cni: still CREATING after 4 checks") as caught:
-        waits.poll(check, kind="addon", resource_id="c1/vpc-cni", goal="ACTIVE", max_seconds=3600,
-                   state=lambda: f"still {last['status']}")  # fmt: skip
+        waits.poll(
+            check,
+            kind="addon",
+            resource_id="c1/vpc-cni",
+            goal="ACTIVE",
+            max_seconds=3600,
+            state=lambda: f"still {last['status']}",
+        )
     assert caught.value.resource_id == "c1/vpc-cni" and len(fake.pauses) == 3
 
 
@@ -74,8 +79,10 @@ def test_a_wait_may_ask_for_fewer_checks_but_never_more_than_the_policy_allows()
 def test_poll_returns_what_the_check_found_without_pausing_after_it() -> None:
     waits, fake = timed(delay=5)
     answers = iter([None, None, "pending-acceptance"])
-    assert waits.poll(lambda: next(answers), kind="vpc peering", resource_id="pcx-1", goal="known",
-                      max_seconds=60) == "pending-acceptance"  # fmt: skip
+    assert (
+        waits.poll(lambda: next(answers), kind="vpc peering", resource_id="pcx-1", goal="known", max_seconds=60)
+        == "pending-acceptance"
+    )
     assert len(fake.pauses) == 2
 
 

@@ -75,8 +75,9 @@ def test_the_steps_twice_create_everything_once_with_the_nodes_at_the_planned_ad
     assert len(ec2.describe_vpcs(Filters=MINE)["Vpcs"]) == 2
     running = ec2.describe_instances(Filters=[*MINE, {"Name": "instance-state-name", "Values": ["running"]}])
     instances = {i["PrivateIpAddress"]: i["SubnetId"] for r in running["Reservations"] for i in r["Instances"]}
-    assert sorted(instances) == sorted([n.ip for n in plan.vpc1.nodes] + [n.ip for n in plan.vpc2.nodes]
-                                       + [plan.peer_host.private_ip])  # fmt: skip
+    assert sorted(instances) == sorted(
+        [n.ip for n in plan.vpc1.nodes] + [n.ip for n in plan.vpc2.nodes] + [plan.peer_host.private_ip]
+    )
     private = set(first.networks["vpc1"].private_subnets)
     assert {instances[n.ip] for n in plan.vpc1.nodes} <= private, "managed nodes in the private subnets"
 

@@ -52,8 +52,14 @@ def test_every_cell_of_every_default_phase_matches_the_model(
     cfg, state = workshop
     chosen = cfg.phases[phase]
     cells = judge(state, cfg, chosen.name, chosen.snat)
-    assert {c.target for c in cells} >= {"cluster-ip", "node-port", "load-balancer", "internal-nlb", "headless",
-                                         "nginx-nlb"}  # fmt: skip
+    assert {c.target for c in cells} >= {
+        "cluster-ip",
+        "node-port",
+        "load-balancer",
+        "internal-nlb",
+        "headless",
+        "nginx-nlb",
+    }
     assert drifted(cells) == []
 
 
@@ -92,8 +98,13 @@ KNOBS: dict[str, dict[str, Any]] = {
     "nlb-ip-nopreserve": {"services": {"internal_nlb": {"target_type": "ip", "preserve_client_ip": False}}},
     "nlb-nopreserve": {"services": {"internal_nlb": {"preserve_client_ip": False}}},
     "internal-elb": {"services": {"load_balancer": {"scheme": "internal"}}},
-    "local-ip-internal": {"services": {"external_traffic_policy": "Local", "load_balancer": {"scheme": "internal"},
-                                       "internal_nlb": {"target_type": "ip", "preserve_client_ip": False}}},
+    "local-ip-internal": {
+        "services": {
+            "external_traffic_policy": "Local",
+            "load_balancer": {"scheme": "internal"},
+            "internal_nlb": {"target_type": "ip", "preserve_client_ip": False},
+        }
+    },
     "no-sg-rules": {"security_groups": {"open_from_peer": []}},
     "no-nat": {"vpcs": {"vpc1": {"nat_gateway": False}, "vpc2": {"nat_gateway": False}}},
     "no-peering": {"peering": {"enabled": False}},
@@ -101,7 +112,7 @@ KNOBS: dict[str, dict[str, Any]] = {
     # One VPC1 node: the busybox sits on the only target, so the NLB hairpin always bites.
     "hairpin": {"clusters": {"vpc1": {"nodes": 1}}},
     "hairpin-ip": {"clusters": {"vpc1": {"nodes": 1}}, "services": {"internal_nlb": {"target_type": "ip"}}},
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("knob", sorted(KNOBS))

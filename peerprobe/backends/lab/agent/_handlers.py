@@ -89,8 +89,9 @@ def _healthz(listener: Listener, *, head_only: bool) -> bytes:
     count = listener.local_endpoints
     body = {"service": {"namespace": namespace, "name": name}, "localEndpoints": count, "serviceProxyHealthy": True}
     status = 200 if count > 0 else 503
-    return _http.format_response(status, json.dumps(body).encode(), content_type="application/json",
-                                 server="kube-proxy", head_only=head_only)  # fmt: skip
+    return _http.format_response(
+        status, json.dumps(body).encode(), content_type="application/json", server="kube-proxy", head_only=head_only
+    )
 
 
 class _Proxy:

@@ -47,28 +47,45 @@ def layout_load_balancers(
 
 
 def _lb_node(
-    pre: str, config: ExperimentConfig, topology: Topology, service: KubeService, facts: LoadBalancerFacts,
-    index: int, *, mark: int,
-) -> LbNode:  # fmt: skip
+    pre: str,
+    config: ExperimentConfig,
+    topology: Topology,
+    service: KubeService,
+    facts: LoadBalancerFacts,
+    index: int,
+    *,
+    mark: int,
+) -> LbNode:
     ip, az = facts.private_ips[index], zone(config.region, index)
     proxy = service.kind == "load-balancer"  # the in-tree controller's plain LoadBalancer: a Classic ELB
     ip_targets = service.annotations.get(TARGET_TYPE) == "ip"
     preserve = _preserve(service, ip_targets=ip_targets)
     subnet, side = subnet_of(ip, config.vpcs.vpc1)
     eni = Eni(
-        ns=names.lb_ns(pre, names.LB_LETTER[service.kind], index), device="eth0",
-        router_if=names.lb_router_if(service.kind, index), ip=ip, prefixlen=subnet.prefixlen,
-        gateway=str(subnet.network_address + 1), subnet=side,
+        ns=names.lb_ns(pre, names.LB_LETTER[service.kind], index),
+        device="eth0",
+        router_if=names.lb_router_if(service.kind, index),
+        ip=ip,
+        prefixlen=subnet.prefixlen,
+        gateway=str(subnet.network_address + 1),
+        subnet=side,
         public_ip=facts.public_ips[index] if facts.public_ips else None,
         groups=[ELB_GROUP] if proxy else [],  # NLBs of the in-tree controller have no security group
         source_dest_check=proxy or not preserve,  # preserving, it sends with the client's address
-    )  # fmt: skip
+    )
     health_port = None if ip_targets or not service.local else service.health_check_node_port
     return LbNode(
-        kind=service.kind, zone=az, eni=eni, mode="proxy" if proxy else "forward", preserve_client_ip=preserve,
-        listener_port=service.port, targets=_targets(topology, service, az, ip_targets=ip_targets),
-        health_port=health_port, health_path=HEALTH_PATH if health_port else None, mark=mark,
-    )  # fmt: skip
+        kind=service.kind,
+        zone=az,
+        eni=eni,
+        mode="proxy" if proxy else "forward",
+        preserve_client_ip=preserve,
+        listener_port=service.port,
+        targets=_targets(topology, service, az, ip_targets=ip_targets),
+        health_port=health_port,
+        health_path=HEALTH_PATH if health_port else None,
+        mark=mark,
+    )
 
 
 def _preserve(service: KubeService, *, ip_targets: bool) -> bool:
@@ -105,8 +122,6 @@ def add_load_balancers(script: Script, lab: LabNet) -> None:
             _return_path(script.ns(router), lb)
 
 
-
-
 def _return_path(router: NsScript, lb: LbNode) -> None:
     """What AWS's fabric does for an NLB that keeps the client's address: the target's replies to a flow the
     NLB node forwarded go back to that node (connmark on the flow, policy routing on its replies)."""
@@ -114,13 +129,16 @@ def _return_path(router: NsScript, lb: LbNode) -> None:
     restore = "PREROUTING -m conntrack --ctdir REPLY -j CONNMARK --restore-mark"
     if f"-A {restore}" not in mangle.rules:
         mangle.add(restore)
-    mangle.rules.insert(0, f"-A PREROUTING -i {lb.eni.router_if} -m conntrack --ctstate NEW "
-                           f"-j CONNMARK --set-mark {lb.mark}")  # fmt: skip
+    mangle.rules.insert(
+        0, f"-A PREROUTING -i {lb.eni.router_if} -m conntrack --ctstate NEW -j CONNMARK --set-mark {lb.mark}"
+    )
     table = names.TABLE_LB_BASE + lb.mark
-    router.ip.extend([
-        f"route add default via {lb.eni.ip} dev {lb.eni.router_if} onlink table {table}",
-        f"rule add fwmark {lb.mark} lookup {table} priority {RETURN_PATH_PRIORITY}",
-    ])  # fmt: skip
+    router.ip.extend(
+        [
+            f"route add default via {lb.eni.ip} dev {lb.eni.router_if} onlink table {table}",
+            f"rule add fwmark {lb.mark} lookup {table} priority {RETURN_PATH_PRIORITY}",
+        ]
+    )
 
 
 def lb_tables(lb: LbNode) -> dict[str, Table]:
@@ -159,8 +177,12 @@ def program_load_balancers(lab: LabNet, healthy: Mapping[str, list[str]]) -> Lab
     started = time.perf_counter()
     lbs = [lb.model_copy(update={"healthy": list(healthy.get(lb.ns, []))}) for lb in lab.load_balancers]
     _run.run_all([_program_job(lb) for lb in lbs])
-    log.info("lab.load_balancers.programmed", nodes=len(lbs), healthy={lb.ns: lb.healthy for lb in lbs},
-             elapsed_ms=round((time.perf_counter() - started) * 1000))  # fmt: skip
+    log.info(
+        "lab.load_balancers.programmed",
+        nodes=len(lbs),
+        healthy={lb.ns: lb.healthy for lb in lbs},
+        elapsed_ms=round((time.perf_counter() - started) * 1000),
+    )
     return lab.model_copy(update={"load_balancers": lbs})
 
 

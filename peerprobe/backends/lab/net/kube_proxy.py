@@ -56,8 +56,10 @@ def tables(node: str, services: list[KubeService]) -> dict[str, Table]:
     for service in services:
         if service.cluster_ip is not None and service.endpoints:
             _service(nat, flt, node, service)
-    nat.add('KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule '
-            'in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS')  # fmt: skip
+    nat.add(
+        'KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule '
+        'in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS'
+    )
     return {"nat": nat, "filter": flt}
 
 
@@ -74,23 +76,30 @@ def _masquerade(nat: Table) -> None:
     nat.add(f"{MASQ} -j MARK --set-xmark {MASQ_MARK}/{MASQ_MARK}")
     nat.add(f"KUBE-POSTROUTING -m mark ! --mark {MASQ_MARK}/{MASQ_MARK} -j RETURN")
     nat.add(f"KUBE-POSTROUTING -j MARK --set-xmark {MASQ_MARK}/0x0")  # clear it: re-NAT of a NATed flow
-    nat.add('KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" '
-            "-j MASQUERADE --random-fully")  # fmt: skip
+    nat.add(
+        'KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully'
+    )
 
 
 def _forward(flt: Table) -> None:
-    flt.add(f'KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {MASQ_MARK}/{MASQ_MARK} '
-            "-j ACCEPT")  # fmt: skip
-    flt.add('KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" '
-            "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")  # fmt: skip
+    flt.add(
+        f'KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark {MASQ_MARK}/{MASQ_MARK} '
+        "-j ACCEPT"
+    )
+    flt.add(
+        'KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" '
+        "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"
+    )
 
 
 def _service(nat: Table, flt: Table, node: str, service: KubeService) -> None:
     name, proto = service.port_name, "tcp"
     svc = nat.chain(chain_name("KUBE-SVC-", name, proto))
     seps = [_endpoint(nat, service, ep.ip, ep.port) for ep in service.endpoints]
-    nat.add(f'KUBE-SERVICES -d {service.cluster_ip}/32 -p tcp -m comment --comment "{name} cluster IP" '
-            f"-m tcp --dport {service.port} -j {svc}")  # fmt: skip
+    nat.add(
+        f'KUBE-SERVICES -d {service.cluster_ip}/32 -p tcp -m comment --comment "{name} cluster IP" '
+        f"-m tcp --dport {service.port} -j {svc}"
+    )
     # No KUBE-MARK-MASQ here: masqueradeAll=false and the no-op local detector writes no "! -s clusterCIDR".
     nat.rules.extend(_spread(svc, name, seps))
     if service.node_port is None:
@@ -124,17 +133,25 @@ def _spread(chain: str, name: str, seps: list[tuple[str, str]]) -> list[str]:
 def _local_policy(nat: Table, flt: Table, node: str, service: KubeService, ext: str, svc: str) -> None:
     name = service.port_name
     # Locally originated traffic (the node itself) still goes to any endpoint, masqueraded.
-    nat.add(f'{ext} -m comment --comment "masquerade LOCAL traffic for {name} external destinations" '
-            f"-m addrtype --src-type LOCAL -j {MASQ}")  # fmt: skip
-    nat.add(f'{ext} -m comment --comment "route LOCAL traffic for {name} external destinations" '
-            f"-m addrtype --src-type LOCAL -j {svc}")  # fmt: skip
+    nat.add(
+        f'{ext} -m comment --comment "masquerade LOCAL traffic for {name} external destinations" '
+        f"-m addrtype --src-type LOCAL -j {MASQ}"
+    )
+    nat.add(
+        f'{ext} -m comment --comment "route LOCAL traffic for {name} external destinations" '
+        f"-m addrtype --src-type LOCAL -j {svc}"
+    )
     if service.health_check_node_port is not None:
-        flt.add(f'KUBE-NODEPORTS -m comment --comment "{name} health check node port" '
-                f"-m tcp -p tcp --dport {service.health_check_node_port} -j ACCEPT")  # fmt: skip
+        flt.add(
+            f'KUBE-NODEPORTS -m comment --comment "{name} health check node port" '
+            f"-m tcp -p tcp --dport {service.health_check_node_port} -j ACCEPT"
+        )
     local = [ep for ep in service.endpoints if ep.node == node]
     if not local:
-        flt.add(f'KUBE-EXTERNAL-SERVICES -m comment --comment "{name} has no local endpoints" '
-                f"-m addrtype --dst-type LOCAL -p tcp -m tcp --dport {service.node_port} -j DROP")  # fmt: skip
+        flt.add(
+            f'KUBE-EXTERNAL-SERVICES -m comment --comment "{name} has no local endpoints" '
+            f"-m addrtype --dst-type LOCAL -p tcp -m tcp --dport {service.node_port} -j DROP"
+        )
         return
     svl = nat.chain(chain_name("KUBE-SVL-", name, "tcp"))
     seps = [(f"{ep.ip}:{ep.port}", chain_name("KUBE-SEP-", name, "tcp", f"{ep.ip}:{ep.port}")) for ep in local]
@@ -157,11 +174,16 @@ def apply_kube_proxy(lab: LabNet, services: list[KubeService]) -> None:
     rules other owners (aws-node) have in the same tables."""
     started = time.perf_counter()
     nodes = lab.nodes_of("vpc1")
-    saved = _run.run_all([_run.Job(f"iptables-save in {n.ns}", _run.in_netns(n.ns, ["iptables-save"]), ns=n.ns)
-                          for n in nodes])  # fmt: skip
+    saved = _run.run_all(
+        [_run.Job(f"iptables-save in {n.ns}", _run.in_netns(n.ns, ["iptables-save"]), ns=n.ns) for n in nodes]
+    )
     _run.run_all([_restore(node, text, services) for node, text in zip(nodes, saved, strict=True)])
-    log.info("lab.kube_proxy.applied", nodes=len(nodes), services=len(services),
-             elapsed_ms=round((time.perf_counter() - started) * 1000))  # fmt: skip
+    log.info(
+        "lab.kube_proxy.applied",
+        nodes=len(nodes),
+        services=len(services),
+        elapsed_ms=round((time.perf_counter() - started) * 1000),
+    )
 
 
 def _restore(node: NodeNet, saved: str, services: list[KubeService]) -> _run.Job:

@@ -80,8 +80,9 @@ def build(
     return lab
 
 
-def attach_load_balancers(lab: LabNet, config: ExperimentConfig, topology: Topology,
-                          services: list[KubeService]) -> LabNet:  # fmt: skip
+def attach_load_balancers(
+    lab: LabNet, config: ExperimentConfig, topology: Topology, services: list[KubeService]
+) -> LabNet:
     """Add the load balancer nodes of newly applied Services to a running lab, as AWS adds an ELB's nodes to a
     VPC: their namespaces, and what the build script of the larger lab adds to the routers and gateways
     (ENI routes, source/destination checks, 1:1 NAT, return paths). Nothing that runs is rebuilt. Raises
@@ -96,8 +97,12 @@ def attach_load_balancers(lab: LabNet, config: ExperimentConfig, topology: Topol
     except BaseException:
         _remove_namespaces(added)
         raise
-    log.info("lab.net.load_balancers.attached", env=lab.env_key, namespaces=len(added),
-             elapsed_ms=round((time.perf_counter() - started) * 1000))  # fmt: skip
+    log.info(
+        "lab.net.load_balancers.attached",
+        env=lab.env_key,
+        namespaces=len(added),
+        elapsed_ms=round((time.perf_counter() - started) * 1000),
+    )
     return attached
 
 
@@ -107,8 +112,12 @@ def _additions(before: Script, after: Script, *, env_key: str) -> Script:
     for name, new in after.namespaces.items():
         old = before.namespaces.get(name, NsScript())
         if set(old.ip) - set(new.ip) or set(old.tables) - set(new.tables):
-            raise InfrastructureError(f"lab {env_key}: the new load balancers would change {name}; rebuild instead",
-                                      resource="netns", resource_id=name, state="changed")  # fmt: skip
+            raise InfrastructureError(
+                f"lab {env_key}: the new load balancers would change {name}; rebuild instead",
+                resource="netns",
+                resource_id=name,
+                state="changed",
+            )
         ns = NsScript(
             ip=[line for line in new.ip if line not in set(old.ip)],
             sysctls={key: value for key, value in new.sysctls.items() if old.sysctls.get(key) != value},
@@ -215,8 +224,14 @@ def end_processes(namespaces: list[str]) -> None:
     for pid in pids:
         _signal(pid, signal.SIGTERM)
     with contextlib.suppress(WaitTimeoutError):  # what is still there after the grace is killed below
-        until(lambda: not any(_alive(pid) for pid in pids), kind="lab processes", resource_id=str(pids),
-              goal="gone", timeout_seconds=KILL_GRACE_SECONDS, timing=EXITING)  # fmt: skip
+        until(
+            lambda: not any(_alive(pid) for pid in pids),
+            kind="lab processes",
+            resource_id=str(pids),
+            goal="gone",
+            timeout_seconds=KILL_GRACE_SECONDS,
+            timing=EXITING,
+        )
     left = [pid for pid in pids if _alive(pid)]
     for pid in left:
         _signal(pid, signal.SIGKILL)

@@ -72,8 +72,15 @@ class Refusal(Exception):
         self.code, self.reason = code, reason
 
     def status(self) -> dict[str, Any]:
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": str(self),
-                "reason": self.reason, "code": self.code}  # fmt: skip
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": str(self),
+            "reason": self.reason,
+            "code": self.code,
+        }
 
 
 def accept_key(key: str) -> str:
@@ -108,8 +115,9 @@ def read_frame(stream: BinaryIO) -> tuple[int, bytes] | None:
     return head[0] & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
-def check_upgrade(headers: Mapping[str, str], pod: Mapping[str, Any] | None, name: str, container: str,
-                  state: ExecState) -> None:  # fmt: skip
+def check_upgrade(
+    headers: Mapping[str, str], pod: Mapping[str, Any] | None, name: str, container: str, state: ExecState
+) -> None:
     """What the API server checks before it upgrades; raises Refusal with its status code."""
     if pod is None:
         raise Refusal(404, "NotFound", f'pods "{name}" not found')
@@ -132,8 +140,13 @@ def protocols(headers: Mapping[str, str]) -> list[str]:
 
 
 def switching_protocols(key: str) -> bytes:
-    lines = ["HTTP/1.1 101 Switching Protocols", "Upgrade: websocket", "Connection: Upgrade",
-             f"Sec-WebSocket-Accept: {accept_key(key)}", f"Sec-WebSocket-Protocol: {PROTOCOL}"]  # fmt: skip
+    lines = [
+        "HTTP/1.1 101 Switching Protocols",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Accept: {accept_key(key)}",
+        f"Sec-WebSocket-Protocol: {PROTOCOL}",
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
@@ -192,11 +205,21 @@ class Session:
     def _start(self) -> subprocess.Popen[bytes]:
         # No proxy from this environment (wget honours http_proxy), HOME and cwd in a scratch directory, and a
         # session of its own so that a kill reaches sh's children (wget, sleep) too.
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": self.state.workdir,
-               "no_proxy": "127.0.0.1,localhost"}  # fmt: skip
-        process = subprocess.Popen(self.record.command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, cwd=self.state.workdir, env=env,
-                                   start_new_session=True)  # fmt: skip
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LC_ALL": "C",
+            "HOME": self.state.workdir,
+            "no_proxy": "127.0.0.1,localhost",
+        }
+        process = subprocess.Popen(
+            self.record.command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=self.state.workdir,
+            env=env,
+            start_new_session=True,
+        )
         self.state.processes.add(process)
         return process
 
@@ -268,15 +291,24 @@ def _status(code: int, command: list[str]) -> dict[str, Any]:
         return {"metadata": {}, "status": "Success"}
     if code < 0:
         return _internal_error(f"error executing command in container: killed by signal {-code}")
-    return {"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
-            "message": f"command terminated with non-zero exit code: error executing command {command}, "
-                       f"exit code {code}",
-            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}  # fmt: skip
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "reason": "NonZeroExitCode",
+        "message": f"command terminated with non-zero exit code: error executing command {command}, exit code {code}",
+        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+    }
 
 
 def _internal_error(message: str) -> dict[str, Any]:
-    return {"metadata": {}, "status": "Failure", "reason": "InternalError", "code": 500, "message": message,
-            "details": {"causes": [{"message": message}]}}  # fmt: skip
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "reason": "InternalError",
+        "code": 500,
+        "message": message,
+        "details": {"causes": [{"message": message}]},
+    }
 
 
 def _kill(process: subprocess.Popen[bytes]) -> None:

@@ -37,11 +37,12 @@ def api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeApiServ
     monkeypatch.setenv("PEERPROBE_STATE_DIR", str(tmp_path))
     with FakeApiServer() as server:
         server.state.objects[("default", "pods", POD)] = {
-            "apiVersion": "v1", "kind": "Pod",
+            "apiVersion": "v1",
+            "kind": "Pod",
             "metadata": {"name": POD, "namespace": "default", "labels": {"app": "busybox"}},
             "spec": {"nodeName": "ip-172-16-160-20", "containers": [{"name": "busybox", "image": "busybox"}]},
             "status": {"phase": "Running", "podIP": "172.16.160.30"},
-        }  # fmt: skip
+        }
         yield server
 
 
@@ -129,8 +130,9 @@ def echo_port() -> Iterator[int]:
 
         def do_GET(self) -> None:
             headers = [(k, v) for k, v in self.headers.items() if k.lower() != "host"]
-            body = echo.render(self.client_address[0], self.headers.get("Host"), port, self.path, "GET",
-                               headers).encode()  # fmt: skip
+            body = echo.render(
+                self.client_address[0], self.headers.get("Host"), port, self.path, "GET", headers
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

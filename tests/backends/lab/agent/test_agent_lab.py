@@ -76,11 +76,14 @@ def pair(request: pytest.FixtureRequest) -> Pair:
 def agent(pair: Pair, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     directory = tmp_path_factory.mktemp("agent")
     spec_path = directory / "agent.json"
-    spec.write(spec_path, [
-        spec.Listener(netns=pair.a, ip=pair.ip_a, port=8080, kind="echo", name="echo-pod"),
-        spec.Listener(netns=pair.a, port=80, kind="nginx", name="nginx"),
-        spec.Listener(netns=pair.b, port=80, kind="echo", name="peer-host"),
-    ])
+    spec.write(
+        spec_path,
+        [
+            spec.Listener(netns=pair.a, ip=pair.ip_a, port=8080, kind="echo", name="echo-pod"),
+            spec.Listener(netns=pair.a, port=80, kind="nginx", name="nginx"),
+            spec.Listener(netns=pair.b, port=80, kind="echo", name="peer-host"),
+        ],
+    )
     pid = start_agent(spec_path, log_path=directory / "agent.log", ready_timeout=10)
     yield pid
     stop_agent(pid, timeout=5)
@@ -100,16 +103,14 @@ def test_echo_reports_the_client_host_and_request_uri(pair: Pair, agent: int) ->
 
 
 def test_port_80_omits_the_port_from_host(pair: Pair, agent: int) -> None:
-    [result] = run_batch(pair.a, [_spec("peer-host", pair.ip_b, 80, "vpc1-pod")], timeout_seconds=TIMEOUT,
-                         resolver={})
+    [result] = run_batch(pair.a, [_spec("peer-host", pair.ip_b, 80, "vpc1-pod")], timeout_seconds=TIMEOUT, resolver={})
     assert (result.outcome, result.client_address) == ("ok", pair.ip_a)
     assert result.host == pair.ip_b
     assert result.request_uri == f"http://{pair.ip_b}:80/"
 
 
 def test_nginx_is_reachable_but_not_an_echo(pair: Pair, agent: int) -> None:
-    [result] = run_batch(pair.b, [_spec("nginx-nlb", pair.ip_a, 80, "outside")], timeout_seconds=TIMEOUT,
-                         resolver={})
+    [result] = run_batch(pair.b, [_spec("nginx-nlb", pair.ip_a, 80, "outside")], timeout_seconds=TIMEOUT, resolver={})
     assert (result.outcome, result.http_status, result.client_address) == ("ok", 200, None)
 
 
@@ -165,7 +166,9 @@ def test_twenty_probes_take_one_timeout(pair: Pair, agent: int) -> None:
 def test_all_vantages_at_once_take_one_timeout(pair: Pair, agent: int) -> None:
     started = time.monotonic()
     results = run_batches(
-        {pair.a: _twenty(pair, "vpc1-pod"), pair.b: _twenty(pair)}, timeout_seconds=TIMEOUT, resolver={},
+        {pair.a: _twenty(pair, "vpc1-pod"), pair.b: _twenty(pair)},
+        timeout_seconds=TIMEOUT,
+        resolver={},
         resolvers={pair.b: {"missing.lab.local": [pair.ip_a]}},
     )
     elapsed = time.monotonic() - started
@@ -177,11 +180,16 @@ def test_all_vantages_at_once_take_one_timeout(pair: Pair, agent: int) -> None:
 
 
 def test_probe_command_reads_a_batch_on_stdin(pair: Pair, agent: int) -> None:
-    document = batch.dump_batch([_spec("headless", "echo.lab.local", 8080)], timeout_seconds=TIMEOUT,
-                                hosts={"echo.lab.local": [pair.ip_a]})
+    document = batch.dump_batch(
+        [_spec("headless", "echo.lab.local", 8080)], timeout_seconds=TIMEOUT, hosts={"echo.lab.local": [pair.ip_a]}
+    )
     completed = subprocess.run(
         [sys.executable, "-m", "peerprobe.backends.lab.agent", "probe", "--netns", pair.b, "--batch", "-"],
-        input=document, capture_output=True, text=True, check=True, timeout=30,
+        input=document,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     [result] = batch.load_results(completed.stdout)
     assert (result.outcome, result.client_address) == ("ok", pair.ip_b)

@@ -25,11 +25,15 @@ def kernel_state(lab: LabNet) -> dict[str, str]:
     link-local addresses are random), and the iptables rules in their order."""
     state = {}
     for ns in lab.namespaces():
-        ip = [["ip", "-4", "-n", ns, "-o", "addr"], ["ip", "-4", "-n", ns, "route", "show", "table", "all"],
-              ["ip", "-4", "-n", ns, "rule"]]  # fmt: skip
+        ip = [
+            ["ip", "-4", "-n", ns, "-o", "addr"],
+            ["ip", "-4", "-n", ns, "route", "show", "table", "all"],
+            ["ip", "-4", "-n", ns, "rule"],
+        ]
         lines = sorted(line for command in ip for line in _run(command).splitlines())
-        rules = re.sub(r"\[\d+:\d+\]", "", re.sub(r"^#.*\n", "", _run(["ip", "netns", "exec", ns, "iptables-save"]),
-                                                 flags=re.M))  # fmt: skip
+        rules = re.sub(
+            r"\[\d+:\d+\]", "", re.sub(r"^#.*\n", "", _run(["ip", "netns", "exec", ns, "iptables-save"]), flags=re.M)
+        )
         state[ns.removeprefix(lab.prefix)] = ("\n".join(lines) + rules).replace(lab.prefix, "P")
     return state
 
@@ -39,8 +43,7 @@ def _run(command: list[str]) -> str:
 
 
 def build(config: cfg.ExperimentConfig, services: list[net.KubeService] | None) -> LabNet:
-    return net.build(f"lab:attach-{uuid.uuid4().hex[:6]}:{config.region}", config, topo.plan(config),
-                     services=services)  # fmt: skip
+    return net.build(f"lab:attach-{uuid.uuid4().hex[:6]}:{config.region}", config, topo.plan(config), services=services)
 
 
 @pytest.mark.parametrize("overrides", [{}, {"services": {"internal_nlb": {"target_type": "ip"}}}])

@@ -11,9 +11,16 @@ ECHO = Endpoint(pod="echo", ip="172.16.96.18", port=8080, node="node0")
 
 
 def service(**extra: object) -> KubeService:
-    base: dict[str, object] = {"name": "nodeport", "kind": "nodeport", "type": "NodePort", "port": 80,
-                               "cluster_ip": "10.100.128.34", "target_port": 8080, "node_port": 32227,
-                               "endpoints": [ECHO]}  # fmt: skip
+    base: dict[str, object] = {
+        "name": "nodeport",
+        "kind": "nodeport",
+        "type": "NodePort",
+        "port": 80,
+        "cluster_ip": "10.100.128.34",
+        "target_port": 8080,
+        "node_port": 32227,
+        "endpoints": [ECHO],
+    }
     return KubeService.model_validate(base | extra)
 
 

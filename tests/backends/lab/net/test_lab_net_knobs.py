@@ -86,8 +86,13 @@ def test_current_cni_answers_peers_from_the_secondary_eni(lab_of: Lab) -> None:
 
 
 def _host_view() -> str:
-    commands = [["ip", "-o", "link"], ["ip", "-o", "address"], ["ip", "route", "show", "table", "all"],
-                ["ip", "rule"], ["iptables-save"]]
+    commands = [
+        ["ip", "-o", "link"],
+        ["ip", "-o", "address"],
+        ["ip", "route", "show", "table", "all"],
+        ["ip", "rule"],
+        ["iptables-save"],
+    ]
     outputs = [subprocess.run(c, capture_output=True, text=True, check=False).stdout for c in commands]
     return "\n".join(line for out in outputs for line in out.splitlines() if not line.startswith("#"))
 

@@ -24,8 +24,14 @@ EXTERNAL = Snat(external_snat=True)
 def _lab(config: ExperimentConfig | None = None, **snat: Snat) -> net.LabNet:
     config = config or config_with()
     topology = topo.plan(config)
-    return layout("lab:unit:cn-northwest-1", config, topology, snat=snat,  # type: ignore[arg-type]
-                  security_groups=net.workshop_rules(config, topology), peering=True)
+    return layout(
+        "lab:unit:cn-northwest-1",
+        config,
+        topology,
+        snat=snat,  # type: ignore[arg-type]
+        security_groups=net.workshop_rules(config, topology),
+        peering=True,
+    )
 
 
 def _nat(lab: net.LabNet, cluster: str = "vpc1") -> str:
@@ -83,13 +89,16 @@ def test_external_snat_removes_snat_and_connmark_but_not_the_mangle_rules() -> N
 
 @pytest.mark.parametrize(
     ("cni", "exclusion", "connmark", "randomize"),
-    [("1.5.0", False, False, "--random\n"), ("1.7.10", True, False, "--random-fully"),
-     ("1.20.4", True, True, "--random-fully")],
+    [
+        ("1.5.0", False, False, "--random\n"),
+        ("1.7.10", True, False, "--random-fully"),
+        ("1.20.4", True, True, "--random-fully"),
+    ],
 )
 def test_rules_follow_the_cni_version(cni: str, exclusion: bool, connmark: bool, randomize: str) -> None:
     lab = _lab(config_with(clusters={"vpc1": {"cni_version": cni}}), vpc1=Snat(exclude_snat_cidrs=["192.168.0.0/16"]))
     nat = _nat(lab)
-    assert ("-d 192.168.0.0/16 -m comment --comment \"AWS SNAT CHAIN EXCLUSION\"" in nat) is exclusion
+    assert ('-d 192.168.0.0/16 -m comment --comment "AWS SNAT CHAIN EXCLUSION"' in nat) is exclusion
     assert ("AWS-CONNMARK-CHAIN-0" in nat) is connmark
     assert randomize in nat
 
@@ -158,8 +167,10 @@ def test_security_group_rules_validate() -> None:
 
 def test_filter_table_expands_self_rules_and_leaves_the_nat_gateway_open() -> None:
     lab = _lab()
-    rules = [net.SecurityGroupRule(group="vpc1-nodes", protocol="all", source_group="vpc1-nodes"),
-             net.SecurityGroupRule(group="vpc1-nodes", port=30000, port_to=32767, sources=["192.168.0.0/16"])]
+    rules = [
+        net.SecurityGroupRule(group="vpc1-nodes", protocol="all", source_group="vpc1-nodes"),
+        net.SecurityGroupRule(group="vpc1-nodes", port=30000, port_to=32767, sources=["192.168.0.0/16"]),
+    ]
     table = filter_table(lab, "vpc1", rules).render()
     for ip in (lab.pod("vpc1", "busybox").ip, lab.nodes_of("vpc1")[1].primary.ip):
         assert f"-A SG-vpc1-nodes -s {ip}/32 -j ACCEPT" in table

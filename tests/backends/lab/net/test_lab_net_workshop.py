@@ -16,14 +16,16 @@ EXTERNAL = Snat(external_snat=True)
 
 
 def _addresses(lab: Lab) -> dict[str, str | None]:
-    seen = lab.probe_all({
-        "vpc1": ("vpc1-pod", lab.topology.vpc1.echo_pod.ip, 8080),  # type: ignore[union-attr]
-        "vpc2": ("vpc2-pod", lab.topology.vpc1.echo_pod.ip, 8080),  # type: ignore[union-attr]
-        "ec2": ("vpc2-ec2", lab.topology.vpc1.echo_pod.ip, 8080),  # type: ignore[union-attr]
-        "outside": ("outside", lab.topology.vpc1.echo_pod.ip, 8080),  # type: ignore[union-attr]
-        "peer-host": ("vpc1-pod", lab.topology.peer_host.private_ip, 80),
-        "peer-host-public": ("vpc1-pod", lab.topology.peer_host.public_ip or "", 80),
-    })
+    seen = lab.probe_all(
+        {
+            "vpc1": ("vpc1-pod", lab.topology.vpc1.echo_pod.ip, 8080),  # type: ignore[union-attr]
+            "vpc2": ("vpc2-pod", lab.topology.vpc1.echo_pod.ip, 8080),  # type: ignore[union-attr]
+            "ec2": ("vpc2-ec2", lab.topology.vpc1.echo_pod.ip, 8080),  # type: ignore[union-attr]
+            "outside": ("outside", lab.topology.vpc1.echo_pod.ip, 8080),  # type: ignore[union-attr]
+            "peer-host": ("vpc1-pod", lab.topology.peer_host.private_ip, 80),
+            "peer-host-public": ("vpc1-pod", lab.topology.peer_host.public_ip or "", 80),
+        }
+    )
     return {key: s.address if s.outcome == "ok" else s.outcome for key, s in seen.items()}
 
 
@@ -72,7 +74,10 @@ def test_snat_settings_change_the_source(
     assert seen["peer-host"] == (top.vpc1.busybox_pod.ip if pod_seen_by_ec2 else vpc1_node)
     # Unchanged by any setting: VPC-internal, the EC2's own address, and the NAT gateway on the internet path.
     assert (seen["vpc1"], seen["ec2"], seen["peer-host-public"]) == (
-        top.vpc1.busybox_pod.ip, top.peer_host.private_ip, top.vpc1.nat_gateway)
+        top.vpc1.busybox_pod.ip,
+        top.peer_host.private_ip,
+        top.vpc1.nat_gateway,
+    )
 
 
 @pytest.mark.parametrize("phase", [p.name for p in cfg.load().phases])
