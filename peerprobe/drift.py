@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from peerprobe import statedir
-from peerprobe.report.document import Report, target_label
+from peerprobe.report.document import BaselineRef, Report, target_label
 from peerprobe.snapshot import ConfigSnapshot, diff
 from peerprobe.vocabulary import Cell
 
@@ -29,6 +30,13 @@ _SLUG = re.compile(r"[^a-z0-9]+")
 class Baseline:
     report: Report
     snapshot: ConfigSnapshot | None
+    recorded_at: str | None = None
+
+    def belongs_to(self, live: ConfigSnapshot) -> bool:
+        """Whether the live environment is the one this baseline was recorded on (the same VPCs); a baseline
+        from before the environment was removed and built again is not (design.md: one generation)."""
+        recorded = self.snapshot.environment_id if self.snapshot is not None else ""
+        return not (recorded and live.environment_id) or recorded == live.environment_id
 
 
 def baseline_name(env_key: str) -> str:
@@ -48,6 +56,7 @@ def baseline_document(report: Report, snapshot: ConfigSnapshot | None) -> dict[s
     recorded = report.model_copy(update={"phases": report.phases[:1]}).summarised()
     document = recorded.model_dump(mode="json", by_alias=True)
     document["config_snapshot"] = snapshot.model_dump(mode="json") if snapshot is not None else None
+    document["recorded_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return document
 
 
@@ -58,10 +67,12 @@ def baseline_from_document(document: object) -> Baseline | None:
         return None
     fields = dict(document)
     snapshot = fields.pop("config_snapshot", None)
+    recorded_at = fields.pop("recorded_at", None)
     try:
         return Baseline(
             report=Report.model_validate(fields),
             snapshot=ConfigSnapshot.model_validate(snapshot) if snapshot is not None else None,
+            recorded_at=recorded_at if isinstance(recorded_at, str) else None,
         )
     except ValidationError:
         return None
@@ -87,8 +98,9 @@ def remove_baseline(env_key: str) -> None:
 
 
 def against_baseline(report: Report, baseline: Baseline | None, snapshot: ConfigSnapshot) -> Report:
-    """The drift report: each live cell also compared with the baseline's cell, and the configuration diff."""
-    if baseline is None or not baseline.report.phases:
+    """The drift report: each live cell also compared with the baseline's cell, and the configuration diff; a
+    baseline of another generation of the environment is not compared with (the report names none)."""
+    if baseline is None or not baseline.report.phases or not baseline.belongs_to(snapshot):
         return report.summarised()
     before = {_key(cell): cell for cell in baseline.report.phases[0].cells}
     config_diff = diff(baseline.snapshot, snapshot) if baseline.snapshot is not None else []
@@ -96,7 +108,8 @@ def against_baseline(report: Report, baseline: Baseline | None, snapshot: Config
         phase.model_copy(update={"cells": [_compared(c, before.get(_key(c)), config_diff) for c in phase.cells]})
         for phase in report.phases
     ]
-    return report.model_copy(update={"phases": phases, "config_diff": config_diff}).summarised()
+    used = BaselineRef(run_id=baseline.report.run_id, recorded_at=baseline.recorded_at)
+    return report.model_copy(update={"phases": phases, "config_diff": config_diff, "baseline": used}).summarised()
 
 
 def _key(cell: Cell) -> tuple[str, str, str | None]:

@@ -69,6 +69,9 @@ class ConfigSnapshot(_Model):
     security_groups: dict[str, list[str]] = Field(default_factory=dict)  # group name -> "tcp/8080 from CIDR"
     peering: PeeringSnapshot | None = None
     routes: dict[str, list[str]] = Field(default_factory=dict)  # route table name -> "CIDR -> target kind"
+    # Which environment this is (its VPCs' ids): a baseline belongs to one generation of an environment, and a
+    # rebuilt one (new VPCs) is not compared with it. Not a configuration fact: never in the diff.
+    environment_id: str = ""
 
     def snat(self) -> PhaseSnat:
         """The SNAT settings aws-node derives from its environment, per cluster."""
@@ -156,7 +159,9 @@ def peering_active(snapshot: ConfigSnapshot) -> bool:
 def diff(baseline: ConfigSnapshot, live: ConfigSnapshot) -> list[dict[str, Any]]:
     """Every fact that differs, as ``{path, baseline, live, text}``; a list-valued fact (a group's rules, a
     table's routes) gives one entry per rule or route added or removed. Sorted by path."""
-    before, after = _flatten(baseline.model_dump(mode="json")), _flatten(live.model_dump(mode="json"))
+    identity = {"environment_id"}
+    before = _flatten(baseline.model_dump(mode="json", exclude=identity))
+    after = _flatten(live.model_dump(mode="json", exclude=identity))
     entries = []
     for path in sorted(set(before) | set(after)):
         old, new = before.get(path), after.get(path)

@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from peerprobe import aws_node, resources, statedir
+from peerprobe import aws_node, drift, resources, statedir
 from peerprobe import snapshot as snap
 from peerprobe.backends.aws import _addons, _network, _recover, _state
 from peerprobe.backends.aws._iam import CLUSTER_POLICIES, HOST_POLICIES, NODE_POLICIES
@@ -545,6 +545,7 @@ class Experiment:
             security_groups=self._group_rules(state),
             peering=self._peering_snapshot(state),
             routes=self._routes(state),
+            environment_id=",".join(sorted(n.vpc for n in state.networks.values())),
         )
 
     def _service_snapshots(self) -> dict[str, snap.ServiceSnapshot]:
@@ -650,6 +651,7 @@ class Experiment:
         for role in state.roles:
             self.cloud.delete_role(role)
         _state.forget(self.environment)
+        drift.remove_baseline(self.environment)  # a baseline belongs to the environment it was recorded on
         generation = statedir.advance_generation(self.ref.key)
         return StepResult(step="cleanup", resources={"removed": removed, "generation": generation})
 

@@ -45,6 +45,15 @@ class PhaseReport(BaseModel):
         return "; ".join(f"{key}: {_snat_text(getattr(self.snat, key))}" for key in ("vpc1", "vpc2"))
 
 
+class BaselineRef(BaseModel):
+    """Which baseline a drift report compared with: the run that recorded it and when."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str | None = None
+    recorded_at: str | None = None
+
+
 class Report(BaseModel):
     schema_: str = Field(default=SCHEMA, alias="schema")
     experiment: str
@@ -54,6 +63,7 @@ class Report(BaseModel):
     phases: list[PhaseReport]
     summary: Summary = Field(default_factory=Summary)
     config_diff: list[dict[str, Any]] | None = None
+    baseline: BaselineRef | None = None  # drift reports: the baseline compared with (design.md), None without one
 
     model_config = ConfigDict(populate_by_name=True)
 

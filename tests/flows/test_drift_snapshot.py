@@ -155,3 +155,33 @@ def test_reading_a_baseline_document_leaves_the_document_as_it_was() -> None:
     kept = json.loads(json.dumps(document))
     drift.baseline_from_document(document)
     assert document == kept
+
+
+def baseline_of(report: Report, environment_id: str) -> drift.Baseline:
+    document = drift.baseline_document(
+        report.model_copy(update={"run_id": "run-7"}), snap(environment_id=environment_id)
+    )
+    found = drift.baseline_from_document(json.loads(json.dumps(document)))
+    assert found is not None
+    return found
+
+
+def test_a_drift_report_names_the_baseline_it_compared_with() -> None:
+    predicted = predicted_report(config.load())
+    report = drift.against_baseline(
+        predicted, baseline_of(predicted, "vpc-1,vpc-2"), snap(environment_id="vpc-1,vpc-2")
+    )
+    assert report.baseline is not None and report.baseline.run_id == "run-7"
+    assert report.baseline.recorded_at and report.baseline.recorded_at.endswith("Z")
+    assert json.loads(report.model_dump_json(by_alias=True))["baseline"]["run_id"] == "run-7"
+
+
+def test_the_baseline_of_another_generation_of_the_environment_is_not_compared_with() -> None:
+    predicted = predicted_report(config.load())
+    rebuilt = snap(environment_id="vpc-3,vpc-4")  # removed and built again: new VPCs
+    report = drift.against_baseline(predicted, baseline_of(predicted, "vpc-1,vpc-2"), rebuilt)
+    assert report.baseline is None and report.config_diff is None
+
+
+def test_the_environment_identity_is_no_configuration_change() -> None:
+    assert snapshot.diff(snap(environment_id="vpc-1,vpc-2"), snap(environment_id="vpc-3,vpc-4")) == []

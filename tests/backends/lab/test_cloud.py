@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from peerprobe import config, topology
+from peerprobe import config, drift, topology
 from peerprobe.backends.aws import _state as aws_state
 from peerprobe.backends.aws._state import AwsState
 from peerprobe.backends.aws.clients import ClientFactory
@@ -21,6 +21,7 @@ from peerprobe.backends.lab.net import SecurityGroupRule
 from peerprobe.backends.opened import peer_rules
 from peerprobe.backends.ports import Stamp
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef
+from peerprobe.run import predicted_report
 from peerprobe.wait import Waits
 from tests.backends.aws._fakes import FakeKube
 
@@ -155,3 +156,13 @@ def assert_nothing_left(steps: Experiment) -> None:
     assert states <= {"terminated"}
     assert steps.cloud.eks.list_clusters()["clusters"] == []
     assert [r for r in steps.cloud.iam.list_roles()["Roles"] if r["RoleName"].startswith("peerprobe-")] == []
+
+
+def test_cleanup_removes_the_environments_drift_baseline() -> None:
+    cfg = config.load()
+    steps, _ = cloud_side(cfg)
+    report = predicted_report(cfg)
+    drift.record_baseline(ENVIRONMENT, report, None)
+    assert drift.read_baseline(ENVIRONMENT) is not None
+    steps.cleanup()
+    assert drift.read_baseline(ENVIRONMENT) is None
