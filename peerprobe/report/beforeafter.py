@@ -164,19 +164,8 @@ def changes(report: Report, view: Iterable[Row]) -> list[Change]:
 
 
 def summary_line(report: Report) -> str:
-    """``105 cells: 103 match, 1 tolerated timeout, 1 drift``: a timeout the model allows is counted apart
-    from the matches (design.md), though the JSON verdict of such a cell is `match`."""
-    tally = report.tally()
-    if tally.cells and tally.predicted == tally.cells:
-        return f"{tally.cells} cells predicted (the model only: nothing was probed)"
-    timeouts = "timeout" if tally.tolerated == 1 else "timeouts"
-    parts = [
-        f"{tally.match} match",
-        f"{tally.tolerated} tolerated {timeouts}",
-        f"{tally.drift} drift",
-    ]
-    parts += [f"{tally.predicted} not probed"] if tally.predicted else []
-    return f"{tally.cells} cells: {', '.join(parts)}"
+    """The summary as every format prints it (document.Tally.line)."""
+    return report.tally().line()
 
 
 def legend(view: Iterable[Row]) -> list[str]:

@@ -115,15 +115,14 @@ class Tally:
         )
 
     def line(self) -> str:
-        """``N cells: M match, D drift``, then what else there is. M counts the cells that passed, tolerated
-        timeouts included, and the parenthesis says how many of them were tolerated."""
-        extras = []
-        if self.tolerated:
-            extras.append(f"{self.tolerated} tolerated timeout")
-        if self.predicted:
-            extras.append(f"{self.predicted} predicted")
-        tail = f" ({', '.join(extras)})" if extras else ""
-        return f"{self.cells} cells: {self.match + self.tolerated} match, {self.drift} drift{tail}"
+        """``105 cells: 103 match, 1 tolerated timeout, 1 drift``: a timeout the model allows is counted apart from
+        the matches (design.md), in every format that prints the summary."""
+        if self.cells and self.predicted == self.cells:
+            return f"{self.cells} cells predicted (the model only: nothing was probed)"
+        timeouts = "timeout" if self.tolerated == 1 else "timeouts"
+        parts = [f"{self.match} match", f"{self.tolerated} tolerated {timeouts}", f"{self.drift} drift"]
+        parts += [f"{self.predicted} not probed"] if self.predicted else []
+        return f"{self.cells} cells: {', '.join(parts)}"
 
 
 def status(cell: Cell) -> Status:

@@ -37,11 +37,11 @@ def test_tally_counts_tolerated_apart_from_match(observed: Report) -> None:
 
 
 def test_tally_line_leads_with_cells_match_drift(observed: Report) -> None:
-    assert observed.tally().line() == "105 cells: 104 match, 1 drift (1 tolerated timeout)"
+    assert observed.tally().line() == "105 cells: 103 match, 1 tolerated timeout, 1 drift"
 
 
 def test_tally_line_names_predicted_cells(predicted: Report) -> None:
-    assert predicted.tally().line() == "105 cells: 0 match, 0 drift (105 predicted)"
+    assert predicted.tally().line() == "105 cells predicted (the model only: nothing was probed)"
 
 
 def test_drifted_lists_each_drifted_cell_with_its_phase(observed: Report) -> None:
