@@ -10,12 +10,8 @@ STAMP   := $(VENV)/.installed-stamp
 # (or reused) and left running; reports go to out/.
 run: setup
 	$(BIN)/peerprobe serve --background
-<<<<<<< HEAD
 	@mkdir -p out
-	$(BIN)/peerprobe run --json out/report.json --junit out/junit.xml --markdown out/report.md
-=======
 	$(BIN)/peerprobe run --json out/report.json --junit out/junit.xml --markdown out/report.md --html out/report.html
->>>>>>> wt-html
 
 predict: setup
 	$(BIN)/peerprobe predict
