@@ -1,4 +1,4 @@
-"""What the workshop chapter (step 12, ../shared/seed) states for each cell, and whether it holds.
+"""What the workshop chapter (step 12, summarised in docs/workshop.md) states for each cell, and whether it holds.
 
 The workshop ran with aws-node's defaults, so its claims are attached only to phases where both clusters
 keep the default SNAT settings. behaviour.md section 8 lists the claims that do not hold, and why.
