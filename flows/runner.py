@@ -206,3 +206,12 @@ def link_report(outcome: RunOutcome, path: Path) -> None:
             client.create_artifact(artifact)
     except (OSError, httpx.HTTPError) as error:
         log.warning("report.link_artifact_failed", flow_run_id=outcome.flow_run_id, error=str(error))
+    _deliver_events()
+
+
+def _deliver_events() -> None:
+    """Send what the client's events worker still holds now, bounded, rather than at interpreter exit, where
+    Prefect prints "Still processing items" to the terminal while it drains."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=5, at_exit=False)
