@@ -74,7 +74,7 @@ def _public_parameter(request: Any, **_: Any) -> Any:
 def _eks_addons(request: Any, event_name: str, region: str) -> Any:
     operation = event_name.rsplit(".", 1)[-1]
     url = urlsplit(request.url)
-    params = _params(url.path, url.query, request.body)
+    params = rest_params(url.path, url.query, request.body)
     if operation == "DescribeAddonVersions":
         return _response(request.url, 200, _versions(params))
     if operation in ("CreateAddon", "UpdateAddon"):
@@ -134,7 +134,7 @@ def _addons() -> dict[str, Any]:
     return dict(statedir.read_json(ADDONS_STATE) or {})
 
 
-def _params(path: str, query: str, body: bytes | str | None) -> dict[str, Any]:
+def rest_params(path: str, query: str, body: bytes | str | None) -> dict[str, Any]:
     """An EKS REST operation's parameters from its path (/clusters/<name>/addons/<addon>), query and body."""
     parts = [unquote(p) for p in path.strip("/").split("/")]
     params: dict[str, Any] = {k: v[0] for k, v in parse_qs(query).items()}

@@ -4,17 +4,17 @@ client; every other EKS operation goes on to moto, whose clusters the fake consu
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
-from botocore.awsrequest import AWSResponse
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.eks.models import eks_backends
 
+from peerprobe.backends.aws.hooks import json_response
+from peerprobe.backends.lab.standins import rest_params
 from tests.backends.aws._fakes import on_every_session
 
 # addon version -> the Kubernetes versions it supports (1.19 is moto's default cluster version).
@@ -62,20 +62,20 @@ class FakeAddons:
     addons: dict[tuple[str, str], Addon] = field(default_factory=dict)  # (region, cluster) -> the vpc-cni add-on
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (operation, parameters)
 
-    def __call__(self, request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
+    def __call__(self, request: Any, event_name: str, **kwargs: Any) -> Any:
         operation = event_name.rsplit(".", 1)[-1]
         handler = self._handlers().get(operation)
         if handler is None:
             return None  # not an add-on operation: moto answers
         url = urlsplit(request.url)
         region = url.hostname.split(".")[1] if url.hostname else ""
-        params = _params(url.path, url.query, request.body)
+        params = rest_params(url.path, url.query, request.body)
         self._forget_deleted_clusters()
         self.calls.append((operation, params))
         try:
-            return _response(request.url, 200, handler(region, params))
+            return json_response(request.url, 200, handler(region, params))
         except AddonError as error:
-            return _response(request.url, _STATUS_CODES[error.code], {"message": str(error)}, code=error.code)
+            return json_response(request.url, _STATUS_CODES[error.code], {"message": str(error)}, code=error.code)
 
     def _handlers(self) -> dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]]:
         return {
@@ -181,19 +181,6 @@ class FakeAddons:
         self.addons = {(r, c): a for (r, c), a in self.addons.items() if _cluster_exists(r, c)}
 
 
-def _params(path: str, query: str, body: bytes | str | None) -> dict[str, Any]:
-    """The operation's parameters from its REST path, query and JSON body."""
-    parts = [unquote(p) for p in path.strip("/").split("/")]
-    params: dict[str, Any] = {k: v[0] for k, v in parse_qs(query).items()}
-    if len(parts) >= 2 and parts[0] == "clusters":
-        params["clusterName"] = parts[1]
-    if len(parts) >= 4 and parts[2] == "addons":
-        params["addonName"] = parts[3]
-    if body:
-        params.update(json.loads(body))
-    return params
-
-
 def _cluster(region: str, name: str) -> Any:
     found = eks_backends[DEFAULT_ACCOUNT_ID][region].clusters.get(name)
     if found is None:
@@ -231,16 +218,3 @@ def _view(addon: Addon) -> dict[str, Any]:
         "createdAt": addon.created_at,
         "modifiedAt": time.time(),
     }
-
-
-def _response(url: str, status: int, payload: dict[str, Any], *, code: str = "") -> AWSResponse:
-    headers = {"Content-Type": "application/json"} | ({"x-amzn-ErrorType": code} if code else {})
-    return AWSResponse(url, status, headers, _Raw(json.dumps(payload).encode()))
-
-
-class _Raw:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def stream(self, **kwargs: Any) -> Iterator[bytes]:
-        yield self.body
