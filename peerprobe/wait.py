@@ -72,7 +72,7 @@ class Waits:
             found = check()
             if found is not None:
                 return found
-            log.debug("aws.waiting", kind=kind, resource_id=resource_id, goal=goal, attempt=attempt)
+            log.debug("wait.pending", kind=kind, resource_id=resource_id, goal=goal, attempt=attempt)
         spent = f"after {attempt} checks in {self.clock() - started:.0f}s"
         message = f"{state()} {spent} (waiting until {goal})" if state is not None else f"not {goal} {spent}"
         raise WaitTimeoutError(
@@ -100,7 +100,7 @@ class Waits:
                 if not retry_if(error):
                     raise
                 last = error
-                log.info("aws.retrying", what=what, attempt=attempt, error=str(error)[:200])
+                log.info("wait.retrying", what=what, attempt=attempt, error=str(error)[:200])
         assert last is not None  # checks() yields at least once
         raise last
 
