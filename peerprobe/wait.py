@@ -38,13 +38,17 @@ class Waits:
         ceiling = min(self.max_delay, (self.delay if first is None else first) * 2.0 ** (attempt - 1))
         return float(ceiling / 2 + random.uniform(0, ceiling / 2))
 
+    def cap(self, max_attempts: int | None = None) -> int:
+        """The most checks a wait makes: its own cap, never above this timing's."""
+        return max(1, min(max_attempts or self.max_attempts, self.max_attempts))
+
     def checks(
         self, *, max_seconds: float, first: float | None = None, max_attempts: int | None = None
     ) -> Iterator[int]:
         """Check numbers 1, 2, ... with the pause before each after the first; ends at the attempt cap, or once
         the time cap has passed (the last pause is cut short so that one more check lands on the deadline)."""
         deadline = self.clock() + max_seconds
-        cap = max(1, min(max_attempts or self.max_attempts, self.max_attempts))
+        cap = self.cap(max_attempts)
         for attempt in range(1, cap + 1):
             yield attempt
             remaining = deadline - self.clock()
@@ -67,12 +71,12 @@ class Waits:
         """Call `check` until it returns something other than None (returned); it raises to give up at once.
         Past the caps: WaitTimeoutError naming the resource, the `goal` and, when given, `state()` (what it
         is now, or what is still in the way, e.g. "still CREATING")."""
-        started, attempt = self.clock(), 0
+        started, attempt, cap = self.clock(), 0, self.cap(max_attempts)
         for attempt in self.checks(max_seconds=max_seconds, first=first, max_attempts=max_attempts):
             found = check()
             if found is not None:
                 return found
-            log.debug("wait.pending", kind=kind, resource_id=resource_id, goal=goal, attempt=attempt)
+            log.debug("wait.pending", kind=kind, resource_id=resource_id, goal=goal, attempt=f"{attempt}/{cap}")
         spent = f"after {attempt} checks in {self.clock() - started:.0f}s"
         message = f"{state()} {spent} (waiting until {goal})" if state is not None else f"not {goal} {spent}"
         raise WaitTimeoutError(
@@ -100,7 +104,9 @@ class Waits:
                 if not retry_if(error):
                     raise
                 last = error
-                log.info("wait.retrying", what=what, attempt=attempt, error=str(error)[:200])
+                log.info(
+                    "wait.retrying", what=what, attempt=f"{attempt}/{self.cap(max_attempts)}", error=str(error)[:200]
+                )
         assert last is not None  # checks() yields at least once
         raise last
 
