@@ -720,21 +720,22 @@ def _fields_at(path: KeyPath) -> list[str]:
         if isinstance(part, int):
             continue  # a list's item has the list's item type, already taken below
         field = model.model_fields.get(part)
-        model = _model_of(field.annotation) if field is not None else None
+        model = model_of(field.annotation) if field is not None else None
     return list(model.model_fields) if model is not None else []
 
 
-def _model_of(annotation: object) -> type[BaseModel] | None:
+def model_of(annotation: object) -> type[BaseModel] | None:
+    """The config model a field holds (directly or as a list's items); None for a plain value."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     if get_origin(annotation) is list:
-        return _model_of(get_args(annotation)[0])
+        return model_of(get_args(annotation)[0])
     return None
 
 
 def _all_keys(model: type[BaseModel], path: KeyPath) -> Iterable[KeyPath]:
     for name, field in model.model_fields.items():
         yield (*path, name)
-        inner = _model_of(field.annotation)
+        inner = model_of(field.annotation)
         if inner is not None:
             yield from _all_keys(inner, (*path, name))

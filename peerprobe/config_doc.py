@@ -17,7 +17,7 @@ from annotated_types import Ge, Le
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from peerprobe.config import LAB_RESERVED, NOT_UNICAST, OUTSIDE_MAX_PREFIX, ExperimentConfig
+from peerprobe.config import LAB_RESERVED, NOT_UNICAST, OUTSIDE_MAX_PREFIX, ExperimentConfig, model_of
 from peerprobe.config_yaml import MAX_BYTES, MAX_DEPTH, MAX_NODES
 
 INDENT = "  "
@@ -120,11 +120,11 @@ def render_markdown() -> str:
     lines = [_header()]
     defaults = ExperimentConfig()
     fields = ExperimentConfig.model_fields
-    top = [name for name, field in fields.items() if _model_of(field.annotation) is None]
+    top = [name for name, field in fields.items() if model_of(field.annotation) is None]
     rows = [row for name in top for row in _rows(name, fields[name], getattr(defaults, name))]
     lines.extend(_table("Top level", "Keys at the top of the file.", rows))
     for name, field in fields.items():
-        if _model_of(field.annotation) is not None:
+        if model_of(field.annotation) is not None:
             rows = list(_rows(name, field, getattr(defaults, name)))
             lines.extend(_table(f"`{name}`", _sentence(field.description), rows))
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -141,7 +141,7 @@ def _table(title: str, sentence: str, rows: list[tuple[str, FieldInfo, object]])
 
 
 def _rows(path: str, field: FieldInfo, value: object) -> Iterator[tuple[str, FieldInfo, object]]:
-    model = _model_of(field.annotation)
+    model = model_of(field.annotation)
     if model is None:
         yield path, field, value
         return
@@ -167,14 +167,6 @@ class _NoDefault:
 
 
 _NO_DEFAULT = _NoDefault()
-
-
-def _model_of(annotation: object) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if get_origin(annotation) is list:
-        return _model_of(get_args(annotation)[0])
-    return None
 
 
 def _type_text(field: FieldInfo) -> str:

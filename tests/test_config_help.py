@@ -52,7 +52,7 @@ def test_every_field_has_a_description() -> None:
         for name, field in model.model_fields.items():
             if not field.description:
                 missing.append(f"{path}{name}")
-            inner = config._model_of(field.annotation)
+            inner = config.model_of(field.annotation)
             if inner is not None:
                 missing.extend(undescribed(inner, f"{path}{name}."))
         return missing
