@@ -13,6 +13,7 @@ import structlog
 from peerprobe.backends.lab import cloud as lab_cloud
 from peerprobe.backends.lab import environment, health, net
 from peerprobe.backends.lab.agent.process import is_agent
+from peerprobe.backends.lab.net._cni import EXCLUDE_SINCE  # the rules wait_rollout reads back are written there
 from peerprobe.backends.ports import ServiceInfo
 from peerprobe.backends.steps import VpcKey
 from peerprobe.config import ExperimentConfig, Snat
@@ -20,7 +21,6 @@ from peerprobe.topology import Node, Pod, plan
 from peerprobe.wait import Waits, until
 
 log = structlog.get_logger()
-EXCLUDE_SINCE = (1, 6, 0)  # AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS exists from CNI v1.6.0 (CHANGELOG, PR #520)
 APPS = {"source-ip-app": "echo_pod", "busybox": "busybox_pod", "nginx": "nginx_pod"}
 
 
