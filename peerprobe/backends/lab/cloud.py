@@ -20,6 +20,7 @@ import structlog
 from peerprobe.backends.aws import AwsCloud, Waits
 from peerprobe.backends.aws._state import AwsState
 from peerprobe.backends.aws.clients import ClientFactory
+from peerprobe.backends.experiment import PEER_HOST
 from peerprobe.backends.lab import moto_service, standins
 from peerprobe.backends.lab.net import ELB_GROUP, PEER_HOST_GROUP, KubeService, SecurityGroupRule, node_group
 from peerprobe.backends.ports import EksCluster, IngressRule, Instance, NodeGroup, Stamp
@@ -29,7 +30,6 @@ from peerprobe.errors import ConfigError, ConflictError, NotFoundError
 from peerprobe.topology import Topology, subnets
 
 log = structlog.get_logger()
-PEER_HOST = "peer-host"  # the step's name for the EC2 web host (backends/experiment.py)
 NODE_TYPE = "t3.medium"
 LAB_WAITS = Waits(delay=0, max_attempts=40)  # moto settles at once; botocore's waiters need not sleep
 
