@@ -24,6 +24,7 @@ from peerprobe.errors import WaitTimeoutError
 STATE_FILE = "moto.json"
 LOG_FILE = "moto.log"
 LOCK_FILE = "moto.lock"
+MOTO_MAIN = "peerprobe.backends.lab.moto_main"  # moto.server with one hot path cached
 HOST = daemon.HOST
 # GET /moto-api/config is a small JSON document served only by moto (moto/moto_api/_internal/urls.py),
 # so a 200 there proves the port is moto's and that it is answering.
@@ -152,7 +153,7 @@ def _answers(service: MotoService, *, seconds: float = _HEALTH_SECONDS) -> bool 
 
 def _start() -> MotoService:
     port = daemon.free_port()
-    command = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
+    command = [sys.executable, "-m", MOTO_MAIN, "-H", HOST, "-p", str(port)]
     return MotoService(pid=daemon.spawn(command, log_name=LOG_FILE, env=_server_env()), port=port)
 
 

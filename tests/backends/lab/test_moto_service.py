@@ -57,6 +57,16 @@ def test_adapter_clients_reach_the_service_and_reset_wipes_it(state: Path) -> No
     assert len(ec2.describe_vpcs()["Vpcs"]) == 1
 
 
+def test_served_eks_still_checks_a_role_arns_partition(state: Path) -> None:
+    """The launcher computes moto's list of partitions once; the check it feeds still refuses what AWS would."""
+    service = moto_service.ensure_running(timeout=30)
+    eks = ClientFactory("cn-northwest-1", endpoint_url=service.endpoint_url).client("eks")
+    vpc_config = {"subnetIds": []}
+    eks.create_cluster(name="a", roleArn="arn:aws-cn:iam::123456789012:role/r", resourcesVpcConfig=vpc_config)
+    with pytest.raises(eks.exceptions.InvalidParameterException, match="Invalid Role Arn"):
+        eks.create_cluster(name="b", roleArn="arn:nowhere:iam::123456789012:role/r", resourcesVpcConfig=vpc_config)
+
+
 @pytest.fixture
 def slow_moto(state: Path) -> Iterator[ThreadingHTTPServer]:
     """A stand-in for a loaded moto, recorded as the state directory's (this process's pid, so alive): it
