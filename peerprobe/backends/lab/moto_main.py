@@ -14,14 +14,14 @@ class _KnownPartitions:
     a role ARN's partition, moto/eks/utils.py): parsing botocore's endpoint data each time costs ~80 ms with
     the GIL held, so every concurrent call to the server waits. The partitions never change while it runs."""
 
-    partitions: list[str] = eks_utils.Session().get_available_partitions()
+    partitions: list[str] = eks_utils.Session().get_available_partitions()  # type: ignore[attr-defined]
 
     def get_available_partitions(self) -> list[str]:
         return list(self.partitions)
 
 
 def main() -> None:
-    eks_utils.Session = _KnownPartitions  # type: ignore[assignment,misc]
+    eks_utils.Session = _KnownPartitions  # type: ignore[attr-defined]
     server.main(sys.argv[1:])
 
 
