@@ -26,13 +26,13 @@ from peerprobe.backends.lab import cloud as lab_cloud
 from peerprobe.backends.lab import dns, health, kube, net
 from peerprobe.backends.lab.agent import spec as agent_spec
 from peerprobe.backends.lab.agent.client import run_batches
-from peerprobe.backends.lab.agent.process import is_agent, start_agent, stop_agent
+from peerprobe.backends.lab.agent.process import is_agent, reload_agent, start_agent, stop_agent
 from peerprobe.backends.lab.agent.resolver import ResolverSource
 from peerprobe.backends.lab.agent.spec import Listener
 from peerprobe.backends.lab.net import KubeService, LabNet
 from peerprobe.backends.steps import VpcKey
 from peerprobe.config import ExperimentConfig, Snat
-from peerprobe.errors import ConfigError
+from peerprobe.errors import ConfigError, InfrastructureError, WaitTimeoutError
 from peerprobe.probes.batch import ProbeResult
 from peerprobe.probes.plan import ECHO_PORT, PEER_HOST_PORT, ProbeSpec
 from peerprobe.topology import Topology, plan
@@ -41,6 +41,7 @@ from peerprobe.vocabulary import Vantage
 log = structlog.get_logger()
 STATE_SCHEMA = "peerprobe.lab-state/v1"
 AGENT_READY_SECONDS = 10.0
+AGENT_SPEC, AGENT_LOG = "agent.json", "agent.log"  # in the environment's directory
 NGINX_PORT = 80
 
 
@@ -170,7 +171,7 @@ def materialize(state: LabState, cloud: AwsCloud) -> LabState:
     save_state(state)
     assert state.net is not None
     net.apply_kube_proxy(state.net, state.services)
-    return converge(_restart_agent(state))
+    return converge(_update_agent(state))
 
 
 def expose(config: ExperimentConfig, manifests: Sequence[Mapping[str, Any]]) -> LabState:
@@ -191,7 +192,7 @@ def expose(config: ExperimentConfig, manifests: Sequence[Mapping[str, Any]]) -> 
         save_state(state)  # the new namespaces are on record before anything else can fail
         net.apply_kube_proxy(lab, state.services)
         lab = net.apply_security_groups(lab, _rules(cloud, state))
-        return converge(_restart_agent(state.model_copy(update={"net": lab})))
+        return converge(_update_agent(state.model_copy(update={"net": lab})))
 
 
 def _follow_services(state: LabState, cloud: AwsCloud) -> LabState:
@@ -209,13 +210,27 @@ def _peering(cloud: AwsCloud, state: LabState) -> bool:
     return lab_cloud.peering_active(cloud, _ids(state.env_key))
 
 
-def _restart_agent(state: LabState) -> LabState:
-    """The agent's listeners are fixed at start: new load balancer and health-check listeners need a new agent."""
-    if state.agent_pid is not None:
-        stop_agent(state.agent_pid)
-    state = state.model_copy(update={"agent_pid": _start_agent(state)})
+def _update_agent(state: LabState) -> LabState:
+    """The agent serves the state's listeners: a running one reloads its spec, else a new one starts."""
+    spec_path = _env_dir(state.env_key) / AGENT_SPEC
+    agent_spec.write(spec_path, _listeners(state))
+    pid = state.agent_pid
+    if pid is None or not _reloaded(pid, spec_path):
+        pid = start_agent(spec_path, log_path=spec_path.with_name(AGENT_LOG), ready_timeout=AGENT_READY_SECONDS)
+    state = state.model_copy(update={"agent_pid": pid})
     save_state(state)
     return state
+
+
+def _reloaded(pid: int, spec_path: Path) -> bool:
+    """Whether the running agent took the new spec; one that cannot is stopped, for a new one to start."""
+    try:
+        reload_agent(pid, spec_path, timeout=AGENT_READY_SECONDS)
+    except (InfrastructureError, WaitTimeoutError) as error:
+        log.info("lab.agent.replaced", pid=pid, reason=str(error))
+        stop_agent(pid)
+        return False
+    return True
 
 
 def _apply_services(state: LabState, cloud: AwsCloud, manifests: Sequence[Mapping[str, Any]]) -> LabState:
@@ -256,18 +271,15 @@ def _build_network(state: LabState, cloud: AwsCloud) -> LabState:
     return state.model_copy(update={"net": built})
 
 
-def _start_agent(state: LabState) -> int:
+def _listeners(state: LabState) -> list[Listener]:
     assert state.net is not None
-    listeners = [
+    return [
         Listener(netns=state.net.echo_ns, port=ECHO_PORT, kind="echo", name="echo pod"),
         Listener(netns=state.net.ec2.ns, port=PEER_HOST_PORT, kind="echo", name="EC2 web host"),
         *_nginx_listeners(state.net),
         *_health_listeners(state.net, state.services),
         *_proxy_listeners(state.net),
     ]
-    directory = _env_dir(state.env_key)
-    agent_spec.write(directory / "agent.json", listeners)
-    return start_agent(directory / "agent.json", log_path=directory / "agent.log", ready_timeout=AGENT_READY_SECONDS)
 
 
 def _nginx_listeners(lab: LabNet) -> list[Listener]:

@@ -33,7 +33,7 @@ def _serve(args: argparse.Namespace) -> int:
     except PeerprobeError as error:
         server.notify(args.ready_fd, f"error: {error}")
         raise
-    asyncio.run(server.serve(agent_spec, ready_fd=args.ready_fd))
+    asyncio.run(server.serve(agent_spec, ready_fd=args.ready_fd, spec_path=args.spec))
     return 0
 
 
@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m peerprobe.backends.lab.agent", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request (debug events)")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="serve every listener of a spec file until SIGTERM")
+    serve = commands.add_parser("serve", help="serve every listener of a spec file until SIGTERM; SIGHUP re-reads it")
     serve.add_argument("--spec", type=Path, required=True, help="JSON spec of the listeners (schema agent/v1)")
     serve.add_argument("--ready-fd", type=int, help="inherited pipe fd: gets 'ready' or 'error: ...'")
     serve.add_argument("--pid-file", type=Path, help="write the daemon's pid here")

@@ -1,4 +1,5 @@
-"""Start the agent daemon detached and wait until it listens; stop it with SIGTERM, bounded, then SIGKILL."""
+"""Start the agent daemon detached and wait until it listens; have it reload its spec (SIGHUP) and wait for
+its answer; stop it with SIGTERM, bounded, then SIGKILL."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import structlog
 
+from peerprobe.backends.lab.agent import spec as agent_spec
 from peerprobe.errors import InfrastructureError, WaitTimeoutError
+from peerprobe.wait import LAB, until
 
 MODULE = "peerprobe.backends.lab.agent"
 
@@ -38,6 +41,52 @@ def start_agent(spec_path: Path, *, log_path: Path, ready_timeout: float = 10.0,
     _check_ready(process, message, log_path=log_path, timeout=ready_timeout)
     log.info("agent.started", pid=process.pid, spec=str(spec_path), log=str(log_path))
     return process.pid
+
+
+def reload_agent(pid: int, spec_path: Path, *, timeout: float = 10.0) -> None:
+    """Have the running agent serve what `spec_path` names now (SIGHUP), and wait until it says it does.
+
+    Raises InfrastructureError if the agent is gone, exits or cannot bind a listener, WaitTimeoutError if it
+    does not answer within `timeout` seconds.
+    """
+    if not is_agent(pid):
+        raise _gone(pid, spec_path)
+    wanted = agent_spec.digest(spec_path.read_bytes())
+    agent_spec.status_path(spec_path).unlink(missing_ok=True)  # an earlier answer to this same spec is not one
+    os.kill(pid, signal.SIGHUP)
+    until(
+        lambda: not is_agent(pid) or _answered(spec_path, wanted),
+        kind="lab agent",
+        resource_id=f"pid {pid}",
+        goal=f"serving {spec_path.name} after SIGHUP",
+        timeout_seconds=timeout,
+        timing=LAB,
+    )
+    status = agent_spec.read_status(spec_path)
+    if status is None or status.digest != wanted:
+        raise _gone(pid, spec_path)
+    if status.message != "ready":
+        raise InfrastructureError(
+            f"lab agent pid {pid} could not serve {spec_path}: {status.message.removeprefix('error: ')}",
+            resource="agent",
+            resource_id=str(pid),
+            state="reload failed",
+        )
+    log.info("agent.reloaded", pid=pid, spec=str(spec_path))
+
+
+def _answered(spec_path: Path, wanted: str) -> bool:
+    status = agent_spec.read_status(spec_path)
+    return status is not None and status.digest == wanted
+
+
+def _gone(pid: int, spec_path: Path) -> InfrastructureError:
+    return InfrastructureError(
+        f"lab agent pid {pid} is not running to reload {spec_path}",
+        resource="agent",
+        resource_id=str(pid),
+        state="exited",
+    )
 
 
 def stop_agent(pid: int, *, timeout: float = 5.0) -> bool:

@@ -1,10 +1,12 @@
 """The agent's spec file: every HTTP listener of one lab environment, each in its own namespace.
 
-The network builder writes it; the agent daemon reads it at start (restart the agent to change it).
+The network builder writes it; the agent daemon reads it at start and again on SIGHUP, and answers each
+reload in the status file beside it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 from collections.abc import Iterable
@@ -64,9 +66,15 @@ def write(path: Path, listeners: Iterable[Listener]) -> None:
 def load(path: Path) -> AgentSpec:
     """Read a spec file; a bad one raises ConfigError starting with the key path."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        spec = AgentSpec.model_validate(data)
-    except (OSError, json.JSONDecodeError) as error:
+        return parse(path.read_bytes(), path)
+    except OSError as error:
+        raise ConfigError(f"agent spec {path}: {error}") from error
+
+
+def parse(text: bytes, path: Path) -> AgentSpec:
+    try:
+        spec = AgentSpec.model_validate(json.loads(text))
+    except json.JSONDecodeError as error:
         raise ConfigError(f"agent spec {path}: {error}") from error
     except ValidationError as error:
         first = error.errors()[0]
@@ -75,3 +83,37 @@ def load(path: Path) -> AgentSpec:
     if spec.schema_ != SCHEMA:
         raise ConfigError(f"schema: expected {SCHEMA!r}, got {spec.schema_!r} (agent spec {path})")
     return spec
+
+
+def digest(text: bytes) -> str:
+    """Names one version of a spec file: a reload's status carries the digest of the spec it applied."""
+    return hashlib.sha256(text).hexdigest()
+
+
+def status_path(spec_path: Path) -> Path:
+    """Where the agent answers each reload of `spec_path`: ``agent.json`` -> ``agent.status.json``."""
+    return spec_path.with_name(f"{spec_path.stem}.status.json")
+
+
+class ReloadStatus(BaseModel):
+    """The agent's answer to a SIGHUP: the digest of the spec it read, and "ready" or "error: <why>"."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    digest: str
+    message: str
+
+
+def write_status(spec_path: Path, status: ReloadStatus) -> None:
+    # Written beside and renamed over: a reader never sees half an answer.
+    target = status_path(spec_path)
+    partial = target.with_name(f".{target.name}.partial")
+    partial.write_text(status.model_dump_json(), encoding="utf-8")
+    partial.replace(target)
+
+
+def read_status(spec_path: Path) -> ReloadStatus | None:
+    try:
+        return ReloadStatus.model_validate_json(status_path(spec_path).read_bytes())
+    except (OSError, ValidationError):
+        return None

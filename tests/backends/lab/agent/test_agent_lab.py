@@ -20,7 +20,7 @@ import pytest
 
 from peerprobe.backends.lab.agent import spec
 from peerprobe.backends.lab.agent.client import run_batch, run_batches
-from peerprobe.backends.lab.agent.process import is_agent, start_agent, stop_agent
+from peerprobe.backends.lab.agent.process import is_agent, reload_agent, start_agent, stop_agent
 from peerprobe.errors import InfrastructureError
 from peerprobe.probes import batch
 from peerprobe.probes.plan import ProbeSpec
@@ -225,3 +225,51 @@ def test_agent_that_cannot_listen_fails_fast(pair: Pair, agent: int, tmp_path: P
     with pytest.raises(InfrastructureError, match=netns):
         start_agent(spec_path, log_path=tmp_path / "agent.log", ready_timeout=10)
     assert time.monotonic() - started < 5
+
+
+@pytest.fixture
+def lone_agent(pair: Pair, tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """An agent of its own serving 8091 in a (the module's agent must keep its listeners)."""
+    spec_path = tmp_path / "agent.json"
+    spec.write(spec_path, [spec.Listener(netns=pair.a, ip=pair.ip_a, port=8091)])
+    pid = start_agent(spec_path, log_path=tmp_path / "agent.log", ready_timeout=10)
+    yield pid, spec_path
+    stop_agent(pid, timeout=5)
+
+
+def _outcome(pair: Pair, port: int) -> str:
+    return run_batch(pair.b, [_spec("pod-ip", pair.ip_a, port)], timeout_seconds=TIMEOUT, resolver={})[0].outcome
+
+
+def test_a_reload_opens_new_listeners_and_closes_dropped_ones_in_the_same_process(
+    pair: Pair, lone_agent: tuple[int, Path]
+) -> None:
+    pid, spec_path = lone_agent
+    spec.write(spec_path, [spec.Listener(netns=pair.a, ip=pair.ip_a, port=8092)])
+    reload_agent(pid, spec_path, timeout=10)
+    assert is_agent(pid)
+    assert (_outcome(pair, 8092), _outcome(pair, 8091)) == ("ok", "refused")
+
+
+def test_a_reload_that_cannot_bind_names_the_listener_and_keeps_serving_the_rest(
+    pair: Pair, agent: int, lone_agent: tuple[int, Path]
+) -> None:
+    pid, spec_path = lone_agent
+    taken = spec.Listener(netns=pair.a, port=80, name="taken by the module's nginx")
+    spec.write(spec_path, [spec.Listener(netns=pair.a, ip=pair.ip_a, port=8091), taken])
+    with pytest.raises(InfrastructureError, match="taken by the module's nginx"):
+        reload_agent(pid, spec_path, timeout=10)
+    assert is_agent(pid) and _outcome(pair, 8091) == "ok"
+
+
+def test_reloading_an_agent_that_is_gone_is_an_error_naming_it(tmp_path: Path) -> None:
+    spec_path = tmp_path / "agent.json"
+    spec.write(spec_path, [])
+    with pytest.raises(InfrastructureError, match="not running"):
+        reload_agent(_exited_pid(), spec_path, timeout=1)
+
+
+def _exited_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
