@@ -11,7 +11,7 @@ from peerprobe.backends.lab.cluster import LabCluster
 from peerprobe.backends.lab.vantage import LabVantage
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef, StepResult
 from peerprobe.config import ExperimentConfig
-from peerprobe.topology import Topology, plan
+from peerprobe.topology import plan
 from peerprobe.wait import LAB
 
 # The lab's AWS converges at once; these bound what would take minutes on AWS.
@@ -20,8 +20,7 @@ SNAT_ROLLOUT_SECONDS = 30.0
 
 
 class LabExperiment(Experiment):
-    """The steps on the lab. The only step it reads differently is the topology: the lab reports the
-    addresses its data plane realises (the plan's), where moto would hand out random public ones."""
+    """The steps on the lab: the shared ones, with the lab's adapters; cleanup also removes the data plane."""
 
     def __init__(self, ref: EnvironmentRef) -> None:
         config = ref.config
@@ -35,10 +34,6 @@ class LabExperiment(Experiment):
         )
         self.load_balancer_delete_seconds = LAB_BOUND_SECONDS
         self.cluster_group_wait_seconds = LAB_BOUND_SECONDS
-
-    def topology(self) -> Topology:
-        state = lab.load_state(lab.env_key(self.config))
-        return state.topology if state is not None else plan(self.config)
 
     def cleanup(self) -> StepResult:
         """The steps' cleanup in moto, then what the lab built on this machine (namespaces, agent)."""

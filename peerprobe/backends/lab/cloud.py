@@ -180,6 +180,15 @@ class LabCloud(AwsCloud):
         provisioning("ec2")
         return super().ensure_instance(name, **kwargs)
 
+    def instance(self, instance_id: str) -> Instance:
+        """AWS gives the host a public address from its own pool; the lab's is the plan's, where the host's
+        namespace answers (moto would pick a random one that nothing in the lab serves)."""
+        found = super().instance(instance_id)
+        host = self.topology.peer_host
+        if found.private_ip != host.private_ip or found.public_ip is None:
+            return found
+        return dataclasses.replace(found, public_ip=host.public_ip)
+
     # --- load balancers ---------------------------------------------------------------------------------------
 
     def load_balancer_addresses(self, dns_name: str) -> tuple[list[str], list[str]]:
