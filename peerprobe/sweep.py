@@ -30,8 +30,8 @@ from peerprobe.backends.aws import _state as aws_state
 from peerprobe.backends.aws._sweep import DELETION_ORDER
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.lab import environment, moto_service, owners
-from peerprobe.backends.lab.cloud import LAB_WAITS
 from peerprobe.backends.lab.agent.process import is_agent, stop_agent
+from peerprobe.backends.lab.cloud import LAB_WAITS
 from peerprobe.backends.lab.net import _names as names
 from peerprobe.backends.ports import TAG_CREATED_AT, IngressRule, LoadBalancer, Stamp, TaggedResource
 from peerprobe.config import ExperimentConfig
@@ -69,6 +69,7 @@ class Leftover:
     region: str = ""
     backend: str = "lab"  # where a tagged resource is: the lab's moto, or AWS
     profile: str | None = field(default=None, compare=False)
+    state_dir: Path | None = field(default=None, compare=False)  # the environment's (default: this one)
     config: ExperimentConfig | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -152,7 +153,7 @@ def _local_states(notes: list[str]) -> dict[str, _Local]:
                 raise ValueError("not a JSON object in a regular file")
             state = environment.LabState.model_validate(raw)
         except (OSError, ValueError) as error:  # pydantic's ValidationError is a ValueError
-            notes.append(f"{path}: unreadable ({_what(error)}); its namespaces and resources count as orphans")
+            notes.append(f"{path}: unreadable ({_what(error)}); its namespaces count as orphans")
             continue
         found[state.env_key] = _Local(state, changed)
     return found
@@ -226,7 +227,8 @@ def _namespace_orphans(found: Sequence[str], local: dict[str, _Local], *, now: f
             continue
         claim = owners.claim(group, now=now, grace=grace)
         for ns in claim.orphans(old):
-            result.append(Leftover("netns", ns, claim.env_key, _namespace_age(ns, now), claim.reason))
+            age, directory = _namespace_age(ns, now), claim.owner.state_dir if claim.owner else None
+            result.append(Leftover("netns", ns, claim.env_key, age, claim.reason, state_dir=directory))
     return result
 
 
@@ -393,7 +395,7 @@ def remove(leftovers: Sequence[Leftover], *, cloud_of: CloudOf | None = None) ->
 
 def _taken(item: Leftover) -> bool:
     """Checked again just before deleting: an environment someone started holding since it was listed."""
-    return bool(item.environment) and holders.held(names.owner_dir(), item.environment)
+    return bool(item.environment) and holders.held(item.state_dir or names.owner_dir(), item.environment)
 
 
 def _rank(item: Leftover) -> tuple[int, str]:
