@@ -454,10 +454,13 @@ def _print_sweep(found: Found, *, backend: str, yes: bool, removed: list[str]) -
         return
     from rich.table import Table
 
-    table = Table("what", "id", "environment", "age", "why it is orphaned", title=f"{len(found.leftovers)} leftover(s)")
+    from peerprobe.report.terminal import Output
+
+    out.print(f"{len(found.leftovers)} leftover(s)")
+    table = Table("what", "id", "environment", "age", "why it is orphaned", header_style="bold")
     for item in found.leftovers:  # Text: ids and names found in AWS or the kernel are not markup
         table.add_row(*map(Text, (item.kind, item.id, item.environment or "-", item.age, item.reason)))
-    out.print(table)
+    Output(out).table(table)  # piped: whole lines, never an id cut short to fit a width
     if not yes:
         flag = " --backend aws" if backend == "aws" else ""
         out.print(f"nothing deleted: run `peerprobe sweep{flag} --yes` to delete these")

@@ -89,15 +89,14 @@ def other_checkout(lab_state_dir: Path, tmp_path: Path, monkeypatch: pytest.Monk
     experiment = cfg("sweep6-other")
     key = lab.env_key(experiment)
     monkeypatch.setenv("PEERPROBE_STATE_DIR", str(directory))
-    built = net.build(key, experiment, plan(experiment))
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    lab.save_state(
-        lab.LabState(
-            env_key=key, run_id="t", created_at=created, config=experiment, topology=plan(experiment), net=built
-        )
-    )
-    monkeypatch.setenv("PEERPROBE_STATE_DIR", str(lab_state_dir))
     try:
+        built = net.build(key, experiment, plan(experiment))
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        topology = plan(experiment)
+        lab.save_state(
+            lab.LabState(env_key=key, run_id="t", created_at=created, config=experiment, topology=topology, net=built)
+        )
+        monkeypatch.setenv("PEERPROBE_STATE_DIR", str(lab_state_dir))
         yield Checkout(directory, key, built.namespaces(), built.prefix)
     finally:
         monkeypatch.setenv("PEERPROBE_STATE_DIR", str(directory))
@@ -217,16 +216,16 @@ def test_a_stray_namespace_is_removed_idempotently(stray: str) -> None:
 def test_an_unreadable_state_is_reported_and_its_namespaces_count_as_orphans(lab_state_dir: Path) -> None:
     experiment = cfg("sweep6-garbled")
     key = lab.env_key(experiment)
-    built = net.build(key, experiment, plan(experiment))
     path = lab.state_file(key, statedir.state_dir())
-    path.parent.mkdir(exist_ok=True)
-    path.write_text('{"env_key": "' + key + '", "schema": 7}')
     try:
+        built = net.build(key, experiment, plan(experiment))
+        path.parent.mkdir(exist_ok=True)
+        path.write_text('{"env_key": "' + key + '", "schema": 7}')
         found = sweep.find_lab(grace_seconds=0.0, scope=only(built.prefix))
         assert any(str(path) in note for note in found.notes)
         assert sorted(i.id for i in found.leftovers) == sorted(built.namespaces())
     finally:
-        path.unlink()
+        path.unlink(missing_ok=True)
         net.teardown(key)
 
 
