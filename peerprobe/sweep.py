@@ -137,8 +137,9 @@ def find_lab(*, grace_seconds: float = GRACE_SECONDS, now: float | None = None, 
     local = _local_states(found.notes)
     found.leftovers += _broken_environments(local, now=now, grace=grace_seconds)
     found.leftovers += _cloud_orphans(local, now=now, grace=grace_seconds)
-    found.leftovers += _namespace_orphans(scope.namespaces(), local, now=now, grace=grace_seconds)
-    found.leftovers += _agent_orphans(scope.agents(), now=now, grace=grace_seconds)
+    agents = scope.agents()
+    found.leftovers += _namespace_orphans(scope.namespaces(), local, agents, now=now, grace=grace_seconds)
+    found.leftovers += _agent_orphans(agents, now=now, grace=grace_seconds)
     return found
 
 
@@ -213,10 +214,19 @@ def _moto(region: str) -> AwsCloud:
     return aws_cloud(_SWEEP_STAMP, region=region, endpoint_url=moto_service.endpoint_url(), waits=LAB_WAITS)
 
 
-def _namespace_orphans(found: Sequence[str], local: dict[str, _Local], *, now: float, grace: float) -> list[Leftover]:
-    """Namespaces of no live environment: each group of one prefix is judged by the owner its namespaces name
-    (lab/owners.py); this state directory's environments by their own state (a broken one goes whole)."""
+def _namespace_orphans(
+    found: Sequence[str],
+    local: dict[str, _Local],
+    agents: Sequence[tuple[int, Path]],
+    *,
+    now: float,
+    grace: float,
+) -> list[Leftover]:
+    """Namespaces of no live environment: each group of one prefix is judged by the owner its namespaces name,
+    or else its live agent's environment (lab/owners.py); this state directory's environments by their own
+    state (a broken one goes whole)."""
     mine = {names.prefix(key) for key in local}
+    served = owners.agents_owners(agents)
     groups: dict[str, list[str]] = defaultdict(list)
     for ns in found:
         groups[ns[: names.PREFIX_LENGTH]].append(ns)
@@ -225,7 +235,7 @@ def _namespace_orphans(found: Sequence[str], local: dict[str, _Local], *, now: f
         old = [ns for ns in group if not _young(_namespace_age(ns, now), grace)]
         if prefix in mine or not old:
             continue
-        claim = owners.claim(group, now=now, grace=grace)
+        claim = owners.claim(group, now=now, grace=grace, fallback=served.get(prefix))
         for ns in claim.orphans(old):
             age, directory = _namespace_age(ns, now), claim.owner.state_dir if claim.owner else None
             result.append(Leftover("netns", ns, claim.env_key, age, claim.reason, state_dir=directory))

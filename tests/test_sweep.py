@@ -150,6 +150,20 @@ def test_once_its_state_is_gone_sweep_yes_removes_every_namespace(
 
 
 @pytest.mark.lab
+def test_a_lab_without_owner_records_is_owned_by_its_live_agents_environment(other_checkout: Checkout) -> None:
+    """What a lab built before owner records looks like: its agent's state names the namespaces."""
+    for ns in other_checkout.namespaces:
+        subprocess.run(["ip", "-n", ns, "link", "set", "dev", "lo", "alias", ""], check=True)
+    path = lab.state_file(other_checkout.key, other_checkout.directory)
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"agent_pid": os.getpid()}))
+    spec = path.with_suffix("") / "agent.json"
+    served = sweep.Scope(namespaces=only(other_checkout.prefix).namespaces, agents=lambda: [(os.getpid(), spec)])
+    assert not sweep.find_lab(grace_seconds=0.0, scope=served).leftovers
+    unserved = find(other_checkout.prefix)
+    assert {i.reason.split(" (")[0] for i in unserved} == {"names no owner"}
+
+
+@pytest.mark.lab
 def test_a_live_holder_keeps_its_environments_namespaces(other_checkout: Checkout) -> None:
     other_checkout.forget()
     holder = other_checkout.directory / "locks" / f"{holders.slug(other_checkout.key)}.holder.json"

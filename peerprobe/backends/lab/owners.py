@@ -5,8 +5,9 @@ period (a build or a change in progress). Reads only."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +40,10 @@ class Claim:
         return self.owner.env_key if self.owner else ""
 
 
-def claim(group: Sequence[str], *, now: float, grace: float) -> Claim:
-    """The claim on `group` (namespaces of one prefix) of the owner its namespaces name."""
-    owner = next((found for ns in sorted(group) if (found := _owner.read(ns)) is not None), None)
+def claim(group: Sequence[str], *, now: float, grace: float, fallback: Owner | None = None) -> Claim:
+    """The claim on `group` (namespaces of one prefix) of the owner its namespaces name, else of `fallback`
+    (the environment of a live agent with that prefix: a lab built before owner records)."""
+    owner = next((found for ns in sorted(group) if (found := _owner.read(ns)) is not None), fallback)
     if owner is None:
         return Claim(None, frozenset(), "names no owner (built before owner records, or never finished)")
     if not group[0].startswith(names.prefix_in(owner.state_dir, owner.env_key)):
@@ -80,3 +82,18 @@ def _named(owner: Owner, raw: dict[str, object], path: Path) -> Claim:
         return Claim(owner, frozenset(), f"{owner.env_key}'s state in {owner.state_dir} records no network")
     reason = f"not in the network {owner.env_key}'s state in {owner.state_dir} records"
     return Claim(owner, frozenset(state.net.namespaces()), reason)
+
+
+def agents_owners(agents: Iterable[tuple[int, Path]]) -> dict[str, Owner]:
+    """prefix -> the environment of each live agent its state records (its spec file sits in its state
+    directory, environments/<key>/agent.json): the owner of namespaces that name none."""
+    found = {}
+    for pid, spec in agents:
+        directory = spec.parent.parent.parent
+        with contextlib.suppress(OSError, RuntimeError):
+            raw = statedir.read_json_at(spec.parent.with_suffix(".json")) or {}
+            key = raw.get("env_key")
+            if isinstance(key, str) and raw.get("agent_pid") == pid:
+                owner = Owner(key, directory.resolve())
+                found[names.prefix_in(owner.state_dir, key)] = owner
+    return found
