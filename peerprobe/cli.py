@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from peerprobe.backends.lab.environment import LabState
     from peerprobe.params import RunParameters
     from peerprobe.run import RunOutcome
+    from peerprobe.sweep import Found
 
 app = typer.Typer(
     name="peerprobe",
@@ -395,33 +396,92 @@ def _require_aws_environment(config: config_module.ExperimentConfig) -> None:
         )
 
 
+SweepBackendOption = Annotated[
+    str, _backend_option("what to sweep (lab: this machine's labs and moto; aws: the config's region).")
+]
+
+
 @app.command()
 def sweep(
     older_than: Annotated[
-        str | None, typer.Option("--older-than", help="Also sweep environments older than this (30m, 2h, 7d).")
+        str | None,
+        typer.Option(
+            "--older-than",
+            metavar="DURATION",
+            help="Only what is older than this (30m, 2h, 7d; default 10m): anything younger may be a build "
+            "in progress.",
+        ),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", help="Delete what is listed (otherwise only list it).")] = False,
+    backend: SweepBackendOption = "lab",
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was found (and removed) as JSON.")] = False,
 ) -> None:
     """List what peerprobe tagged or left that belongs to no live environment; delete it with --yes."""
     from peerprobe import sweep as sweeping
 
-    age = _lab_call(lambda: sweeping.parse_duration(older_than)) if older_than is not None else None
-    leftovers = _lab_call(lambda: sweeping.find(older_than=age))
+    grace = _lab_call(lambda: sweeping.parse_duration(older_than)) if older_than is not None else None
+    backend = _backend(backend)
+    experiment = _load(config)
+    _check_environment()
+    if backend == "aws":
+        console(stderr=True).print(_lab_call(lambda: sweeping.check_aws(experiment)))
+    else:
+        from peerprobe.backends.lab import net
+
+        _lab_call(net.check_available)  # reading a namespace's owner needs what building one needs
+    grace = sweeping.GRACE_SECONDS if grace is None else grace
+    found = _lab_call(
+        lambda: (
+            sweeping.find_aws(experiment, grace_seconds=grace)
+            if backend == "aws"
+            else sweeping.find_lab(grace_seconds=grace)
+        )
+    )
+    for note in found.notes:
+        warn(note)
+    removed = _lab_call(lambda: sweeping.remove(found.leftovers)) if yes and found.leftovers else []
+    if as_json:
+        _print_sweep_json(found, backend=backend, grace=grace, removed=removed if yes else None)
+    else:
+        _print_sweep(found, backend=backend, yes=yes, removed=removed)
+
+
+def _print_sweep(found: Found, *, backend: str, yes: bool, removed: list[str]) -> None:
     out = console()
-    if not leftovers:
+    if not found.leftovers:
         out.print("nothing to sweep")
         return
     from rich.table import Table
 
-    table = Table("kind", "id", "environment", "age", "why", title=f"{len(leftovers)} leftover(s)")
-    for item in leftovers:  # Text: ids and names found in AWS or the kernel are not markup
+    from peerprobe.report.terminal import Output
+
+    out.print(f"{len(found.leftovers)} leftover(s)")
+    table = Table("what", "id", "environment", "age", "why it is orphaned", header_style="bold")
+    for item in found.leftovers:  # Text: ids and names found in AWS or the kernel are not markup
         table.add_row(*map(Text, (item.kind, item.id, item.environment or "-", item.age, item.reason)))
-    out.print(table)
+    Output(out).table(table)  # piped: whole lines, never an id cut short to fit a width
     if not yes:
-        out.print("nothing deleted: run `peerprobe sweep --yes` to delete these")
-        return
-    for line in _lab_call(lambda: sweeping.remove(leftovers)):
+        flag = " --backend aws" if backend == "aws" else ""
+        out.print(f"nothing deleted: run `peerprobe sweep{flag} --yes` to delete these")
+    for line in removed:
         out.print(line)
+
+
+def _print_sweep_json(found: Found, *, backend: str, grace: float, removed: list[str] | None) -> None:
+    import json as json_module
+
+    from peerprobe import sweep as sweeping
+
+    document = {
+        "schema": sweeping.SCHEMA,
+        "backend": backend,
+        "older_than_seconds": grace,
+        "leftovers": [item.as_json() for item in found.leftovers],
+        "notes": found.notes,
+        "removed": removed,
+    }
+    typer.echo(json_module.dumps(document, indent=2))
 
 
 @app.command()

@@ -68,6 +68,9 @@ def check_state_dir(value: str) -> None:
         raise ConfigError(f"{STATE_DIR_ENV}: {value!r} {what}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"{STATE_DIR_ENV}: {value!r}: {existing} is not writable")
+    from peerprobe.backends.lab.net import _owner  # every lab namespace names it (the owner record)
+
+    _owner.record(_owner.LONGEST_KEY, path.resolve())
 
 
 def check_latency(value: str) -> None:

@@ -43,7 +43,11 @@ def read_json(name: str) -> dict[str, Any] | None:
     """Return the JSON object stored under `name` in the state directory, or None if absent or unreadable. A
     symlink or anything but a regular file planted under that name is unreadable: never followed, never waited
     on (O_NOFOLLOW, O_NONBLOCK for a FIFO)."""
-    path = state_dir() / name
+    return read_json_at(state_dir() / name)
+
+
+def read_json_at(path: Path) -> dict[str, Any] | None:
+    """`read_json` of a file in any state directory (another checkout's, for sweep); creates nothing."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:

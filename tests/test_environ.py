@@ -51,3 +51,11 @@ def test_a_state_dir_that_is_a_file_is_refused(monkeypatch: pytest.MonkeyPatch, 
         monkeypatch.setenv("PEERPROBE_STATE_DIR", str(value))
         with pytest.raises(ConfigError, match=r"^PEERPROBE_STATE_DIR: .*not a directory"):
             environ.check()
+
+
+def test_a_state_dir_too_long_for_the_labs_owner_record_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PEERPROBE_STATE_DIR", str(tmp_path / ("d" * 200)))
+    with pytest.raises(ConfigError, match=r"^PEERPROBE_STATE_DIR: .*too long for the lab's owner record"):
+        environ.check()

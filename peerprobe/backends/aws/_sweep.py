@@ -16,6 +16,27 @@ _ELB_TAG_BATCH = 20
 # The EC2 `resource-id` filter is kept to batches well under the API's 200-value filter limit.
 _EC2_TAG_BATCH = 100
 _EC2_KINDS = {"vpc-elastic-ip": "elastic-ip", "elastic-ip": "elastic-ip", "nat-gateway": "natgateway"}
+# The order tagged resources are deleted in: the experiment's cleanup order (backends/experiment.py, what
+# depends on a resource goes before it), per kind find_tagged returns. Load balancers; the peering; the EC2
+# host and its root volume; node groups, then clusters; NAT gateways, then their addresses; security groups
+# (after their cross-group rules); route tables, subnets, internet gateways; VPCs last.
+DELETION_ORDER = (
+    "elb",
+    "elbv2",
+    "target-group",
+    "vpc-peering-connection",
+    "instance",
+    "volume",
+    "eks-nodegroup",
+    "eks-cluster",
+    "natgateway",
+    "elastic-ip",
+    "security-group",
+    "route-table",
+    "subnet",
+    "internet-gateway",
+    "vpc",
+)
 
 
 Alive = Callable[[dict[str, Any]], bool]

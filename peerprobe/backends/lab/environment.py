@@ -80,6 +80,11 @@ def _state_name(key: str) -> str:
     return "environments/" + re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".json"
 
 
+def state_file(key: str, state_dir: Path) -> Path:
+    """Where the state of `key` is kept in `state_dir` (any state directory, not only this one)."""
+    return state_dir / _state_name(key)
+
+
 def _env_dir(key: str) -> Path:
     path = statedir.state_dir() / "environments" / re.sub(r"[^A-Za-z0-9_.-]", "_", key)
     path.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,7 @@ Deterministic, so teardown after a crash finds everything from the key: every na
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 from peerprobe import statedir
 
@@ -39,8 +40,21 @@ IGW_INET_IF = "inet"
 def prefix(env_key: str) -> str:
     """`pp-<6 hex>-`: short enough for readable names, distinct per environment key and state directory
     (two state directories may each hold a lab of the same name; their namespaces must not collide)."""
-    scope = f"{statedir.state_dir().resolve()}|{env_key}"
+    return prefix_in(owner_dir(), env_key)
+
+
+def owner_dir() -> Path:
+    """This state directory as the lab's names and owner records spell it (symlinks resolved)."""
+    return statedir.state_dir().resolve()
+
+
+def prefix_in(state_dir: Path, env_key: str) -> str:
+    """The prefix the environment `env_key` of the state directory `state_dir` gives its namespaces."""
+    scope = f"{state_dir}|{env_key}"
     return f"pp-{hashlib.sha256(scope.encode()).hexdigest()[:6]}-"
+
+
+PREFIX_LENGTH = len("pp-000000-")
 
 
 def router_ns(pre: str, vpc: str) -> str:

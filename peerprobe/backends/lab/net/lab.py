@@ -17,7 +17,7 @@ from pathlib import Path
 
 import structlog
 
-from peerprobe.backends.lab.net import _cni, _fabric, _run
+from peerprobe.backends.lab.net import _cni, _fabric, _owner, _run
 from peerprobe.backends.lab.net import _names as names
 from peerprobe.backends.lab.net._layout import layout
 from peerprobe.backends.lab.net._lb import add_load_balancers, layout_load_balancers
@@ -130,6 +130,9 @@ def _additions(before: Script, after: Script, *, env_key: str) -> Script:
 
 def _script(lab: LabNet) -> Script:
     script = Script()
+    owner = _owner.alias_line(lab.env_key, names.owner_dir())  # first: the namespace names its owner (sweep)
+    for ns in lab.namespaces():
+        script.ns(ns).ip.append(owner)
     _cni.add_nodes(script, lab)
     _fabric.add_fabric(script, lab)
     add_load_balancers(script, lab)
