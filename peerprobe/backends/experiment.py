@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import structlog
@@ -145,6 +146,7 @@ class Experiment:
         self.timing = timing
         self.load_balancer_delete_seconds: float = LOAD_BALANCER_DELETE_SECONDS
         self.cluster_group_wait_seconds: float = CLUSTER_SG_WAIT_SECONDS
+        self.parts: Parts = concurrently  # how cleanup runs its independent parts (tests: one_by_one)
 
     def _plan(self) -> Topology:
         return plan(self.config, backend=self.ref.backend)
@@ -636,18 +638,14 @@ class Experiment:
         """Ensure absent, in dependency order; each part succeeds when its resources are already gone. Works
         from the persisted ids, or from the tags alone when the state directory lost them."""
         state = self._state() if _state.is_recorded(self.environment) else self._recovered_state()
-        removed: list[str] = []
-        for vpc, ids in state.clusters.items():
-            removed += self._remove_load_balancers(vpc, ids, state)
+        # Independent parts at once: on AWS, each load balancer, node group, cluster and host takes minutes.
+        lbs = [partial(self._remove_load_balancers, vpc, ids, state) for vpc, ids in state.clusters.items()]
+        removed = _flat(self.parts(lbs))
         self._revoke_opened(state)
         removed += self._remove_peering(state)
-        removed += self._remove_host(state)
-        for ids in state.clusters.values():
-            self.cloud.delete_nodegroup(ids.name, name=ids.nodegroup)
-            self.cloud.delete_cluster(ids.name)
-            removed.append(f"eks cluster {ids.name}")
-        for network in state.networks.values():
-            removed += self._remove_network(network)
+        clusters = [partial(self._remove_cluster, ids) for ids in state.clusters.values()]
+        removed += _flat(self.parts([partial(self._remove_host, state), *clusters]))
+        removed += _flat(self.parts([partial(self._remove_network, n) for n in state.networks.values()]))
         for role in state.roles:
             self.cloud.delete_role(role)
         _state.forget(self.environment)
@@ -725,6 +723,11 @@ class Experiment:
         self.cloud.delete_peering(state.peering)
         return [f"peering {state.peering}"]
 
+    def _remove_cluster(self, ids: ClusterIds) -> list[str]:
+        self.cloud.delete_nodegroup(ids.name, name=ids.nodegroup)
+        self.cloud.delete_cluster(ids.name)
+        return [f"eks cluster {ids.name}"]
+
     def _remove_host(self, state: AwsState) -> list[str]:
         removed = []
         if state.peer_host_instance:
@@ -776,6 +779,27 @@ def _kept_tags(state: AwsState, network: NetworkIds) -> NetworkIds:
     if previous is None or previous.vpc != network.vpc:
         return network
     return network.model_copy(update={"added_tags": previous.added_tags | network.added_tags})
+
+
+Parts = Callable[[Sequence[Callable[[], list[str]]]], list[list[str]]]
+
+
+def concurrently(parts: Sequence[Callable[[], list[str]]]) -> list[list[str]]:
+    """Run independent parts at once; all of them finish before the first failure, if any, is raised."""
+    if len(parts) < 2:
+        return [part() for part in parts]
+    with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="cleanup") as pool:
+        futures = [pool.submit(part) for part in parts]
+    return [future.result() for future in futures]
+
+
+def one_by_one(parts: Sequence[Callable[[], list[str]]]) -> list[list[str]]:
+    """The same parts in order: for tests that compare call sequences."""
+    return [part() for part in parts]
+
+
+def _flat(lists: list[list[str]]) -> list[str]:
+    return [item for items in lists for item in items]
 
 
 def run_setup(experiment: Experiment) -> None:

@@ -15,7 +15,7 @@ from peerprobe import config, topology
 from peerprobe.backends.aws import Waits
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.experiment import AwsExperiment
-from peerprobe.backends.experiment import Experiment
+from peerprobe.backends.experiment import Experiment, one_by_one
 from peerprobe.backends.lab import cloud as lab_cloud
 from peerprobe.backends.lab import standins
 from peerprobe.backends.lab.backend import LabExperiment
@@ -61,6 +61,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 
 def run(experiment: Experiment) -> None:
     """Every step the flow runs, one after the other (so both runs call in one order), then the cleanup."""
+    experiment.parts = one_by_one
     for vpc in VPC_KEYS:
         experiment.create_network(vpc)
     for vpc in VPC_KEYS:
