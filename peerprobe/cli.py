@@ -225,7 +225,10 @@ def run(
     )
     reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics, html=html)
     _preflight(parameters.backend, parameters.config, creating=True)
-    with _interruptible(lambda: _explain_interrupted_start(parameters.backend, parameters.config, config)):
+    with (
+        _owning(parameters.backend, parameters.config, "run"),
+        _interruptible(lambda: _explain_interrupted_start(parameters.backend, parameters.config, config)),
+    ):
         from flows import runner
         from peerprobe.run import explain_failure, finish
 
@@ -306,15 +309,16 @@ def drift(
     parameters = RunParameters(config=_load(config), backend=_backend(backend))
     reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics, html=html)
     _preflight(parameters.backend, parameters.config)
-    _require_environment(parameters.backend, parameters.config)
-    with _interruptible(
-        lambda: _explain_interrupted(
-            "drift check stopped before it finished; it changes nothing, so the environment is as it was",
-            _what_exists(parameters.backend, parameters.config),
-            f"check again: peerprobe drift --backend {parameters.backend}{_config_flag(config)}",
-        )
-    ):
-        outcome = _drift_check(parameters)
+    with _owning(parameters.backend, parameters.config, "drift"):
+        _require_environment(parameters.backend, parameters.config)
+        with _interruptible(
+            lambda: _explain_interrupted(
+                "drift check stopped before it finished; it changes nothing, so the environment is as it was",
+                _what_exists(parameters.backend, parameters.config),
+                f"check again: peerprobe drift --backend {parameters.backend}{_config_flag(config)}",
+            )
+        ):
+            outcome = _drift_check(parameters)
     from flows import runner
     from peerprobe import drift as drift_module
     from peerprobe.run import finish
@@ -441,6 +445,22 @@ def serve(
     _lab_call(runner.serve)
 
 
+@contextlib.contextmanager
+def _owning(backend: str, experiment: config_module.ExperimentConfig, command: str) -> Iterator[None]:
+    """Own the environment for the rest of the command (design.md "Ownership of an environment"): after the
+    input is checked and before anything starts; another owner past PEERPROBE_LOCK_TIMEOUT exits 3 naming it.
+    The flow the command runs in this process takes the same lock again (re-entrant), and for the aws backend
+    the Prefect global concurrency limit too (tasks/_ownership.py)."""
+    from peerprobe import ownership
+
+    key = f"{backend}:{experiment.name}:{experiment.region}"
+    lease = _lab_call(lambda: ownership.acquire(key, f"peerprobe {command}"))
+    try:
+        yield
+    finally:
+        lease.release()
+
+
 def _preflight(backend: str, config: config_module.ExperimentConfig | None = None, *, creating: bool = False) -> None:
     """Before anything starts: the PEERPROBE_* settings, the aws backend's credentials, region and adopted
     networks, and for a command that creates, the pinned CNI versions (read-only calls; exit 2 with nothing
@@ -479,13 +499,16 @@ def lab_up(config: ConfigOption = None) -> None:
     _check_environment()
     from peerprobe.backends.lab import environment
 
-    with _interruptible(
-        lambda: _explain_interrupted(
-            "lab up stopped before the lab was complete; what it built so far is kept",
-            _what_exists("lab", experiment),
-            f"finish it: peerprobe lab up{_config_flag(config)}",
-            f"remove it: peerprobe lab down{_config_flag(config)}",
-        )
+    with (
+        _owning("lab", experiment, "lab up"),
+        _interruptible(
+            lambda: _explain_interrupted(
+                "lab up stopped before the lab was complete; what it built so far is kept",
+                _what_exists("lab", experiment),
+                f"finish it: peerprobe lab up{_config_flag(config)}",
+                f"remove it: peerprobe lab down{_config_flag(config)}",
+            )
+        ),
     ):
         state = _lab_call(lambda: environment.up(experiment))
     out = console()
@@ -510,7 +533,8 @@ def lab_down(config: ConfigOption = None) -> None:
     _check_environment()
     from peerprobe.backends.lab import environment
 
-    removed = _lab_call(lambda: environment.down(experiment))
+    with _owning("lab", experiment, "lab down"):
+        removed = _lab_call(lambda: environment.down(experiment))
     console().print(f"lab {environment.env_key(experiment)} " + ("removed" if removed else "was not there"))
 
 
@@ -614,14 +638,15 @@ def lab_set_env(
     from peerprobe import aws_node
     from peerprobe.backends.lab import environment
 
-    state, _ = _lab_call(lambda: environment.status(experiment))
-    try:  # what aws-node will make of it, before it is applied (kubectl applies it all the same)
-        found = aws_node.warnings(assignments, state.aws_node[cluster]) if state else []  # type: ignore[index]
-    except ValueError:  # a malformed assignment: set_env refuses it with the usage message
-        found = []
-    for message in found:  # without a lab, set_env says so and nothing is applied
-        warn(message)
-    snat = _lab_call(lambda: environment.set_env(experiment, cluster, assignments))  # type: ignore[arg-type]
+    with _owning("lab", experiment, "lab set-env"):
+        state, _ = _lab_call(lambda: environment.status(experiment))
+        try:  # what aws-node will make of it, before it is applied (kubectl applies it all the same)
+            found = aws_node.warnings(assignments, state.aws_node[cluster]) if state else []  # type: ignore[index]
+        except ValueError:  # a malformed assignment: set_env refuses it with the usage message
+            found = []
+        for message in found:  # without a lab, set_env says so and nothing is applied
+            warn(message)
+        snat = _lab_call(lambda: environment.set_env(experiment, cluster, assignments))  # type: ignore[arg-type]
     console().print(
         f"{cluster} aws-node: external_snat={snat.external_snat} exclude_snat_cidrs={snat.exclude_snat_cidrs}"
     )

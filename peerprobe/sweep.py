@@ -16,22 +16,22 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
 
-from peerprobe import statedir
+from peerprobe import ownership, statedir
 from peerprobe.backends.aws import AwsCloud, aws_cloud
 from peerprobe.backends.aws import _state as aws_state
 from peerprobe.backends.lab import environment, moto_service
-from peerprobe.backends.lab.agent.process import is_agent, stop_agent
+from peerprobe.backends.lab.agent.process import is_agent, running_agents, stop_agent
 from peerprobe.backends.lab.net import _names as names
 from peerprobe.backends.ports import TAG_CREATED_AT, IngressRule, LoadBalancer, Stamp
 from peerprobe.config import ExperimentConfig
-from peerprobe.errors import ConfigError, InfrastructureError, NotFoundError
+from peerprobe.errors import ConfigError, EnvironmentBusyError, InfrastructureError, NotFoundError
 
 log = structlog.get_logger()
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
@@ -112,7 +112,7 @@ def find(
     found += _namespace_orphans(
         namespaces() if namespaces else _all_namespaces(), owned, swept_envs, states, now=now, grace=grace_seconds
     )
-    found += _agent_orphans(agents() if agents else _all_agents(), now=now, grace=grace_seconds)
+    found += _agent_orphans(agents() if agents else running_agents(), now=now, grace=grace_seconds)
     return found
 
 
@@ -191,7 +191,7 @@ def _cloud(region: str) -> AwsCloud:
 def _prefixes_of_live_agents(agents: Callable[[], list[tuple[int, Path]]] | None) -> set[str]:
     """Namespaces served by a live agent whose environment's state exists (in any state directory) are owned."""
     owned = set()
-    for _, spec in agents() if agents else _all_agents():
+    for _, spec in agents() if agents else running_agents():
         key = _env_key_of_agent(spec)
         if key is not None:
             owned.add(names.prefix(key))
@@ -243,21 +243,6 @@ def _namespace_age(ns: str, now: float) -> float | None:
         return None
 
 
-def _all_agents() -> list[tuple[int, Path]]:
-    """Every running echo agent on this machine, with the spec file it serves."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"peerprobe.backends.lab.agent" in argv and b"--spec" in argv:
-            found.append((int(entry.name), Path(argv[argv.index(b"--spec") + 1].decode())))
-    return found
-
-
 def _agent_orphans(agents: Sequence[tuple[int, Path]], *, now: float, grace: float) -> list[Leftover]:
     """Agents whose environment's state is gone, or names another agent: nobody will stop them."""
     result = []
@@ -293,13 +278,27 @@ def remove(leftovers: Sequence[Leftover]) -> list[str]:
     _unlink_groups([item for item in leftovers if item.kind == "security-group"])
     for item in sorted(leftovers, key=_rank):
         try:
-            _remove_one(item)
+            with _owning(item.environment):
+                _remove_one(item)
             done.append(f"removed {item.kind} {item.id}")
+        except EnvironmentBusyError as error:  # someone owns it now: it is live, not left behind
+            done.append(f"skipped {item.kind} {item.id}: {error}")
         except (InfrastructureError, OSError) as error:
             failed.append(f"{item.kind} {item.id}: {error}")
     if failed:
         raise InfrastructureError("sweep left: " + "; ".join(failed), resource="sweep", state="partial")
     return done
+
+
+@contextlib.contextmanager
+def _owning(environment: str) -> Iterator[None]:
+    """Own the leftover's environment while deleting (design.md "Ownership of an environment"), without waiting:
+    an environment another command or flow holds is in use."""
+    if not environment:  # a namespace or an agent nobody owns
+        yield
+        return
+    with ownership.hold(environment, "peerprobe sweep --yes", timeout_seconds=0):
+        yield
 
 
 def _rank(item: Leftover) -> tuple[int, str]:
