@@ -358,7 +358,7 @@ def _require_environment(backend: str, config: config_module.ExperimentConfig) -
 def _require_lab_environment(config: config_module.ExperimentConfig) -> None:
     from peerprobe.backends.lab import environment
 
-    state, healthy = environment.status(config)
+    state, healthy = _lab_call(lambda: environment.status(config))  # an unreadable state: exit 3 saying so
     key = environment.env_key(config)
     if state is None:
         fail(ConfigError(f"no lab environment {key} to check: `peerprobe run --keep` or `peerprobe lab up` makes one"))
