@@ -90,7 +90,16 @@ BackendOption = Annotated[
 ]
 RunBackendOption = Annotated[str, _backend_option("where to run the experiment (lab: the embedded lab).")]
 DriftBackendOption = Annotated[str, _backend_option("where the environment to check is.")]
-CleanupBackendOption = Annotated[str, _backend_option("where the environment to remove is.")]
+CleanupBackendOption = Annotated[str | None, _backend_option("where the environment to remove is (default lab).")]
+RunIdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--run-id",
+        metavar="ID",
+        help="Remove the environment of this flow run instead: its config and backend are read from the run "
+        "on the Prefect server (the id `peerprobe run` prints, or the UI shows). Not with --config/--backend.",
+    ),
+]
 KeepOption = Annotated[
     bool,
     typer.Option(
@@ -270,25 +279,54 @@ def _explain_kept(backend: str, experiment: config_module.ExperimentConfig, path
 
 
 @app.command()
-def cleanup(config: ConfigOption = None, backend: CleanupBackendOption = "lab") -> None:
-    """Remove the environment of the config; removing an absent environment succeeds."""
+def cleanup(config: ConfigOption = None, backend: CleanupBackendOption = None, run_id: RunIdOption = None) -> None:
+    """Remove the environment of the config (or of a flow run: --run-id); removing an absent one succeeds."""
     from peerprobe.params import RunParameters
 
-    parameters = RunParameters(config=_load(config), backend=_backend(backend))
+    if run_id is not None:
+        parameters = _parameters_of_run(run_id, config=config, backend=backend)
+    else:
+        parameters = RunParameters(config=_load(config), backend=_backend(backend or "lab"))
     _preflight(parameters.backend, parameters.config)
-    again = _cleanup_command(parameters.backend, config)
-    with _interruptible(
-        lambda: _explain_interrupted(
-            f"cleanup of {parameters.config.name} stopped: part of the environment may remain",
-            _what_exists(parameters.backend, parameters.config),
-            f"finish removing it: {again}",
-        )
+    again = f"peerprobe cleanup --run-id {run_id}" if run_id else _cleanup_command(parameters.backend, config)
+    with (
+        _owning(parameters.backend, parameters.config, "cleanup"),
+        _interruptible(
+            lambda: _explain_interrupted(
+                f"cleanup of {parameters.config.name} stopped: part of the environment may remain",
+                _what_exists(parameters.backend, parameters.config),
+                f"finish removing it: {again}",
+            )
+        ),
     ):
         from flows import runner
 
         outcome = _lab_call(lambda: runner.run_cleanup(parameters))
-    console().print(f"cleanup of {parameters.config.name}: {outcome.state}")
-    raise typer.Exit(code=0 if outcome.state == "Completed" else 3)
+    key = f"{parameters.backend}:{parameters.config.name}:{parameters.config.region}"
+    console().print(f"cleanup of {key}: {outcome.state}")
+    if outcome.state != "Completed":
+        fail(InfrastructureError(f"cleanup of {key} did not finish: {outcome.error}; run it again: {again}"))
+    raise typer.Exit(code=0)
+
+
+def _parameters_of_run(run_id: str, *, config: Path | None, backend: str | None) -> RunParameters:
+    """What `cleanup --run-id` removes: the environment the flow run's own parameters name, read from the Prefect
+    server that ran it (the run carries the whole validated config). Checked before the server is asked."""
+    from uuid import UUID
+
+    if config is not None or backend is not None:
+        fail(
+            ConfigError("--run-id: the run names its own config and backend; give --run-id without --config/--backend")
+        )
+    try:
+        UUID(run_id)
+    except ValueError:
+        fail(ConfigError(f"--run-id: {run_id[:80]!r} is not a flow run id (a UUID, as `peerprobe run` prints)"))
+    _check_environment()
+    from flows import runner
+
+    _lab_call(runner.connect)
+    return _lab_call(lambda: runner.run_parameters(run_id))
 
 
 @app.command()
