@@ -20,6 +20,7 @@ from peerprobe.backends.lab.net import list_namespaces
 from peerprobe.backends.ports import Stamp
 from peerprobe.cli import app
 from tests.backends.lab.conftest import lab_state_dir
+from tests.lock_holder import start_holder
 
 __all__ = ["lab_state_dir"]
 ORPHAN_ENV = "lab:sweep6-orphan:cn-northwest-1"
@@ -136,3 +137,19 @@ def test_an_agent_whose_state_is_gone_is_listed(tmp_path: Path) -> None:
     spec = tmp_path / "environments" / "lab_gone_x" / "agent.json"
     found = sweep._agent_orphans([(999999, spec)], now=1e12, grace=0.0)
     assert [(i.kind, i.id) for i in found] == [("agent", "999999")]
+
+
+def test_yes_skips_what_belongs_to_an_environment_someone_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PEERPROBE_STATE_DIR", str(tmp_path))
+    held = "lab:sweep-held:cn-northwest-1"
+    holder = start_holder(held, 60, command="peerprobe run")
+    try:
+        # Never reached while the environment is held: a region with no moto behind it would fail the removal.
+        lines = sweep.remove([sweep.Leftover("vpc", "vpc-0held", held, 600.0, "no live environment", region="x")])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(lines) == 1 and lines[0].startswith("skipped vpc vpc-0held: environment lab:sweep-held")
+    assert f"`peerprobe run` (pid {holder.pid} on " in lines[0]
