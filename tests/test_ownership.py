@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from peerprobe import ownership, statedir
 from peerprobe.errors import EnvironmentBusyError
@@ -25,7 +24,6 @@ KEY = "lab:owned:cn-northwest-1"
 
 @pytest.fixture(autouse=True)
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    structlog.reset_defaults()  # a command test before this one may have left it printing to a closed stream
     monkeypatch.setenv(statedir.ENV_VAR, str(tmp_path))
     for name in (ownership.TIMEOUT_ENV, ownership.DRIFT_TIMEOUT_ENV):
         monkeypatch.delenv(name, raising=False)

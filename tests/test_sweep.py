@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 from typer.testing import CliRunner
 
 from peerprobe import config, sweep
@@ -143,7 +142,6 @@ def test_an_agent_whose_state_is_gone_is_listed(tmp_path: Path) -> None:
 def test_yes_skips_what_belongs_to_an_environment_someone_holds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    structlog.reset_defaults()  # the command tests above left it printing to their closed streams
     monkeypatch.setenv("PEERPROBE_STATE_DIR", str(tmp_path))
     held = "lab:sweep-held:cn-northwest-1"
     holder = start_holder(held, 60, command="peerprobe run")
