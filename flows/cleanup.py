@@ -1,4 +1,5 @@
-"""Cleanup: remove an environment, from its persisted state or from tags alone; absent is success."""
+"""Cleanup: remove an environment, from its persisted state or from tags alone; absent is success. It owns the
+environment while it removes it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from prefect import flow, runtime
 from peerprobe import statedir
 from peerprobe.backends.steps import EnvironmentRef, StepResult
 from peerprobe.params import RunParameters
+from tasks._ownership import environment_lock
 from tasks.cleanup import cleanup_environment
 
 
@@ -16,5 +18,5 @@ def cleanup(parameters: RunParameters | None = None) -> StepResult:
     ref = EnvironmentRef(
         backend=parameters.backend, config=parameters.config, run_id=str(runtime.flow_run.id or "local")
     )
-    ref = ref.model_copy(update={"generation": statedir.generation(ref.key)})
-    return cleanup_environment(ref)
+    with environment_lock(ref, command="flow cleanup"):
+        return cleanup_environment(ref.model_copy(update={"generation": statedir.generation(ref.key)}))

@@ -1,7 +1,7 @@
 """Drift check: read the live configuration of an existing environment, predict with the model for it, probe
 one phase named `live`, and compare every cell with the model and with the recorded baseline. Creates and
-deletes nothing. Two checks of one environment never overlap (a strict global concurrency limit per
-environment). Drift ends the run in a Failed state named "Drifted" and emits `peerprobe.drift.detected`.
+deletes nothing. It owns the environment while it checks (tasks/_ownership.py), so nothing changes it meanwhile.
+Drift ends the run in a Failed state named "Drifted" and emits `peerprobe.drift.detected`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from peerprobe.probes.plan import vantages
 from peerprobe.report import artifacts, markdown
 from peerprobe.report.document import PhaseReport, Report
 from peerprobe.run import RunOutcome
-from tasks.drift import announce_drift, environment_lock, find_baseline, read_snapshot
+from tasks._ownership import environment_lock
+from tasks.drift import announce_drift, find_baseline, read_snapshot
 from tasks.probe import probe_vantage, publish_phase, publish_report, read_topology
 
 LIVE = drift.LIVE
@@ -34,9 +35,8 @@ def drift_check(parameters: RunParameters | None = None) -> Report | State[Any]:
     parameters = parameters or RunParameters()
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     ref = EnvironmentRef(backend=parameters.backend, config=parameters.config, run_id=flow_run_id or "local")
-    ref = ref.model_copy(update={"generation": statedir.generation(ref.key)})
-    with environment_lock(ref):
-        report = check(ref)
+    with environment_lock(ref, command="flow drift-check"):
+        report = check(ref.model_copy(update={"generation": statedir.generation(ref.key)}))
     if not drift.drifted(report):
         return report
     announce_drift(ref, report, flow_run_id=flow_run_id)

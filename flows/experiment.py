@@ -19,6 +19,7 @@ from peerprobe.probes.plan import vantages
 from peerprobe.report import artifacts
 from peerprobe.report.document import PhaseReport, Report
 from peerprobe.topology import Topology
+from tasks._ownership import environment_lock
 from tasks.apps import deploy_apps
 from tasks.cleanup import cleanup_environment
 from tasks.cluster import create_cluster, create_network, create_peer_host, open_environment
@@ -49,20 +50,19 @@ SETUP_TASKS = sum(len(stage) for stage in SETUP_STAGES)
 def experiment(parameters: RunParameters | None = None) -> Report:
     """Run the whole experiment on one environment and return the judged report."""
     parameters = parameters or RunParameters()
-    ref = environment_ref(parameters)
-    progress = Progress(ref, total=len(SETUP_STAGES) + len(parameters.config.phases))
-    try:
-        report = run_steps(ref, progress)
-    except BaseException:
-        if parameters.cleanup_on_failure:
-            cleanup_environment(ref)
-        raise
-    finish(ref, parameters, report)
-    return report
-
-
-def environment_ref(parameters: RunParameters) -> EnvironmentRef:
-    return open_environment(parameters, str(runtime.flow_run.id or "local"))
+    run_id = str(runtime.flow_run.id or "local")
+    owned = EnvironmentRef(backend=parameters.backend, config=parameters.config, run_id=run_id)
+    with environment_lock(owned, command="flow experiment"):  # before anything of the environment is touched
+        ref = open_environment(parameters, run_id)
+        progress = Progress(ref, total=len(SETUP_STAGES) + len(parameters.config.phases))
+        try:
+            report = run_steps(ref, progress)
+        except BaseException:
+            if parameters.cleanup_on_failure:
+                cleanup_environment(ref)
+            raise
+        finish(ref, parameters, report)
+        return report
 
 
 def run_steps(ref: EnvironmentRef, progress: Progress) -> Report:

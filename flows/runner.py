@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from peerprobe import logs, server
-from peerprobe.errors import Terminated
+from peerprobe.errors import ConfigError, Terminated
 from peerprobe.params import RunParameters
 from peerprobe.report import artifacts
 from peerprobe.report.document import Report
@@ -131,6 +131,36 @@ def run_cleanup(parameters: RunParameters) -> RunOutcome:
 
     state = cleanup(parameters=parameters, return_state=True)
     return _outcome(prefect_server, state, parameters)
+
+
+PEERPROBE_FLOWS = ("experiment", "drift-check", "cleanup")  # flows whose runs name an environment
+
+
+def run_parameters(flow_run_id: str) -> RunParameters:
+    """The config and backend a flow run of peerprobe was given, read back from the Prefect server (a run with
+    no parameters ran the defaults). An unknown run, or a run of another flow, is bad input."""
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+    from pydantic import ValidationError
+
+    with get_client(sync_client=True) as client:
+        try:
+            flow_run = client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            raise ConfigError(f"--run-id: no flow run {flow_run_id} on the Prefect server {client.api_url}") from None
+        flow_name = client.read_flow(flow_run.flow_id).name
+    if flow_name not in PEERPROBE_FLOWS:
+        raise ConfigError(
+            f"--run-id: flow run {flow_run_id} is a run of {flow_name!r}, not of {', '.join(PEERPROBE_FLOWS)}"
+        )
+    try:
+        return RunParameters.model_validate(flow_run.parameters.get("parameters") or {})
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(
+            f"--run-id: flow run {flow_run_id} names no usable environment: {where}: {first['msg']}"
+        ) from None
 
 
 def _outcome(prefect_server: server.PrefectServer, state: object, parameters: RunParameters) -> RunOutcome:

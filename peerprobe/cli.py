@@ -91,7 +91,16 @@ BackendOption = Annotated[
 ]
 RunBackendOption = Annotated[str, _backend_option("where to run the experiment (lab: the embedded lab).")]
 DriftBackendOption = Annotated[str, _backend_option("where the environment to check is.")]
-CleanupBackendOption = Annotated[str, _backend_option("where the environment to remove is.")]
+CleanupBackendOption = Annotated[str | None, _backend_option("where the environment to remove is (default lab).")]
+RunIdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--run-id",
+        metavar="ID",
+        help="Remove the environment of this flow run instead: its config and backend are read from the run "
+        "on the Prefect server (the id `peerprobe run` prints, or the UI shows). Not with --config/--backend.",
+    ),
+]
 KeepOption = Annotated[
     bool,
     typer.Option(
@@ -226,7 +235,10 @@ def run(
     )
     reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics, html=html)
     _preflight(parameters.backend, parameters.config, creating=True)
-    with _interruptible(lambda: _explain_interrupted_start(parameters.backend, parameters.config, config)):
+    with (
+        _owning(parameters.backend, parameters.config, "run"),
+        _interruptible(lambda: _explain_interrupted_start(parameters.backend, parameters.config, config)),
+    ):
         from flows import runner
         from peerprobe.run import explain_failure, finish
 
@@ -268,25 +280,54 @@ def _explain_kept(backend: str, experiment: config_module.ExperimentConfig, path
 
 
 @app.command()
-def cleanup(config: ConfigOption = None, backend: CleanupBackendOption = "lab") -> None:
-    """Remove the environment of the config; removing an absent environment succeeds."""
+def cleanup(config: ConfigOption = None, backend: CleanupBackendOption = None, run_id: RunIdOption = None) -> None:
+    """Remove the environment of the config (or of a flow run: --run-id); removing an absent one succeeds."""
     from peerprobe.params import RunParameters
 
-    parameters = RunParameters(config=_load(config), backend=_backend(backend))
+    if run_id is not None:
+        parameters = _parameters_of_run(run_id, config=config, backend=backend)
+    else:
+        parameters = RunParameters(config=_load(config), backend=_backend(backend or "lab"))
     _preflight(parameters.backend, parameters.config)
-    again = _cleanup_command(parameters.backend, config)
-    with _interruptible(
-        lambda: _explain_interrupted(
-            f"cleanup of {parameters.config.name} stopped: part of the environment may remain",
-            _what_exists(parameters.backend, parameters.config),
-            f"finish removing it: {again}",
-        )
+    again = f"peerprobe cleanup --run-id {run_id}" if run_id else _cleanup_command(parameters.backend, config)
+    with (
+        _owning(parameters.backend, parameters.config, "cleanup"),
+        _interruptible(
+            lambda: _explain_interrupted(
+                f"cleanup of {parameters.config.name} stopped: part of the environment may remain",
+                _what_exists(parameters.backend, parameters.config),
+                f"finish removing it: {again}",
+            )
+        ),
     ):
         from flows import runner
 
         outcome = _lab_call(lambda: runner.run_cleanup(parameters))
-    console().print(f"cleanup of {parameters.config.name}: {outcome.state}")
-    raise typer.Exit(code=0 if outcome.state == "Completed" else 3)
+    key = f"{parameters.backend}:{parameters.config.name}:{parameters.config.region}"
+    console().print(f"cleanup of {key}: {outcome.state}")
+    if outcome.state != "Completed":
+        fail(InfrastructureError(f"cleanup of {key} did not finish: {outcome.error}; run it again: {again}"))
+    raise typer.Exit(code=0)
+
+
+def _parameters_of_run(run_id: str, *, config: Path | None, backend: str | None) -> RunParameters:
+    """What `cleanup --run-id` removes: the environment the flow run's own parameters name, read from the Prefect
+    server that ran it (the run carries the whole validated config). Checked before the server is asked."""
+    from uuid import UUID
+
+    if config is not None or backend is not None:
+        fail(
+            ConfigError("--run-id: the run names its own config and backend; give --run-id without --config/--backend")
+        )
+    try:
+        UUID(run_id)
+    except ValueError:
+        fail(ConfigError(f"--run-id: {run_id[:80]!r} is not a flow run id (a UUID, as `peerprobe run` prints)"))
+    _check_environment()
+    from flows import runner
+
+    _lab_call(runner.connect)
+    return _lab_call(lambda: runner.run_parameters(run_id))
 
 
 @app.command()
@@ -307,15 +348,16 @@ def drift(
     parameters = RunParameters(config=_load(config), backend=_backend(backend))
     reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics, html=html)
     _preflight(parameters.backend, parameters.config)
-    _require_environment(parameters.backend, parameters.config)
-    with _interruptible(
-        lambda: _explain_interrupted(
-            "drift check stopped before it finished; it changes nothing, so the environment is as it was",
-            _what_exists(parameters.backend, parameters.config),
-            f"check again: peerprobe drift --backend {parameters.backend}{_config_flag(config)}",
-        )
-    ):
-        outcome = _drift_check(parameters)
+    with _owning(parameters.backend, parameters.config, "drift"):
+        _require_environment(parameters.backend, parameters.config)
+        with _interruptible(
+            lambda: _explain_interrupted(
+                "drift check stopped before it finished; it changes nothing, so the environment is as it was",
+                _what_exists(parameters.backend, parameters.config),
+                f"check again: peerprobe drift --backend {parameters.backend}{_config_flag(config)}",
+            )
+        ):
+            outcome = _drift_check(parameters)
     from flows import runner
     from peerprobe import drift as drift_module
     from peerprobe.run import finish
@@ -355,7 +397,7 @@ def _require_environment(backend: str, config: config_module.ExperimentConfig) -
 def _require_lab_environment(config: config_module.ExperimentConfig) -> None:
     from peerprobe.backends.lab import environment
 
-    state, healthy = environment.status(config)
+    state, healthy = _lab_call(lambda: environment.status(config))  # an unreadable state: exit 3 saying so
     key = environment.env_key(config)
     if state is None:
         fail(ConfigError(f"no lab environment {key} to check: `peerprobe run --keep` or `peerprobe lab up` makes one"))
@@ -501,6 +543,22 @@ def serve(
     _lab_call(runner.serve)
 
 
+@contextlib.contextmanager
+def _owning(backend: str, experiment: config_module.ExperimentConfig, command: str) -> Iterator[None]:
+    """Own the environment for the rest of the command (design.md "Ownership of an environment"): after the
+    input is checked and before anything starts; another owner past PEERPROBE_LOCK_TIMEOUT exits 3 naming it.
+    The flow the command runs in this process takes the same lock again (re-entrant), and for the aws backend
+    the Prefect global concurrency limit too (tasks/_ownership.py)."""
+    from peerprobe import ownership
+
+    key = f"{backend}:{experiment.name}:{experiment.region}"
+    lease = _lab_call(lambda: ownership.acquire(key, f"peerprobe {command}"))
+    try:
+        yield
+    finally:
+        lease.release()
+
+
 def _preflight(backend: str, config: config_module.ExperimentConfig | None = None, *, creating: bool = False) -> None:
     """Before anything starts: the PEERPROBE_* settings, the aws backend's credentials, region and adopted
     networks, and for a command that creates, the pinned CNI versions (read-only calls; exit 2 with nothing
@@ -539,13 +597,16 @@ def lab_up(config: ConfigOption = None) -> None:
     _check_environment()
     from peerprobe.backends.lab import environment
 
-    with _interruptible(
-        lambda: _explain_interrupted(
-            "lab up stopped before the lab was complete; what it built so far is kept",
-            _what_exists("lab", experiment),
-            f"finish it: peerprobe lab up{_config_flag(config)}",
-            f"remove it: peerprobe lab down{_config_flag(config)}",
-        )
+    with (
+        _owning("lab", experiment, "lab up"),
+        _interruptible(
+            lambda: _explain_interrupted(
+                "lab up stopped before the lab was complete; what it built so far is kept",
+                _what_exists("lab", experiment),
+                f"finish it: peerprobe lab up{_config_flag(config)}",
+                f"remove it: peerprobe lab down{_config_flag(config)}",
+            )
+        ),
     ):
         state = _lab_call(lambda: environment.up(experiment))
     out = console()
@@ -570,7 +631,8 @@ def lab_down(config: ConfigOption = None) -> None:
     _check_environment()
     from peerprobe.backends.lab import environment
 
-    removed = _lab_call(lambda: environment.down(experiment))
+    with _owning("lab", experiment, "lab down"):
+        removed = _lab_call(lambda: environment.down(experiment))
     console().print(f"lab {environment.env_key(experiment)} " + ("removed" if removed else "was not there"))
 
 
@@ -674,14 +736,15 @@ def lab_set_env(
     from peerprobe import aws_node
     from peerprobe.backends.lab import environment
 
-    state, _ = _lab_call(lambda: environment.status(experiment))
-    try:  # what aws-node will make of it, before it is applied (kubectl applies it all the same)
-        found = aws_node.warnings(assignments, state.aws_node[cluster]) if state else []  # type: ignore[index]
-    except ValueError:  # a malformed assignment: set_env refuses it with the usage message
-        found = []
-    for message in found:  # without a lab, set_env says so and nothing is applied
-        warn(message)
-    snat = _lab_call(lambda: environment.set_env(experiment, cluster, assignments))  # type: ignore[arg-type]
+    with _owning("lab", experiment, "lab set-env"):
+        state, _ = _lab_call(lambda: environment.status(experiment))
+        try:  # what aws-node will make of it, before it is applied (kubectl applies it all the same)
+            found = aws_node.warnings(assignments, state.aws_node[cluster]) if state else []  # type: ignore[index]
+        except ValueError:  # a malformed assignment: set_env refuses it with the usage message
+            found = []
+        for message in found:  # without a lab, set_env says so and nothing is applied
+            warn(message)
+        snat = _lab_call(lambda: environment.set_env(experiment, cluster, assignments))  # type: ignore[arg-type]
     console().print(
         f"{cluster} aws-node: external_snat={snat.external_snat} exclude_snat_cidrs={snat.exclude_snat_cidrs}"
     )

@@ -9,7 +9,6 @@ lists every configuration fact that changed since the baseline (peerprobe.snapsh
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +22,6 @@ from peerprobe.vocabulary import Cell
 
 LIVE = "live"
 SINCE_BASELINE = "drift: since the baseline"
-_SLUG = re.compile(r"[^a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -43,11 +41,6 @@ def baseline_name(env_key: str) -> str:
     """``baselines/lab_workshop_cn-northwest-1.json``: the baseline's path in the state directory, and in the
     result storage."""
     return f"baselines/{''.join(c if c.isalnum() or c in '-_.' else '_' for c in env_key)}.json"
-
-
-def slug(env_key: str) -> str:
-    """``lab:workshop:cn-northwest-1`` -> ``lab-workshop-cn-northwest-1``: for lock names and event ids."""
-    return _SLUG.sub("-", env_key.lower()).strip("-")
 
 
 def baseline_document(report: Report, snapshot: ConfigSnapshot | None) -> dict[str, Any]:

@@ -56,5 +56,24 @@ class LabUnavailableError(InfrastructureError):
     """The kernel or the machine lacks what the embedded lab needs (namespaces, iptables, privileges)."""
 
 
+class UnreadableStateError(InfrastructureError):
+    """A file in the state directory is there but cannot be used (truncated, garbage, another schema, a
+    symlink); commands that remove an environment say so and fall back on tags and kernel objects."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(
+            f"state file {path} is unreadable: {problem}; `peerprobe cleanup` (or `peerprobe lab down`) removes "
+            "the environment from its tags and kernel objects and sets the file aside",
+            resource="state file",
+            resource_id=str(path),
+        )
+        self.path = str(path)
+        self.problem = problem
+
+
+class EnvironmentBusyError(ConflictError):
+    """Another command or flow owns the environment and did not let go within the lock timeout."""
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised like Ctrl-C's KeyboardInterrupt so every `finally` on the way runs; exit 130 (design.md)."""

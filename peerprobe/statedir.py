@@ -14,10 +14,12 @@ import secrets
 import stat
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from peerprobe import outputs
+from peerprobe.errors import UnreadableStateError
 
 ENV_VAR = "PEERPROBE_STATE_DIR"
 
@@ -43,27 +45,54 @@ def read_json(name: str) -> dict[str, Any] | None:
     """Return the JSON object stored under `name` in the state directory, or None if absent or unreadable. A
     symlink or anything but a regular file planted under that name is unreadable: never followed, never waited
     on (O_NOFOLLOW, O_NONBLOCK for a FIFO)."""
-    return read_json_at(state_dir() / name)
+    try:
+        return read_state(name)
+    except UnreadableStateError:
+        return None
 
 
 def read_json_at(path: Path) -> dict[str, Any] | None:
     """`read_json` of a file in any state directory (another checkout's, for sweep); creates nothing."""
+    try:
+        return _read_state_at(path)
+    except UnreadableStateError:
+        return None
+
+
+def read_state(name: str) -> dict[str, Any] | None:
+    """The JSON object stored under `name`, None when there is none; a file that is there but unusable raises
+    UnreadableStateError naming its path and what is wrong with it (a symlink, not a regular file, not UTF-8,
+    not JSON, not an object), so a command can say so and fall back on what it finds elsewhere."""
+    return _read_state_at(state_dir() / name)
+
+
+def _read_state_at(path: Path) -> dict[str, Any] | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as error:
         if error.errno == errno.ELOOP:  # a symlink where a state file belongs
-            return None
-        raise
+            raise UnreadableStateError(path, "a symlink, not a state file (never followed)") from None
+        raise UnreadableStateError(path, error.strerror or str(error)) from error
     with os.fdopen(fd, "rb") as source:
         if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
-            return None
-        try:
-            data = json.loads(source.read().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return None
-    return data if isinstance(data, dict) else None
+            raise UnreadableStateError(path, "not a regular file")
+        return _json_object(path, source.read())
+
+
+def _json_object(path: Path, content: bytes) -> dict[str, Any]:
+    if not content.strip():
+        raise UnreadableStateError(path, "empty (truncated)")
+    try:
+        data = json.loads(content.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UnreadableStateError(path, "not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise UnreadableStateError(path, f"not JSON (truncated or garbage: {error.msg} at byte {error.pos})") from None
+    if not isinstance(data, dict):
+        raise UnreadableStateError(path, f"a JSON {type(data).__name__}, not an object")
+    return data
 
 
 def json_text(data: dict[str, Any]) -> str:
@@ -86,16 +115,65 @@ def remove(name: str) -> None:
     (state_dir() / name).unlink(missing_ok=True)
 
 
+QUARANTINE = "quarantine"
+
+
+def quarantine(name: str) -> Path | None:
+    """Move an unreadable file (or a symlink: the link itself, never its target) out of the way, into
+    `quarantine/` with the time it was moved, so the next command starts afresh and a person can still look at
+    it; returns where it went, None when there was nothing under that name."""
+    source = state_dir() / name
+    if not source.is_symlink() and not source.exists():
+        return None
+    target_dir = state_dir() / QUARANTINE
+    target_dir.mkdir(mode=0o700, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    target = target_dir / f"{name.replace('/', '_')}.{stamp}"
+    os.rename(source, target)  # rename moves a symlink itself, never what it points at
+    return target
+
+
+def discard(name: str) -> Path | None:
+    """Remove `name`; a file there that cannot be read is quarantined instead (returned), to look at later."""
+    try:
+        read_state(name)
+    except UnreadableStateError:
+        return quarantine(name)
+    remove(name)
+    return None
+
+
+def open_private(path: Path) -> int:
+    """An fd on `path` for locking: created owner-only if missing, never through a symlink planted there (the
+    link is replaced by a regular file), close-on-exec so no child process inherits the lock."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    for _ in range(2):
+        try:
+            fd = os.open(path, flags, outputs.PRIVATE_MODE)
+        except OSError as error:
+            if error.errno != errno.ELOOP:
+                raise
+            path.unlink()  # a symlink planted where a lock file belongs: drop the link, make the file
+            continue
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+        os.close(fd)
+        raise UnreadableStateError(path, "not a regular file (a lock file belongs here)")
+    raise UnreadableStateError(path, "a symlink keeps reappearing where a lock file belongs")
+
+
 @contextlib.contextmanager
 def locked(name: str) -> Iterator[None]:
     """Serialise read-modify-write of `name` across threads and processes (an flock on a sibling file)."""
     path = state_dir() / f".{name.replace('/', '_')}.lock"
-    with _thread_locks.setdefault(str(path), threading.Lock()), open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    with _thread_locks.setdefault(str(path), threading.Lock()):
+        fd = open_private(path)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            os.close(fd)  # closing the last fd on it releases the flock
 
 
 _thread_locks: dict[str, threading.Lock] = {}

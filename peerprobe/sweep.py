@@ -16,7 +16,7 @@ import re
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,18 +24,18 @@ from typing import Any
 
 import structlog
 
-from peerprobe import holders, statedir
+from peerprobe import holders, ownership, statedir
 from peerprobe.backends.aws import AwsCloud, aws_cloud, identity_preflight
 from peerprobe.backends.aws import _state as aws_state
 from peerprobe.backends.aws._sweep import DELETION_ORDER
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.lab import environment, moto_service, owners
-from peerprobe.backends.lab.agent.process import is_agent, stop_agent
+from peerprobe.backends.lab.agent.process import is_agent, running_agents, stop_agent
 from peerprobe.backends.lab.cloud import LAB_WAITS
 from peerprobe.backends.lab.net import _names as names
 from peerprobe.backends.ports import TAG_CREATED_AT, IngressRule, LoadBalancer, Stamp, TaggedResource
 from peerprobe.config import ExperimentConfig
-from peerprobe.errors import ConfigError, InfrastructureError, NotFoundError
+from peerprobe.errors import ConfigError, EnvironmentBusyError, InfrastructureError, NotFoundError
 
 log = structlog.get_logger()
 _DURATION = re.compile(r"(\d{1,9}(?:\.\d{1,9})?)([smhdw])", re.ASCII)
@@ -115,7 +115,7 @@ class Scope:
 def default_scope() -> Scope:
     """The whole machine. Tests replace this (a test-only hook) with their own namespaces and agents, so a
     sweep in a test never sees what other sessions are building on the same machine."""
-    return Scope(namespaces=_all_namespaces, agents=_all_agents)
+    return Scope(namespaces=_all_namespaces, agents=running_agents)
 
 
 # --- the lab ------------------------------------------------------------------------------------------------------
@@ -261,21 +261,6 @@ def _namespace_age(ns: str, now: float) -> float | None:
         return None
 
 
-def _all_agents() -> list[tuple[int, Path]]:
-    """Every running echo agent on this machine, with the spec file it serves."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"peerprobe.backends.lab.agent" in argv and b"--spec" in argv[:-1]:
-            found.append((int(entry.name), Path(argv[argv.index(b"--spec") + 1].decode(errors="replace"))))
-    return found
-
-
 def _agent_orphans(agents: Sequence[tuple[int, Path]], *, now: float, grace: float) -> list[Leftover]:
     """Agents their environment's state does not record (it is gone, or names another agent): nobody will
     stop them. The spec an agent serves sits in its state directory: <dir>/environments/<key>/agent.json."""
@@ -394,13 +379,27 @@ def remove(leftovers: Sequence[Leftover], *, cloud_of: CloudOf | None = None) ->
             if _taken(item):
                 done.append(f"kept {item.kind} {item.id}: its environment is held by a live process now")
                 continue
-            _remove_one(item, cloud_of)
+            with _owning(item.environment):
+                _remove_one(item, cloud_of)
             done.append(f"removed {item.kind} {item.id}")
+        except EnvironmentBusyError as error:  # someone took it since the check: it is live, not left behind
+            done.append(f"kept {item.kind} {item.id}: {error}")
         except (InfrastructureError, OSError) as error:
             failed.append(f"{item.kind} {item.id}: {error}")
     if failed:
         raise InfrastructureError("sweep left: " + "; ".join(failed), resource="sweep", state="partial")
     return done
+
+
+@contextlib.contextmanager
+def _owning(environment: str) -> Iterator[None]:
+    """Own the leftover's environment while deleting it (design.md "Ownership of an environment"), without
+    waiting: an environment another command or flow holds is in use."""
+    if not environment:  # a namespace or an agent nobody owns
+        yield
+        return
+    with ownership.hold(environment, "peerprobe sweep --yes", timeout_seconds=0):
+        yield
 
 
 def _taken(item: Leftover) -> bool:

@@ -1,31 +1,26 @@
-"""Drift-check steps: read the live configuration, hold the environment's lock, tell automations about drift,
-and keep and find the baseline (in the state directory, and in the result storage when one is set)."""
+"""Drift-check steps: read the live configuration, tell automations about drift, and keep and find the baseline
+(in the state directory, and in the result storage when one is set)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import structlog
-from prefect import get_client, task
+from prefect import task
 from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
-from prefect.concurrency.sync import concurrency
 from prefect.events import emit_event
 
 from peerprobe import drift, statedir
 from peerprobe.backends.steps import EnvironmentRef
-from peerprobe.errors import ConflictError, InfrastructureError
+from peerprobe.errors import InfrastructureError
 from peerprobe.report.document import Report
 from peerprobe.snapshot import ConfigSnapshot
 from tasks._backend import open_experiment
 from tasks._storage import RESULT_STORAGE_ENV, result_storage
 
-LOCK_TIMEOUT_ENV = "PEERPROBE_DRIFT_LOCK_TIMEOUT"  # seconds a check waits for another check of its environment
-LOCK_TIMEOUT_SECONDS = 120.0
 EVENT = "peerprobe.drift.detected"
 MISSING_CODES = {"404", "NoSuchKey", "NotFound"}  # what S3 answers for a key that does not exist
 
@@ -36,56 +31,6 @@ log = structlog.get_logger()
 def read_snapshot(ref: EnvironmentRef) -> ConfigSnapshot:
     """The configuration as it is now: it may have changed behind peerprobe's back. Reads only."""
     return open_experiment(ref, step="read-config-snapshot").snapshot()
-
-
-def lock_name(ref: EnvironmentRef) -> str:
-    """``peerprobe-env-lab-workshop-cn-northwest-1``: one global concurrency limit per environment."""
-    return f"peerprobe-env-{drift.slug(ref.key)}"[:120]
-
-
-def ensure_lock(name: str) -> None:
-    """Create the environment's global concurrency limit (limit 1) if it is missing; idempotent, and safe
-    when two checks create it at once (the loser's 409 means it exists)."""
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
-
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_global_concurrency_limit_by_name(name)
-            return
-        except ObjectNotFound:
-            pass
-        with contextlib.suppress(ObjectAlreadyExists):
-            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-
-
-def lock_timeout() -> float:
-    raw = os.environ.get(LOCK_TIMEOUT_ENV, "")
-    try:
-        return float(raw) if raw else LOCK_TIMEOUT_SECONDS
-    except ValueError:
-        return LOCK_TIMEOUT_SECONDS
-
-
-@contextlib.contextmanager
-def environment_lock(ref: EnvironmentRef, *, timeout_seconds: float | None = None) -> Iterator[str]:
-    """Hold the environment's lock (strict: a missing limit is an error, never a silent no-op). A second check
-    of the same environment waits up to the timeout, then is refused with a message naming the lock."""
-    name = lock_name(ref)
-    ensure_lock(name)
-    wait = lock_timeout() if timeout_seconds is None else timeout_seconds
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(concurrency(name, occupy=1, timeout_seconds=wait, strict=True))
-        except TimeoutError:
-            raise ConflictError(
-                f"environment {ref.key}: another drift check holds its lock {name}; gave up after {wait:.0f}s "
-                f"(wait for it to finish, or raise {LOCK_TIMEOUT_ENV})",
-                resource="concurrency limit",
-                resource_id=name,
-                state="held",
-            ) from None
-        yield name
 
 
 def announce_drift(ref: EnvironmentRef, report: Report, *, flow_run_id: str | None) -> dict[str, Any]:

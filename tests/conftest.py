@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from peerprobe import config, server, topology
 
@@ -21,6 +23,14 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _logs_to_open_streams() -> Iterator[None]:
+    # A command run through CliRunner points structlog at its own stderr, which is closed when the command ends:
+    # a warning a later test logs in this process would fail on it ("I/O operation on closed file").
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

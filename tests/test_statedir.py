@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from peerprobe import statedir
+from peerprobe.errors import UnreadableStateError
 
 
 def test_env_var_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,3 +66,69 @@ def test_a_fifo_planted_in_the_state_directory_reads_as_absent(tmp_path: Path, m
     monkeypatch.setenv(statedir.ENV_VAR, str(tmp_path))
     os.mkfifo(tmp_path / "x.json")
     assert statedir.read_json("x.json") is None  # at once: opening it does not wait for a writer
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"", "empty (truncated)"),
+        (b'{"env_key": "lab:x:y", "run', "not JSON (truncated or garbage"),
+        (b"\xff\xfe garbage", "not UTF-8 text"),
+        (b"[1, 2]", "a JSON list, not an object"),
+    ],
+)
+def test_an_unusable_state_file_is_reported_with_its_path_and_what_is_wrong(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: bytes, problem: str
+) -> None:
+    monkeypatch.setenv(statedir.ENV_VAR, str(tmp_path))
+    (tmp_path / "x.json").write_bytes(content)
+    with pytest.raises(UnreadableStateError) as unreadable:
+        statedir.read_state("x.json")
+    assert unreadable.value.path == str(tmp_path / "x.json") and unreadable.value.problem.startswith(problem)
+    assert str(unreadable.value).startswith(f"state file {tmp_path / 'x.json'} is unreadable: {problem}")
+    assert statedir.read_json("x.json") is None, "the lenient reader still takes it as absent"
+    assert statedir.read_state("absent.json") is None
+
+
+def test_a_symlink_or_fifo_is_reported_not_followed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(statedir.ENV_VAR, str(tmp_path))
+    (tmp_path / "target.json").write_text("{}")
+    (tmp_path / "link.json").symlink_to(tmp_path / "target.json")
+    os.mkfifo(tmp_path / "fifo.json")
+    with pytest.raises(UnreadableStateError, match="a symlink, not a state file"):
+        statedir.read_state("link.json")
+    with pytest.raises(UnreadableStateError, match="not a regular file"):
+        statedir.read_state("fifo.json")
+
+
+def test_discard_quarantines_an_unreadable_file_and_removes_a_good_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(statedir.ENV_VAR, str(tmp_path))
+    (tmp_path / "env").mkdir()
+    (tmp_path / "env" / "bad.json").write_text('{"trunc')
+    (tmp_path / "outside.json").write_text("{}")
+    (tmp_path / "env" / "link.json").symlink_to(tmp_path / "outside.json")
+    statedir.write_json("env/good.json", {"a": 1})
+    moved = statedir.discard("env/bad.json")
+    assert moved is not None and moved.parent == tmp_path / "quarantine" and moved.read_text() == '{"trunc'
+    assert stat.S_IMODE(moved.parent.stat().st_mode) == 0o700
+    link = statedir.discard("env/link.json")
+    assert link is not None and link.is_symlink() and (tmp_path / "outside.json").exists(), "the link itself moved"
+    assert statedir.discard("env/good.json") is None and not (tmp_path / "env" / "good.json").exists()
+    assert statedir.discard("env/absent.json") is None
+    assert sorted(p.name for p in (tmp_path / "env").iterdir()) == []
+
+
+def test_the_read_modify_write_lock_never_follows_a_planted_symlink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, outside = tmp_path / "state", tmp_path / "outside"
+    state.mkdir()
+    outside.write_text("keep")
+    monkeypatch.setenv(statedir.ENV_VAR, str(state))
+    (state / ".x.json.lock").symlink_to(outside)
+    with statedir.locked("x.json"):
+        statedir.write_json("x.json", {"n": 1})
+    lock = state / ".x.json.lock"
+    assert not lock.is_symlink() and stat.S_IMODE(lock.stat().st_mode) == 0o600 and outside.read_text() == "keep"

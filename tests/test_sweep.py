@@ -28,6 +28,7 @@ from peerprobe.backends.ports import Stamp
 from peerprobe.cli import app
 from peerprobe.topology import plan
 from tests.backends.lab.conftest import lab_state_dir
+from tests.lock_holder import start_holder
 
 __all__ = ["lab_state_dir"]
 ORPHAN_ENV = "lab:sweep6-orphan:cn-northwest-1"
@@ -329,3 +330,18 @@ def test_an_agent_its_state_records_is_not(tmp_path: Path) -> None:
     spec.parent.mkdir(parents=True)
     spec.parent.with_suffix(".json").write_text(json.dumps({"agent_pid": os.getpid()}))
     assert sweep._agent_orphans([(os.getpid(), spec)], now=1e12, grace=0.0) == []
+
+
+def test_yes_keeps_what_belongs_to_an_environment_someone_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PEERPROBE_STATE_DIR", str(tmp_path))
+    held = "lab:sweep-held:cn-northwest-1"
+    holder = start_holder(held, 60, command="peerprobe run")
+    try:
+        # Never reached while the environment is held: a region with no moto behind it would fail the removal.
+        lines = sweep.remove([sweep.Leftover("vpc", "vpc-0held", held, 600.0, "no live environment", region="x")])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(lines) == 1 and lines[0].startswith("kept vpc vpc-0held")

@@ -39,6 +39,7 @@ from peerprobe.errors import (
     InfrastructureError,
     NotFoundError,
     PeerprobeError,
+    UnreadableStateError,
     WaitTimeoutError,
 )
 from peerprobe.probes.batch import ProbeResult
@@ -637,7 +638,7 @@ class Experiment:
     def cleanup(self) -> StepResult:
         """Ensure absent, in dependency order; each part succeeds when its resources are already gone. Works
         from the persisted ids, or from the tags alone when the state directory lost them."""
-        state = self._state() if _state.is_recorded(self.environment) else self._recovered_state()
+        state = self._cleanup_state()
         # Independent parts at once: on AWS, each load balancer, node group, cluster and host takes minutes.
         lbs = [partial(self._remove_load_balancers, vpc, ids, state) for vpc, ids in state.clusters.items()]
         removed = _flat(self.parts(lbs))
@@ -652,6 +653,15 @@ class Experiment:
         drift.remove_baseline(self.environment)  # a baseline belongs to the environment it was recorded on
         generation = statedir.advance_generation(self.ref.key)
         return StepResult(step="cleanup", resources={"removed": removed, "generation": generation})
+
+    def _cleanup_state(self) -> AwsState:
+        """The recorded ids; else (none recorded here, or the record unreadable: said so) those found by tags."""
+        try:
+            if _state.is_recorded(self.environment):
+                return self._state()
+        except UnreadableStateError as error:
+            log.warning("aws.state_unreadable", environment=self.environment, path=error.path, problem=error.problem)
+        return self._recovered_state()
 
     def _recovered_state(self) -> AwsState:
         log.info("aws.state_missing", environment=self.environment, action="recovering ids from tags")

@@ -12,17 +12,16 @@ from typing import Any
 
 import pytest
 from prefect import get_client
-from prefect.concurrency.sync import concurrency
 
 from flows.drift import DRIFTED, drift_check
 from flows.experiment import experiment
-from peerprobe import config, drift
+from peerprobe import config, drift, ownership
 from peerprobe.backends.aws import _state as aws_state
 from peerprobe.backends.lab import environment as lab
-from peerprobe.backends.steps import EnvironmentRef
 from peerprobe.params import RunParameters
 from peerprobe.report.document import Report
 from tasks import drift as drift_tasks
+from tests.lock_holder import start_holder
 
 pytestmark = pytest.mark.lab
 NAME = "drift6"
@@ -201,38 +200,25 @@ def test_a_revoked_peer_rule_shows_in_the_config_diff_and_the_model_follows(kept
 def test_a_second_check_of_the_same_environment_is_refused_while_one_holds_the_lock(
     kept: RunParameters, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ref = EnvironmentRef(backend="lab", config=kept.config, run_id="test")
-    name = drift_tasks.lock_name(ref)
-    drift_tasks.ensure_lock(name)
-    drift_tasks.ensure_lock(name)  # idempotent
-    monkeypatch.setenv(drift_tasks.LOCK_TIMEOUT_ENV, "1")
-    with concurrency(name, occupy=1, strict=True):
+    monkeypatch.setenv(ownership.TIMEOUT_ENV, "1")
+    holder = start_holder(lab.env_key(kept.config), 60, command="peerprobe drift")
+    try:
         state = drift_check(parameters=kept, return_state=True)
+    finally:
+        holder.kill()
+        holder.wait()
     assert state.is_failed()
-    assert f"another drift check holds its lock {name}" in str(state.message)
+    assert f"is busy: `peerprobe drift` (pid {holder.pid} on " in str(state.message)
 
 
 def test_a_second_check_waits_for_the_lock_then_runs(kept: RunParameters, monkeypatch: pytest.MonkeyPatch) -> None:
-    ref = EnvironmentRef(backend="lab", config=kept.config, run_id="test")
-    name = drift_tasks.lock_name(ref)
-    drift_tasks.ensure_lock(name)
-    monkeypatch.setenv(drift_tasks.LOCK_TIMEOUT_ENV, "60")
-    held, release = threading.Event(), threading.Event()
-
-    def first_check() -> None:
-        with concurrency(name, occupy=1, strict=True):
-            held.set()
-            release.wait(10)
-
-    holder = threading.Thread(target=first_check)
-    holder.start()
-    assert held.wait(10)
-    threading.Timer(2.0, release.set).start()
+    monkeypatch.setenv(ownership.TIMEOUT_ENV, "60")
+    holder = start_holder(lab.env_key(kept.config), 2.0, command="peerprobe drift")
     started = time.monotonic()
     state = drift_check(parameters=kept, return_state=True)
-    holder.join()
+    holder.wait()
     assert state.is_completed(), state.message
-    assert time.monotonic() - started >= 2.0, "it queued behind the first check"
+    assert time.monotonic() - started >= 1.5, "it queued behind the first check"
 
 
 def test_a_check_of_an_absent_environment_fails_and_creates_nothing(prefect_server: None) -> None:

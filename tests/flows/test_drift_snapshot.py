@@ -124,10 +124,6 @@ def test_a_cell_that_changed_since_the_baseline_drifts_even_when_the_model_agree
     assert drift.against_baseline(live, None, snap()).config_diff is None, "no baseline: the model only"
 
 
-def test_lock_and_event_names_are_slugs() -> None:
-    assert drift.slug("lab:Workshop:cn-northwest-1") == "lab-workshop-cn-northwest-1"
-
-
 def test_the_baseline_document_keeps_the_first_phase_only() -> None:
     document = drift.baseline_document(predicted_report(config.load()), snap())
     assert [phase["name"] for phase in document["phases"]] == ["baseline"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from peerprobe import statedir
+from peerprobe.errors import UnreadableStateError
 from peerprobe.vocabulary import VpcKey as VpcKey  # re-exported
 
 
@@ -57,13 +58,24 @@ def state_name(environment: str) -> str:
 
 
 def load(environment: str) -> AwsState:
-    data = statedir.read_json(state_name(environment))
-    return AwsState.model_validate(data) if data is not None else AwsState(environment=environment)
+    """The recorded ids (none recorded: an empty state); a file that cannot be used raises UnreadableStateError."""
+    name = state_name(environment)
+    data = statedir.read_state(name)
+    if data is None:
+        return AwsState(environment=environment)
+    try:
+        return AwsState.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top)"
+        raise UnreadableStateError(statedir.state_dir() / name, f"not an aws state: {where}: {first['msg']}") from None
 
 
 def is_recorded(environment: str) -> bool:
-    """Whether this state directory holds the environment's ids (a wiped one, or another machine's, does not)."""
-    return statedir.read_json(state_name(environment)) is not None
+    """Whether this state directory holds a record of the environment's ids (a wiped one, or another machine's,
+    does not); a record that cannot be read counts: `load` says what is wrong with it."""
+    path = statedir.state_dir() / state_name(environment)
+    return path.is_symlink() or path.exists()
 
 
 def update(environment: str, change: Callable[[AwsState], AwsState]) -> AwsState:
@@ -76,4 +88,5 @@ def update(environment: str, change: Callable[[AwsState], AwsState]) -> AwsState
 
 
 def forget(environment: str) -> None:
-    statedir.remove(state_name(environment))
+    """Remove the record; an unreadable one is quarantined instead (statedir.discard)."""
+    statedir.discard(state_name(environment))

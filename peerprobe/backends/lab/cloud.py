@@ -247,6 +247,22 @@ def remove_controller_rules(cloud: AwsCloud, ids: AwsState, elb_group: str | Non
         cloud.delete_security_group(elb_group)
 
 
+def remove_orphan_elb_group(cloud: AwsCloud, config: ExperimentConfig) -> str | None:
+    """The ELB's group when no record of it is left (the lab's state is gone or unreadable): found by its name
+    and the environment's tag; the nodes' rule naming it revoked first (on the cluster's group, asked of EKS)."""
+    group = cloud.find_security_group(ELB_GROUP_NAME)
+    if group is None:
+        return None
+    with supplying("load balancer controllers' security-group rules"):
+        cluster = cloud.cluster(config.clusters.vpc1.name)
+        if cluster is not None and cluster.cluster_security_group_id:
+            with contextlib.suppress(NotFoundError):
+                reference = IngressRule("-1", -1, -1, source_group=group)
+                cloud.revoke_ingress(cluster.cluster_security_group_id, rules=[reference])
+        cloud.delete_security_group(group)
+    return group
+
+
 def node_security_group(ids: AwsState, key: VpcKey) -> str:
     """The cluster security group the managed nodes use (recorded by the create-cluster step)."""
     cluster = ids.clusters.get(key)

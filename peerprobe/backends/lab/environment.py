@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from peerprobe import aws_node, statedir
 from peerprobe.backends.aws import AwsCloud
@@ -26,13 +26,13 @@ from peerprobe.backends.lab import cloud as lab_cloud
 from peerprobe.backends.lab import dns, health, kube, net
 from peerprobe.backends.lab.agent import spec as agent_spec
 from peerprobe.backends.lab.agent.client import run_batches
-from peerprobe.backends.lab.agent.process import is_agent, reload_agent, start_agent, stop_agent
+from peerprobe.backends.lab.agent.process import is_agent, reload_agent, running_agents, start_agent, stop_agent
 from peerprobe.backends.lab.agent.resolver import ResolverSource
 from peerprobe.backends.lab.agent.spec import Listener
 from peerprobe.backends.lab.net import KubeService, LabNet
 from peerprobe.backends.steps import VpcKey
 from peerprobe.config import ExperimentConfig, Snat
-from peerprobe.errors import ConfigError, InfrastructureError, WaitTimeoutError
+from peerprobe.errors import ConfigError, InfrastructureError, UnreadableStateError, WaitTimeoutError
 from peerprobe.probes.batch import ProbeResult
 from peerprobe.probes.plan import ECHO_PORT, PEER_HOST_PORT, ProbeSpec
 from peerprobe.topology import Topology, plan
@@ -85,15 +85,57 @@ def state_file(key: str, state_dir: Path) -> Path:
     return state_dir / _state_name(key)
 
 
+def _env_path(key: str) -> Path:
+    """The environment's own directory (the agent's spec and log), absolute: the agent's command line names it."""
+    return (statedir.state_dir() / "environments" / re.sub(r"[^A-Za-z0-9_.-]", "_", key)).absolute()
+
+
 def _env_dir(key: str) -> Path:
-    path = statedir.state_dir() / "environments" / re.sub(r"[^A-Za-z0-9_.-]", "_", key)
-    path.mkdir(parents=True, exist_ok=True)
+    path = _env_path(key)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
 
 def load_state(key: str) -> LabState | None:
-    raw = statedir.read_json(_state_name(key))
-    return LabState.model_validate(raw) if raw is not None else None
+    """The environment's saved state, None when there is none; a state file that is there but cannot be used
+    (truncated, garbage, another schema or environment, a symlink) raises UnreadableStateError saying so."""
+    name = _state_name(key)
+    raw = statedir.read_state(name)
+    if raw is None:
+        return None
+    try:
+        state = LabState.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top)"
+        raise UnreadableStateError(statedir.state_dir() / name, f"not a lab state: {where}: {first['msg']}") from None
+    if state.schema_ != STATE_SCHEMA or state.env_key != key:
+        problem = f"schema {state.schema_!r} of environment {state.env_key!r}, not {STATE_SCHEMA!r} of {key!r}"
+        raise UnreadableStateError(statedir.state_dir() / name, problem)
+    return state
+
+
+def readable_state(key: str) -> LabState | None:
+    """The saved state for a command that can do without it (removing the environment): an unreadable one is
+    reported (its path and what is wrong) and taken as none; the command then works from kernel objects and tags."""
+    try:
+        return load_state(key)
+    except UnreadableStateError as error:
+        if error.path not in _reported:  # once per command, however many steps look
+            _reported.add(error.path)
+            log.warning("lab.state_unreadable", env=key, path=error.path, problem=error.problem)
+        return None
+
+
+_reported: set[str] = set()
+
+
+def _forget_state(key: str) -> None:
+    """Remove the environment's state file; an unreadable one is moved to quarantine/ instead, to look at."""
+    moved = statedir.discard(_state_name(key))
+    if moved is not None:
+        log.warning("lab.state_quarantined", env=key, moved_to=str(moved))
+        _reported.discard(str(statedir.state_dir() / _state_name(key)))
 
 
 def save_state(state: LabState) -> None:
@@ -326,10 +368,11 @@ def _proxy_listeners(lab: LabNet) -> list[Listener]:
 
 
 def _clear_stale(key: str) -> None:
-    """A lab whose agent died or whose namespaces are gone was left by a crash: remove it first."""
-    state = load_state(key)
+    """A lab whose agent died or whose namespaces are gone was left by a crash (or whose state cannot be read):
+    remove it first."""
+    state = readable_state(key)
     leftovers = net.list_namespaces(key)
-    if state is None and not leftovers:
+    if state is None and not leftovers and not _state_file_exists(key) and not agents_of(key):
         return
     if state is not None and healthy(state):
         return
@@ -352,19 +395,33 @@ def down(config: ExperimentConfig) -> bool:
     from peerprobe.backends.lab.backend import tear_down
 
     key = env_key(config)
-    found = load_state(key) is not None or bool(net.list_namespaces(key)) or aws_state.is_recorded(key)
-    return tear_down(config) or found
+    found = _state_file_exists(key) or bool(net.list_namespaces(key)) or bool(agents_of(key))
+    return tear_down(config) or found or aws_state.is_recorded(key)
 
 
 def remove_data_plane(key: str) -> None:
-    """The namespaces, the agent and the lab's state: what the lab built on this machine."""
+    """The agent, the namespaces and the lab's state: what the lab built on this machine. Found without the
+    state file too (it may be unreadable): the agent by the spec it serves, the namespaces by their names."""
     started = time.perf_counter()
-    state = load_state(key)
+    state = readable_state(key)
     if state is not None and state.agent_pid is not None:
         stop_agent(state.agent_pid)
+    for pid in agents_of(key):
+        stop_agent(pid)
     net.teardown(key)
-    statedir.remove(_state_name(key))
+    _forget_state(key)
     log.info("lab.down", env=key, elapsed_ms=round((time.perf_counter() - started) * 1000))
+
+
+def agents_of(key: str) -> list[int]:
+    """The running agents that serve this environment: those whose spec is in its directory here."""
+    directory = _env_path(key)
+    return [pid for pid, spec in running_agents() if spec.parent == directory]
+
+
+def _state_file_exists(key: str) -> bool:
+    path = statedir.state_dir() / _state_name(key)
+    return path.is_symlink() or path.exists()
 
 
 def delete_load_balancer_services(config: ExperimentConfig) -> list[str]:
@@ -372,8 +429,9 @@ def delete_load_balancer_services(config: ExperimentConfig) -> list[str]:
 
     key = env_key(config)
     with statedir.locked(_state_name(key)):
-        state = load_state(key)
-        if state is None:
+        state = readable_state(key)
+        if state is None:  # no record of what was applied (gone or unreadable): what the controller made, by tags
+            lab_cloud.remove_orphan_elb_group(_cloud(config, key, "cleanup"), config)
             return []
         deleted = [s.name for s in state.services if s.type == "LoadBalancer"]
         cloud = _cloud(config, key, state.run_id)

@@ -116,12 +116,33 @@ def is_agent(pid: int) -> bool:
     return state != "Z" and MODULE.encode() in cmdline.split(b"\0")
 
 
+def running_agents() -> list[tuple[int, Path]]:
+    """Every live agent on this machine with the spec file it serves (absolute), read from /proc: what finds an
+    agent whose environment's state is unreadable or gone."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            spec = Path(argv[argv.index(b"--spec") + 1].decode()) if MODULE.encode() in argv else None
+            if spec is not None and not spec.is_absolute():
+                spec = Path(os.readlink(entry / "cwd")) / spec
+        except (OSError, ValueError, IndexError):  # gone meanwhile, or not ours to read
+            continue
+        if spec is not None and is_agent(int(entry.name)):
+            found.append((int(entry.name), spec))
+    return found
+
+
 def _spawn(spec_path: Path, *, log_path: Path, ready_fd: int, pid_path: Path | None) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", MODULE, "serve", "--spec", str(spec_path), "--ready-fd", str(ready_fd)]
     if pid_path is not None:
         command += ["--pid-file", str(pid_path)]
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log_file:
+    log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Owner-only, appended to, never through a symlink planted in the state directory.
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    with open(os.open(log_path, flags, 0o600), "ab") as log_file:
         # A new session detaches the agent from our terminal and process group: it outlives this command.
         return subprocess.Popen(
             command,

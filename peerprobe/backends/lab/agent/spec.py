@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from peerprobe import outputs
 from peerprobe.errors import ConfigError
 
 SCHEMA = "peerprobe.agent/v1"
@@ -60,7 +61,8 @@ def dump(listeners: Iterable[Listener]) -> str:
 
 
 def write(path: Path, listeners: Iterable[Listener]) -> None:
-    path.write_text(dump(listeners), encoding="utf-8")
+    """Atomically and owner-only; a symlink planted under that name is replaced, never written through."""
+    outputs.replace_atomically(path, dump(listeners).encode("utf-8"), mode=outputs.PRIVATE_MODE)
 
 
 def load(path: Path) -> AgentSpec:
