@@ -20,7 +20,7 @@ TASKS = 60
 
 def connect() -> None:
     logs.configure(0, through_stdlib=True)
-    os.environ["PREFECT_API_URL"] = server.ensure_running().api_url
+    os.environ.update(server.ensure_running().client_env())  # its URL and auth string
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     moto_service.ensure_running()
 

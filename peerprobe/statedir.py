@@ -40,9 +40,22 @@ def _configured_dir() -> Path:
 
 
 def read_json(name: str) -> dict[str, Any] | None:
-    """Return the JSON object stored under `name` in the state directory, or None if absent or unreadable. A
-    symlink or anything but a regular file planted under that name is unreadable: never followed, never waited
-    on (O_NOFOLLOW, O_NONBLOCK for a FIFO)."""
+    """Return the JSON object stored under `name` in the state directory, or None if absent or unreadable (a
+    symlink or anything but a regular file planted there included: see `read_bytes`)."""
+    raw = read_bytes(name)
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_bytes(name: str) -> bytes | None:
+    """The bytes stored under `name` in the state directory, or None if absent. A symlink or anything but a
+    regular file planted under that name is absent too: never followed, never waited on (O_NOFOLLOW,
+    O_NONBLOCK for a FIFO)."""
     path = state_dir() / name
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -55,11 +68,7 @@ def read_json(name: str) -> dict[str, Any] | None:
     with os.fdopen(fd, "rb") as source:
         if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
             return None
-        try:
-            data = json.loads(source.read().decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            return None
-    return data if isinstance(data, dict) else None
+        return source.read()
 
 
 def json_text(data: dict[str, Any]) -> str:
@@ -71,9 +80,14 @@ def json_text(data: dict[str, Any]) -> str:
 def write_json(name: str, data: dict[str, Any]) -> Path:
     """Write `data` under `name` atomically and owner-only, so a reader never sees half a file; whatever was
     planted under that name (a symlink included) is replaced, never written through."""
+    return write_bytes(name, json_text(data).encode("utf-8"))
+
+
+def write_bytes(name: str, data: bytes) -> Path:
+    """Write `data` under `name` as `write_json` does: atomically, owner-only, replacing whatever was there."""
     path = state_dir() / name
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    outputs.replace_atomically(path, json_text(data).encode("utf-8"), mode=outputs.PRIVATE_MODE)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a name may have a subdirectory
+    outputs.replace_atomically(path, data, mode=outputs.PRIVATE_MODE)
     return path
 
 
