@@ -12,6 +12,9 @@ import pytest
 from tests.backends.lab.conftest import lab_state_dir, lab_unavailable
 
 __all__ = ["lab_state_dir"]
+# One auth string for the session: a module that imports this fixture (tests/test_cli_interrupt.py) has its own
+# instance of it, and a second harness started inside the first inherits the first one's settings.
+SESSION_AUTH = f"peerprobe:{secrets.token_urlsafe(16)}"
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +30,7 @@ def prefect_server(lab_state_dir: Path) -> Iterator[None]:
     # nothing may leave this machine), and is closed as they are (an auth string, CSRF protection), so the
     # flows are tested against what they meet; its subprocess, and the tests' CLI and serve subprocesses,
     # inherit this environment. This process's clients take the auth string from the settings below.
-    auth = f"peerprobe:{secrets.token_urlsafe(16)}"
+    auth = SESSION_AUTH
     closed = server_settings() | {
         "PREFECT_SERVER_API_AUTH_STRING": auth,
         "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true",
