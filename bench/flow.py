@@ -22,7 +22,7 @@ WARM_RUN_TARGET = 9.0  # issue 14: the warm lab run with a 1 s probe timeout
 
 def connect() -> None:
     logs.configure(0, through_stdlib=True)
-    os.environ["PREFECT_API_URL"] = server.ensure_running().api_url
+    os.environ.update(server.ensure_running().client_env())  # its URL and auth string
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     moto_service.ensure_running()
 

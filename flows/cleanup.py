@@ -7,7 +7,7 @@ from prefect import flow, runtime
 
 from peerprobe import statedir
 from peerprobe.backends.steps import EnvironmentRef, StepResult
-from peerprobe.params import RunParameters
+from peerprobe.params import RunParameters, check_served
 from tasks._ownership import environment_lock
 from tasks.cleanup import cleanup_environment
 
@@ -15,6 +15,7 @@ from tasks.cleanup import cleanup_environment
 @flow(name="cleanup", persist_result=True, result_serializer="json")
 def cleanup(parameters: RunParameters | None = None) -> StepResult:
     parameters = parameters or RunParameters()
+    check_served(parameters)
     ref = EnvironmentRef(
         backend=parameters.backend, config=parameters.config, run_id=str(runtime.flow_run.id or "local")
     )

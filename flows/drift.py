@@ -15,7 +15,7 @@ from prefect.states import Failed
 
 from peerprobe import drift, snapshot, statedir
 from peerprobe.backends.steps import EnvironmentRef
-from peerprobe.params import RunParameters
+from peerprobe.params import RunParameters, check_served
 from peerprobe.probes.plan import vantages
 from peerprobe.report import artifacts, markdown
 from peerprobe.report.document import PhaseReport, Report
@@ -33,6 +33,7 @@ def drift_check(parameters: RunParameters | None = None) -> Report | State[Any]:
     """Completed with the report when every cell matches; Failed named "Drifted" (the report as its result,
     a message naming the changed settings and cells) when anything drifted."""
     parameters = parameters or RunParameters()
+    check_served(parameters)
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     ref = EnvironmentRef(backend=parameters.backend, config=parameters.config, run_id=flow_run_id or "local")
     with environment_lock(ref, command="flow drift-check"):

@@ -1,7 +1,8 @@
 """The example automation of docs/drift-automation.yaml, installed idempotently: a Webhook block holding
 the URL (a secret field) and the automation that calls it on `peerprobe.drift.detected`.
 
-    python -m flows.drift_automation https://hooks.example.com/...   (PREFECT_API_URL names the server)
+    python -m flows.drift_automation https://hooks.example.com/...   (PREFECT_API_URL names the server;
+    PREFECT_API_AUTH_STRING its auth string, for peerprobe's own the contents of prefect-auth: docs/ui.md)
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from prefect.futures import PrefectFuture, wait
 
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef
 from peerprobe.config import Phase, PhaseSnat
-from peerprobe.params import RunParameters
+from peerprobe.params import RunParameters, check_served
 from peerprobe.probes.plan import vantages
 from peerprobe.report import artifacts
 from peerprobe.report.document import PhaseReport, Report
@@ -50,6 +50,7 @@ SETUP_TASKS = sum(len(stage) for stage in SETUP_STAGES)
 def experiment(parameters: RunParameters | None = None) -> Report:
     """Run the whole experiment on one environment and return the judged report."""
     parameters = parameters or RunParameters()
+    check_served(parameters)
     run_id = str(runtime.flow_run.id or "local")
     owned = EnvironmentRef(backend=parameters.backend, config=parameters.config, run_id=run_id)
     with environment_lock(owned, command="flow experiment"):  # before anything of the environment is touched

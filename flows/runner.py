@@ -14,7 +14,7 @@ import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from peerprobe import logs, server
+from peerprobe import logs, params, server
 from peerprobe.errors import ConfigError, Terminated
 from peerprobe.params import RunParameters
 from peerprobe.report import artifacts
@@ -36,7 +36,9 @@ def connect() -> server.PrefectServer:
     # Steps fan work out to their own threads (both VPCs at once); those events stay in the terminal only.
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     prefect_server = server.ensure_running()
-    os.environ["PREFECT_API_URL"] = prefect_server.api_url  # before Prefect is imported: it reads it once
+    # Its URL and, for peerprobe's own server, the auth string: before Prefect is imported (it reads them once);
+    # the flow runs `serve` starts inherit them.
+    os.environ.update(prefect_server.client_env())
     if not verbose:
         _without_console_tracebacks()
     return prefect_server
@@ -207,10 +209,16 @@ def reschedule(flow_run_id: str) -> FlowRun:
         return client.read_flow_run(UUID(flow_run_id))
 
 
-def serve() -> None:
-    """Connect to (or start) the local server, then serve prefect.yaml's deployments until interrupted."""
+def serve(*, allow_aws: bool = False) -> None:
+    """Connect to (or start) the local server, then serve prefect.yaml's deployments until interrupted; the
+    runs it executes may use the aws backend only with `allow_aws` (params.check_served)."""
     prefect_server = connect()
+    os.environ[params.SERVED_BACKENDS_ENV] = params.served_backends(allow_aws=allow_aws)  # its runs inherit it
     print(f"serving peerprobe's deployments; UI: {prefect_server.ui_url}", flush=True)
+    for line in server.sign_in_hint(prefect_server.api_url):
+        print(f"  {line}", flush=True)
+    backends = "lab and aws (your AWS credentials)" if allow_aws else f"lab only ({params.ALLOW_AWS_OPTION}: aws too)"
+    print(f"  runs started from the UI may use: {backends}", flush=True)
     from flows.serving import serve_deployments
 
     serve_deployments()

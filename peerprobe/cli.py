@@ -529,18 +529,29 @@ def _print_sweep_json(found: Found, *, backend: str, grace: float, removed: list
 @app.command()
 def serve(
     background: Annotated[bool, typer.Option("--background", help="Start (or reuse) a detached server.")] = False,
+    allow_aws: Annotated[
+        bool,
+        typer.Option(
+            "--allow-aws",
+            help="Let the runs it executes (started from the UI) use the aws backend with this machine's AWS "
+            "credentials; without it they fail at once, creating nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the deployments of prefect.yaml, so runs started from the Prefect UI execute here."""
     if background:
         from peerprobe import server
 
         api = _lab_call(server.ensure_running)
-        pid = _lab_call(lambda: server.ensure_serving(api.api_url))
-        console().print(f"peerprobe serve is running (pid {pid}); UI: {api.ui_url}")
+        pid = _lab_call(lambda: server.ensure_serving(api.api_url, allow_aws=allow_aws))
+        out = console()
+        out.print(f"peerprobe serve is running (pid {pid}); UI: {api.ui_url}")
+        for line in server.sign_in_hint(api.api_url):
+            out.print(f"  {line}")
         return
     from flows import runner
 
-    _lab_call(runner.serve)
+    _lab_call(lambda: runner.serve(allow_aws=allow_aws))
 
 
 @contextlib.contextmanager

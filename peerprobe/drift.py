@@ -179,8 +179,8 @@ def message(env_key: str, report: Report) -> str:
 
 
 def event_payload(env_key: str, report: Report) -> dict[str, Any]:
-    """What `peerprobe.drift.detected` carries: the configuration diff and the changed cells (no secrets:
-    the snapshot redacts aws-node's secret-looking values, and nothing else holds one)."""
+    """What `peerprobe.drift.detected` carries: the configuration diff and the changed cells (no secrets: the
+    snapshot keeps only the aws-node values the model reads, and nothing else holds one)."""
     return {
         "environment": env_key,
         "experiment": report.experiment,

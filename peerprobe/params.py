@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from peerprobe.config import ExperimentConfig
+from peerprobe.errors import ConfigError
 
 
 class RunParameters(BaseModel):
@@ -19,3 +21,28 @@ class RunParameters(BaseModel):
     backend: Literal["lab", "aws"] = Field(default="lab", description="lab: the embedded lab; aws: a real account")
     keep: bool = Field(default=False, description="Keep the environment; restore the baseline SNAT settings")
     cleanup_on_failure: bool = Field(default=False, description="On failure, remove everything instead of keeping it")
+
+
+# --- what `peerprobe serve` lets a run started from the UI do ---------------------------------------------------
+
+# Set by `peerprobe serve` in its own environment, so the runs it executes inherit it: the backends they may use.
+SERVED_BACKENDS_ENV = "PEERPROBE_SERVED_BACKENDS"
+ALLOW_AWS_OPTION = "--allow-aws"
+
+
+def served_backends(*, allow_aws: bool) -> str:
+    return "lab,aws" if allow_aws else "lab"
+
+
+def check_served(parameters: RunParameters) -> None:
+    """A run that `peerprobe serve` executes (started from the UI or on a schedule) uses the aws backend, with
+    this machine's AWS credentials, only when serve was started with --allow-aws; otherwise it fails here,
+    before anything is read or created. Runs of the command line are not served: they pass."""
+    allowed = os.environ.get(SERVED_BACKENDS_ENV)
+    if allowed is None or parameters.backend in allowed.split(","):
+        return
+    raise ConfigError(
+        f"backend {parameters.backend}: this `peerprobe serve` was started without {ALLOW_AWS_OPTION}, so the runs "
+        f"it executes may not use your AWS credentials; nothing was created. Restart it with "
+        f"`peerprobe serve {ALLOW_AWS_OPTION}` to allow them, or run `peerprobe run --backend aws` yourself"
+    )

@@ -81,6 +81,7 @@ def finish(
     if written and reports.html is not None and link is not None:
         link(outcome, reports.html)
     console.print(f"run: {outcome.run_url}", highlight=False, soft_wrap=True)
+    _sign_in_hint(outcome, console)
     if not written:
         return 3
     return 1 if outcome.report.summary.drift else 0
@@ -122,18 +123,32 @@ def _prefect() -> str:
     return prefect_executable()
 
 
+def _sign_in_hint(outcome: RunOutcome, console: Console) -> None:
+    from peerprobe.server import sign_in_hint
+
+    for line in sign_in_hint(outcome.api_url):
+        console.print(f"  {line}", highlight=False, soft_wrap=True, markup=False)
+
+
+def _shell_env(api_url: str) -> str:
+    from peerprobe.server import shell_env
+
+    return shell_env(api_url)
+
+
 def explain_failure(outcome: RunOutcome, console: Console, *, cleanup: str | None = None) -> None:
     """How the run ended, where to see it, and how to resume it or remove what it created (``cleanup``: the
     command to print; by default one for the config by name). The error is printed as text, never markup."""
     config = outcome.parameters.config
     console.print(Text.assemble((f"run {outcome.state}", "bold red"), f": {outcome.error}"), soft_wrap=True)
     console.print(f"  run: {outcome.run_url}", highlight=False, soft_wrap=True, markup=False)
+    _sign_in_hint(outcome, console)
     if outcome.parameters.cleanup_on_failure:
         console.print("  everything it created was removed (--cleanup-on-failure)")
         return
     console.print("  what it created is kept, so the run can continue from the failed step:", highlight=False)
     console.print(
-        f"    retry:   PREFECT_API_URL={outcome.api_url} {_prefect()} flow-run retry {outcome.flow_run_id} "
+        f"    retry:   {_shell_env(outcome.api_url)} {_prefect()} flow-run retry {outcome.flow_run_id} "
         f"--entrypoint {outcome.retry_entrypoint}   (or Retry in the UI)",
         highlight=False,
         soft_wrap=True,

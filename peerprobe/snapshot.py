@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from peerprobe import aws_node
 from peerprobe.config import ExperimentConfig, PhaseSnat
@@ -19,9 +19,11 @@ from peerprobe.vocabulary import VpcKey as VpcKey  # re-exported
 
 ABSENT = "absent"  # a resource the baseline had and the environment no longer has (or the reverse)
 PEER_RULE_DESCRIPTION = "peerprobe probes from the peer"  # what peer_rules() writes on VPC1's nodes
-# aws-node carries no credentials, but an operator may add anything to its environment: values of names like
-# these never reach a snapshot, a report, an event or a log.
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|ACCESS_KEY|PRIVATE_KEY|SESSION", re.IGNORECASE)
+# An operator may put anything in aws-node's environment (an API key, a proxy URL with its password): only the
+# values the model reads (aws_node.snat_from_env) reach a snapshot, and through it a report, an artifact, the
+# drift event or a log. Every other variable keeps its name, its value redacted (an allow-list: no name pattern
+# can tell every secret).
+SHOWN_VARS = frozenset(aws_node.SNAT_VARS)
 REDACTED = "<redacted>"
 # Security groups by role (the same on both backends): the snapshot's keys.
 NODE_GROUP: dict[VpcKey, str] = {"vpc1": "vpc1-nodes", "vpc2": "vpc2-nodes"}
@@ -34,11 +36,17 @@ class _Model(BaseModel):
 
 
 class ClusterSnapshot(_Model):
-    """One cluster as aws-node runs it: the CNI version and aws-node's environment (secrets redacted)."""
+    """One cluster as aws-node runs it: the CNI version and aws-node's environment, every value but those the
+    model reads redacted (`redact`), whether read from the cluster or from a baseline an older peerprobe kept."""
 
     name: str
     cni_version: str
     aws_node: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("aws_node")
+    @classmethod
+    def _only_what_the_model_reads(cls, env: dict[str, str]) -> dict[str, str]:
+        return redact(env)
 
 
 class ServiceSnapshot(_Model):
@@ -79,7 +87,8 @@ class ConfigSnapshot(_Model):
 
 
 def redact(env: Mapping[str, str]) -> dict[str, str]:
-    return {name: REDACTED if _SECRET_NAME.search(name) else value for name, value in sorted(env.items())}
+    """Every name of `env`; the values of SHOWN_VARS as they are, every other one REDACTED."""
+    return {name: value if name in SHOWN_VARS else REDACTED for name, value in sorted(env.items())}
 
 
 def rule_text(protocol: str, from_port: int, to_port: int, source: str, description: str = "") -> str:

@@ -66,7 +66,21 @@ def read_state(name: str) -> dict[str, Any] | None:
     return _read_state_at(state_dir() / name)
 
 
+def read_bytes(name: str) -> bytes | None:
+    """The bytes stored under `name` in the state directory, or None if absent or unusable (a symlink or
+    anything but a regular file planted there: never followed, never waited on)."""
+    try:
+        return _read_bytes_at(state_dir() / name)
+    except UnreadableStateError:
+        return None
+
+
 def _read_state_at(path: Path) -> dict[str, Any] | None:
+    content = _read_bytes_at(path)
+    return None if content is None else _json_object(path, content)
+
+
+def _read_bytes_at(path: Path) -> bytes | None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -78,7 +92,7 @@ def _read_state_at(path: Path) -> dict[str, Any] | None:
     with os.fdopen(fd, "rb") as source:
         if not stat.S_ISREG(os.fstat(source.fileno()).st_mode):
             raise UnreadableStateError(path, "not a regular file")
-        return _json_object(path, source.read())
+        return source.read()
 
 
 def _json_object(path: Path, content: bytes) -> dict[str, Any]:
@@ -104,9 +118,14 @@ def json_text(data: dict[str, Any]) -> str:
 def write_json(name: str, data: dict[str, Any]) -> Path:
     """Write `data` under `name` atomically and owner-only, so a reader never sees half a file; whatever was
     planted under that name (a symlink included) is replaced, never written through."""
+    return write_bytes(name, json_text(data).encode("utf-8"))
+
+
+def write_bytes(name: str, data: bytes) -> Path:
+    """Write `data` under `name` as `write_json` does: atomically, owner-only, replacing whatever was there."""
     path = state_dir() / name
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    outputs.replace_atomically(path, json_text(data).encode("utf-8"), mode=outputs.PRIVATE_MODE)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # a name may have a subdirectory
+    outputs.replace_atomically(path, data, mode=outputs.PRIVATE_MODE)
     return path
 
 

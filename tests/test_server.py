@@ -1,10 +1,19 @@
-"""The settings peerprobe gives the Prefect servers it starts."""
+"""The settings peerprobe gives the Prefect servers it starts, its auth string, and what it tells a user about it."""
 
 from __future__ import annotations
 
-import pytest
+import io
+import stat
+from pathlib import Path
 
-from peerprobe import server
+import pytest
+from rich.console import Console
+
+from peerprobe import config, server, statedir
+from peerprobe.params import RunParameters
+from peerprobe.run import RunOutcome, explain_failure
+
+AUTH = "peerprobe:not-the-real-one-0123456789"
 
 
 def test_servers_batch_their_sqlite_writes() -> None:
@@ -19,7 +28,7 @@ def test_a_setting_in_the_environment_wins(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_the_server_sends_nothing_home() -> None:
-    env = server._server_env("http://127.0.0.1:4321/api")
+    env = server._server_env("http://127.0.0.1:4321/api", AUTH)
     assert (
         env["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false" and env["PREFECT_UI_API_URL"] == "http://127.0.0.1:4321/api"
     )
@@ -29,3 +38,85 @@ def test_telemetry_stays_off_whatever_the_environment_says(monkeypatch: pytest.M
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "true")
     assert server._server_env()["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
     assert server.server_settings()["DO_NOT_TRACK"] == "1"
+
+
+@pytest.fixture
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(statedir.ENV_VAR, str(tmp_path))
+    return tmp_path
+
+
+def test_the_auth_string_is_made_once_and_kept_owner_only(state: Path) -> None:
+    first = server.auth_string()
+    assert server.auth_string() == first and first.startswith("peerprobe:") and len(first) > 40
+    assert stat.S_IMODE((state / server.AUTH_FILE).stat().st_mode) == 0o600
+    assert (state / server.AUTH_FILE).read_text().strip() == first
+
+
+def test_each_state_directory_has_its_own_auth_string(state: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    first = server.auth_string()
+    monkeypatch.setenv(statedir.ENV_VAR, str(state / "other"))
+    assert server.auth_string() != first
+
+
+def test_an_auth_file_planted_as_a_symlink_is_neither_read_nor_written_through(state: Path) -> None:
+    outside = state.parent / f"{state.name}-planted"
+    outside.write_text("peerprobe:chosen-by-someone-else\n")
+    (state / server.AUTH_FILE).symlink_to(outside)
+    made = server.auth_string()
+    assert made != "peerprobe:chosen-by-someone-else"
+    assert outside.read_text() == "peerprobe:chosen-by-someone-else\n"
+    assert not (state / server.AUTH_FILE).is_symlink()
+
+
+def test_an_unusable_auth_file_is_made_again(state: Path) -> None:
+    (state / server.AUTH_FILE).write_text("short\n")
+    assert server.auth_string() != "short"
+
+
+def test_the_server_is_closed_whatever_the_environment_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_SERVER_CORS_ALLOWED_ORIGINS", "*")
+    monkeypatch.setenv("PREFECT_SERVER_CSRF_PROTECTION_ENABLED", "false")
+    monkeypatch.setenv("PREFECT_SERVER_API_HOST", "0.0.0.0")
+    env = server._server_env("http://127.0.0.1:4321/api", AUTH)
+    assert env["PREFECT_SERVER_CORS_ALLOWED_ORIGINS"] == "http://127.0.0.1:4321"
+    assert env["PREFECT_SERVER_CSRF_PROTECTION_ENABLED"] == "true"
+    assert env["PREFECT_SERVER_API_HOST"] == "127.0.0.1" and env["PREFECT_SERVER_API_AUTH_STRING"] == AUTH
+
+
+def test_peerprobe_s_clients_send_the_auth_string_to_its_own_server_only() -> None:
+    own = server.PrefectServer(api_url="http://127.0.0.1:4321/api", pid=1, auth_string=AUTH)
+    assert own.client_env()["PREFECT_API_AUTH_STRING"] == AUTH
+    assert own.client_env()["PREFECT_CLIENT_CSRF_SUPPORT_ENABLED"] == "true"
+    assert "PREFECT_API_AUTH_STRING" not in server.PrefectServer(api_url="http://10.0.0.1:4200/api").client_env()
+    assert AUTH not in repr(own)
+
+
+def failed_run(api_url: str) -> RunOutcome:
+    return RunOutcome(
+        state="Failed",
+        flow_run_id="f-1",
+        run_url=f"{api_url.removesuffix('/api')}/runs/flow-run/f-1",
+        api_url=api_url,
+        parameters=RunParameters(config=config.load()),
+        error="injected",
+        retry_entrypoint="flows/experiment.py:experiment",
+    )
+
+
+def test_a_failed_run_names_the_auth_file_never_the_auth_string(state: Path) -> None:
+    api_url = "http://127.0.0.1:4321/api"
+    statedir.write_json(server.STATE_FILE, {"api_url": api_url, "pid": 1})
+    secret = server.auth_string()
+    out = io.StringIO()
+    explain_failure(failed_run(api_url), Console(file=out, width=400, soft_wrap=True))
+    printed = out.getvalue()
+    assert f'PREFECT_API_AUTH_STRING="$(cat {state / server.AUTH_FILE})"' in printed
+    assert f"the UI asks for the auth string: it is in {state / server.AUTH_FILE}" in printed
+    assert secret not in printed
+
+
+def test_a_server_peerprobe_did_not_start_gets_no_auth_hint(state: Path) -> None:
+    out = io.StringIO()
+    explain_failure(failed_run("http://10.0.0.1:4200/api"), Console(file=out, width=400, soft_wrap=True))
+    assert "PREFECT_API_AUTH_STRING" not in out.getvalue() and "auth string" not in out.getvalue()

@@ -540,7 +540,7 @@ class Experiment:
             clusters[vpc] = snap.ClusterSnapshot(
                 name=getattr(self.config.clusters, vpc).name,
                 cni_version=kube.cni_version() or "0.0.0",
-                aws_node=snap.redact(kube.aws_node_env()),
+                aws_node=kube.aws_node_env(),  # the snapshot keeps only the values the model reads
             )
         return snap.ConfigSnapshot(
             clusters=clusters,

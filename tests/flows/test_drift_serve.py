@@ -1,6 +1,7 @@
 """The deployments as a user meets them: `peerprobe serve` (a subprocess pointed at the session's test server)
 registers them, the drift-check deployment has its cron schedule, and a flow run created from the deployment
-(what the UI's "Run" does) executes under serve and completes, with the matrix published as an artifact."""
+(what the UI's "Run" does) executes under serve and completes, with the matrix published as an artifact; one on
+the aws backend fails at once, as serve was started without --allow-aws."""
 
 from __future__ import annotations
 
@@ -55,6 +56,9 @@ def environment(prefect_server: None) -> Iterator[config.ExperimentConfig]:
 def serve(prefect_server: None, lab_state_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`peerprobe serve` against the test server, stopped (its whole process group) afterwards."""
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value()), "PEERPROBE_STATE_DIR": str(lab_state_dir)}
+    # Were a run on aws let through, it would reach nothing but a closed loopback port, with fake credentials.
+    env |= {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_EC2_METADATA_DISABLED": "true"}
+    env |= {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     log = open(lab_state_dir / "serve-test.log", "ab")  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
         [sys.executable, "-m", "peerprobe.cli", "serve"],
@@ -135,3 +139,17 @@ def test_the_experiment_deployment_accepts_the_form_and_rejects_bad_input(serve:
     deployment = wait_for_deployment("experiment/experiment", serve)
     with get_client(sync_client=True) as client, pytest.raises(PrefectHTTPStatusError):
         client.create_flow_run_from_deployment(deployment.id, parameters={"parameters": {"backend": "gcp"}})
+
+
+def test_a_run_on_aws_started_from_the_ui_fails_at_once_without_allow_aws(serve: subprocess.Popen[bytes]) -> None:
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    deployment = wait_for_deployment("experiment/experiment", serve)
+    parameters = {"parameters": {"config": served_config().model_dump(mode="json"), "backend": "aws"}}
+    with get_client(sync_client=True) as client:
+        created = client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
+    run = wait_final(created.id)
+    assert run.state.is_failed() and "peerprobe serve --allow-aws" in str(run.state.message)
+    with get_client(sync_client=True) as client:  # not one step ran: nothing was read or created
+        steps = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+    assert steps == []

@@ -80,9 +80,32 @@ def test_the_model_predicts_for_what_runs() -> None:
     assert snapshot.live_config(workshop, snap()).peering.enabled is True
 
 
-def test_secret_looking_aws_node_values_are_redacted() -> None:
-    env = snapshot.redact({"AWS_SESSION_TOKEN": "abc", "MY_PASSWORD": "x", "WARM_IP_TARGET": "5"})
-    assert env == {"AWS_SESSION_TOKEN": "<redacted>", "MY_PASSWORD": "<redacted>", "WARM_IP_TARGET": "5"}
+def test_a_snapshot_keeps_only_the_aws_node_values_the_model_reads() -> None:
+    env = {
+        "AWS_VPC_K8S_CNI_EXTERNALSNAT": "true",
+        "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS": "10.0.0.0/8",
+        "FOO_API_KEY": "s3cret",
+        "HTTP_PROXY": "http://user:pw@host",
+    }
+    cluster = snapshot.ClusterSnapshot(name="a", cni_version="1.20.4", aws_node=env)
+    assert cluster.aws_node == {
+        "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS": "10.0.0.0/8",
+        "AWS_VPC_K8S_CNI_EXTERNALSNAT": "true",
+        "FOO_API_KEY": "<redacted>",
+        "HTTP_PROXY": "<redacted>",
+    }
+
+
+def test_a_baseline_an_older_peerprobe_kept_unredacted_is_read_back_redacted() -> None:
+    env = {"WARM_ENI_TARGET": "1", "FOO_API_KEY": "s3cret"}
+    clusters = {"vpc1": {"name": "a", "cni_version": "1.20.4"}, "vpc2": {"name": "b", "cni_version": "1.20.4"}}
+    clusters["vpc2"]["aws_node"] = env  # type: ignore[assignment]
+    document = drift.baseline_document(predicted_report(config.load()), snap())
+    document["config_snapshot"]["clusters"] = clusters  # as an older peerprobe wrote it
+    baseline = drift.baseline_from_document(json.loads(json.dumps(document)))
+    assert baseline is not None and baseline.snapshot is not None
+    assert baseline.snapshot.clusters["vpc2"].aws_node == {"FOO_API_KEY": "<redacted>", "WARM_ENI_TARGET": "<redacted>"}
+    assert snapshot.diff(baseline.snapshot, snap(clusters=clusters)) == []  # no false drift after an upgrade
 
 
 def observed(cell: Cell, role: str, outcome: str = "ok") -> Cell:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from peerprobe import snapshot
-from peerprobe.report import artifacts, junit, markdown
+from peerprobe import config, drift, snapshot
+from peerprobe.report import artifacts, html, junit, markdown, metrics
 from peerprobe.report.document import Report, why
 from tests.report.conftest import DRIFT_AT, cell_at
 
@@ -132,14 +133,37 @@ PLANTED = {
 }
 
 
-def with_planted_credentials(report: Report) -> Report:
-    """``report`` as a drift check would write it after aws-node gained the planted credentials."""
+def with_aws_node_env(report: Report, env: dict[str, str]) -> Report:
+    """``report`` as a drift check would write it after aws-node's environment became ``env`` (read back into a
+    snapshot as a backend reads it, then diffed with a baseline that had none of it)."""
     baseline = snapshot.ConfigSnapshot(clusters={"vpc2": snapshot.ClusterSnapshot(name="c", cni_version="1.20.4")})
-    env = snapshot.redact({"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true", **PLANTED})
-    live = baseline.model_copy(
-        update={"clusters": {"vpc2": baseline.clusters["vpc2"].model_copy(update={"aws_node": env})}}
+    live = snapshot.ConfigSnapshot(
+        clusters={"vpc2": snapshot.ClusterSnapshot(name="c", cni_version="1.20.4", aws_node=env)}
     )
-    return report.model_copy(update={"config_diff": snapshot.diff(baseline, live)})
+    return drift.against_baseline(report, drift.Baseline(report=report, snapshot=baseline), live)
+
+
+def with_planted_credentials(report: Report) -> Report:
+    return with_aws_node_env(report, {"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true", **PLANTED})
+
+
+def every_format(report: Report) -> dict[str, str]:
+    """The report in every format a user or an automation gets: the report files, the run's artifacts (the drift
+    check's own included) and the drift event."""
+    from flows.drift import drift_markdown
+
+    workshop = config.load()
+    return {
+        "json": report.to_json(),
+        "markdown": markdown.render(report, workshop),
+        "html": html.render(report.summarised(), workshop, draw=False),
+        "junit": junit.render(report),
+        "metrics": metrics.render(report, region=workshop.region),
+        "summary artifact": artifacts.summary_markdown(report),
+        "phase artifacts": repr([artifacts.phase_table(phase) for phase in report.phases]),
+        "drift artifact": drift_markdown("lab:w:r", report, has_baseline=True),
+        "drift event": json.dumps(drift.event_payload("lab:w:r", report)),
+    }
 
 
 @pytest.mark.parametrize("fixture", ["predicted", "observed"])
@@ -148,14 +172,21 @@ def test_no_report_format_carries_an_aws_key(
 ) -> None:
     for name, value in PLANTED.items():
         monkeypatch.setenv(name, value)
-    report = with_planted_credentials(request.getfixturevalue(fixture))
-    payloads = [
-        report.to_json(),
-        markdown.render(report),
-        junit.render(report),
-        artifacts.summary_markdown(report),
-        repr([artifacts.phase_table(phase) for phase in report.phases]),
-    ]
-    assert all(name in payloads[0] for name in PLANTED)  # the planted variables did reach the report
-    assert [AWS_KEY.findall(payload) for payload in payloads] == [[]] * len(payloads)
-    assert [value for value in PLANTED.values() for payload in payloads if value in payload] == []
+    payloads = every_format(with_planted_credentials(request.getfixturevalue(fixture)))
+    assert all(name in payloads["json"] for name in PLANTED)  # the planted variables did reach the report
+    assert {name: AWS_KEY.findall(text) for name, text in payloads.items() if AWS_KEY.search(text)} == {}
+    assert [(name, value) for value in PLANTED.values() for name, text in payloads.items() if value in text] == []
+
+
+# What an operator may add to aws-node beside what the model reads: no name pattern tells these are secret.
+NOT_READ = {"FOO_API_KEY": "s3cret", "HTTP_PROXY": "http://user:pw@host"}
+
+
+def test_only_the_aws_node_values_the_model_reads_reach_any_format(observed: Report) -> None:
+    payloads = every_format(with_aws_node_env(observed, {"AWS_VPC_K8S_CNI_EXTERNALSNAT": "true", **NOT_READ}))
+    assert [name for name, text in payloads.items() if "s3cret" in text or ":pw@" in text] == []
+    shown = "vpc2 aws-node now has AWS_VPC_K8S_CNI_EXTERNALSNAT=true"  # in the formats that show the diff
+    assert [name for name in ("json", "html", "drift event") if shown not in payloads[name]] == []
+    row = markdown.escape("clusters.vpc2.aws_node.AWS_VPC_K8S_CNI_EXTERNALSNAT") + " | None | true |"
+    assert row in payloads["drift artifact"]
+    assert "vpc2 aws-node now has FOO_API_KEY=<redacted>" in payloads["json"]  # by its name, its value redacted

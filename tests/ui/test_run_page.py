@@ -7,19 +7,17 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 import yaml
 
-from peerprobe import config
+from peerprobe import config, daemon, server, statedir
 from peerprobe.backends.lab import environment as lab
 from tests.ui.cdp import Page, browser
 
@@ -27,61 +25,23 @@ pytestmark = pytest.mark.lab
 NAME = "drift6u"
 START_SECONDS = 90.0
 UI_SECONDS = 45.0  # bounded waits for the JS app: the page, its tab, its data
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 TAB = "[...document.querySelectorAll('li.p-tab, [role=tab]')].find(e => e.textContent.trim() === '{}')"
 LEAVES = "[...document.querySelectorAll('*')].filter(e => e.children.length === 0)"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _healthy(api_url: str) -> bool:
-    try:
-        with _OPENER.open(f"{api_url}/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
-def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`prefect server start` with a database of its own; the UI talks to this server's API."""
-    home, port = tmp_path_factory.mktemp("prefect-home"), _free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
-        "PREFECT_UI_API_URL": api_url,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-    }
-    env.pop("PREFECT_API_URL", None)
-    prefect = str(Path(sys.executable).with_name("prefect"))
-    with open(home / "server.log", "wb") as log:
-        process = subprocess.Popen(
-            [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+def ui_server(lab_state_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.PrefectServer]:
+    """peerprobe's own server as `peerprobe run` starts it (closed: the UI asks for the auth string), with a
+    database of its own, recorded in the lab's state directory; stopped and forgotten afterwards."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+        started = server.start(port=daemon.free_port(), timeout=START_SECONDS)
     try:
-        deadline = time.monotonic() + START_SECONDS
-        while not _healthy(api_url):
-            assert process.poll() is None and time.monotonic() < deadline, (home / "server.log").read_text()[-2000:]
-            time.sleep(0.5)
-        yield api_url
+        yield started
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        if started.pid is not None:
+            daemon.terminate(started.pid, timeout=20)
+        statedir.remove(server.STATE_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +62,20 @@ def config_file(lab_state_dir: Path) -> Iterator[Path]:
         lab.down(cfg)
 
 
+@dataclass(frozen=True)
+class DriftRun:
+    url: str  # of the run's page
+    report: Path  # the HTML report
+    output: str  # what the command printed
+
+
 @pytest.fixture(scope="module")
-def drift_run(ui_server: str, config_file: Path, lab_state_dir: Path, screenshots: Path) -> tuple[str, Path]:
-    """`peerprobe drift --html`: the URL of its run's page, and the HTML report it wrote."""
+def drift_run(ui_server: server.PrefectServer, config_file: Path, lab_state_dir: Path, screenshots: Path) -> DriftRun:
+    """`peerprobe drift --html` against the UI's server (PREFECT_API_URL names it: peerprobe finds its auth
+    string in the state directory): its run's page, the HTML report it wrote, and what it printed."""
     report = screenshots / "drift-report.html"
-    env = {**os.environ, "PREFECT_API_URL": ui_server, "PEERPROBE_STATE_DIR": str(lab_state_dir)}
+    env = {**os.environ, "PREFECT_API_URL": ui_server.api_url, "PEERPROBE_STATE_DIR": str(lab_state_dir)}
+    env.pop("PREFECT_API_AUTH_STRING", None)
     done = subprocess.run(
         [sys.executable, "-m", "peerprobe.cli", "drift", "--config", str(config_file), "--html", str(report)],
         env=env,
@@ -117,14 +86,26 @@ def drift_run(ui_server: str, config_file: Path, lab_state_dir: Path, screenshot
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     match = re.search(r"run: (http://\S+/runs/flow-run/[0-9a-f-]+)", done.stdout)
     assert match, done.stdout[-1000:]
-    return match.group(1), report
+    return DriftRun(url=match.group(1), report=report, output=done.stdout + done.stderr)
 
 
 @pytest.fixture(scope="module")
-def page(chromium_path: str) -> Iterator[Page]:
+def page(chromium_path: str, ui_server: server.PrefectServer) -> Iterator[Page]:
     with browser("about:blank", executable=chromium_path) as opened:
         opened.viewport(1600, 1000)
+        sign_in(opened, ui_server)
         yield opened
+
+
+def sign_in(page: Page, prefect_server: server.PrefectServer) -> None:
+    """What a user does: the UI asks for the auth string, which they paste from the state directory's file."""
+    page.open(prefect_server.ui_url)
+    field = "document.querySelector('input[type=password]')"
+    assert page.wait_for(f"!!{field}", timeout=UI_SECONDS), f"the UI asks for no auth string: {page.text()[:400]}"
+    page.evaluate(f"{field}.focus()")
+    page.call("Input.insertText", text=(server.auth_path().read_text().strip()))
+    page.evaluate("document.querySelector('button[type=submit]').click()")
+    assert page.wait_for(f"!{field}", timeout=UI_SECONDS), f"the UI refused the auth string: {page.text()[:400]}"
 
 
 def open_tab(page: Page, name: str) -> None:
@@ -133,8 +114,8 @@ def open_tab(page: Page, name: str) -> None:
     page.evaluate(f"({tab}).click()")
 
 
-def test_the_run_page_shows_the_task_graph(drift_run: tuple[str, Path], page: Page, screenshots: Path) -> None:
-    page.open(drift_run[0])
+def test_the_run_page_shows_the_task_graph(drift_run: DriftRun, page: Page, screenshots: Path) -> None:
+    page.open(drift_run.url)
     # The run graph is drawn on a canvas once the run's tasks have loaded.
     drawn = page.wait_for(
         "[...document.querySelectorAll('canvas')].some(c => c.width > 200 && c.height > 100)", timeout=UI_SECONDS
@@ -145,8 +126,8 @@ def test_the_run_page_shows_the_task_graph(drift_run: tuple[str, Path], page: Pa
     assert page.wait_for("document.body.innerText.includes('probe')", timeout=UI_SECONDS), page.text()[:800]
 
 
-def test_the_phase_table_shows_its_verdict_column(drift_run: tuple[str, Path], page: Page, screenshots: Path) -> None:
-    page.open(drift_run[0])
+def test_the_phase_table_shows_its_verdict_column(drift_run: DriftRun, page: Page, screenshots: Path) -> None:
+    page.open(drift_run.url)
     open_tab(page, "Artifacts")
     key = f"{NAME}-phase-live"
     shown = page.wait_for(f"document.body.innerText.includes('{key}')", timeout=UI_SECONDS)
@@ -168,13 +149,35 @@ def test_the_phase_table_shows_its_verdict_column(drift_run: tuple[str, Path], p
     assert "match" in page.text()
 
 
-def test_the_drift_html_report_renders(drift_run: tuple[str, Path], page: Page, screenshots: Path) -> None:
+def test_the_drift_html_report_renders(drift_run: DriftRun, page: Page, screenshots: Path) -> None:
     page.open("about:blank")
     page.settle()  # what the Prefect UI still logs while it goes is not the report's
     page.errors.clear()
-    page.open(drift_run[1].as_uri())
+    page.open(drift_run.report.as_uri())
     page.settle()
     page.screenshot(screenshots / "drift-report.png")
     assert page.errors == [], page.errors
     assert page.evaluate("document.querySelectorAll('article.path').length") > 20
     assert "phase live" in page.text()
+
+
+def test_nothing_the_run_printed_wrote_or_logged_carries_the_auth_string(
+    drift_run: DriftRun, ui_server: server.PrefectServer, lab_state_dir: Path
+) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
+
+    run_id = UUID(drift_run.url.rsplit("/", 1)[1])
+    ours = {PREFECT_API_URL: ui_server.api_url, PREFECT_API_AUTH_STRING: ui_server.auth_string}
+    with temporary_settings(updates=ours), get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        run = client.read_flow_run(run_id)
+    assert found and logs, "the run published artifacts and logs"
+    texts = [drift_run.output, drift_run.report.read_text(), run.model_dump_json()]
+    texts += [artifact.model_dump_json() for artifact in found] + [log.message for log in logs]
+    texts += [path.read_text(errors="replace") for path in lab_state_dir.glob("*.log")]
+    assert [text[:200] for text in texts if str(ui_server.auth_string) in text] == []

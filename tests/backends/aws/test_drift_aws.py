@@ -75,8 +75,8 @@ def revoke_peer_rule(experiment: AwsExperiment, port: int) -> None:
 def test_the_snapshot_reads_the_live_configuration_back(kept: AwsExperiment) -> None:
     live = kept.snapshot()
     assert {key: (c.cni_version, c.aws_node) for key, c in live.clusters.items()} == {
-        "vpc1": ("1.20.4", {"WARM_ENI_TARGET": "1"}),
-        "vpc2": ("1.20.4", {"WARM_ENI_TARGET": "1"}),
+        "vpc1": ("1.20.4", {"WARM_ENI_TARGET": snapshot.REDACTED}),  # the model reads no other value (below)
+        "vpc2": ("1.20.4", {"WARM_ENI_TARGET": snapshot.REDACTED}),
     }
     assert set(live.services) == {"cluster-ip", "nodeport", "load-balancer", "internal-nlb", "headless", "nginx-nlb"}
     assert snapshot.peer_rule_ports(live, group="vpc1-nodes", peer_cidr=PEER_CIDR) == [32227, 8080]
@@ -95,6 +95,21 @@ def test_aws_node_changed_behind_peerprobes_back_is_in_the_diff(
     after = kept.snapshot()
     assert texts(before, after) == [f"vpc2 aws-node now has {EXTERNAL_SNAT}=true"]
     assert after.snat().vpc2.external_snat is True
+
+
+def test_the_snapshot_carries_only_the_aws_node_values_the_model_reads(
+    kept: AwsExperiment, servers: dict[str, FakeApiServer]
+) -> None:
+    planted = ["FOO_API_KEY=s3cret", "HTTP_PROXY=http://user:pw@host", f"{EXTERNAL_SNAT}=true"]
+    connect(servers["vpc2"]).patch_aws_node_env(planted)
+    live = kept.snapshot()
+    assert live.clusters["vpc2"].aws_node == {
+        EXTERNAL_SNAT: "true",
+        "FOO_API_KEY": snapshot.REDACTED,
+        "HTTP_PROXY": snapshot.REDACTED,
+        "WARM_ENI_TARGET": snapshot.REDACTED,
+    }
+    assert "s3cret" not in live.model_dump_json() and ":pw@" not in live.model_dump_json()
 
 
 def test_a_revoked_peer_rule_is_in_the_diff(kept: AwsExperiment) -> None:
