@@ -47,6 +47,47 @@ class Expected(_Frozen):
     request_uri: str | None = None
 
 
+class Flow(_Frozen):
+    """One direction of a TCP connection as conntrack keys it."""
+
+    src: str
+    sport: int
+    dst: str
+    dport: int
+
+    def reversed(self) -> Flow:
+        return Flow(src=self.dst, sport=self.dport, dst=self.src, dport=self.sport)
+
+    def text(self) -> str:
+        return f"{self.src}:{self.sport} → {self.dst}:{self.dport}"
+
+
+class Translation(_Frozen):
+    """What the kernel of one namespace recorded for a probe's connection (conntrack): the flow as its first
+    packet arrived (`original`) and the flow the answer is expected as (`reply`); where the reply's destination
+    is not the original source, the namespace rewrote the source (SNAT), where the reply's source is not the
+    original destination, the destination (DNAT)."""
+
+    at: str  # the model's place for the namespace (node:NAME, nat:vpc1, lb:KIND, ...; router:VPC is the lab's own)
+    namespace: str  # the lab's namespace, without the environment's prefix
+    original: Flow
+    reply: Flow
+    relayed: bool = False  # a connection the namespace opened for the probe's (the Classic ELB proxy's)
+
+    @property
+    def leaving(self) -> Flow:
+        """The flow as the packet leaves the namespace: the reply reversed."""
+        return self.reply.reversed()
+
+    @property
+    def snat(self) -> bool:
+        return (self.leaving.src, self.leaving.sport) != (self.original.src, self.original.sport)
+
+    @property
+    def dnat(self) -> bool:
+        return (self.leaving.dst, self.leaving.dport) != (self.original.dst, self.original.dport)
+
+
 class Observed(_Frozen):
     outcome: Outcome
     client_address: str | None = None
@@ -55,6 +96,9 @@ class Observed(_Frozen):
     host: str | None = None
     request_uri: str | None = None
     detail: str | None = None  # what the probe client said when it failed (cut short)
+    # The probe's connection namespace by namespace along its way, in order (the lab reads conntrack); None where
+    # the backend does not collect them (aws), [] when collected and none was found.
+    translations: list[Translation] | None = None
 
 
 class WorkshopClaim(_Frozen):

@@ -26,3 +26,8 @@ def internet_gateway(vpc: str) -> str:
 
 def load_balancer(kind: str) -> str:
     return f"lb:{kind}"
+
+
+def router(vpc: str) -> str:
+    """A VPC's router: where the lab's kernel records every flow it forwards; no hop of the model's paths."""
+    return f"router:{vpc}"

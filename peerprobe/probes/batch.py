@@ -12,7 +12,7 @@ from typing import Any, get_args
 
 from peerprobe.errors import ConfigError
 from peerprobe.probes.plan import ProbeSpec
-from peerprobe.vocabulary import Observed, Outcome, Target, Vantage
+from peerprobe.vocabulary import Observed, Outcome, Target, Translation, Vantage
 
 BATCH_SCHEMA = "peerprobe.batch/v1"
 RESULTS_SCHEMA = "peerprobe.batch-results/v1"
@@ -45,6 +45,13 @@ class ProbeResult:
     http_status: int | None = None
     detail: str | None = None
     elapsed_seconds: float = 0.0
+    source: str | None = None  # the client socket's own address, ip:port, where the client knows it
+    translations: tuple[Translation, ...] | None = None  # the kernel's, where the backend reads them (the lab)
+
+    @property
+    def dialled(self) -> str:
+        """The address the client connected to: the name's first address (like busybox wget), or the IP."""
+        return self.resolved[0] if self.resolved else self.spec.host
 
 
 def short(detail: str | None) -> str | None:
@@ -63,6 +70,7 @@ def to_observed(result: ProbeResult) -> Observed:
         host=result.host,
         request_uri=result.request_uri,
         detail=short(result.detail),
+        translations=list(result.translations) if result.translations is not None else None,
     )
 
 
@@ -138,6 +146,7 @@ def _result_to_dict(result: ProbeResult) -> dict[str, Any]:
         "http_status": result.http_status,
         "detail": short(result.detail),
         "elapsed_seconds": round(result.elapsed_seconds, 3),
+        "source": result.source,
     }
 
 
@@ -153,6 +162,7 @@ def _result_from_dict(data: Mapping[str, Any], where: str) -> ProbeResult:
         http_status=data.get("http_status") if isinstance(data.get("http_status"), int) else None,
         detail=_optional_str(data, "detail", where),
         elapsed_seconds=float(data.get("elapsed_seconds") or 0.0),
+        source=_optional_str(data, "source", where),
     )
 
 

@@ -60,6 +60,8 @@ def place_title(place: str, topology: Topology) -> tuple[str, str]:
         what = "NAT gateway" if prefix == "nat" else "internet gateway"
         side = _side(rest, topology)
         return f"{rest.upper()} {what}", (side.nat_gateway or "") if prefix == "nat" and side else ""
+    if prefix == "router":
+        return f"{rest.upper()} router", ""
     if prefix == "lb":
         facts = topology.vpc1.load_balancer_facts.get(rest)
         return LB_NAMES.get(rest, rest), ", ".join(facts.private_ips[:1] + facts.public_ips[:1]) if facts else ""

@@ -94,6 +94,15 @@ section.claims li { margin: 4px 0; }
 .observed { margin-top: 8px; background: #f0f9ff; border: 1px solid #7dd3fc; border-radius: 6px; padding: 6px 10px; }
 .observed h4 { margin: 0 0 4px; font-size: 13px; }
 .observed ol { margin: 0; padding-left: 20px; font: 12.5px ui-monospace, Menlo, Consolas, monospace; }
+p.observed { margin: 8px 0 4px; padding: 4px 10px; }
+p.observed.none { background: #f8fafc; border-color: var(--line); color: var(--muted); }
+table.hops p.ct { margin: 0 0 2px; font: 12px ui-monospace, Menlo, Consolas, monospace; }
+table.hops p.ct.nat { font-weight: 600; color: #075985; }
+table.hops p.ct.agree { color: var(--match); font-family: inherit; }
+table.hops p.ct.none { color: var(--muted); font-family: inherit; }
+table.hops p.ct.disagree, .observed b.disagree { color: var(--drift); font-weight: 600; font-family: inherit; }
+table.hops tr.disagree td { background: #fef2f2; }
+table.hops tr.extra td { background: #f8fafc; color: var(--muted); }
 ul.plain { padding-left: 18px; }
 .hint .wbadge.inline { display: inline-block; margin: 0; }
 """

@@ -4,14 +4,14 @@ with the topology drawn, each phase's matrix coloured by verdict, and every cell
 from __future__ import annotations
 
 import html
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from peerprobe.config import ExperimentConfig
 from peerprobe.model.path import CellPath, Hop
 from peerprobe.report import _diagrams, _graph, _html_assets
+from peerprobe.report._observed import Row, disagreements, side_by_side, translation_text
 from peerprobe.report._paths import Traced, trace_report
-from peerprobe.report.conntrack import Translation
 from peerprobe.report.document import (
     PhaseReport,
     Report,
@@ -22,7 +22,7 @@ from peerprobe.report.document import (
     target_label,
     why,
 )
-from peerprobe.vocabulary import Cell
+from peerprobe.vocabulary import Cell, Translation
 
 STATUS_TEXT = {"match": "✓ match", "drift": "✗ drift", "tolerated": "≈ tolerated", "predicted": "◦ predicted"}
 GLYPH = {"match": "✓", "drift": "✗", "tolerated": "≈", "predicted": "◦"}
@@ -33,18 +33,9 @@ def e(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-Observed = Mapping[str, Sequence[Translation]]  # by observed_key: what conntrack saw for that cell's probe
-
-
-def observed_key(phase: str, cell: Cell) -> str:
-    return f"{phase}/{cell.vantage}/{cell.target}" + (f"/{cell.target_node}" if cell.target_node else "")
-
-
-def render(
-    report: Report, config: ExperimentConfig | None = None, *, draw: bool = True, observed: Observed | None = None
-) -> str:
-    """The page for a report; ``config`` is what the model traced the paths with (default: the workshop's);
-    ``observed``, where a backend read them, the translations the kernel made for each probe."""
+def render(report: Report, config: ExperimentConfig | None = None, *, draw: bool = True) -> str:
+    """The page for a report; ``config`` is what the model traced the paths with (default: the workshop's).
+    Where the backend recorded them (the lab), each cell shows the kernel's translations beside the model's hops."""
     traced = trace_report(report, config or ExperimentConfig())
     paths = [t.path for phase in traced for t in phase if t.path is not None]
     sources = [_diagrams.topology_dot(report.topology), *(_diagrams.path_dot(p, report.topology) for p in paths)]
@@ -56,7 +47,7 @@ def render(
         _topology_section(drawn.svgs[0] if drawn.svgs else "", report),
         '<main class="phases">',
         *(
-            _phase_section(index, phase, row, report, svgs, observed or {})
+            _phase_section(index, phase, row, report, svgs)
             for index, (phase, row) in enumerate(zip(report.phases, traced, strict=True))
         ),
         _claims_section(report),
@@ -65,16 +56,14 @@ def render(
     return _page(f"peerprobe · {report.experiment}", "\n".join(body))
 
 
-def write(
-    report: Report, path: str | Path, config: ExperimentConfig | None = None, *, observed: Observed | None = None
-) -> Path:
+def write(report: Report, path: str | Path, config: ExperimentConfig | None = None) -> Path:
     """Write the page through the one report writer (atomic beside a regular file; a symlink or a device is
     written through, never replaced: design.md)."""
     from peerprobe import outputs
 
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    outputs.write_text(target, render(report.summarised(), config, observed=observed))
+    outputs.write_text(target, render(report.summarised(), config))
     return target
 
 
@@ -155,12 +144,10 @@ def _topology_list(report: Report) -> str:
 # --- a phase: its matrix and its cells' paths ---------------------------------------------------------------------
 
 
-def _phase_section(
-    index: int, phase: PhaseReport, traced: list[Traced], report: Report, svgs: Iterator[str], observed: Observed
-) -> str:
+def _phase_section(index: int, phase: PhaseReport, traced: list[Traced], report: Report, svgs: Iterator[str]) -> str:
     counts = Tally.of(phase.cells).line()
     articles = [
-        _cell_article(_cell_id(index, i), cell, t, report, svgs, observed.get(observed_key(phase.name, cell)))
+        _cell_article(_cell_id(index, i), cell, t, report, svgs)
         for i, (cell, t) in enumerate(zip(phase.cells, traced, strict=True))
     ]
     return (
@@ -220,10 +207,9 @@ def _short(cell: Cell) -> str:
     return cell.expected.client_address_role or cell.expected.outcome
 
 
-def _cell_article(
-    cell_id: str, cell: Cell, traced: Traced, report: Report, svgs: Iterator[str], seen: Sequence[Translation] | None
-) -> str:
+def _cell_article(cell_id: str, cell: Cell, traced: Traced, report: Report, svgs: Iterator[str]) -> str:
     path = traced.path
+    seen = cell.observed.translations if cell.observed else None
     place_ids = " ".join(_diagrams.dom_id(hop.at) for hop in path.hops) if path else ""
     drawing = _path_drawing(path, svgs)
     return (
@@ -231,7 +217,8 @@ def _cell_article(
         f"<h3>{e(cell.vantage)} → {e(target_label(cell))} <code>{e(cell.address)}</code> "
         f'<span class="chip {status(cell)}">{e(STATUS_TEXT[status(cell)])}</span></h3>'
         f"{_facts_table(cell)}{_workshop(cell)}{_path_notes(traced)}{drawing}"
-        f"{_hop_table(path, report) if path else ''}{_observed(seen)}{_explanation(cell)}</article>"
+        f"{_observed_head(cell, report, path, seen)}{_hop_table(path, report, seen) if path else ''}"
+        f"{_unplaced(path, seen)}{_explanation(cell)}</article>"
     )
 
 
@@ -272,33 +259,95 @@ def _path_drawing(path: CellPath | None, svgs: Iterator[str]) -> str:
     return f'<div class="pathsvg">{svg}</div>' if svg else ""
 
 
-def _hop_table(path: CellPath, report: Report) -> str:
-    rows = "".join(_hop_row(index, hop, report) for index, hop in enumerate(path.hops))
+def _hop_table(path: CellPath, report: Report, seen: Sequence[Translation] | None) -> str:
+    """The model's hops; with the kernel's translations, a column of them beside, row by row."""
+    if seen is None:
+        rows = "".join(_hop_row(index, hop, report) for index, hop in enumerate(path.hops))
+        return f'<table class="hops"><thead><tr>{HOP_HEAD}</tr></thead><tbody>{rows}</tbody></table>'
+    body, number = [], 0
+    for row in side_by_side(path, seen):
+        if row.hop is None:
+            body.append(_extra_row(row.seen[0], report))
+            continue
+        body.append(_hop_row(number, row.hop, report, observed=_observed_cell(row)))
+        number += 1
     return (
-        '<table class="hops"><thead><tr><th>#</th><th>where</th><th>source</th><th>destination</th>'
-        f"<th>what happens there</th></tr></thead><tbody>{rows}</tbody></table>"
+        f'<table class="hops sidebyside"><thead><tr>{HOP_HEAD}<th>observed (conntrack)</th></tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table>"
     )
 
 
-def _hop_row(index: int, hop: Hop, report: Report) -> str:
+HOP_HEAD = "<th>#</th><th>where</th><th>source</th><th>destination</th><th>what happens there (the model)</th>"
+
+
+def _hop_row(index: int, hop: Hop, report: Report, *, observed: tuple[str, str] | None = None) -> str:
     title, address = _diagrams.place_title(hop.at, report.topology)
     where = e(title) + (f'<br><span class="addr">{e(address)}</span>' if address else "")
     changes = [f'<li class="rewrite">{e(_diagrams.rewrite_text(r, between=" — by "))}</li>' for r in hop.rewrites]
     changes += [f'<li class="kept">kept by {e(name)}</li>' for name in hop.kept_by]
     changes += [f'<li class="blocked">stopped here: {e(hop.blocked_by)}</li>'] if hop.blocked_by else []
     changes += [f"<li>{e(event)}</li>" for event in hop.events]
-    cls = ' class="rewritten"' if hop.rewrites else (' class="stopped"' if hop.blocked_by else "")
+    classes = ["rewritten"] if hop.rewrites else (["stopped"] if hop.blocked_by else [])
+    classes += [observed[0]] if observed and observed[0] else []
+    cls = f' class="{" ".join(classes)}"' if classes else ""
+    seen = f"<td>{observed[1]}</td>" if observed else ""
     return (
         f"<tr{cls}><td>{index + 1}</td><td>{where}</td><td><code>{e(hop.src)}</code></td>"
-        f"<td><code>{e(hop.dst)}</code></td><td><ul>{''.join(changes)}</ul></td></tr>"
+        f"<td><code>{e(hop.dst)}</code></td><td><ul>{''.join(changes)}</ul></td>{seen}</tr>"
     )
 
 
-def _observed(seen: Sequence[Translation] | None) -> str:
-    """The translations conntrack recorded for the probe, under the model's hops (where a backend read them)."""
-    if seen is None:
+def _observed_cell(row: Row) -> tuple[str, str]:
+    """The row's class and the observed column: the entries at the hop's place, then how they compare."""
+    entries = "".join(_entry(entry) for entry in row.seen)
+    assert row.hop is not None
+    if row.agrees is None:
+        return "", entries + '<p class="ct none">no entry here</p>'
+    if row.agrees:
+        return "", entries + '<p class="ct agree">✓ leaves with the model\'s addresses</p>'
+    src, dst = row.left_with or ("", "")
+    return "disagree", entries + (
+        f'<p class="ct disagree">✗ the kernel: {e(src)} → {e(dst)}; the model: {e(row.hop.src)} → {e(row.hop.dst)}</p>'
+    )
+
+
+def _extra_row(entry: Translation, report: Report) -> str:
+    title, address = _diagrams.place_title(entry.at, report.topology)
+    where = e(title) + (f'<br><span class="addr">{e(address)}</span>' if address else "")
+    return (
+        f'<tr class="extra"><td></td><td>{where}</td><td colspan="3" class="addr">no place of the model\'s path'
+        f"</td><td>{_entry(entry)}</td></tr>"
+    )
+
+
+def _entry(entry: Translation) -> str:
+    cls = "ct nat" if entry.snat or entry.dnat or entry.relayed else "ct"
+    return f'<p class="{cls}">{e(translation_text(entry))}</p>'
+
+
+def _observed_head(cell: Cell, report: Report, path: CellPath | None, seen: Sequence[Translation] | None) -> str:
+    """One line on the kernel's side of the cell: not collected, nothing found, or how it compares."""
+    if cell.observed is None:
         return ""
-    items = "".join(f"<li>{e(entry.text())}</li>" for entry in seen) or "<li>no translation recorded</li>"
+    if seen is None:
+        where = f"on {report.backend}" if report.backend != "lab" else "for this probe"
+        return f'<p class="observed none">observed translations (conntrack): not collected {e(where)}</p>'
+    if not seen:
+        return '<p class="observed none">observed translations (conntrack): no entry found for this probe</p>'
+    wrong = disagreements(side_by_side(path, seen)) if path else 0
+    verdict = (
+        f'<b class="disagree">✗ the kernel and the model disagree at {wrong} hop{"s" if wrong > 1 else ""}</b>'
+        if wrong
+        else "the kernel left every hop it recorded with the model's addresses"
+    )
+    return f'<p class="observed">observed translations (conntrack, {len(seen)} entries): {verdict}</p>'
+
+
+def _unplaced(path: CellPath | None, seen: Sequence[Translation] | None) -> str:
+    """Without a model path to sit beside, the kernel's entries as a list."""
+    if path is not None or not seen:
+        return ""
+    items = "".join(f"<li>{e(translation_text(entry))}</li>" for entry in seen)
     return f'<div class="observed"><h4>observed translations (conntrack)</h4><ol>{items}</ol></div>'
 
 

@@ -23,7 +23,7 @@ from peerprobe.backends.aws import AwsCloud
 from peerprobe.backends.aws import _state as aws_state
 from peerprobe.backends.aws._state import AwsState
 from peerprobe.backends.lab import cloud as lab_cloud
-from peerprobe.backends.lab import dns, health, kube, net
+from peerprobe.backends.lab import dns, health, kube, net, observe
 from peerprobe.backends.lab.agent import spec as agent_spec
 from peerprobe.backends.lab.agent.client import run_batches
 from peerprobe.backends.lab.agent.process import is_agent, reload_agent, running_agents, start_agent, stop_agent
@@ -513,7 +513,8 @@ def probe(state: LabState, specs: Sequence[ProbeSpec], *, timeout_seconds: float
     # Each vantage resolves through its own view (dns.py): cluster DNS for the VPC1 pod, public DNS for all.
     views: dict[str, ResolverSource] = dict(state.dns)
     results = run_batches(batches, timeout_seconds=timeout_seconds, resolver={}, resolvers=views)
-    return {result.spec: result for found in results.values() for result in found}
+    # Right after the batch: the probes' entries are fresh; each namespace's table read once for them all.
+    return observe.attach(state.net, {result.spec: result for found in results.values() for result in found})
 
 
 def vantage_namespace(config: ExperimentConfig, vantage: Vantage) -> str:

@@ -15,7 +15,10 @@ from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
 from peerprobe.backends.opened import peer_rules
 from peerprobe.config import ExperimentConfig, PhaseSnat, Snat
+from peerprobe.model.facts import Facts
+from peerprobe.model.path import cell_path
 from peerprobe.probes.plan import plan
+from peerprobe.report._observed import disagreements, side_by_side
 from peerprobe.vocabulary import Cell
 
 pytestmark = pytest.mark.lab
@@ -77,6 +80,35 @@ def test_set_env_behind_our_back_changes_the_rules(workshop_lab: tuple[Experimen
     (result,) = lab.probe(lab.require_state(cfg), specs, timeout_seconds=TIMEOUT).values()
     assert result.client_address == state.topology.vpc1.busybox_pod.ip  # type: ignore[union-attr]
     lab.set_env(cfg, "vpc1", ["AWS_VPC_K8S_CNI_EXTERNALSNAT-"])
+
+
+def test_the_kernels_translations_are_read_for_every_probe_of_a_phase(
+    workshop_lab: tuple[ExperimentConfig, lab.LabState],
+) -> None:
+    """One phase over every cell, external SNAT off: the vpc2 pod's call to a VPC1 NodePort was SNATed to
+    its node's primary IP in that node's namespace (behaviour.md), then DNATed to the echo pod at the addressed
+    node; and the kernel left every hop it recorded with the model's addresses, on every cell that answered."""
+    cfg, state = workshop_lab
+    lab.set_snat(cfg, "vpc1", Snat())
+    lab.set_snat(cfg, "vpc2", Snat())
+    top = state.topology
+    node2, node1, pod = top.vpc2.nodes[0], top.vpc1.nodes[0], top.vpc2.busybox_pod
+    specs = plan(top)
+    results = lab.probe(lab.require_state(cfg), specs, timeout_seconds=TIMEOUT)
+    seen = results[next(s for s in specs if s.key == f"vpc2-pod/node-port/{node1.name}")].translations
+    assert seen and pod is not None and top.vpc1.echo_pod is not None
+    snat = next(t for t in seen if t.snat)  # the first; the addressed node masquerades too
+    [dnat] = [t for t in seen if t.dnat]
+    assert (snat.at, snat.original.src, snat.leaving.src) == (f"node:{node2.name}", pod.ip, node2.ip)
+    assert (dnat.at, dnat.leaving.dst, dnat.leaving.dport) == (f"node:{node1.name}", top.vpc1.echo_pod.ip, 8080)
+    assert seen.index(snat) < seen.index(dnat)
+    assert disagreeing(cfg, top, specs, results) <= {"outside/nginx-nlb"}  # issue: the model's nginx path
+
+
+def disagreeing(cfg: ExperimentConfig, top: Any, specs: list[Any], results: dict[Any, Any]) -> set[str]:
+    facts = Facts(config=cfg, topology=top, snat=PhaseSnat())
+    answered = [s for s in specs if results[s].outcome == "ok"]
+    return {s.key for s in answered if disagreements(side_by_side(cell_path(s, facts), results[s].translations))}
 
 
 KNOBS = {

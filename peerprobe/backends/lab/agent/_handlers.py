@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 
 import structlog
 
@@ -108,6 +109,7 @@ class _Proxy:
         try:
             async with asyncio.timeout(READ_TIMEOUT):
                 sock = _netns.new_socket(self.listener.netns)
+                _same_port(sock, int(peer[1]))
                 try:
                     await asyncio.get_running_loop().sock_connect(sock, self.upstream)
                 except BaseException:
@@ -123,6 +125,14 @@ class _Proxy:
         finally:
             await _close(up_writer)
             await _close(writer)
+
+
+def _same_port(sock: socket.socket, port: int) -> None:
+    """Dial from the client's source port where it is free, so that the lab can tell which of the proxy's
+    connections carried which client's (lab/observe.py reads both in conntrack); no backend sees ports, and
+    where the port is taken the kernel picks one as usual."""
+    with contextlib.suppress(OSError):
+        sock.bind(("", port))
 
 
 async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -6,6 +6,8 @@ Requests look like busybox wget's (the pods' client): `GET / HTTP/1.1`, Host wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import errno
 import ipaddress
 import os
@@ -85,6 +87,12 @@ async def probe_batch(
 
 
 async def _probe(netns: str, spec: ProbeSpec, resolve: Resolver, timeout: float) -> ProbeResult:
+    source = _Source()
+    result = await _attempt(netns, spec, resolve, timeout, source)
+    return dataclasses.replace(result, source=source.address)
+
+
+async def _attempt(netns: str, spec: ProbeSpec, resolve: Resolver, timeout: float, source: _Source) -> ProbeResult:
     started = time.monotonic()
     resolving = _is_name(spec.host)
     resolved: tuple[str, ...] | None = None
@@ -96,7 +104,7 @@ async def _probe(netns: str, spec: ProbeSpec, resolve: Resolver, timeout: float)
                 if not resolved:
                     raise NameNotResolved(spec.host, "the name has no addresses")
                 address = resolved[0]  # like busybox wget: the first address only, no fallback
-            response = await _exchange(netns, address, spec.port, host_header(spec.host, spec.port))
+            response = await _exchange(netns, address, spec.port, host_header(spec.host, spec.port), source)
     except NameNotResolved as error:
         return _failed(spec, "dns-error", error.reason, started)
     except TimeoutError:
@@ -110,14 +118,29 @@ async def _probe(netns: str, spec: ProbeSpec, resolve: Resolver, timeout: float)
     return _answered(spec, response, started, resolved)
 
 
-async def _exchange(netns: str, address: str, port: int, host: str) -> _http.Response:
+class _Source:
+    """The probe socket's own address once connect() has chosen it: with the address dialled, it is the flow
+    the lab finds in the conntrack tables (lab/observe.py), whether or not the connection completed."""
+
+    address: str | None = None
+
+    def read(self, sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            ip, port = sock.getsockname()[:2]
+            if port and not ipaddress.ip_address(ip).is_unspecified:
+                self.address = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+async def _exchange(netns: str, address: str, port: int, host: str, source: _Source) -> _http.Response:
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = _netns.new_socket(netns, family)
     try:
         await asyncio.get_running_loop().sock_connect(sock, (address, port))
     except BaseException:
+        source.read(sock)
         sock.close()
         raise
+    source.read(sock)
     reader, writer = await asyncio.open_connection(sock=sock)
     try:
         writer.write(request_bytes(host))
