@@ -6,6 +6,7 @@ it is the target."""
 from __future__ import annotations
 
 PEERING = "peering"
+TRANSIT_GATEWAY = "transit-gateway"
 INTERNET = "internet"
 ECHO_POD = "echo-pod"
 NGINX_POD = "nginx-pod"
@@ -26,3 +27,13 @@ def internet_gateway(vpc: str) -> str:
 
 def load_balancer(kind: str) -> str:
     return f"lb:{kind}"
+
+
+def link(via: str) -> str:
+    """The place between the VPCs: the peering connection or the transit gateway (peering.via)."""
+    return TRANSIT_GATEWAY if via == "transit-gateway" else PEERING
+
+
+def branch_eni(pod: str) -> str:
+    """A pod's branch ENI (security groups for pods): where its own security groups are applied."""
+    return f"branch-eni:{pod}"

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from peerprobe.config import ExperimentConfig
+from peerprobe.model import places
 from peerprobe.model.path import CellPath, Hop
 from peerprobe.report import _diagrams, _graph, _html_assets
 from peerprobe.report._paths import Traced, trace_report
@@ -47,7 +48,11 @@ def render(
     ``observed``, where a backend read them, the translations the kernel made for each probe."""
     traced = trace_report(report, config or ExperimentConfig())
     paths = [t.path for phase in traced for t in phase if t.path is not None]
-    sources = [_diagrams.topology_dot(report.topology), *(_diagrams.path_dot(p, report.topology) for p in paths)]
+    link = places.link((config or ExperimentConfig()).peering.via)
+    sources = [
+        _diagrams.topology_dot(report.topology, link=link),
+        *(_diagrams.path_dot(p, report.topology) for p in paths),
+    ]
     drawn = _graph.render(sources) if draw else _graph.Drawn(problem="drawing was turned off")
     svgs = iter(drawn.svgs[1:])
     body = [
