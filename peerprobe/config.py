@@ -173,6 +173,10 @@ def vpc_cidr(value: str) -> str:
     return value
 
 
+def _secondary_block(value: object) -> str:
+    return vpc_cidr(str(value))
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -221,7 +225,7 @@ class Vpc(_Model):
             return value
         cidrs = [_indexed(parse_cidr, item, index) for index, item in enumerate(value)]
         for index, cidr in enumerate(cidrs):
-            _indexed(vpc_cidr, cidr, index)
+            _indexed(_secondary_block, cidr, index)
             if cidr in cidrs[:index]:
                 raise KeyedError(f"duplicate {cidr!r}", item=index)
         return cidrs
@@ -261,6 +265,9 @@ class CustomNetworking(_Model):
     _cidr = field_validator("cidr", mode="before")(_optional_cidr)
 
 
+_ALL_PODS: tuple[Literal["echo", "busybox"], ...] = ("echo", "busybox")
+
+
 class PodSecurityGroups(_Model):
     """Security groups for pods: branch ENIs on a trunk ENI, each with the pod's own security groups."""
 
@@ -268,7 +275,7 @@ class PodSecurityGroups(_Model):
         default="strict", description="POD_SECURITY_GROUP_ENFORCING_MODE (the CNI's default: strict)"
     )
     pods: list[Literal["echo", "busybox"]] = Field(
-        default_factory=lambda: ["echo", "busybox"],
+        default_factory=lambda: list(_ALL_PODS),
         description="the pods a SecurityGroupPolicy gives branch ENIs (vpc2 runs only busybox: `echo` selects "
         "nothing there)",
     )
