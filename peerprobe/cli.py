@@ -175,6 +175,17 @@ def _load(path: Path | None) -> config_module.ExperimentConfig:
         fail(error)
 
 
+def _load_for(path: Path | None, backend: str) -> config_module.ExperimentConfig:
+    """The config for a command that works on ``backend``: exit 2 naming each key the backend cannot build yet."""
+    from peerprobe.backends import support
+
+    experiment = _load(path)
+    error = support.refusal(experiment, _backend(backend))
+    if error is not None:
+        fail(error)
+    return experiment
+
+
 def _backend(value: str) -> str:
     if value not in ("lab", "aws"):
         fail(ConfigError(f"--backend: {value!r} is not one of lab or aws"))
@@ -231,7 +242,7 @@ def run(
     from peerprobe.params import RunParameters
 
     parameters = RunParameters(
-        config=_load(config), backend=_backend(backend), keep=keep, cleanup_on_failure=cleanup_on_failure
+        config=_load_for(config, backend), backend=_backend(backend), keep=keep, cleanup_on_failure=cleanup_on_failure
     )
     reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics, html=html)
     _preflight(parameters.backend, parameters.config, creating=True)
@@ -287,7 +298,7 @@ def cleanup(config: ConfigOption = None, backend: CleanupBackendOption = None, r
     if run_id is not None:
         parameters = _parameters_of_run(run_id, config=config, backend=backend)
     else:
-        parameters = RunParameters(config=_load(config), backend=_backend(backend or "lab"))
+        parameters = RunParameters(config=_load_for(config, backend or "lab"), backend=_backend(backend or "lab"))
     _preflight(parameters.backend, parameters.config)
     again = f"peerprobe cleanup --run-id {run_id}" if run_id else _cleanup_command(parameters.backend, config)
     with (
@@ -345,7 +356,7 @@ def drift(
     baseline. Creates and deletes nothing. Exit 0: no drift; 1: drift; 2: no such environment; 3: failure."""
     from peerprobe.params import RunParameters
 
-    parameters = RunParameters(config=_load(config), backend=_backend(backend))
+    parameters = RunParameters(config=_load_for(config, backend), backend=_backend(backend))
     reports = _report_paths(json=json, junit=junit, markdown=markdown, metrics=metrics, html=html)
     _preflight(parameters.backend, parameters.config)
     with _owning(parameters.backend, parameters.config, "drift"):
@@ -604,7 +615,7 @@ VANTAGE_NAMES = ("vpc1-pod", "vpc2-ec2", "vpc2-pod", "outside")
 @lab_app.command("up")
 def lab_up(config: ConfigOption = None) -> None:
     """Build the lab environment of the config (idempotent): clusters, apps, peering, rules, baseline SNAT."""
-    experiment = _load(config)
+    experiment = _load_for(config, "lab")
     _check_environment()
     from peerprobe.backends.lab import environment
 
@@ -638,7 +649,7 @@ def _echo_address(state: object) -> str:
 @lab_app.command("down")
 def lab_down(config: ConfigOption = None) -> None:
     """Remove the lab environment of the config; removing an absent one succeeds."""
-    experiment = _load(config)
+    experiment = _load_for(config, "lab")
     _check_environment()
     from peerprobe.backends.lab import environment
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import types
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -23,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from peerprobe import config_yaml
+from peerprobe import config_yaml, vpc_cidrs
 from peerprobe.config_yaml import KeyPath, dotted, shorten
 from peerprobe.errors import ConfigError
 
@@ -67,6 +68,14 @@ LAB_RESERVED = {  # peerprobe/backends/lab/net/_names.py and peerprobe/topology.
 # outside_cidrs become loadBalancerSourceRanges: never wider than a /8 in all (design.md principles).
 OUTSIDE_MAX_PREFIX = 8
 RESERVED_PHASE = "live"  # drift checks own this phase name
+# VPC CNI versions that first carry a feature: AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG appears in v1.2.0 (git grep across
+# the release tags of aws/amazon-vpc-cni-k8s); security groups for pods need 1.7.7 ("If your Amazon VPC CNI plugin
+# for Kubernetes version is earlier than 1.7.7, then update", EKS user guide, security-groups-for-pods);
+# POD_SECURITY_GROUP_ENFORCING_MODE appears in v1.11.0 (pkg/sgpp; before it every branch-ENI pod was "strict").
+CUSTOM_NETWORKING_SINCE = (1, 2, 0)
+POD_SECURITY_GROUPS_SINCE = (1, 7, 7)
+ENFORCING_MODE_SINCE = (1, 11, 0)
+POD_SUBNET_SPLIT = 2  # custom networking: the CIDR cut in four, one pod subnet per zone (three used)
 AZ_COUNT = 3  # eksctl spreads a new VPC over three zones and cuts it in eight: 3 public, 3 private subnets
 NODE_BLOCK = 8  # addresses planned per node: primary, secondary ENI, echo, busybox, nginx, spare
 FIRST_HOST = 16  # offset of the first node in its subnet; below it: gateways, NAT and LB nodes
@@ -164,6 +173,10 @@ def vpc_cidr(value: str) -> str:
     return value
 
 
+def _secondary_block(value: object) -> str:
+    return vpc_cidr(str(value))
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -196,8 +209,26 @@ class Vpc(_Model):
     nat_gateway: StrictBool = Field(default=True, description="a NAT gateway for the private subnets")
     id: str | None = Field(default=None, description="aws backend: adopt this VPC (vpc-…) instead of creating one")
     subnets: Subnets = Field(default_factory=Subnets, description="aws backend: the adopted VPC's subnets")
+    secondary_cidrs: list[str] = Field(
+        default_factory=list,
+        max_length=vpc_cidrs.MAX_BLOCKS - 1,
+        description="further IPv4 CIDR blocks associated with the VPC (e.g. 100.64.0.0/16 for pods), /16 to /28, "
+        "within AWS's association restrictions for the primary CIDR's range",
+    )
 
     _cidr = field_validator("cidr", mode="before")(parse_cidr)
+
+    @field_validator("secondary_cidrs", mode="before")
+    @classmethod
+    def _secondary(cls, value: object) -> object:
+        if not isinstance(value, list):
+            return value
+        cidrs = [_indexed(parse_cidr, item, index) for index, item in enumerate(value)]
+        for index, cidr in enumerate(cidrs):
+            _indexed(_secondary_block, cidr, index)
+            if cidr in cidrs[:index]:
+                raise KeyedError(f"duplicate {cidr!r}", item=index)
+        return cidrs
 
     @field_validator("cidr")
     @classmethod
@@ -215,6 +246,57 @@ class Vpcs(_Model):
     vpc2: Vpc = Field(default=Vpc(cidr="192.168.0.0/16"), description="the peered VPC: a cluster and the EC2 host")
 
 
+def _optional_cidr(value: object) -> object:
+    return None if value is None else parse_cidr(value)
+
+
+class CustomNetworking(_Model):
+    """The VPC CNI's custom networking: pods on secondary ENIs in ENIConfig subnets of another CIDR."""
+
+    enabled: StrictBool = Field(
+        default=False,
+        description="AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG with one ENIConfig per zone: every pod sits on a secondary "
+        "ENI in a subnet of `cidr` (whatever pod_eni says), the nodes stay in the primary CIDR",
+    )
+    cidr: str | None = Field(
+        default=None, description="one of the VPC's secondary_cidrs, cut in four: one pod subnet per zone"
+    )
+
+    _cidr = field_validator("cidr", mode="before")(_optional_cidr)
+
+
+_ALL_PODS: tuple[Literal["echo", "busybox"], ...] = ("echo", "busybox")
+
+
+class PodSecurityGroups(_Model):
+    """Security groups for pods: branch ENIs on a trunk ENI, each with the pod's own security groups."""
+
+    mode: Literal["strict", "standard"] = Field(
+        default="strict", description="POD_SECURITY_GROUP_ENFORCING_MODE (the CNI's default: strict)"
+    )
+    pods: list[Literal["echo", "busybox"]] = Field(
+        default_factory=lambda: list(_ALL_PODS),
+        description="the pods a SecurityGroupPolicy gives branch ENIs (vpc2 runs only busybox: `echo` selects "
+        "nothing there)",
+    )
+    open_from_peer: StrictBool = Field(
+        default=True, description="the pods' own group admits the peer VPC's CIDRs on the ports the nodes' group does"
+    )
+    include_cluster_sg: StrictBool = Field(
+        default=True, description="the SecurityGroupPolicy also lists the EKS cluster security group"
+    )
+
+    @field_validator("pods")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("names no pod; `pod_security_groups: null` turns the feature off")
+        for index, item in enumerate(value):
+            if item in value[:index]:
+                raise KeyedError(f"duplicate {item!r}", item=index)
+        return value
+
+
 class Cluster(_Model):
     name: str = Field(description="EKS cluster name: 1-100 letters, digits, '-' or '_'")
     nodes: StrictInt = Field(default=2, ge=1, le=100, description="worker nodes in the node group")
@@ -227,6 +309,14 @@ class Cluster(_Model):
     )
     node_subnets: Literal["private", "public"] = Field(
         default="private", description="private: behind the NAT gateway; public: nodes get their own public IPs"
+    )
+    custom_networking: CustomNetworking = Field(
+        default_factory=CustomNetworking, description="pod addresses from a secondary CIDR of the VPC"
+    )
+    pod_security_groups: PodSecurityGroups | None = Field(
+        default=None,
+        description="null, or a SecurityGroupPolicy giving the listed pods branch ENIs (ENABLE_POD_ENI) and a group "
+        "of their own",
     )
 
     _service = field_validator("service_cidr", mode="before")(parse_cidr)
@@ -260,6 +350,15 @@ class Cluster(_Model):
     def cni(self) -> tuple[int, int, int]:
         return version_tuple(self.cni_version)
 
+    @property
+    def pods_on_secondary_eni(self) -> bool:
+        """Custom networking never gives pods addresses of the primary ENI (EKS user guide, cni-custom-network)."""
+        return self.pod_eni == "secondary" or self.custom_networking.enabled
+
+    def branch_eni(self, pod: str) -> bool:
+        """Whether the SecurityGroupPolicy gives ``pod`` (echo, busybox) a branch ENI."""
+        return self.pod_security_groups is not None and pod in self.pod_security_groups.pods
+
 
 class Clusters(_Model):
     vpc1: Cluster = Field(
@@ -272,6 +371,14 @@ class Clusters(_Model):
 
 class Peering(_Model):
     enabled: StrictBool = Field(default=True, description="peer the two VPCs and route each one's CIDR to the other")
+    via: Literal["peering", "transit-gateway"] = Field(
+        default="peering",
+        description="a VPC peering connection, or a transit gateway with an attachment in every zone of each VPC "
+        "and propagation to its route table",
+    )
+    route_cidrs: Literal["all", "primary"] = Field(
+        default="all", description="which of each VPC's CIDRs the other VPC's route tables send to the link"
+    )
 
 
 _DEFAULT_PEER_PORTS: list[int | Literal["nodeport"]] = [8080, "nodeport"]
@@ -543,12 +650,116 @@ def _cross_field_errors(config: ExperimentConfig) -> Iterable[str]:
         if phase.name in seen:
             yield f"phases[{index}].name, phases[{seen[phase.name]}].name: duplicate {phase.name!r}"
         seen.setdefault(phase.name, index)
+    yield from _secondary_cidr_errors(config)
+    for key in ("vpc1", "vpc2"):
+        yield from _custom_networking_errors(config, key)
+        yield from _pod_security_group_errors(config, key)
 
 
 def _nodes_fit(cidr: str, nodes: int) -> bool:
-    subnet_size = network(cidr).num_addresses // 8
+    return _block_fits(network(cidr).num_addresses // 8, nodes)
+
+
+def _block_fits(subnet_size: int, nodes: int) -> bool:
+    """The planned addresses of ``nodes`` nodes (per zone) fit one subnet of each zone."""
     per_zone = -(-nodes // AZ_COUNT)
     return FIRST_HOST + NODE_BLOCK * per_zone + 5 <= subnet_size  # AWS reserves 5 addresses per subnet
+
+
+def _blocks(config: ExperimentConfig) -> list[tuple[str, str, str]]:
+    """Every CIDR block of both VPCs as (vpc key, key path, cidr), primaries first."""
+    found = []
+    for key in ("vpc1", "vpc2"):
+        vpc = getattr(config.vpcs, key)
+        found.append((key, f"vpcs.{key}.cidr", vpc.cidr))
+        found += [(key, f"vpcs.{key}.secondary_cidrs[{i}]", c) for i, c in enumerate(vpc.secondary_cidrs)]
+    return found
+
+
+def _secondary_cidr_errors(config: ExperimentConfig) -> Iterable[str]:
+    """Secondary blocks: disjoint from every other block of both VPCs (VPC user guide: "must not overlap with any
+    existing CIDR block that's associated with the VPC"; peering guide: no peering "if any of the CIDR blocks
+    overlap"; a transit gateway routes by destination and cannot tell them apart), within AWS's association
+    restrictions for the primary block, and clear of both service CIDRs."""
+    blocks = _blocks(config)
+    for index, (key, path, cidr) in enumerate(blocks):
+        for other_key, other_path, other in blocks[index + 1 :]:
+            secondary = ".secondary_cidrs[" in path or ".secondary_cidrs[" in other_path
+            if secondary and network(cidr).overlaps(network(other)):
+                why = "a VPC's CIDR blocks must be disjoint" if other_key == key else "the link needs disjoint CIDRs"
+                first, second = (
+                    ((path, cidr), (other_path, other)) if ".secondary" in path else ((other_path, other), (path, cidr))
+                )
+                yield f"{first[0]}, {second[0]}: {first[1]} overlaps {second[1]} ({why})"
+    for key, path, cidr in blocks:
+        if path.endswith(".cidr"):
+            continue
+        yield from _association_errors(config, key, path, cidr)
+        for cluster_key in ("vpc1", "vpc2"):
+            service = getattr(config.clusters, cluster_key).service_cidr
+            if network(service).overlaps(network(cidr)):
+                yield (
+                    f"clusters.{cluster_key}.service_cidr, {path}: {service} overlaps {cidr} (a service CIDR must not "
+                    "overlap the VPC's blocks or a connected VPC's)"
+                )
+
+
+def _association_errors(config: ExperimentConfig, key: str, path: str, cidr: str) -> Iterable[str]:
+    vpc = getattr(config.vpcs, key)
+    earlier = [vpc.cidr, *vpc.secondary_cidrs[: vpc.secondary_cidrs.index(cidr)]]
+    problem = vpc_cidrs.association_problem(vpc.cidr, earlier, cidr)
+    if problem:
+        yield f"{path}, vpcs.{key}.cidr: {problem}"
+
+
+def _custom_networking_errors(config: ExperimentConfig, key: str) -> Iterable[str]:
+    cluster, vpc = getattr(config.clusters, key), getattr(config.vpcs, key)
+    custom, path = cluster.custom_networking, f"clusters.{key}.custom_networking"
+    if not custom.enabled:
+        return
+    if custom.cidr is None:
+        yield f"{path}.cidr, {path}.enabled: custom networking needs the CIDR its pod subnets are cut from"
+        return
+    if custom.cidr not in vpc.secondary_cidrs:
+        listed = ", ".join(vpc.secondary_cidrs) or "none"
+        yield (
+            f"{path}.cidr, vpcs.{key}.secondary_cidrs: {custom.cidr} is not one of {key}'s secondary CIDRs ({listed}); "
+            "the ENIConfig subnets must be in a CIDR associated with the VPC"
+        )
+    elif not _pod_subnets_fit(custom.cidr, cluster.nodes):
+        yield f"{path}.cidr, clusters.{key}.nodes: {custom.cidr} is too small for pod subnets of {cluster.nodes} nodes"
+    if cluster.cni < CUSTOM_NETWORKING_SINCE:
+        yield (
+            f"{path}.enabled, clusters.{key}.cni_version: custom networking (AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG) "
+            f"needs VPC CNI {_version_text(CUSTOM_NETWORKING_SINCE)} or later, not {cluster.cni_version}"
+        )
+
+
+def _pod_subnets_fit(cidr: str, nodes: int) -> bool:
+    net = network(cidr)
+    return net.prefixlen + POD_SUBNET_SPLIT <= 28 and _block_fits(net.num_addresses >> POD_SUBNET_SPLIT, nodes)
+
+
+def _pod_security_group_errors(config: ExperimentConfig, key: str) -> Iterable[str]:
+    cluster = getattr(config.clusters, key)
+    groups, path = cluster.pod_security_groups, f"clusters.{key}.pod_security_groups"
+    if groups is None:
+        return
+    if cluster.cni < POD_SECURITY_GROUPS_SINCE:
+        yield (
+            f"{path}, clusters.{key}.cni_version: security groups for pods need VPC CNI "
+            f"{_version_text(POD_SECURITY_GROUPS_SINCE)} or later, not {cluster.cni_version}"
+        )
+    elif groups.mode == "standard" and cluster.cni < ENFORCING_MODE_SINCE:
+        yield (
+            f"{path}.mode, clusters.{key}.cni_version: POD_SECURITY_GROUP_ENFORCING_MODE=standard needs VPC CNI "
+            f"{_version_text(ENFORCING_MODE_SINCE)} or later (before it, branch-ENI pods are always strict), "
+            f"not {cluster.cni_version}"
+        )
+
+
+def _version_text(version: tuple[int, int, int]) -> str:
+    return ".".join(str(part) for part in version)
 
 
 # --- loading -------------------------------------------------------------------------------------------
@@ -730,6 +941,9 @@ def model_of(annotation: object) -> type[BaseModel] | None:
         return annotation
     if get_origin(annotation) is list:
         return model_of(get_args(annotation)[0])
+    members = [arg for arg in get_args(annotation) if arg is not type(None)]
+    if get_origin(annotation) in (Union, types.UnionType) and len(members) == 1:
+        return model_of(members[0])  # an optional mapping: `pod_security_groups: null | {...}`
     return None
 
 

@@ -95,6 +95,13 @@ Bad input exits with code 2 before anything starts, with one line per problem th
 - a CIDR with host bits set (`172.16.0.1/16`) is an error, not rounded down;
 - VPC CIDRs outside /16-/28, not unicast ({not_unicast}),
   or in the ranges the lab keeps for itself ({lab_reserved});
+- `vpcs.<k>.secondary_cidrs` that overlap any other block of either VPC or a service CIDR, or that AWS does not
+  associate with a primary block of that range (the table in the VPC user guide's "VPC CIDR blocks": beside an
+  RFC 1918 primary no other RFC 1918 range and no `198.19.0.0/16`, nor `172.31.0.0/16` beside `172.16.0.0/12`;
+  `100.64.0.0/10` and publicly routable blocks are permitted beside every primary);
+- `clusters.<k>.custom_networking.cidr` that is not one of that VPC's `secondary_cidrs` or too small for a pod
+  subnet per zone; custom networking before VPC CNI 1.2.0, security groups for pods before 1.7.7, and
+  `pod_security_groups.mode: standard` before 1.11.0;
 - `outside_cidrs` with a prefix shorter than /{outside} or more than a /{outside} of addresses in all: they become
   the load balancers' source ranges;
 - YAML with duplicate keys, aliases that expand to more than {nodes} values, nesting deeper than {depth} levels,
@@ -148,7 +155,7 @@ def _rows(path: str, field: FieldInfo, value: object) -> Iterator[tuple[str, Fie
     is_list = get_origin(field.annotation) is list
     sample = None if is_list else value
     prefix = f"{path}[]" if is_list else path
-    if is_list:
+    if is_list or value is None:  # a list of mappings, or an optional mapping that defaults to null
         yield path, field, value
     for name, inner in model.model_fields.items():
         # A list's items are new mappings: their keys show the schema's defaults, not the first item's values.

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from peerprobe.backends import support
 from peerprobe.config import ExperimentConfig
 from peerprobe.errors import ConfigError
 
@@ -21,6 +22,14 @@ class RunParameters(BaseModel):
     backend: Literal["lab", "aws"] = Field(default="lab", description="lab: the embedded lab; aws: a real account")
     keep: bool = Field(default=False, description="Keep the environment; restore the baseline SNAT settings")
     cleanup_on_failure: bool = Field(default=False, description="On failure, remove everything instead of keeping it")
+
+    @model_validator(mode="after")
+    def _supported(self) -> RunParameters:
+        # A run started from the UI or a deployment is refused here, before its first task creates anything.
+        error = support.refusal(self.config, self.backend)
+        if error is not None:
+            raise ValueError(str(error))
+        return self
 
 
 # --- what `peerprobe serve` lets a run started from the UI do ---------------------------------------------------

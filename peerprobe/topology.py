@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from peerprobe.config import AZ_COUNT, FIRST_HOST, NODE_BLOCK, Cluster, ExperimentConfig, Vpc
+from peerprobe.config import AZ_COUNT, FIRST_HOST, NODE_BLOCK, POD_SUBNET_SPLIT, Cluster, ExperimentConfig, Vpc
 
 HEADLESS_NAME = "source-ip-app-headless.default.svc.cluster.local"
 LB_KINDS = ("load-balancer", "internal-nlb", "nginx-nlb")
@@ -100,6 +100,11 @@ def subnets(vpc: Vpc) -> dict[str, list[ipaddress.IPv4Network]]:
     return {"public": parts[:AZ_COUNT], "private": parts[AZ_COUNT : 2 * AZ_COUNT]}
 
 
+def pod_subnets(cidr: str) -> list[ipaddress.IPv4Network]:
+    """Custom networking's ENIConfig subnets: the CIDR cut in four, one subnet per zone (three used)."""
+    return list(ipaddress.IPv4Network(cidr).subnets(prefixlen_diff=POD_SUBNET_SPLIT))[:AZ_COUNT]
+
+
 def zone(region: str, index: int) -> str:
     return f"{region}{'abc'[index % AZ_COUNT]}"
 
@@ -140,10 +145,21 @@ def _node_base(vpc: Vpc, cluster: Cluster, index: int) -> tuple[ipaddress.IPv4Ne
     return subnet, FIRST_HOST + NODE_BLOCK * (index // AZ_COUNT)
 
 
+def _pod_base(vpc: Vpc, cluster: Cluster, index: int) -> tuple[ipaddress.IPv4Network, int]:
+    """Where node ``index``'s pods (and its secondary ENI) take addresses: its own subnet, or with custom
+    networking the pod subnet of its zone, at the same offsets."""
+    subnet, base = _node_base(vpc, cluster, index)
+    custom = cluster.custom_networking
+    if custom.enabled and custom.cidr is not None:
+        subnet = pod_subnets(custom.cidr)[index % AZ_COUNT]
+    return subnet, base
+
+
 def _plan_node(key: str, vpc: Vpc, cluster: Cluster, region: str, index: int) -> Node:
     subnet, base = _node_base(vpc, cluster, index)
     primary = _host(subnet, base)
-    addresses = [primary, _host(subnet, base + 1)] if cluster.pod_eni == "secondary" else [primary]
+    pod_subnet, pod_base = _pod_base(vpc, cluster, index)
+    addresses = [primary, _host(pod_subnet, pod_base + 1)] if cluster.pods_on_secondary_eni else [primary]
     public_ip = _public(key, 101 + index) if cluster.node_subnets == "public" else None
     return Node(
         name=private_dns_name(primary, region),
@@ -156,7 +172,7 @@ def _plan_node(key: str, vpc: Vpc, cluster: Cluster, region: str, index: int) ->
 
 
 def _pod_ip(vpc: Vpc, cluster: Cluster, node_index: int, slot: int) -> str:
-    subnet, base = _node_base(vpc, cluster, node_index)
+    subnet, base = _pod_base(vpc, cluster, node_index)
     return _host(subnet, base + slot)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from peerprobe.model import cni, dns, kube_proxy, load_balancers, network
+from peerprobe.model import cni, dns, kube_proxy, load_balancers, network, pod_eni
 from peerprobe.model._walk import Actor, Blocked, Mark, Packet, Step, walk
 from peerprobe.model.clients import Client, client_for
 from peerprobe.model.facts import Facts
@@ -36,7 +36,7 @@ def _walked(spec: ProbeSpec, client: Client, facts: Facts) -> Packet | Blocked:
         failed = Mark(client.vantage, client.ip, spec.host, path.why[-1] if path.why else "", "DNS")
         return replace(path, marks=(*start.marks, failed))
     dst, steps = path
-    return walk(client.start(dst), *steps)
+    return walk(client.start(dst), *steps, network.reply(facts))
 
 
 def _reached(spec: ProbeSpec, packet: Packet, client: Client) -> Expected:
@@ -93,7 +93,7 @@ def _out(client: Client, facts: Facts) -> list[Step]:
 
 
 def _pod_ip(spec: ProbeSpec, client: Client, facts: Facts) -> Path:
-    return spec.host, [*_out(client, facts), admit_at_node(ECHO_PORT, facts), cni.echo_reply(facts)]
+    return spec.host, [*_out(client, facts), pod_eni.admit_at_echo(ECHO_PORT, facts, client), cni.echo_reply(facts)]
 
 
 def _cluster_ip(spec: ProbeSpec, client: Client, facts: Facts) -> Path:
@@ -106,7 +106,7 @@ def _cluster_ip(spec: ProbeSpec, client: Client, facts: Facts) -> Path:
         return spec.host, [
             kube_proxy.cluster_ip(facts),
             *_out(client, facts),
-            admit_at_node(ECHO_PORT, facts),
+            pod_eni.admit_at_echo(ECHO_PORT, facts, client),
             _note(summary, headline=True),
         ]
     where = {"vpc2-pod": "the VPC2 node", "vpc2-ec2": "the EC2 host", "outside": "the internet"}[client.vantage]
@@ -119,6 +119,7 @@ def _node_port(spec: ProbeSpec, client: Client, facts: Facts) -> Path:
         *_out(client, facts),
         admit_at_node(spec.port, facts),
         kube_proxy.external(facts, receiving=node, actor=Actor.RECEIVING_NODE),
+        pod_eni.deliver(facts, node),
     ]
 
 
@@ -150,7 +151,7 @@ def _headless(spec: ProbeSpec, client: Client, facts: Facts) -> Path | Blocked:
         _note(why),
         _note(note),
         *_out(client, facts),
-        admit_at_node(ECHO_PORT, facts),
+        pod_eni.admit_at_echo(ECHO_PORT, facts, client),
         cni.echo_reply(facts),
     ]
 

@@ -39,12 +39,41 @@ class Facts:
         return self.topology.vpc1 if key == "vpc1" else self.topology.vpc2
 
     def cidr(self, key: VpcKey) -> ipaddress.IPv4Network:
+        """The VPC's primary CIDR block."""
         return ipaddress.IPv4Network(self.side(key).cidr)
 
-    def vpc_of(self, ip: str) -> VpcKey | None:
+    def cidrs(self, key: VpcKey) -> list[ipaddress.IPv4Network]:
+        """Every CIDR block of the VPC, the primary first (the secondary blocks as the config associates them)."""
+        secondary = self.config.vpcs.vpc1 if key == "vpc1" else self.config.vpcs.vpc2
+        return [self.cidr(key), *(ipaddress.IPv4Network(c) for c in secondary.secondary_cidrs)]
+
+    def routed(self, key: VpcKey) -> list[ipaddress.IPv4Network]:
+        """The blocks of VPC ``key`` that the other VPC's route tables send to the link (peering.route_cidrs)."""
+        return self.cidrs(key) if self.config.peering.route_cidrs == "all" else [self.cidr(key)]
+
+    def block_of(self, ip: str) -> tuple[VpcKey, ipaddress.IPv4Network] | None:
+        """The VPC and the CIDR block an address is in, or None outside both VPCs."""
         address = ipaddress.IPv4Address(ip)
         keys: tuple[VpcKey, ...] = ("vpc1", "vpc2")
-        return next((key for key in keys if address in self.cidr(key)), None)
+        found = ((key, net) for key in keys for net in self.cidrs(key) if address in net)
+        return next(found, None)
+
+    def vpc_of(self, ip: str) -> VpcKey | None:
+        found = self.block_of(ip)
+        return found[0] if found else None
+
+    def cidrs_text(self, key: VpcKey) -> str:
+        """The VPC's blocks for an explanation: the primary alone reads as before."""
+        blocks = self.cidrs(key)
+        return str(blocks[0]) if len(blocks) == 1 else "CIDRs " + ", ".join(str(b) for b in blocks)
+
+    def branch_eni(self, key: VpcKey, pod: str) -> bool:
+        """Whether a SecurityGroupPolicy gives the cluster's ``pod`` (echo, busybox) a branch ENI."""
+        return self.cluster(key).branch_eni(pod)
+
+    def strict(self, key: VpcKey) -> bool:
+        groups = self.cluster(key).pod_security_groups
+        return groups is not None and groups.mode == "strict"
 
     def nat_gateway(self, key: VpcKey) -> str | None:
         return self.side(key).nat_gateway
@@ -68,9 +97,10 @@ class Facts:
 
 
 def lb_source_ranges(config: ExperimentConfig, topology: Topology) -> list[str]:
-    """Both VPC CIDRs, the experiment's public addresses (NAT gateways, public nodes, the EC2 host) and
+    """Both VPCs' CIDR blocks, the experiment's public addresses (NAT gateways, public nodes, the EC2 host) and
     the outside client; the Services of type LoadBalancer carry exactly these (design.md principles)."""
     cidrs = [topology.vpc1.cidr, topology.vpc2.cidr]
+    cidrs += [*config.vpcs.vpc1.secondary_cidrs, *config.vpcs.vpc2.secondary_cidrs]
     public = [topology.vpc1.nat_gateway, topology.vpc2.nat_gateway, topology.peer_host.public_ip]
     public += [node.public_ip for side in (topology.vpc1, topology.vpc2) for node in side.nodes]
     cidrs += [f"{ip}/32" for ip in public if ip]

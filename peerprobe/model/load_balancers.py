@@ -8,7 +8,7 @@ doc and troubleshooting "loopback-timeout" (hairpin), aws-load-balancer-controll
 
 from __future__ import annotations
 
-from peerprobe.model import kube_proxy, places
+from peerprobe.model import kube_proxy, places, pod_eni
 from peerprobe.model._walk import Actor, Blocked, Packet, Step, block
 from peerprobe.model.clients import Client
 from peerprobe.model.cni import echo_reply
@@ -32,7 +32,12 @@ def classic_elb(facts: Facts) -> list[Step]:
     steps = [admit_by_source_ranges("the ELB's security group", facts, at=at), _proxy(lb.private_ips[0], facts)]
     if facts.config.services.external_traffic_policy == "Local":
         steps.append(_tolerate(CONVERGING))
-    return [*steps, admit_at_node(port, facts), kube_proxy.external(facts, receiving=None, actor=Actor.VPC1_NODE)]
+    return [
+        *steps,
+        admit_at_node(port, facts),
+        kube_proxy.external(facts, receiving=None, actor=Actor.VPC1_NODE),
+        pod_eni.deliver(facts, None),
+    ]
 
 
 def _proxy(address: str, facts: Facts) -> Step:
@@ -99,7 +104,7 @@ def _instance_targets(facts: Facts, client: Client) -> list[Step]:
     steps = [forward, admit_at_node(port, facts), _hairpin(facts, client, targets)]
     if local:
         steps.append(_tolerate(CONVERGING))
-    return [*steps, kube_proxy.external(facts, receiving=None, actor=Actor.VPC1_NODE)]
+    return [*steps, kube_proxy.external(facts, receiving=None, actor=Actor.VPC1_NODE), pod_eni.deliver(facts, None)]
 
 
 def _ip_targets(facts: Facts, client: Client) -> list[Step]:
@@ -111,7 +116,7 @@ def _ip_targets(facts: Facts, client: Client) -> list[Step]:
             "ip targets (AWS Load Balancer Controller): the NLB sends straight to the echo pod, "
             "kube-proxy is not involved"
         ),
-        admit_at_node(ECHO_PORT, facts),
+        pod_eni.admit_at_echo(ECHO_PORT, facts, client),
         _hairpin(facts, client, [facts.echo_node]),
         _tolerate(CONVERGING),
         echo_reply(facts),

@@ -6,6 +6,7 @@ it is the target."""
 from __future__ import annotations
 
 PEERING = "peering"
+TRANSIT_GATEWAY = "transit-gateway"
 INTERNET = "internet"
 ECHO_POD = "echo-pod"
 NGINX_POD = "nginx-pod"
@@ -31,3 +32,13 @@ def load_balancer(kind: str) -> str:
 def router(vpc: str) -> str:
     """A VPC's router: where the lab's kernel records every flow it forwards; no hop of the model's paths."""
     return f"router:{vpc}"
+
+
+def link(via: str) -> str:
+    """The place between the VPCs: the peering connection or the transit gateway (peering.via)."""
+    return TRANSIT_GATEWAY if via == "transit-gateway" else PEERING
+
+
+def branch_eni(pod: str) -> str:
+    """A pod's branch ENI (security groups for pods): where its own security groups are applied."""
+    return f"branch-eni:{pod}"

@@ -40,19 +40,35 @@ def _hosts(addresses: set[str]) -> tuple[ipaddress.IPv4Network, ...]:
 
 
 def _self_rule(facts: Facts) -> Rule:
+    return Rule(None, (), "the cluster security group admits its own members", cluster_members(facts))
+
+
+def cluster_members(facts: Facts) -> frozenset[str]:
+    """The addresses of the ENIs that carry VPC1's cluster security group: the nodes' ENIs and the pods on them
+    (custom networking's ENIConfig names the cluster group, as in the EKS tutorial), and the branch ENIs whose
+    SecurityGroupPolicy lists it (include_cluster_sg)."""
     side = facts.topology.vpc1
     members = {a for n in side.nodes for a in (n.ip, *n.addresses)}
-    members |= {p.ip for p in (side.echo_pod, side.busybox_pod) if p}
-    return Rule(None, (), "the cluster security group admits its own members", frozenset(members))
+    pods = {"echo": side.echo_pod, "busybox": side.busybox_pod}
+    groups = facts.cluster("vpc1").pod_security_groups
+    with_cluster_sg = groups is None or groups.include_cluster_sg
+    members |= {p.ip for name, p in pods.items() if p and (with_cluster_sg or not facts.branch_eni("vpc1", name))}
+    return frozenset(members)
 
 
 def _peer_rules(facts: Facts) -> list[Rule]:
-    peer = (facts.cidr("vpc2"),)
+    return peer_rules(facts, "peerprobe opened")
+
+
+def peer_rules(facts: Facts, who: str) -> list[Rule]:
+    """security_groups.open_from_peer from each of VPC2's CIDR blocks (one rule per block, so an explanation names
+    the block that admitted the source)."""
     rules = []
     for item in facts.config.security_groups.open_from_peer:
         port = facts.topology.vpc1.node_port if item == "nodeport" else item
-        if port is not None:
-            rules.append(Rule(int(port), peer, f"peerprobe opened TCP {port} to {peer[0]}"))
+        if port is None:
+            continue
+        rules += [Rule(int(port), (block,), f"{who} TCP {port} to {block}") for block in facts.cidrs("vpc2")]
     return rules
 
 
@@ -65,12 +81,20 @@ def _controller_rules(facts: Facts) -> list[Rule]:
     if nlb.target_type == "instance" and "internal-nlb" in ports:
         rules.append(Rule(ports["internal-nlb"], ranges, "the NLB controller's client rule (loadBalancerSourceRanges)"))
         rules.append(Rule(ports["internal-nlb"], subnets, "the NLB controller's health-check rule (subnet CIDRs)"))
-    if nlb.target_type == "ip":
-        sources = ranges if nlb.preserve_client_ip else subnets
-        rules.append(Rule(ECHO_PORT, sources, "the AWS Load Balancer Controller's rule for its ip targets"))
+    rules += lbc_target_rules(facts)
     if "nginx-nlb" in ports:
         rules.append(Rule(ports["nginx-nlb"], ranges, "the nginx NLB's client rule (loadBalancerSourceRanges)"))
     return rules
+
+
+def lbc_target_rules(facts: Facts) -> list[Rule]:
+    """The AWS Load Balancer Controller's rule for ip targets, on the group of the target's ENI (the ENI's only
+    group, else the one tagged kubernetes.io/cluster/<name>: LBC networking_manager resolveEndpointSGForENI)."""
+    nlb = facts.config.services.internal_nlb
+    if nlb.target_type != "ip":
+        return []
+    sources = facts.source_ranges if nlb.preserve_client_ip else (facts.cidr("vpc1"),)
+    return [Rule(ECHO_PORT, sources, "the AWS Load Balancer Controller's rule for its ip targets")]
 
 
 def admit_at_node(port: int, facts: Facts) -> Step:
@@ -103,7 +127,7 @@ def admit_at_peer_host(facts: Facts) -> Step:
         if not facts.config.peer_host.admit_vpc1:
             reason = "the EC2 host's security group does not admit VPC1 (peer_host.admit_vpc1)"
             return block(packet, "timeout", reason, at=at, by=by)
-        allowed = [facts.cidr("vpc1"), *_hosts(set(egress_public_addresses("vpc1", facts)))]
+        allowed = [*facts.cidrs("vpc1"), *_hosts(set(egress_public_addresses("vpc1", facts)))]
         if Rule(PEER_HOST_PORT, tuple(allowed), "").admits(PEER_HOST_PORT, packet.ip):
             return packet.note(f"the EC2 host's SG admits {packet.ip} on TCP 80", at=at)
         return block(packet, "timeout", f"the EC2 host's SG does not admit {packet.ip} on TCP 80", at=at, by=by)

@@ -48,7 +48,7 @@ def place_kind(place: str) -> str:
     if place == "outside" or place == places.INTERNET:
         return "outside"
     prefix = place.split(":", 1)[0]
-    return {"node": "node", "nat": "gateway", "igw": "gateway", "lb": "lb"}.get(prefix, "link")
+    return {"node": "node", "nat": "gateway", "igw": "gateway", "lb": "lb", "branch-eni": "pod"}.get(prefix, "link")
 
 
 def place_title(place: str, topology: Topology) -> tuple[str, str]:
@@ -62,6 +62,9 @@ def place_title(place: str, topology: Topology) -> tuple[str, str]:
         return f"{rest.upper()} {what}", (side.nat_gateway or "") if prefix == "nat" and side else ""
     if prefix == "router":
         return f"{rest.upper()} router", ""
+    if prefix == "branch-eni":
+        title, address = place_title(rest, topology)
+        return f"branch ENI of the {title}", address
     if prefix == "lb":
         facts = topology.vpc1.load_balancer_facts.get(rest)
         return LB_NAMES.get(rest, rest), ", ".join(facts.private_ips[:1] + facts.public_ips[:1]) if facts else ""
@@ -78,6 +81,7 @@ def _plain_title(place: str, topology: Topology) -> tuple[str, str]:
         places.ECHO_POD: ("echo pod", vpc1.echo_pod.ip if vpc1.echo_pod else ""),
         places.NGINX_POD: ("nginx pod", vpc1.nginx_pod.ip if vpc1.nginx_pod else ""),
         places.PEERING: ("VPC peering", ""),
+        places.TRANSIT_GATEWAY: ("transit gateway", ""),
         places.INTERNET: ("internet", ""),
     }
     return known.get(place, (place, ""))
@@ -100,13 +104,14 @@ def _node_ip(name: str, topology: Topology) -> str:
 # --- the topology -----------------------------------------------------------------------------------------------
 
 
-def topology_dot(topology: Topology) -> str:
-    """Both VPCs with their subnets, the peering between them and the internet beside them."""
+def topology_dot(topology: Topology, *, link: str = places.PEERING) -> str:
+    """Both VPCs with their subnets, the link between them (``link``: the peering or the transit gateway) and the
+    internet beside them."""
     lines = ["digraph topology {", _GRAPH, "graph [rankdir=LR, compound=true, newrank=true];", "edge [arrowhead=none];"]
     lines += _internet(topology)
     for key in ("vpc1", "vpc2"):
         lines += _vpc(key, topology)
-    lines += _links(topology)
+    lines += _links(topology, link)
     return "\n".join([*lines, "}"])
 
 
@@ -191,9 +196,9 @@ def _pods(side: ClusterTopology) -> list[tuple[str, str]]:
     return found
 
 
-def _links(topology: Topology) -> list[str]:
-    internet, peering = _dot_name(places.INTERNET), _dot_name(places.PEERING)
-    lines = [_place_node(places.PEERING, topology, extra=", shape=hexagon")]
+def _links(topology: Topology, link: str) -> list[str]:
+    internet, peering = _dot_name(places.INTERNET), _dot_name(link)
+    lines = [_place_node(link, topology, extra=", shape=hexagon")]
     lines += [f"{_dot_name(places.internet_gateway(key))} -> {internet};" for key in ("vpc1", "vpc2")]
     if topology.outside:
         lines.append(f"{_dot_name('outside')} -> {internet};")

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from peerprobe.config import ExperimentConfig
+from peerprobe.model import places
 from peerprobe.model.path import CellPath, Hop
 from peerprobe.report import _diagrams, _graph, _html_assets
 from peerprobe.report._observed import Row, disagreements, side_by_side, translation_text
@@ -38,7 +39,11 @@ def render(report: Report, config: ExperimentConfig | None = None, *, draw: bool
     Where the backend recorded them (the lab), each cell shows the kernel's translations beside the model's hops."""
     traced = trace_report(report, config or ExperimentConfig())
     paths = [t.path for phase in traced for t in phase if t.path is not None]
-    sources = [_diagrams.topology_dot(report.topology), *(_diagrams.path_dot(p, report.topology) for p in paths)]
+    link = places.link((config or ExperimentConfig()).peering.via)
+    sources = [
+        _diagrams.topology_dot(report.topology, link=link),
+        *(_diagrams.path_dot(p, report.topology) for p in paths),
+    ]
     drawn = _graph.render(sources) if draw else _graph.Drawn(problem="drawing was turned off")
     svgs = iter(drawn.svgs[1:])
     body = [

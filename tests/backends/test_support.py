@@ -1,0 +1,108 @@
+"""Until the backends build them, custom networking, a transit gateway, pod security groups and route_cidrs are
+refused on the lab and aws backends (exit 2 naming each key, before anything starts); predict models them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
+
+from peerprobe import config
+from peerprobe.backends.support import refusal, unsupported_keys
+from peerprobe.cli import app
+from peerprobe.params import RunParameters
+
+BEYOND = {
+    "vpcs": {"vpc1": {"secondary_cidrs": ["100.64.0.0/16"]}},
+    "clusters": {
+        "vpc1": {"custom_networking": {"enabled": True, "cidr": "100.64.0.0/16"}},
+        "vpc2": {"pod_security_groups": {"pods": ["busybox"]}},
+    },
+    "peering": {"via": "transit-gateway", "route_cidrs": "primary"},
+}
+BEYOND_YAML = """\
+vpcs: {vpc1: {secondary_cidrs: [100.64.0.0/16]}}
+clusters: {vpc1: {custom_networking: {enabled: true, cidr: 100.64.0.0/16}}}
+peering: {via: transit-gateway}
+"""
+
+
+def test_the_workshop_asks_for_nothing_unsupported() -> None:
+    assert unsupported_keys(config.load()) == [] and refusal(config.load(), "lab") is None
+
+
+def test_each_new_feature_is_named_by_its_key() -> None:
+    assert unsupported_keys(config.from_mapping(BEYOND)) == [
+        "vpcs.vpc1.secondary_cidrs",
+        "clusters.vpc1.custom_networking",
+        "clusters.vpc2.pod_security_groups",
+        "peering.via",
+        "peering.route_cidrs",
+    ]
+
+
+def test_the_refusal_is_bad_input_with_the_key_path_first() -> None:
+    error = refusal(config.from_mapping({"peering": {"via": "transit-gateway"}}), "aws")
+    assert error is not None and error.exit_code == 2
+    assert str(error) == "peering.via: not yet supported on the aws backend; `peerprobe predict` models it"
+
+
+def test_a_run_from_the_ui_is_refused_by_its_parameters() -> None:
+    with pytest.raises(ValidationError, match=r"peering\.via: not yet supported on the lab backend"):
+        RunParameters.model_validate({"backend": "lab", "config": {"peering": {"via": "transit-gateway"}}})
+
+
+@pytest.fixture
+def beyond_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("PEERPROBE_STATE_DIR", str(state))
+    # Were the refusal to fail, the aws backend's preflight would find no endpoint but loopback.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    path = tmp_path / "beyond.yaml"
+    path.write_text(BEYOND_YAML, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["run", "--backend", "lab"],
+        ["run", "--backend", "aws"],
+        ["drift", "--backend", "lab"],
+        ["cleanup", "--backend", "aws"],
+        ["lab", "up"],
+        ["lab", "down"],
+    ],
+)
+def test_backend_commands_exit_2_naming_each_key_and_create_nothing(beyond_config: Path, command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--config", str(beyond_config)])
+    backend = "aws" if "aws" in command else "lab"
+    assert result.exit_code == 2, result.output
+    for key in ("vpcs.vpc1.secondary_cidrs", "clusters.vpc1.custom_networking", "peering.via"):
+        assert f"{key}: not yet supported on the {backend} backend" in result.output
+    assert not any((beyond_config.parent / "state").iterdir()), "nothing may be created"
+
+
+def test_the_refusal_comes_before_prefect_is_imported(beyond_config: Path) -> None:
+    code = (
+        "import sys\n"
+        "from peerprobe.cli import main\n"
+        f"sys.argv = ['peerprobe', 'run', '--config', {str(beyond_config)!r}]\n"
+        "try:\n    main()\nexcept SystemExit as e:\n"
+        "    print('prefect' in sys.modules, file=sys.stderr); raise\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2 and "peering.via: not yet supported" in result.stderr
+    assert result.stderr.strip().endswith("False")
+
+
+def test_predict_models_the_same_config(beyond_config: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["predict", "--config", str(beyond_config), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
