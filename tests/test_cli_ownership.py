@@ -59,7 +59,9 @@ def _start(*args: str, **env: str) -> subprocess.Popen[str]:
 
 def _nothing_left(key: str) -> None:
     assert net.list_namespaces(key) == [] and lab.agents_of(key) == [] and lab.load_state(key) is None
-    assert [item for item in sweep.find(grace_seconds=0) if item.environment == key] == [], "nothing in moto"
+    assert [item for item in sweep.find_lab(grace_seconds=0).leftovers if item.environment == key] == [], (
+        "nothing in moto"
+    )
     assert ownership.holder(key) is None, "no owner on record"
 
 

@@ -46,7 +46,9 @@ def nothing_left(state: lab.LabState) -> None:
     key = state.env_key
     assert state.agent_pid is not None and not is_agent(state.agent_pid), "the agent went with its lab"
     assert lab.agents_of(key) == [] and net.list_namespaces(key) == []
-    assert [item for item in sweep.find(grace_seconds=0) if item.environment == key] == [], "nothing left in moto"
+    assert [item for item in sweep.find_lab(grace_seconds=0).leftovers if item.environment == key] == [], (
+        "nothing left in moto"
+    )
     assert not any(path.exists() or path.is_symlink() for path in state_files(key))
 
 
