@@ -49,7 +49,7 @@ class AwsBehaviour:
         self._answers: dict[str, list[_Scripted]] = {}
         self._rewrite: dict[str, list[_Scripted]] = {}
         self._throttled: dict[str, list[_Scripted]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a rewrite may call AWS itself (as AWS's own side), in the same thread
         self.answered: list[str] = []  # "ec2:DeleteSubnet DependencyViolation", in order
         self.seen: list[str] = []  # every operation called, in order
 
@@ -162,8 +162,8 @@ def wire_error(service_id: str, code: str, url: str) -> AWSResponse:
     if service_id in ("eks", "ssm"):
         headers = {"x-amzn-ErrorType": code, "Content-Type": "application/json"}
         return AWSResponse(url, 400, headers, _Body(f'{{"__type": "{code}", "message": "{message}"}}'.encode()))
-    body = f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error></ErrorResponse>"
-    return AWSResponse(url, 400, {}, _Body(body.encode()))
+    error = f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+    return AWSResponse(url, 400, {}, _Body(f"<ErrorResponse>{error}</ErrorResponse>".encode()))
 
 
 _API_PARAMS = "peerprobe_tests_api_params"

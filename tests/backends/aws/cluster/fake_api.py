@@ -267,11 +267,12 @@ class FakeApiServer:
 
             def _pod(self, namespace: str, deployment: dict[str, Any]) -> tuple[str, str, str]:
                 template = deployment["spec"]["template"]
-                pod = {
+                name = f"{deployment['metadata']['name']}-abc"
+                pod: dict[str, Any] = {
                     "apiVersion": "v1",
                     "kind": "Pod",
                     "metadata": {
-                        "name": f"{deployment['metadata']['name']}-abc",
+                        "name": name,
                         "namespace": namespace,
                         "labels": template["metadata"]["labels"],
                     },
@@ -280,7 +281,7 @@ class FakeApiServer:
                         "containers": template["spec"]["containers"],
                     },
                 }
-                key = (namespace, "pods", pod["metadata"]["name"])
+                key = (namespace, "pods", name)
                 state.objects[key] = pod
                 return key
 
