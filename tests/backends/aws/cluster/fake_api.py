@@ -22,9 +22,9 @@ _EXEC = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec$")
 _PATH = re.compile(r"^/(?:api/v1|apis/apps/v1)/namespaces/([^/]+)/(deployments|services|daemonsets|pods)(?:/([^/]+))?$")
 
 
-# Docker image manifest schema 1: containerd 2.0 stopped pulling it by default and 2.1 removed it
-# (https://github.com/containerd/containerd/blob/main/RELEASES.md#deprecated-features), and current EKS AMIs
-# run containerd 2.x. registry.k8s.io/echoserver:1.4 is one (kubernetes/kubernetes#130128).
+# Docker image manifest schema 1: containerd 2.0 stopped pulling it unless told to and 2.1 cannot at all
+# (containerd RELEASES.md, "Deprecated features"; containerd/containerd#6884), and current EKS AMIs run
+# containerd 2.x. registry.k8s.io/echoserver:1.4 is one (issue 12, defect 1).
 SCHEMA_1 = ("echoserver:1.4",)
 PULL_FAILED = "ErrImagePull"
 DEFAULT_POD_IP = "172.16.96.30"
