@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import structlog
@@ -19,6 +19,10 @@ log = structlog.get_logger()
 
 
 T = TypeVar("T")
+# EC2 is eventually consistent: an id a Create call has just returned can be unknown to the next call for a few
+# seconds (https://docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html, "Eventual consistency
+# error examples": InvalidGroup.NotFound right after CreateSecurityGroup, and so on).
+ID_PROPAGATION_SECONDS = 60
 
 
 class AwsBase:
@@ -66,6 +70,17 @@ class AwsBase:
             {"Name": "tag:Name", "Values": [name]},
             {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [self.stamp.environment]},
         ]
+
+    def while_unknown(self, action: Callable[[], T], *, codes: frozenset[str], what: str) -> T:
+        """`action` (its SDK calls translated), again while AWS answers one of `codes`, the not-found errors of
+        an id it has just handed out; bounded at ID_PROPAGATION_SECONDS, then the last such error is raised."""
+        return self.waits.retry(
+            action,
+            retry_if=lambda error: isinstance(error, NotFoundError) and error.state in codes,
+            what=what,
+            max_seconds=ID_PROPAGATION_SECONDS,
+            first=2,
+        )
 
     def wait(self, client: Any, waiter: str, *, kind: str, resource_id: str, max_seconds: float, **params: Any) -> None:
         """A botocore waiter's acceptors (the success and failure states its service documents), checked one

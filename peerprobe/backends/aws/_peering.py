@@ -21,6 +21,9 @@ log = structlog.get_logger()
 _LIVE = ["initiating-request", "pending-acceptance", "provisioning", "active"]
 _DEAD = ("rejected", "failed", "expired", "deleting", "deleted")
 PEERING_WAIT_SECONDS = 5 * 60  # a same-account request is acceptable within seconds; active seconds after that
+# AcceptVpcPeeringConnection can still answer that a peering DescribeVpcPeeringConnections already shows does not
+# exist (hashicorp/terraform-provider-aws#30423): asked again, bounded (ID_PROPAGATION_SECONDS).
+ACCEPT_NOT_YET_KNOWN = frozenset({"InvalidVpcPeeringConnectionID.NotFound"})
 
 
 class PeeringOps(VpcOps):
@@ -73,8 +76,11 @@ class PeeringOps(VpcOps):
             first=2,
         )
         if status == "pending-acceptance":
-            with aws_errors("vpc peering", peering_id, name):
-                self.ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=peering_id)
+            self.while_unknown(
+                lambda: self._accept(peering_id, name=name),
+                codes=ACCEPT_NOT_YET_KNOWN,
+                what=f"vpc peering {peering_id}",
+            )
             log.info("peering.accepted", peering_id=peering_id)
         self.waits.poll(
             lambda: self._status_unless(peering_id, ("initiating-request", "pending-acceptance", "provisioning")),
@@ -84,6 +90,10 @@ class PeeringOps(VpcOps):
             max_seconds=PEERING_WAIT_SECONDS,
             first=2,
         )
+
+    def _accept(self, peering_id: str, *, name: str) -> None:
+        with aws_errors("vpc peering", peering_id, name):
+            self.ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=peering_id)
 
     def _status_unless(self, peering_id: str, passing: tuple[str, ...]) -> str | None:
         """The peering's status once it is none of the `passing` ones (None meanwhile, and while AWS does not

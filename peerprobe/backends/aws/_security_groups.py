@@ -14,6 +14,10 @@ from peerprobe.backends.ports import IngressRule, SecurityGroup, refuse_open_to_
 from peerprobe.errors import ConflictError, NotFoundError
 
 log = structlog.get_logger()
+# A security group just created can be unknown to the next call for a few seconds: AuthorizeSecurityGroupIngress
+# or DescribeSecurityGroups by its id answer InvalidGroup.NotFound (EC2 API, "Eventual consistency"; boto/boto3#620,
+# hashicorp/packer#1322). Rules are added again, bounded (ID_PROPAGATION_SECONDS).
+GROUP_NOT_YET_KNOWN = frozenset({"InvalidGroup.NotFound"})
 
 
 class SecurityGroupOps(InUseOps):
@@ -48,8 +52,14 @@ class SecurityGroupOps(InUseOps):
         return tuple(sorted(rule for perm in raw.get("IpPermissions", []) for rule in _rules(perm)))
 
     def authorize_ingress(self, group_id: str, *, rules: Sequence[IngressRule]) -> None:
-        """Add the rules the group lacks, in one call; a rule that already exists counts as added."""
+        """Add the rules the group lacks, in one call; a rule that already exists counts as added. A group EC2
+        does not know yet (just created) is asked again, bounded."""
         refuse_open_to_world(rules)
+        self.while_unknown(
+            lambda: self._authorize(group_id, rules), codes=GROUP_NOT_YET_KNOWN, what=f"security group {group_id}"
+        )
+
+    def _authorize(self, group_id: str, rules: Sequence[IngressRule]) -> None:
         present = set(self.ingress_rules(group_id))
         missing = [rule for rule in dict.fromkeys(rules) if rule not in present]
         try:

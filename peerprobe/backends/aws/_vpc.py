@@ -34,6 +34,10 @@ _LIVE_NAT_STATES = ["pending", "available"]
 # id; the list eksctl avoids (eksctl-io/eksctl pkg/az/az.go, zoneIDsToAvoid; cnn1-az4: eksctl-io/eksctl#3916).
 EKS_REFUSED_ZONE_IDS = frozenset({"use1-az3", "usw1-az2", "cac1-az3", "cnn1-az4"})
 NAT_WAIT_SECONDS = 10 * 60  # a NAT gateway is available (or deleted) in one to a few minutes
+# CreateNatGateway seconds after CreateSubnet (or AllocateAddress) can answer that the subnet (or the address)
+# does not exist (openshift/hypershift#711, fixed by waiting in hypershift#1034; gardener-extension-provider-aws
+# #1947): nothing was created, so it is asked again (ID_PROPAGATION_SECONDS).
+NAT_PARTS_NOT_YET_KNOWN = frozenset({"InvalidSubnetID.NotFound", "InvalidAllocationID.NotFound"})
 
 
 class VpcOps(InUseOps):
@@ -312,12 +316,18 @@ class VpcOps(InUseOps):
 
     def _create_nat_gateway(self, name: str, *, subnet_id: str) -> dict[str, Any]:
         allocation_id = self._ensure_address(f"{name}-eip")
-        with aws_errors("nat gateway", name=name):
-            raw: dict[str, Any] = self.ec2.create_nat_gateway(
-                SubnetId=subnet_id,
-                AllocationId=allocation_id,
-                TagSpecifications=self.tag_specs("natgateway", name),
-            )["NatGateway"]
+
+        def create() -> dict[str, Any]:
+            with aws_errors("nat gateway", name=name):
+                return dict(
+                    self.ec2.create_nat_gateway(
+                        SubnetId=subnet_id,
+                        AllocationId=allocation_id,
+                        TagSpecifications=self.tag_specs("natgateway", name),
+                    )["NatGateway"]
+                )
+
+        raw = self.while_unknown(create, codes=NAT_PARTS_NOT_YET_KNOWN, what=f"nat gateway {name}")
         log.info(
             "nat_gateway.created",
             nat_gateway_id=raw["NatGatewayId"],

@@ -4,6 +4,7 @@ client itself is tested against a fake API server in cluster/."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,11 +42,14 @@ class AwsBehaviour:
     serve (`answer`) and rewritten answers (`rewrite`) for the next `times` calls, on every client the factories
     build (botocore's before-call, which short-circuits the request, and
     after-call, which may change the parsed answer in place). Botocore does not retry a short-circuited call,
-    so each scripted refusal is one answer the adapter sees."""
+    so each scripted refusal is one answer the adapter sees; `throttle` answers on the wire instead
+    (before-send), where botocore's own retries see it. Safe to use from concurrent steps."""
 
     def __init__(self) -> None:
         self._answers: dict[str, list[_Scripted]] = {}
         self._rewrite: dict[str, list[_Scripted]] = {}
+        self._throttled: dict[str, list[_Scripted]] = {}
+        self._lock = threading.RLock()  # a rewrite may call AWS itself (as AWS's own side), in the same thread
         self.answered: list[str] = []  # "ec2:DeleteSubnet DependencyViolation", in order
         self.seen: list[str] = []  # every operation called, in order
 
@@ -76,6 +80,11 @@ class AwsBehaviour:
         it changed anything; after `times` changed answers it stops."""
         self._rewrite.setdefault(operation, []).append(_Scripted(change, times, lambda params: True))
 
+    def throttle(self, operation: str, code: str, *, times: int) -> None:
+        """The next `times` sends of `operation` ("ec2:DescribeSubnets", "elb:DescribeLoadBalancers") are
+        answered 400 `code` on the wire, each attempt botocore makes counting as one."""
+        self._throttled.setdefault(operation, []).append(_Scripted(lambda params: code, times, lambda params: True))
+
     def calls(self, operation: str) -> int:
         """How many times `operation` was called (answered by AWS, moto or this script)."""
         return self.seen.count(operation)
@@ -85,35 +94,76 @@ class AwsBehaviour:
             session.events.register("before-parameter-build", _keep_api_params)
             session.events.register_last("before-call", self._before)  # after the Recorder: it sees every call
             session.events.register("after-call", self._after)
+            session.events.register_first("before-send", self._send)
 
         on_every_session(monkeypatch, hook)
+
+    def _send(self, request: Any, event_name: str, **kwargs: Any) -> AWSResponse | None:
+        _, service_id, name = event_name.split(".", 2)
+        operation = f"{_SERVICE_NAMES.get(service_id, service_id)}:{name}"
+        scripted = self._next(self._throttled, operation, {})
+        if scripted is None:
+            return None
+        code = scripted.answer({})
+        with self._lock:
+            self.answered.append(f"{operation} {code}")
+        return wire_error(service_id, code, request.url)
 
     def _before(self, model: Any, context: dict[str, Any], **kwargs: Any) -> tuple[AWSResponse, Any] | None:
         operation = f"{model.service_model.service_name}:{model.name}"
         api_params = context.get(_API_PARAMS, {})
-        self.seen.append(operation)
+        with self._lock:
+            self.seen.append(operation)
         scripted = self._next(self._answers, operation, api_params)
         if scripted is None:
             return None
         response = scripted.answer(api_params)
-        self.answered.append(f"{operation} {response.get('Error', {}).get('Code', 'answered')}")
+        with self._lock:
+            self.answered.append(f"{operation} {response.get('Error', {}).get('Code', 'answered')}")
         return AWSResponse("https://aws.invalid/", response["ResponseMetadata"]["HTTPStatusCode"], {}, None), response
 
     def _after(self, model: Any, parsed: dict[str, Any], http_response: Any, **kwargs: Any) -> None:
         if http_response.status_code >= 300:
             return
-        for scripted in self._rewrite.get(f"{model.service_model.service_name}:{model.name}", []):
-            if scripted.times > 0 and scripted.answer(parsed):
-                scripted.times -= 1
-                return
+        with self._lock:
+            for scripted in self._rewrite.get(f"{model.service_model.service_name}:{model.name}", []):
+                if scripted.times > 0 and scripted.answer(parsed):
+                    scripted.times -= 1
+                    return
 
-    @staticmethod
-    def _next(table: dict[str, list[_Scripted]], operation: str, params: dict[str, Any]) -> _Scripted | None:
-        for scripted in table.get(operation, []):
-            if scripted.times > 0 and scripted.when(params):
-                scripted.times -= 1
-                return scripted
+    def _next(self, table: dict[str, list[_Scripted]], operation: str, params: dict[str, Any]) -> _Scripted | None:
+        with self._lock:
+            for scripted in table.get(operation, []):
+                if scripted.times > 0 and scripted.when(params):
+                    scripted.times -= 1
+                    return scripted
         return None
+
+
+# botocore's event names carry the service id (hyphenated); the operations here are named by the client's name.
+_SERVICE_NAMES = {"elastic-load-balancing": "elb", "elastic-load-balancing-v2": "elbv2"}
+
+
+class _Body:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **kwargs: Any) -> Any:
+        yield self.body
+
+
+def wire_error(service_id: str, code: str, url: str) -> AWSResponse:
+    """A 400 answer with `code` as each protocol writes errors: EC2's XML, the query protocol's ErrorResponse
+    (ELB, IAM, STS), or the JSON protocols' header and body (EKS, SSM)."""
+    message = "Rate exceeded"
+    if service_id == "ec2":
+        body = f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors></Response>"
+        return AWSResponse(url, 400, {}, _Body(body.encode()))
+    if service_id in ("eks", "ssm"):
+        headers = {"x-amzn-ErrorType": code, "Content-Type": "application/json"}
+        return AWSResponse(url, 400, headers, _Body(f'{{"__type": "{code}", "message": "{message}"}}'.encode()))
+    error = f"<Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+    return AWSResponse(url, 400, {}, _Body(f"<ErrorResponse>{error}</ErrorResponse>".encode()))
 
 
 _API_PARAMS = "peerprobe_tests_api_params"

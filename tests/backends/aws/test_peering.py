@@ -122,6 +122,20 @@ def test_a_retried_step_accepts_the_peering_it_left_pending(cloud: AwsCloud, beh
     assert [p["VpcPeeringConnectionId"] for p in _tagged(cloud, "vpc1-vpc2")] == [peering.id]
 
 
+def test_an_accept_refused_for_a_peering_ec2_does_not_know_yet_is_asked_for_again(
+    cloud: AwsCloud, behaviour: AwsBehaviour
+) -> None:
+    """AcceptVpcPeeringConnection can answer InvalidVpcPeeringConnectionID.NotFound for a request that describe
+    already shows (hashicorp/terraform-provider-aws#30423)."""
+    vpc1 = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    vpc2 = cloud.ensure_vpc("vpc2", cidr="192.168.0.0/16")
+    behaviour.fail("ec2:AcceptVpcPeeringConnection", "InvalidVpcPeeringConnectionID.NotFound")
+    peering = cloud.ensure_peering("vpc1-vpc2", requester=vpc1, accepter=vpc2)
+    assert peering.status == "active"
+    assert behaviour.calls("ec2:AcceptVpcPeeringConnection") == 2
+    assert [p["VpcPeeringConnectionId"] for p in _tagged(cloud, "vpc1-vpc2")] == [peering.id]
+
+
 def test_a_peering_that_never_leaves_initiating_request_is_a_bounded_wait(
     cloud: AwsCloud, behaviour: AwsBehaviour
 ) -> None:

@@ -9,6 +9,7 @@ import pytest
 from peerprobe.backends.aws import AwsCloud
 from peerprobe.backends.ports import IngressRule
 from peerprobe.errors import ConfigError
+from tests.backends.aws._fakes import AwsBehaviour
 
 PEER = "192.168.0.0/16"
 RULES = [
@@ -107,3 +108,16 @@ def test_revoke_survives_a_rule_removed_behind_its_back(
     monkeypatch.setattr(type(cloud), "ingress_rules", lambda self, group_id: stale)  # read before the removal
     cloud.revoke_ingress(group.id, rules=RULES)
     assert ec2.describe_security_groups(GroupIds=[group.id])["SecurityGroups"][0]["IpPermissions"] == []
+
+
+def test_rules_for_a_group_ec2_does_not_know_yet_are_added_again(cloud: AwsCloud, behaviour: AwsBehaviour) -> None:
+    """Right after CreateSecurityGroup, DescribeSecurityGroups and AuthorizeSecurityGroupIngress by its id can
+    answer InvalidGroup.NotFound (EC2 API reference, "Eventual consistency"; boto/boto3#620)."""
+    vpc = cloud.ensure_vpc("vpc1", cidr="172.16.0.0/16")
+    group = cloud.ensure_security_group("peer-host", vpc_id=vpc.id, description="host")
+    unknown = f"The security group '{group.id}' does not exist"
+    behaviour.fail("ec2:DescribeSecurityGroups", "InvalidGroup.NotFound", message=unknown)
+    behaviour.fail("ec2:AuthorizeSecurityGroupIngress", "InvalidGroup.NotFound", message=unknown)
+    cloud.authorize_ingress(group.id, rules=RULES)
+    assert cloud.ingress_rules(group.id) == tuple(sorted(RULES))
+    assert len(behaviour.answered) == 2

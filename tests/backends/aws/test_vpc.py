@@ -183,3 +183,16 @@ def test_local_zones_are_not_offered(cloud: AwsCloud, behaviour: AwsBehaviour) -
 
     behaviour.rewrite("ec2:DescribeAvailabilityZones", with_a_local_zone)
     assert cloud.availability_zones()[0] == f"{REGION}a"
+
+
+def test_a_nat_gateway_refused_for_a_subnet_ec2_does_not_know_yet_is_asked_for_again(
+    cloud: AwsCloud, named: Named, vpc: Vpc, behaviour: AwsBehaviour
+) -> None:
+    """CreateNatGateway seconds after CreateSubnet can answer InvalidSubnetID.NotFound (openshift/hypershift#711):
+    nothing was made, so asking again makes exactly one."""
+    subnet = cloud.ensure_subnet("pub", vpc_id=vpc.id, cidr="172.16.2.0/24", availability_zone=AZ, public=True)
+    unknown = f"The subnet ID '{subnet.id}' does not exist"
+    behaviour.fail("ec2:CreateNatGateway", "InvalidSubnetID.NotFound", message=unknown)
+    cloud.ensure_nat_gateway("vpc1-nat", subnet_id=subnet.id)
+    assert behaviour.answered == ["ec2:CreateNatGateway InvalidSubnetID.NotFound"]
+    assert len(named("describe_nat_gateways", "NatGateways", "vpc1-nat")) == 1

@@ -1,7 +1,9 @@
 """A small fake Kubernetes API server (threaded http.server on 127.0.0.1) implementing just what the client
 calls: server-side apply PATCH of deployments, services and daemonsets, strategic merge patch of a
 DaemonSet's container env, GET and list, DaemonSet rollout status that catches up one read later, and
-pods/exec over a websocket (fake_exec.py)."""
+pods/exec over a websocket (fake_exec.py). As a cluster on current EKS nodes would, it refuses schema-1
+images (containerd 2.x: the pod stays in ErrImagePull), and, when told to, runs pods only on nodes that have
+joined and lets a load balancer controller (State.controller) give LoadBalancer Services their hostnames."""
 
 from __future__ import annotations
 
@@ -11,13 +13,33 @@ import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from tests.backends.aws.cluster import fake_exec
 
 _EXEC = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec$")
 _PATH = re.compile(r"^/(?:api/v1|apis/apps/v1)/namespaces/([^/]+)/(deployments|services|daemonsets|pods)(?:/([^/]+))?$")
+
+
+# Docker image manifest schema 1: containerd 2.0 stopped pulling it unless told to and 2.1 cannot at all
+# (containerd RELEASES.md, "Deprecated features"; containerd/containerd#6884), and current EKS AMIs run
+# containerd 2.x. registry.k8s.io/echoserver:1.4 is one (issue 12, defect 1).
+SCHEMA_1 = ("echoserver:1.4",)
+PULL_FAILED = "ErrImagePull"
+DEFAULT_POD_IP = "172.16.96.30"
+
+
+class LoadBalancerController(Protocol):
+    """What cloud-provider-aws does for a Service of type LoadBalancer: makes its load balancer when the
+    Service is applied, shows its hostname in the status once it has one ("" until then), removes it when the
+    Service is deleted."""
+
+    def provision(self, service: dict[str, Any]) -> None: ...
+
+    def hostname(self, service: dict[str, Any]) -> str: ...
+
+    def deprovision(self, service: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -36,6 +58,29 @@ class State:
     nodes: list[dict[str, Any]] = field(default_factory=list)
     lag_reads: int = 1  # reads of a patched DaemonSet before its rollout shows as finished
     exec: fake_exec.ExecState = field(default_factory=fake_exec.ExecState)
+    require_nodes: bool = False  # pods run only on a node in `nodes` (else Pending, never ready)
+    pod_ips: dict[str, str] = field(default_factory=dict)  # app label -> the pod's IP
+    controller: LoadBalancerController | None = None  # None: a hostname at once, as before
+
+
+def refused_image(image: str) -> bool:
+    """Whether a node with containerd 2.x cannot pull `image` (a schema-1 manifest)."""
+    return image.rsplit("/", 1)[-1] in SCHEMA_1
+
+
+def pod_status(pod: dict[str, Any], state: State) -> dict[str, Any]:
+    """The kubelet's view of a pod now: Pending (unscheduled while its node has not joined, or its image not
+    pulled) or Running with its IP."""
+    node = pod["spec"].get("nodeName")
+    if state.require_nodes and node not in {n["metadata"]["name"] for n in state.nodes}:
+        return {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False"}]}
+    refused = [c for c in pod["spec"]["containers"] if refused_image(c["image"])]
+    if refused:
+        waiting = {"reason": PULL_FAILED, "message": f"failed to pull image {refused[0]['image']}: schema 1"}
+        statuses = [{"name": c["name"], "ready": False, "state": {"waiting": waiting}} for c in refused]
+        return {"phase": "Pending", "containerStatuses": statuses}
+    app = pod["metadata"].get("labels", {}).get("app", "")
+    return {"phase": "Running", "podIP": state.pod_ips.get(app, DEFAULT_POD_IP)}
 
 
 def aws_node(
@@ -61,6 +106,21 @@ def aws_node(
             "numberMisscheduled": 0,
             "numberReady": 3,
         },
+    }
+
+
+def _balanced(service: dict[str, Any]) -> bool:
+    return bool(service["spec"].get("type") == "LoadBalancer")
+
+
+def _deployment_status(deployment: dict[str, Any], pod: dict[str, Any] | None, state: State) -> dict[str, Any]:
+    replicas = deployment["spec"].get("replicas", 1)
+    running = pod is not None and pod_status(pod, state)["phase"] == "Running"
+    return {
+        "observedGeneration": deployment["metadata"]["generation"],
+        "replicas": replicas,
+        "readyReplicas": replicas if running else 0,
+        "updatedReplicas": replicas,
     }
 
 
@@ -107,11 +167,12 @@ class FakeApiServer:
                 elif kind == "nodes":
                     self._send(200, {"apiVersion": "v1", "kind": "NodeList", "metadata": {}, "items": state.nodes})
                 elif name is None and kind:
-                    items = [o for (ns, k, _), o in state.objects.items() if ns == namespace and k == kind]
+                    items = [o for (ns, k, _), o in list(state.objects.items()) if ns == namespace and k == kind]
                     if "labelSelector=" in query:
                         app = query.split("labelSelector=app%3D", 1)[-1].split("&")[0]
                         items = [o for o in items if o["metadata"].get("labels", {}).get("app") == app]
-                    self._send(200, {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": items})
+                    listed = [_view(kind, o) for o in items]
+                    self._send(200, {"apiVersion": "v1", "kind": "List", "metadata": {}, "items": listed})
                 elif (namespace, kind, name) in state.objects:
                     self._send(200, self._read(namespace, kind, name or ""))
                 else:
@@ -158,11 +219,13 @@ class FakeApiServer:
                     if obj.setdefault("_reads", 0) >= state.lag_reads:
                         obj["status"]["observedGeneration"] = obj["metadata"]["generation"]
                     obj["_reads"] += 1
-                return {k: v for k, v in obj.items() if not k.startswith("_")}
+                return _view(kind, obj)
 
             def do_DELETE(self) -> None:
                 namespace, kind, name, _ = self._record()
                 found = state.objects.pop((namespace, kind, name or ""), None)
+                if found and kind == "services" and _balanced(found) and state.controller is not None:
+                    state.controller.deprovision(found)
                 self._send(200 if found else 404, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
 
             def do_PATCH(self) -> None:
@@ -185,14 +248,7 @@ class FakeApiServer:
                 generation = (previous["metadata"]["generation"] + 1) if previous else 1
                 obj["metadata"]["generation"] = generation
                 if key[1] == "deployments":
-                    replicas = obj["spec"].get("replicas", 1)
-                    obj["status"] = {
-                        "observedGeneration": generation,
-                        "replicas": replicas,
-                        "readyReplicas": replicas,
-                        "updatedReplicas": replicas,
-                    }
-                    self._pod(key[0], obj)
+                    obj["_pod"] = self._pod(key[0], obj)
                 if key[1] == "services":
                     spec = obj["spec"]
                     spec.setdefault("clusterIP", "10.100.7.7")
@@ -200,17 +256,23 @@ class FakeApiServer:
                         if spec.get("type") in ("NodePort", "LoadBalancer"):
                             port.setdefault("nodePort", 30000 + number)
                     ingress = [{"hostname": f"{key[2]}.elb.cn-northwest-1.amazonaws.com.cn"}]
-                    obj["status"] = {"loadBalancer": {"ingress": ingress}} if spec.get("type") == "LoadBalancer" else {}
+                    obj["status"] = {"loadBalancer": {"ingress": ingress}} if _balanced(obj) else {}
+                    if _balanced(obj) and state.controller is not None:
+                        obj["status"] = {}
+                        obj["_controller"] = state.controller
+                        if previous is None:
+                            state.controller.provision(obj)
                 state.objects[key] = obj
-                return obj
+                return _view(key[1], obj)
 
-            def _pod(self, namespace: str, deployment: dict[str, Any]) -> None:
+            def _pod(self, namespace: str, deployment: dict[str, Any]) -> tuple[str, str, str]:
                 template = deployment["spec"]["template"]
-                pod = {
+                name = f"{deployment['metadata']['name']}-abc"
+                pod: dict[str, Any] = {
                     "apiVersion": "v1",
                     "kind": "Pod",
                     "metadata": {
-                        "name": f"{deployment['metadata']['name']}-abc",
+                        "name": name,
                         "namespace": namespace,
                         "labels": template["metadata"]["labels"],
                     },
@@ -218,9 +280,10 @@ class FakeApiServer:
                         "nodeName": template["spec"].get("nodeName"),
                         "containers": template["spec"]["containers"],
                     },
-                    "status": {"phase": "Running", "podIP": "172.16.96.30"},
                 }
-                state.objects[(namespace, "pods", pod["metadata"]["name"])] = pod
+                key = (namespace, "pods", name)
+                state.objects[key] = pod
+                return key
 
             def _merge_env(self, key: tuple[str, str, str], body: dict[str, Any]) -> dict[str, Any]:
                 obj = state.objects[key]
@@ -238,6 +301,18 @@ class FakeApiServer:
                 obj["metadata"]["generation"] += 1
                 obj["_reads"] = 0
                 return {k: v for k, v in obj.items() if not k.startswith("_")}
+
+        def _view(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+            """What a read answers: the stored object with its status as of now."""
+            shown = {k: v for k, v in obj.items() if not k.startswith("_")}
+            if kind == "pods":
+                shown["status"] = pod_status(obj, state)
+            elif kind == "deployments" and "_pod" in obj:
+                shown["status"] = _deployment_status(obj, state.objects.get(obj["_pod"]), state)
+            elif kind == "services" and "_controller" in obj:
+                hostname = obj["_controller"].hostname(obj)
+                shown["status"] = {"loadBalancer": {"ingress": [{"hostname": hostname}]}} if hostname else {}
+            return shown
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

@@ -1,6 +1,7 @@
 """The fake API server's pods/exec over a real websocket: the RFC 6455 upgrade, Kubernetes' v4.channel.k8s.io
 framing (channel byte 1 stdout, 2 stderr, 3 the exit Status as JSON), the command run here with sh in a
-scratch directory, and only when every address it names is a loopback one."""
+scratch directory, and only when every address it names is a loopback one; or, with `ExecState.answer`, its
+standard output given by a stand-in for the network (the harness's data plane), nothing run."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs
@@ -54,6 +55,7 @@ class ExecState:
     released: threading.Event = field(default_factory=threading.Event)  # set when the server closes
     max_seconds: float = 30.0  # no command outlives this, whatever the client does
     records: list[ExecRecord] = field(default_factory=list)
+    answer: Callable[[ExecRecord], str] | None = None  # the command's stdout, instead of running it here
     processes: set[subprocess.Popen[bytes]] = field(default_factory=set)
     workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="fake-exec-"))
 
@@ -183,6 +185,9 @@ class Session:
 
     def run(self) -> None:
         threading.Thread(target=self._read_client, daemon=True).start()
+        if self.state.answer is not None:
+            self._answer(self.state.answer)
+            return
         refused = non_loopback(self.record.command)
         if refused:
             self._finish(_internal_error(f"fake api: refusing a command that names {', '.join(refused)}"))
@@ -201,6 +206,16 @@ class Session:
         self.record.exit_code = code
         if not self.client_closed.is_set():
             self._finish(_status(code, self.record.command))
+
+    def _answer(self, answer: Callable[[ExecRecord], str]) -> None:
+        try:
+            output = answer(self.record)
+        except Exception as error:  # the stand-in's own failure is the exec's, as a kubelet's would be
+            self._finish(_internal_error(f"fake api: {type(error).__name__}: {error}"))
+            return
+        self._send(OP_BINARY, bytes([STDOUT]) + output.encode())
+        self.record.exit_code = 0
+        self._finish(_status(0, self.record.command))
 
     def _start(self) -> subprocess.Popen[bytes]:
         # No proxy from this environment (wget honours http_proxy), HOME and cwd in a scratch directory, and a
