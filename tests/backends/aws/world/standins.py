@@ -44,6 +44,7 @@ class Eks:
         self._creating: dict[str, Countdown] = {}
         self._groups: dict[str, str] = {}
         self._nodegroups: dict[str, tuple[Countdown, str]] = {}
+        self._asked: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
 
     def register(self, events: Any) -> None:
@@ -52,6 +53,20 @@ class Eks:
         events.register("after-call.eks.DeleteCluster", self._deleted)
         events.register("after-call.eks.CreateNodegroup", self._nodegroup_created)
         events.register("after-call.eks.DescribeNodegroup", self._nodegroup_described)
+
+    def until_asked(self, name: str, timeout_seconds: float) -> None:
+        """Block (real time, bounded) until EKS has accepted CreateCluster for `name`. The harness
+        counts checks and never sleeps, so a wait beside create-cluster (peer-vpcs waits for the cluster security
+        group) could spend all its checks before the other thread even asks; in AWS those checks are 15-60 s apart
+        and CreateCluster lands within the step's first seconds."""
+        with self._lock:
+            if name in self._groups:
+                return
+        self._asked_event(name).wait(timeout_seconds)
+
+    def _asked_event(self, name: str) -> threading.Event:
+        with self._lock:
+            return self._asked.setdefault(name, threading.Event())
 
     def _created(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
         if http_response.status_code >= 300:
@@ -69,6 +84,7 @@ class Eks:
         with self._lock:
             self._groups[cluster["name"]] = group["GroupId"]
             self._creating[cluster["name"]] = Countdown(self.cluster_checks)
+        self._asked_event(cluster["name"]).set()
 
     def _described(self, http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
         cluster = parsed.get("cluster") if http_response.status_code < 300 else None

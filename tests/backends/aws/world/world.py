@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from tests.backends.aws.world.behaviours import Behaviour
 
 REGION = "cn-northwest-1"
+PACE_SECONDS = 120  # real seconds a step beside create-cluster waits for CreateCluster (then it goes on regardless)
 AMI = "/peerprobe-tests/ami"  # moto serves no /aws/service/ public parameters
 # aws-cn nodes reach no public registry: the images come from ECR mirrors in the account (docs/aws.md).
 MIRROR = "123456789012.dkr.ecr.cn-northwest-1.amazonaws.com.cn/mirror"
@@ -112,6 +113,7 @@ class World:
             aws_experiment, "KubeCluster", functools.partial(KubeCluster, poll_seconds=0, resolver=resolve)
         )
         monkeypatch.setattr(AwsExperiment, "__init__", self._seams(AwsExperiment.__init__))
+        monkeypatch.setattr(AwsExperiment, "_node_security_group", self._paced(AwsExperiment._node_security_group))
         for behaviour in self.behaviours:
             behaviour.install(self)
         return self
@@ -124,6 +126,16 @@ class World:
             init(experiment, ref, **kwargs)
 
         return seamed
+
+    def _paced(self, node_security_group: Any) -> Any:
+        """peer-vpcs waits for VPC1's cluster security group beside create-cluster: its first check only once
+        create-cluster has asked for the cluster (Eks.until_asked says why)."""
+
+        def paced(experiment: AwsExperiment, vpc: VpcKey) -> str:
+            self.eks.until_asked(getattr(experiment.config.clusters, vpc).name, PACE_SECONDS)
+            return str(node_security_group(experiment, vpc))
+
+        return paced
 
     def _hooks(self, session: Any) -> None:
         events = session.events
