@@ -11,12 +11,13 @@ the EC2 host, node groups, clusters, the networks peerprobe created, roles.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -49,6 +50,7 @@ from peerprobe.vocabulary import Vantage
 from peerprobe.wait import AWS, Waits, until
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 PEER_HOST = "peer-host"
 PEER_HOST_TYPE = "t3.micro"
@@ -799,8 +801,14 @@ def concurrently(parts: Sequence[Callable[[], list[str]]]) -> list[list[str]]:
     if len(parts) < 2:
         return [part() for part in parts]
     with ThreadPoolExecutor(max_workers=len(parts), thread_name_prefix="cleanup") as pool:
-        futures = [pool.submit(part) for part in parts]
+        futures = [pool.submit(in_this_context(part)) for part in parts]
     return [future.result() for future in futures]
+
+
+def in_this_context(call: Callable[[], T]) -> Callable[[], T]:
+    """`call` to run in another thread with this thread's context variables (a copy each): the log fields bound
+    for the step, and Prefect's run context, without which a worker thread's events reach no run's logs."""
+    return partial(contextvars.copy_context().run, call)
 
 
 def one_by_one(parts: Sequence[Callable[[], list[str]]]) -> list[list[str]]:
@@ -816,12 +824,12 @@ def run_setup(experiment: Experiment) -> None:
     """The setup steps in the flow's order without Prefect (`lab up`): both networks; then both clusters, the
     EC2 host and the peering at once; then the apps and the Services."""
     with ThreadPoolExecutor(max_workers=4, thread_name_prefix="setup") as pool:
-        for done in [pool.submit(experiment.create_network, vpc) for vpc in VPC_KEYS]:
+        for done in [pool.submit(in_this_context(partial(experiment.create_network, vpc))) for vpc in VPC_KEYS]:
             done.result()
         steps = [
-            *(pool.submit(experiment.create_cluster, vpc) for vpc in VPC_KEYS),
-            pool.submit(experiment.create_peer_host),
-            pool.submit(experiment.peer_vpcs),
+            *(pool.submit(in_this_context(partial(experiment.create_cluster, vpc))) for vpc in VPC_KEYS),
+            pool.submit(in_this_context(experiment.create_peer_host)),
+            pool.submit(in_this_context(experiment.peer_vpcs)),
         ]
         for done in steps:
             done.result()
