@@ -65,6 +65,30 @@ def external(facts: Facts, *, receiving: Node | None, actor: Actor) -> Step:
     return step
 
 
+def nginx(facts: Facts) -> Step:
+    """The nginx NLB's connection at the VPC1 node it picked: the nginx Service sets no externalTrafficPolicy, so
+    Cluster applies (KUBE-EXT-* marks for masquerade): DNAT to the nginx pod, then MASQUERADE to the node."""
+
+    def step(packet: Packet) -> Packet:
+        nginx_pod, node = facts.topology.vpc1.nginx_pod, facts.echo_node
+        if nginx_pod is None:
+            return packet
+        at = places.node(node.name)
+        moved = packet.to(
+            nginx_pod.ip, f"kube-proxy DNATs the nginx NodePort to the nginx pod {nginx_pod.ip}:80", at=at, by=DNAT
+        )
+        return moved.becomes(
+            Actor.VPC1_NODE,
+            node.ip,
+            "the nginx Service keeps the default externalTrafficPolicy Cluster: KUBE-POSTROUTING MASQUERADEs to the "
+            "address of the node that received it",
+            at=at,
+            by=MASQUERADE,
+        )
+
+    return step
+
+
 def _to_endpoint(packet: Packet, facts: Facts, at: str, by: str = DNAT) -> Packet:
     echo = facts.topology.vpc1.echo_pod
     assert echo is not None

@@ -163,5 +163,6 @@ def nginx_nlb(facts: Facts) -> list[Step]:
     return [
         _forward_to(places.load_balancer("nginx-nlb"), facts.echo_node.ip),
         admit_at_node(port, facts),
+        kube_proxy.nginx(facts),
         _note("the nginx NLB forwards to the nginx NodePort; nginx answers (reachability only)"),
     ]

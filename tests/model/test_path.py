@@ -63,6 +63,20 @@ def test_the_classic_elb_proxies_then_kube_proxy_masquerades() -> None:
     assert by[-2:] == ["Classic ELB proxy", "KUBE-MARK-MASQ / KUBE-POSTROUTING MASQUERADE"]
 
 
+def test_the_nginx_nlb_is_dnated_and_masqueraded_at_the_vpc1_node_not_at_the_pod() -> None:
+    planned = topology.plan(config.load())
+    node, nginx = planned.vpc1.nodes[0], planned.vpc1.nginx_pod
+    assert nginx is not None
+    path = path_of("outside", "nginx-nlb")
+    [at_node] = [hop for hop in path.hops if hop.at == places.node(node.name)]
+    assert [(r.field, r.after, r.by) for r in at_node.rewrites] == [
+        ("destination", nginx.ip, "kube-proxy KUBE-SVC/KUBE-SEP DNAT"),
+        ("source", node.ip, "KUBE-MARK-MASQ / KUBE-POSTROUTING MASQUERADE"),
+    ]
+    [pod] = [hop for hop in path.hops if hop.at == places.NGINX_POD]
+    assert pod.rewrites == ()
+
+
 def test_an_nlb_with_ip_targets_that_preserves_the_client_rewrites_no_source() -> None:
     cfg = make_config(services={"internal_nlb": {"target_type": "ip", "preserve_client_ip": True}})
     path = path_of("vpc2-ec2", "internal-nlb", cfg)

@@ -102,7 +102,7 @@ def test_the_kernels_translations_are_read_for_every_probe_of_a_phase(
     assert (snat.at, snat.original.src, snat.leaving.src) == (f"node:{node2.name}", pod.ip, node2.ip)
     assert (dnat.at, dnat.leaving.dst, dnat.leaving.dport) == (f"node:{node1.name}", top.vpc1.echo_pod.ip, 8080)
     assert seen.index(snat) < seen.index(dnat)
-    assert disagreeing(cfg, top, specs, results) <= {"outside/nginx-nlb"}  # issue: the model's nginx path
+    assert disagreeing(cfg, top, specs, results) == set()
 
 
 def disagreeing(cfg: ExperimentConfig, top: Any, specs: list[Any], results: dict[Any, Any]) -> set[str]:
