@@ -897,3 +897,116 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# --- the fleet: drift checks on a work pool (docs/fleet.md) -----------------------------------------------------
+
+fleet_app = typer.Typer(
+    name="fleet",
+    help="Drift checks of many environments on a Prefect work pool: one scheduled deployment per environment.",
+    no_args_is_help=True,
+)
+app.add_typer(fleet_app)
+ConfigsArgument = Annotated[
+    list[Path], typer.Argument(metavar="CONFIG...", help="One config per environment (YAML).", show_default=False)
+]
+FleetBackendOption = Annotated[str, _backend_option("the environments' backend.")]
+
+
+def _members(configs: list[Path], backend: str) -> list[Any]:
+    """Each config loaded and checked (a missing or bad file: exit 2, before Prefect is imported)."""
+    from peerprobe import fleet
+
+    members = [fleet.Member(backend=_backend(backend), config=_load_for(path, backend)) for path in configs]
+    names = [member.name for member in members]
+    duplicate = next((name for name in names if names.count(name) > 1), None)
+    if duplicate:
+        fail(ConfigError(f"two configs name the same environment (deployment drift-check/{duplicate})"))
+    return members
+
+
+@fleet_app.command("add")
+def fleet_add(
+    configs: ConfigsArgument,
+    pool: Annotated[str, typer.Option("--pool", metavar="POOL", help="The work pool (a process pool is made).")],
+    cron: Annotated[
+        str | None, typer.Option("--cron", metavar="EXPR", help="Cron schedule (UTC); default every 30 minutes.")
+    ] = None,
+    run_now: Annotated[bool, typer.Option("--run-now", help="Also schedule one check of each at once.")] = False,
+    backend: FleetBackendOption = "lab",
+) -> None:
+    """Create or update the drift-check deployment of each environment on POOL, with its schedule."""
+    from peerprobe import fleet
+
+    if not pool.strip():
+        fail(ConfigError("--pool: a work pool name is required"))
+    members = _members(configs, backend)
+    if cron is not None:
+        _lab_call(lambda: fleet.check_cron(cron))
+    _check_environment()
+    from flows import runner
+
+    prefect_server = _lab_call(runner.connect)
+    from flows import fleet as fleet_flows
+
+    added = _lab_call(lambda: fleet_flows.add(pool, members, cron=cron, run_now=run_now))
+    from peerprobe import server
+
+    out = console()
+    made = "created (process)" if added.pool_created else f"({added.pool_type})"
+    out.print(f"work pool {pool} {made}")
+    for name in added.deployments:
+        out.print(f"  deployment {name}: every 30 min" if cron is None else f"  deployment {name}: cron {cron}")
+    for run_id in added.runs:
+        out.print(f"  run now: {prefect_server.flow_run_url(run_id)}")
+    state_dir = os.environ.get(environ.STATE_DIR_ENV)
+    prefix = server.shell_env(prefect_server.api_url)
+    if state_dir:
+        prefix += f" {environ.STATE_DIR_ENV}={shlex.quote(state_dir)}"
+    out.print(f"worker: {fleet.worker_command(pool, added.pool_type, prefix)}", soft_wrap=True)
+
+
+@fleet_app.command("list")
+def fleet_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the fleet as JSON.")] = False,
+) -> None:
+    """Each environment of the fleet: its deployment, last check and next run."""
+    import json as json_module
+
+    _check_environment()
+    from flows import runner
+
+    _lab_call(runner.connect)
+    from flows import fleet as fleet_flows
+
+    found = _lab_call(fleet_flows.entries)
+    if as_json:
+        typer.echo(json_module.dumps(found, indent=2))
+        return
+    out = console()
+    if not found:
+        out.print("no environments in the fleet (`peerprobe fleet add --pool POOL CONFIG...` adds them)")
+    for entry in found:
+        last = entry["last_check"]
+        out.print(Text.assemble((entry["deployment"], "bold"), f" on {entry['pool']} ({', '.join(entry['schedule'])})"))
+        if last is None:
+            out.print("  last check: none yet")
+        else:
+            counts = f"{last['cells']} cells, {last['drift']} drift" if last["cells"] is not None else "cells unknown"
+            out.print(f"  last check: {last['state']} at {last['time']} ({counts}) run {last['flow_run_id']}")
+        out.print(f"  next run: {entry['next_run'] or 'none scheduled'}")
+
+
+@fleet_app.command("remove")
+def fleet_remove(configs: ConfigsArgument, backend: FleetBackendOption = "lab") -> None:
+    """Delete the drift-check deployment of each environment (its schedule goes with it); absent is fine."""
+    members = _members(configs, backend)
+    _check_environment()
+    from flows import runner
+
+    _lab_call(runner.connect)
+    from flows import fleet as fleet_flows
+
+    out = console()
+    for name, existed in _lab_call(lambda: fleet_flows.remove(members)):
+        out.print(f"deployment {name} " + ("removed" if existed else "was not there"))
