@@ -3,6 +3,7 @@ the Prefect API. Everything is checked (configs, cron, the pool's type) before a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -25,7 +26,9 @@ from prefect.exceptions import ObjectNotFound
 from prefect.utilities.callables import parameter_schema
 
 from peerprobe import fleet
+from peerprobe.environ import RESULT_STORAGE_ENV
 from peerprobe.errors import ConfigError
+from peerprobe.report import metrics
 from peerprobe.report.document import Report
 
 ROOT = Path(__file__).resolve().parent.parent  # where a process worker finds flows/drift.py
@@ -72,6 +75,7 @@ def add(pool: str, members: list[fleet.Member], *, cron: str | None = None, run_
                 path=str(ROOT) if pool_type == fleet.CREATED_POOL_TYPE else None,
                 pull_steps=_pull_steps(pool_type),
                 parameters={"parameters": _parameters(member)},
+                job_variables=job_variables(pool_type, member),
                 parameter_openapi_schema=_schema(),
                 enforce_parameter_schema=True,
                 schedules=[when],
@@ -99,6 +103,19 @@ def _pull_steps(pool_type: str) -> list[dict[str, Any]]:
     """A process worker runs the flow from this checkout; an image (Dockerfile.worker) has it in /opt/peerprobe."""
     directory = str(ROOT) if pool_type == fleet.CREATED_POOL_TYPE else "/opt/peerprobe"
     return [{"prefect.deployments.steps.set_working_directory": {"directory": directory}}]
+
+
+def job_variables(pool_type: str, member: fleet.Member) -> dict[str, Any]:
+    """What each run needs beyond the pool's own defaults (docs/fleet.md): the environment's region and, when
+    set here, the result storage, so a retry in a new pod finds the completed steps. A process worker inherits
+    its own environment, so nothing is set for it."""
+    if pool_type == fleet.CREATED_POOL_TYPE:
+        return {}
+    env = {"AWS_REGION": member.config.region, "AWS_DEFAULT_REGION": member.config.region}
+    storage = os.environ.get(RESULT_STORAGE_ENV)
+    if storage:
+        env[RESULT_STORAGE_ENV] = storage
+    return {"env": env}
 
 
 def _parameters(member: fleet.Member) -> dict[str, Any]:
@@ -201,3 +218,21 @@ def _describe(made: Any) -> str:
 
 def _time(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def metrics_text() -> str:
+    """One scrape for the whole fleet: every environment's last check (its cells, counts and time), in the
+    text format of `drift --metrics` (peerprobe/report/metrics.py); an environment not checked yet is absent."""
+    checks: list[tuple[Report, str, float]] = []
+    with get_client(sync_client=True) as client:
+        deployments = client.read_deployments(
+            deployment_filter=DeploymentFilter(tags=DeploymentFilterTags(all_=[FLEET_TAG]))
+        )
+        for deployment in sorted(deployments, key=lambda d: d.name):
+            last = _runs(client, deployment.id, FINISHED, FlowRunSort.END_TIME_DESC)
+            report = last_report(last[0]) if last else None
+            if report is None or last[0].end_time is None:
+                continue
+            config = ((deployment.parameters or {}).get("parameters") or {}).get("config") or {}
+            checks.append((report, config.get("region", "cn-northwest-1"), last[0].end_time.timestamp()))
+    return metrics.render_many(checks)

@@ -1010,3 +1010,29 @@ def fleet_remove(configs: ConfigsArgument, backend: FleetBackendOption = "lab") 
     out = console()
     for name, existed in _lab_call(lambda: fleet_flows.remove(members)):
         out.print(f"deployment {name} " + ("removed" if existed else "was not there"))
+
+
+@fleet_app.command("metrics")
+def fleet_metrics(
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write here (a *.prom for node_exporter); default stdout."),
+    ] = None,
+) -> None:
+    """Every environment's last check as Prometheus metrics, in one scrape: one alert covers the fleet."""
+    if output is not None:
+        _report_paths(metrics=str(output))
+    _check_environment()
+    from flows import runner
+
+    _lab_call(runner.connect)
+    from flows import fleet as fleet_flows
+
+    text = _lab_call(fleet_flows.metrics_text)
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    from peerprobe import outputs
+
+    _lab_call(lambda: outputs.write_text(output, text))
+    console().print(f"metrics of the fleet: {output}")

@@ -16,7 +16,7 @@ import time
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import generate_latest
 
-from peerprobe.report.document import Report, Tally, status
+from peerprobe.report.document import Report, status
 from peerprobe.vocabulary import Cell
 
 ENVIRONMENT = ("experiment", "backend", "region")
@@ -31,32 +31,47 @@ COUNTS = {
 
 def render(report: Report, *, region: str, now: float | None = None) -> str:
     """The metrics text of a judged report (predicted cells have no observation, so no gauge)."""
+    return render_many([(report, region, time.time() if now is None else now)])
+
+
+def render_many(checks: list[tuple[Report, str, float]]) -> str:
+    """One scrape for many environments (`peerprobe fleet metrics`): each (report, region, finished at) adds its
+    samples, labelled by its environment, to the same families, so one alert covers the fleet."""
     registry = CollectorRegistry(auto_describe=True)
-    environment = {"experiment": report.experiment, "backend": report.backend, "region": region}
-    _cells(registry, report, environment)
-    _counts(registry, report.tally(), environment)
-    checked = Gauge(
-        "peerprobe_check_timestamp_seconds", "When the check finished (unix time).", ENVIRONMENT, registry=registry
-    )
-    checked.labels(**environment).set(time.time() if now is None else now)
-    if report.config_diff is not None:
-        changes = Gauge(
-            "peerprobe_check_baseline_changes",
-            "Settings changed since the environment's baseline.",
-            ENVIRONMENT,
-            registry=registry,
-        )
-        changes.labels(**environment).set(len(report.config_diff))
-    return generate_latest(registry).decode("utf-8")
-
-
-def _cells(registry: CollectorRegistry, report: Report, environment: dict[str, str]) -> None:
-    gauge = Gauge(
+    cells = Gauge(
         "peerprobe_cell_match",
         "1 when the cell matched the model (a tolerated timeout included), 0 when it drifted.",
         CELL,
         registry=registry,
     )
+    counts = {name: Gauge(name, help_text, ENVIRONMENT, registry=registry) for name, (help_text, _) in COUNTS.items()}
+    checked = Gauge(
+        "peerprobe_check_timestamp_seconds", "When the check finished (unix time).", ENVIRONMENT, registry=registry
+    )
+    # Only when some check had a baseline to compare with: an empty family would still print its HELP.
+    changes = (
+        Gauge(
+            "peerprobe_check_baseline_changes",
+            "Settings changed since the environment's baseline.",
+            ENVIRONMENT,
+            registry=registry,
+        )
+        if any(report.config_diff is not None for report, _, _ in checks)
+        else None
+    )
+    for report, region, finished in checks:
+        environment = {"experiment": report.experiment, "backend": report.backend, "region": region}
+        _cells(cells, report, environment)
+        tally = report.tally()
+        for name, (_, field) in COUNTS.items():
+            counts[name].labels(**environment).set(getattr(tally, field))
+        checked.labels(**environment).set(finished)
+        if changes is not None and report.config_diff is not None:
+            changes.labels(**environment).set(len(report.config_diff))
+    return generate_latest(registry).decode("utf-8")
+
+
+def _cells(gauge: Gauge, report: Report, environment: dict[str, str]) -> None:
     for phase in report.phases:
         for cell in phase.cells:
             if status(cell) != "predicted":
@@ -69,8 +84,3 @@ def _cell_labels(cell: Cell) -> dict[str, str]:
 
 def _value(cell: Cell) -> int:
     return 0 if status(cell) == "drift" else 1
-
-
-def _counts(registry: CollectorRegistry, tally: Tally, environment: dict[str, str]) -> None:
-    for name, (help_text, field) in COUNTS.items():
-        Gauge(name, help_text, ENVIRONMENT, registry=registry).labels(**environment).set(getattr(tally, field))
