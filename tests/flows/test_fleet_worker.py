@@ -194,3 +194,18 @@ def test_a_worker_killed_mid_check_leaves_the_environment_usable(
     with worker(lab_state_dir, "after-kill"):
         (run,) = finished([run_id])
     assert run.state_name == "Completed", run.state.message
+
+
+def test_a_pool_of_another_type_is_refused_with_nothing_created(prefect_server: None) -> None:
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectNotFound
+
+    from peerprobe.errors import ConfigError
+
+    member = fleet.Member(backend="lab", config=fleet_config("fleetx"))
+    with get_client(sync_client=True) as client:
+        client.create_work_pool(WorkPoolCreate(name="fleet-docker", type="docker"), overwrite=True)
+    with pytest.raises(ConfigError, match="'docker'"):
+        fleet_flows.add("fleet-docker", [member])
+    with get_client(sync_client=True) as client, pytest.raises(ObjectNotFound):
+        client.read_deployment_by_name(f"{fleet.FLOW_NAME}/{member.name}")
