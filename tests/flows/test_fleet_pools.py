@@ -1,6 +1,6 @@
 """The deployment specs for Kubernetes and ECS work pools, checked against the base job templates Prefect 3.9
 ships for those types (its bundled collections view: prefect-kubernetes and prefect-aws, whose workers are not
-installed here, so the templates are validated and rendered, not run): deployments/fleet-pools.yaml's pool
+installed here, so the templates are validated and rendered, not run): docs/fleet-pools.yaml's pool
 defaults and the job variables `fleet add` gives each deployment fit the templates' variables, and a rendered
 Kubernetes job carries the image, service account and result storage."""
 
@@ -19,7 +19,7 @@ from prefect.utilities.templating import apply_values
 from flows import fleet as fleet_flows
 from peerprobe import config, fleet
 
-POOLS = Path(__file__).resolve().parents[2] / "deployments" / "fleet-pools.yaml"
+POOLS = Path(__file__).resolve().parents[2] / "docs" / "fleet-pools.yaml"
 BUNDLED = Path(prefect.server.api.__file__).parent / "collections_data" / "views" / "aggregate-worker-metadata.json"
 
 
