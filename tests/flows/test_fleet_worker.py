@@ -117,18 +117,33 @@ def test_fleet_add_twice_keeps_one_deployment_per_environment(members: list[flee
         fleet_flows.add(POOL, members)
 
 
-def test_a_worker_runs_every_environments_check_with_its_verdict(
-    members: list[fleet.Member], lab_state_dir: Path
-) -> None:
+@pytest.fixture(scope="module")
+def checked(members: list[fleet.Member], lab_state_dir: Path) -> list[Any]:
+    """One check of each environment, run by one worker: the finished flow runs."""
     run_ids = [start_check(member) for member in members]
     with worker(lab_state_dir, "verdict"):
-        runs = finished(run_ids)
-    assert [run.state_name for run in runs] == ["Completed", "Completed"], [run.state.message for run in runs]
+        return finished(run_ids)
+
+
+def test_a_worker_runs_every_environments_check_with_its_verdict(
+    members: list[fleet.Member], checked: list[Any]
+) -> None:
+    assert [run.state_name for run in checked] == ["Completed", "Completed"], [r.state.message for r in checked]
     listed = {entry["deployment"]: entry for entry in fleet_flows.entries()}
     for member in members:
         last = listed[f"drift-check/{member.name}"]["last_check"]
         assert last["state"] == "Completed" and last["cells"] > 0 and last["drift"] == 0, last
         assert listed[f"drift-check/{member.name}"]["schedule"] == ["every 30 min"]
+
+
+def test_one_scrape_shows_every_environments_cells(members: list[fleet.Member], checked: list[Any]) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {family.name: family for family in text_string_to_metric_families(fleet_flows.metrics_text())}
+    cells = families["peerprobe_cell_match"].samples
+    for member in members:
+        mine = [sample for sample in cells if sample.labels["experiment"] == member.config.name]
+        assert mine and all(sample.value == 1 for sample in mine), member.name
 
 
 def _checking_interval(run_id: UUID) -> tuple[datetime, datetime]:
