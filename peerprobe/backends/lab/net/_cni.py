@@ -3,6 +3,9 @@
 Sources (aws/amazon-vpc-cni-k8s): pkg/networkutils/network.go (SetupHostNetwork, buildIptablesSNATRules,
 rp_filter=2 on the primary ENI), iptables_connmark.go (v1.8.0+, PR #1475), cni driver.go (pod veth, 169.254.1.1,
 policy rules 512/1536), v1.7.10 driver.go (per-CIDR from-pod rules before 1.8.0), names.go (eni<hash>).
+The VPC CIDR list every rule uses is IMDS network/interfaces/macs/<primary ENI MAC>/vpc-ipv4-cidr-blocks: the
+primary block and every associated one (pkg/awsutils/imds.go GetVPCIPv4CIDRBlocks, awsutils.go GetVPCIPv4CIDRs,
+re-read by ipamd; behaviour.md 1), so a secondary CIDR's pods talk to their own VPC without SNAT.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def _from_pod_destinations(vpc: VpcNet, snat: Snat) -> list[str]:
         return [""]  # every destination
     # Before 1.8.0: only VPC-bound (and excluded) traffic used the ENI's table (v1.7.10 driver.go,
     # exclusions appended by rpc_handler.go); everything else, replies included, left by the main table.
-    return [f" to {cidr}" for cidr in [vpc.cidr, *_exclusions(vpc, snat)]]
+    return [f" to {cidr}" for cidr in [*vpc.cidrs, *_exclusions(vpc, snat)]]
 
 
 def _exclusions(vpc: VpcNet, snat: Snat) -> list[str]:
@@ -127,9 +130,9 @@ def aws_node_tables(node: NodeNet, vpc: VpcNet) -> dict[str, Table]:
     nat, mangle = Table("nat"), Table("mangle")
     cni, snat = version_tuple(vpc.cni_version), vpc.snat
     if not snat.external_snat:  # EXTERNALSNAT=true: every SNAT rule has shouldExist=false
-        _snat_chain(nat, node.primary.ip, [vpc.cidr], _exclusions(vpc, snat), cni)
+        _snat_chain(nat, node.primary.ip, vpc.cidrs, _exclusions(vpc, snat), cni)
         if cni >= SYMMETRIC_RETURN_SINCE:  # connmark.Cleanup() when EXTERNALSNAT=true
-            _connmark_chain(nat, [vpc.cidr, *_exclusions(vpc, snat)])
+            _connmark_chain(nat, [*vpc.cidrs, *_exclusions(vpc, snat)])
     _mangle(mangle, node.primary.device)
     return {"nat": nat, "mangle": mangle}
 

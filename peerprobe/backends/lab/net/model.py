@@ -69,6 +69,7 @@ class Eni(_Model):
     public_ip: str | None = None  # mapped 1:1 by the internet gateway
     groups: list[str] = Field(default_factory=list)
     source_dest_check: bool = True  # EC2's default; NAT gateways forward for others
+    zone: int = 0  # the Availability Zone (index) of its subnet: a transit gateway attachment's zone
 
     @property
     def addresses(self) -> list[str]:
@@ -100,12 +101,19 @@ class NodeNet(_Model):
 
 class VpcNet(_Model):
     key: VpcKey
-    cidr: str
+    cidr: str  # the primary CIDR block
+    secondary_cidrs: list[str] = Field(default_factory=list)  # associated blocks (custom networking's pod subnets)
+    routed_peer_cidrs: list[str] = Field(default_factory=list)  # the other VPC's blocks this VPC routes to the link
     router_ns: str
     igw_ns: str
     nat: Eni | None = None  # the NAT gateway's ENI (in a public subnet), its public address as public_ip
     cni_version: str  # of the cluster in this VPC
     snat: Snat = Field(default_factory=Snat)  # aws-node's SNAT environment as last applied
+
+    @property
+    def cidrs(self) -> list[str]:
+        """Every CIDR block of the VPC, primary first: IMDS vpc-ipv4-cidr-blocks as ipamd reads it."""
+        return [self.cidr, *self.secondary_cidrs]
 
 
 class Endpoint(_Model):
@@ -176,6 +184,9 @@ class LabNet(_Model):
     outside_ns: str
     outside_ip: str
     peering: bool
+    link: Literal["peering", "transit-gateway"] = "peering"  # what joins the VPCs while `peering` is on
+    tgw_ns: str | None = None  # the transit gateway's router namespace (link transit-gateway)
+    zones: int = 3  # Availability Zones: one transit gateway attachment per zone and VPC
     security_groups: list[SecurityGroupRule] = Field(default_factory=list)
     load_balancers: list[LbNode] = Field(default_factory=list)
 
@@ -183,6 +194,7 @@ class LabNet(_Model):
         fabric = [ns for vpc in self.vpcs.values() for ns in (vpc.router_ns, vpc.igw_ns)]
         fabric += [vpc.nat.ns for vpc in self.vpcs.values() if vpc.nat]
         nodes = [node.ns for node in self.nodes] + [pod.ns for node in self.nodes for pod in node.pods]
+        fabric += [self.tgw_ns] if self.tgw_ns else []
         lbs = [lb.ns for lb in self.load_balancers]
         return [*fabric, self.inet_ns, self.outside_ns, self.ec2.ns, *nodes, *lbs]
 
