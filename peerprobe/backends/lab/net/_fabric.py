@@ -86,6 +86,9 @@ def _eni_lines(eni: Eni, lab: LabNet) -> list[str]:
     lines = [
         f"link set {eni.router_if} up",
         f"route add {eni.ip}/32 dev {eni.router_if} table {names.TABLE_VPC_LOCAL}",
+        # The fabric knows each ENI's MAC; pinned where nothing on the instance answers ARP for the address (a
+        # branch ENI's address is the pod's, behind the node's VLAN device).
+        *([f"neigh add {eni.ip} lladdr {eni.mac} dev {eni.router_if} nud permanent"] if eni.mac else []),
         # The fabric delivers an ENI's secondary addresses to that ENI: frames go to the ENI's own MAC,
         # so the instance never has to answer ARP for addresses it does not hold (pod IPs).
         *(

@@ -20,6 +20,11 @@ def node_group(cluster: VpcKey) -> str:
     return f"{cluster}-nodes"
 
 
+def pod_group(cluster: VpcKey) -> str:
+    """peerprobe's own security group for the pods a SecurityGroupPolicy selects (on their branch ENIs)."""
+    return f"{cluster}-pods"
+
+
 def layout(
     env_key: str,
     config: ExperimentConfig,
@@ -193,7 +198,9 @@ def _node(
     subnet, kind = subnet_of(node.ip, vpc)
     zone = zone_of(node.ip, vpc)
     ns = names.node_ns(pre, key, index)
-    pod_ips = [pod.ip for _, pod in pods]
+    # A branch-ENI pod's address is its branch ENI's, not a secondary address of the node's ENIs.
+    vlans = {name: n + 1 for n, name in enumerate(name for name, _ in pods if cluster.branch_eni(name))}
+    pod_ips = [pod.ip for name, pod in pods if name not in vlans]
     group = [node_group(key)]  # secondary ENIs get the primary ENI's groups (awsutils.go, behaviour.md 4)
     eth0 = _eni(
         ns,
@@ -226,7 +233,12 @@ def _node(
             )
         )
     device = "eth1" if secondary else "eth0"
-    pod_nets = [_pod(pre, key, name, pod, device) for name, pod in pods]
+    pod_nets = [
+        _branch_pod(pre, key, index, name, pod, vpc, cluster, vlans[name])
+        if name in vlans
+        else _pod(pre, key, name, pod, device)
+        for name, pod in pods
+    ]
     return NodeNet(name=node.name, cluster=key, ns=ns, enis=enis, pods=pod_nets)
 
 
@@ -241,4 +253,42 @@ def _pod(pre: str, key: VpcKey, name: str, pod: Pod, device: str) -> PodNet:
         host_veth=veth,
         host_mac=names.mac(pre, key, veth),
         eni_device=device,
+    )
+
+
+def _branch_pod(
+    pre: str, key: VpcKey, index: int, name: str, pod: Pod, vpc: Vpc, cluster: Cluster, vlan_id: int
+) -> PodNet:
+    """A pod on a branch ENI: the resource controller creates the ENI in the node's subnet (the ENIConfig's
+    with custom networking) with the SecurityGroupPolicy's groups, and the CNI reaches it through a VLAN of the
+    trunk ENI (trunk.go, driver.go SetupBranchENIPodNetwork)."""
+    groups = cluster.pod_security_groups
+    assert groups is not None  # branch_eni(name) held
+    strict = groups.mode == "strict"
+    subnet, kind = subnet_of(pod.ip, vpc, cluster)
+    device = names.vlan_device(vlan_id)
+    branch = _eni(
+        names.node_ns(pre, key, index),
+        device,
+        names.branch_router_if(index, vlan_id),
+        pod.ip,
+        subnet,
+        kind,
+        groups=[pod_group(key), *([node_group(key)] if groups.include_cluster_sg else [])],
+        zone=zone_of(pod.ip, vpc, cluster),
+        mac=names.mac(pre, key, "branch", name),
+    )
+    veth = names.host_veth(key, name, "vlan" if strict else "eni")
+    return PodNet(
+        name=name,
+        cluster=key,
+        node=pod.node,
+        ns=names.pod_ns(pre, key, name),
+        ip=pod.ip,
+        host_veth=veth,
+        host_mac=names.mac(pre, key, veth),
+        eni_device=device,
+        branch=branch,
+        vlan_id=vlan_id,
+        strict=strict,
     )

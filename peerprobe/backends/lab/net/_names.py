@@ -133,10 +133,21 @@ def inet_igw_if(vpc: str) -> str:
     return _checked(f"igw-{vpc}")
 
 
-def host_veth(cluster: str, pod: str) -> str:
-    """The VPC CNI's host-side name: "eni" + the first 11 hex digits of sha1(namespace.name) (names.go)."""
+def host_veth(cluster: str, pod: str, prefix: str = "eni") -> str:
+    """The VPC CNI's host-side name: the prefix + the first 11 hex digits of sha1(namespace.name) (names.go);
+    "vlan" for a branch-ENI pod in strict mode, "eni" otherwise (sgpp/utils.go BuildHostVethNamePrefix)."""
     digest = hashlib.sha1(f"{cluster}/default.{pod}".encode(), usedforsecurity=False).hexdigest()
-    return _checked(f"eni{digest[:11]}")
+    return _checked(f"{prefix}{digest[:11]}")
+
+
+def vlan_device(vlan_id: int) -> str:
+    """The node's VLAN device of a branch ENI (driver.go buildVlanLinkName)."""
+    return _checked(f"vlan.eth.{vlan_id}")
+
+
+def branch_router_if(node_index: int, vlan_id: int) -> str:
+    """The VPC side of node N's branch ENI with that VLAN ID."""
+    return _checked(f"n{node_index}b{vlan_id}")
 
 
 def mac(*parts: str) -> str:

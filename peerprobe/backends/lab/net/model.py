@@ -70,6 +70,7 @@ class Eni(_Model):
     groups: list[str] = Field(default_factory=list)
     source_dest_check: bool = True  # EC2's default; NAT gateways forward for others
     zone: int = 0  # the Availability Zone (index) of its subnet: a transit gateway attachment's zone
+    mac: str | None = None  # set where the fabric must know it up front (a branch ENI's, on its VLAN)
 
     @property
     def addresses(self) -> list[str]:
@@ -84,7 +85,12 @@ class PodNet(_Model):
     ip: str
     host_veth: str  # eni<hash>, unaddressed, in the node namespace
     host_mac: str
-    eni_device: str  # eth0 or eth1: the ENI whose address the pod holds
+    eni_device: str  # eth0 or eth1: the ENI whose address the pod holds (vlan.eth.N for a branch ENI)
+    # Security groups for pods: the pod's own branch ENI (on EC2 a VLAN of the node's trunk ENI), its VLAN ID
+    # (route table 100 + ID) and the enforcing mode (strict: iif rules; standard: the usual IP rules).
+    branch: Eni | None = None
+    vlan_id: int | None = None
+    strict: bool = False
 
 
 class NodeNet(_Model):
@@ -204,6 +210,7 @@ class LabNet(_Model):
     def enis_of(self, key: VpcKey) -> list[Eni]:
         """Every ENI whose VPC side sits in that VPC's router."""
         enis = [eni for node in self.nodes_of(key) for eni in node.enis]
+        enis += [pod.branch for node in self.nodes_of(key) for pod in node.pods if pod.branch]
         enis += [self.ec2] if _inside(self.ec2.ip, self.vpcs[key].cidr) else []
         nat = self.vpcs[key].nat
         lbs = [lb.eni for lb in self.load_balancers if _inside(lb.eni.ip, self.vpcs[key].cidr)]

@@ -11,7 +11,7 @@ import time
 import structlog
 
 from peerprobe.backends.lab.net import _run
-from peerprobe.backends.lab.net._layout import PEER_HOST_GROUP, node_group
+from peerprobe.backends.lab.net._layout import PEER_HOST_GROUP, node_group, pod_group
 from peerprobe.backends.lab.net._script import Table
 from peerprobe.backends.lab.net.model import LabNet, SecurityGroupRule, VpcKey
 from peerprobe.config import ExperimentConfig
@@ -34,9 +34,32 @@ def workshop_rules(config: ExperimentConfig, topology: Topology) -> list[Securit
                 SecurityGroupRule(group=node_group("vpc1"), port=int(port), sources=[block])
                 for block in _blocks(topology.vpc2.cidr, config.vpcs.vpc2.secondary_cidrs)
             ]
+    rules += _pod_group_rules(config, topology)
     if config.peer_host.admit_vpc1:
         sources = _vpc1_sources(config, topology)
         rules.append(SecurityGroupRule(group=PEER_HOST_GROUP, port=PEER_HOST_PORT, sources=sources))
+    return rules
+
+
+def _pod_group_rules(config: ExperimentConfig, topology: Topology) -> list[SecurityGroupRule]:
+    """peerprobe's group for security-group pods (docs/model.md): the cluster group on the echo port (kubelet's
+    probes, as EKS requires) and, with `open_from_peer`, VPC1's pods admit the peer's blocks on the ports the
+    nodes' group opens."""
+    rules = []
+    for key in ("vpc1", "vpc2"):
+        cluster = config.clusters.vpc1 if key == "vpc1" else config.clusters.vpc2
+        groups = cluster.pod_security_groups
+        if groups is None:
+            continue
+        rules.append(SecurityGroupRule(group=pod_group(key), port=ECHO_PORT, source_group=node_group(key)))
+        if key == "vpc1" and groups.open_from_peer:
+            for item in config.security_groups.open_from_peer:
+                port = topology.vpc1.node_port if item == "nodeport" else item
+                rules += [
+                    SecurityGroupRule(group=pod_group(key), port=int(port), sources=[block])
+                    for block in _blocks(topology.vpc2.cidr, config.vpcs.vpc2.secondary_cidrs)
+                    if port is not None
+                ]
     return rules
 
 
