@@ -192,8 +192,8 @@ def tgw_lines(lab: LabNet) -> list[str]:
                 f"table {names.TABLE_TGW_ROUTES_BASE + zone}"
                 for cidr in vpc.cidrs
             ]
-        # A destination no attachment propagated is dropped by the transit gateway.
-        lines.append(f"route add blackhole default table {names.TABLE_TGW_ROUTES_BASE + zone}")
+        # A destination no attachment propagated is dropped (replace: the route outlives removed attachments).
+        lines.append(f"route replace blackhole default table {names.TABLE_TGW_ROUTES_BASE + zone}")
     return lines
 
 
