@@ -163,3 +163,10 @@ def test_strict_branch_pod_routes_by_input_interface_and_standard_by_address() -
     table = _cni.VLAN_TABLE_BASE + (standard.vlan_id or 0)
     vpc = _layout("pod-security-groups-standard").vpcs[standard.cluster]
     assert _cni.from_pod_rules(standard, vpc) == [f"rule add from {standard.ip}/32 lookup {table} priority 1536"]
+
+
+def test_a_beyond_labnet_round_trips_through_json() -> None:
+    lab = _layout("beyond")
+    assert net.LabNet.model_validate_json(lab.model_dump_json()) == lab
+    assert lab.tgw_ns is not None and lab.tgw_ns in lab.namespaces()
+    assert any(pod.branch for node in lab.nodes for pod in node.pods)
