@@ -72,6 +72,7 @@ def _lb_node(
         public_ip=facts.public_ips[index] if facts.public_ips else None,
         groups=[ELB_GROUP] if proxy else [],  # NLBs of the in-tree controller have no security group
         source_dest_check=proxy or not preserve,  # preserving, it sends with the client's address
+        zone=index,
     )
     health_port = None if ip_targets or not service.local else service.health_check_node_port
     return LbNode(

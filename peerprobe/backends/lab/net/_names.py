@@ -19,6 +19,12 @@ TABLE_PUBLIC = 100  # public subnets: default to the internet gateway
 TABLE_PRIVATE = 101  # private subnets: default to the NAT gateway, or nowhere
 TABLE_EDGE = 102  # what arrives from the peering or the internet: local delivery only, never transit
 
+# A transit gateway: in each VPC router, table 110 + zone sends the routed peer blocks to that zone's attachment
+# (looked up before the subnet tables; a miss falls through to them); in the transit gateway's namespace, table
+# 10 + zone is its route table as seen from an attachment in that zone (it keeps traffic in the zone).
+TABLE_TGW_ZONE_BASE = 110
+TABLE_TGW_ROUTES_BASE = 10
+
 # Point-to-point links between fabric namespaces; link-local, so they can never clash with a VPC or pool.
 ROUTER_IGW = ("169.254.250.1", "169.254.250.2")  # router side, internet gateway side (/30)
 PEERING = {"vpc1": "169.254.252.1", "vpc2": "169.254.252.2"}  # /30
@@ -86,6 +92,26 @@ def lb_router_if(kind: str, zone_index: int) -> str:
     return _checked(f"lb{LB_LETTER[kind]}{zone_index}")
 
 
+def tgw_ns(pre: str) -> str:
+    return f"{pre}tgw"
+
+
+def tgw_router_if(zone: int) -> str:
+    """The VPC side of the transit gateway attachment in zone N (in the VPC router)."""
+    return _checked(f"tgwa{zone}")
+
+
+def tgw_attachment_if(vpc: str, zone: int) -> str:
+    """The transit gateway's side of VPC `vpc`'s attachment in zone N."""
+    return _checked(f"{vpc}a{zone}")
+
+
+def tgw_link(vpc: str, zone: int) -> tuple[str, str]:
+    """The /30 of VPC `vpc`'s attachment in zone N: (VPC router side, transit gateway side); link-local."""
+    base = 16 * (0 if vpc == "vpc1" else 1) + 4 * zone
+    return f"169.254.253.{base + 1}", f"169.254.253.{base + 2}"
+
+
 def inet_ns(pre: str) -> str:
     return f"{pre}internet"
 
@@ -107,10 +133,21 @@ def inet_igw_if(vpc: str) -> str:
     return _checked(f"igw-{vpc}")
 
 
-def host_veth(cluster: str, pod: str) -> str:
-    """The VPC CNI's host-side name: "eni" + the first 11 hex digits of sha1(namespace.name) (names.go)."""
+def host_veth(cluster: str, pod: str, prefix: str = "eni") -> str:
+    """The VPC CNI's host-side name: the prefix + the first 11 hex digits of sha1(namespace.name) (names.go);
+    "vlan" for a branch-ENI pod in strict mode, "eni" otherwise (sgpp/utils.go BuildHostVethNamePrefix)."""
     digest = hashlib.sha1(f"{cluster}/default.{pod}".encode(), usedforsecurity=False).hexdigest()
-    return _checked(f"eni{digest[:11]}")
+    return _checked(f"{prefix}{digest[:11]}")
+
+
+def vlan_device(vlan_id: int) -> str:
+    """The node's VLAN device of a branch ENI (driver.go buildVlanLinkName)."""
+    return _checked(f"vlan.eth.{vlan_id}")
+
+
+def branch_router_if(node_index: int, vlan_id: int) -> str:
+    """The VPC side of node N's branch ENI with that VLAN ID."""
+    return _checked(f"n{node_index}b{vlan_id}")
 
 
 def mac(*parts: str) -> str:

@@ -69,6 +69,8 @@ class Eni(_Model):
     public_ip: str | None = None  # mapped 1:1 by the internet gateway
     groups: list[str] = Field(default_factory=list)
     source_dest_check: bool = True  # EC2's default; NAT gateways forward for others
+    zone: int = 0  # the Availability Zone (index) of its subnet: a transit gateway attachment's zone
+    mac: str | None = None  # set where the fabric must know it up front (a branch ENI's, on its VLAN)
 
     @property
     def addresses(self) -> list[str]:
@@ -83,7 +85,12 @@ class PodNet(_Model):
     ip: str
     host_veth: str  # eni<hash>, unaddressed, in the node namespace
     host_mac: str
-    eni_device: str  # eth0 or eth1: the ENI whose address the pod holds
+    eni_device: str  # eth0 or eth1: the ENI whose address the pod holds (vlan.eth.N for a branch ENI)
+    # Security groups for pods: the pod's own branch ENI (on EC2 a VLAN of the node's trunk ENI), its VLAN ID
+    # (route table 100 + ID) and the enforcing mode (strict: iif rules; standard: the usual IP rules).
+    branch: Eni | None = None
+    vlan_id: int | None = None
+    strict: bool = False
 
 
 class NodeNet(_Model):
@@ -100,12 +107,19 @@ class NodeNet(_Model):
 
 class VpcNet(_Model):
     key: VpcKey
-    cidr: str
+    cidr: str  # the primary CIDR block
+    secondary_cidrs: list[str] = Field(default_factory=list)  # associated blocks (custom networking's pod subnets)
+    routed_peer_cidrs: list[str] = Field(default_factory=list)  # the other VPC's blocks this VPC routes to the link
     router_ns: str
     igw_ns: str
     nat: Eni | None = None  # the NAT gateway's ENI (in a public subnet), its public address as public_ip
     cni_version: str  # of the cluster in this VPC
     snat: Snat = Field(default_factory=Snat)  # aws-node's SNAT environment as last applied
+
+    @property
+    def cidrs(self) -> list[str]:
+        """Every CIDR block of the VPC, primary first: IMDS vpc-ipv4-cidr-blocks as ipamd reads it."""
+        return [self.cidr, *self.secondary_cidrs]
 
 
 class Endpoint(_Model):
@@ -176,6 +190,9 @@ class LabNet(_Model):
     outside_ns: str
     outside_ip: str
     peering: bool
+    link: Literal["peering", "transit-gateway"] = "peering"  # what joins the VPCs while `peering` is on
+    tgw_ns: str | None = None  # the transit gateway's router namespace (link transit-gateway)
+    zones: int = 3  # Availability Zones: one transit gateway attachment per zone and VPC
     security_groups: list[SecurityGroupRule] = Field(default_factory=list)
     load_balancers: list[LbNode] = Field(default_factory=list)
 
@@ -183,6 +200,7 @@ class LabNet(_Model):
         fabric = [ns for vpc in self.vpcs.values() for ns in (vpc.router_ns, vpc.igw_ns)]
         fabric += [vpc.nat.ns for vpc in self.vpcs.values() if vpc.nat]
         nodes = [node.ns for node in self.nodes] + [pod.ns for node in self.nodes for pod in node.pods]
+        fabric += [self.tgw_ns] if self.tgw_ns else []
         lbs = [lb.ns for lb in self.load_balancers]
         return [*fabric, self.inet_ns, self.outside_ns, self.ec2.ns, *nodes, *lbs]
 
@@ -192,6 +210,7 @@ class LabNet(_Model):
     def enis_of(self, key: VpcKey) -> list[Eni]:
         """Every ENI whose VPC side sits in that VPC's router."""
         enis = [eni for node in self.nodes_of(key) for eni in node.enis]
+        enis += [pod.branch for node in self.nodes_of(key) for pod in node.pods if pod.branch]
         enis += [self.ec2] if _inside(self.ec2.ip, self.vpcs[key].cidr) else []
         nat = self.vpcs[key].nat
         lbs = [lb.eni for lb in self.load_balancers if _inside(lb.eni.ip, self.vpcs[key].cidr)]

@@ -11,7 +11,7 @@ import time
 import structlog
 
 from peerprobe.backends.lab.net import _run
-from peerprobe.backends.lab.net._layout import PEER_HOST_GROUP, node_group
+from peerprobe.backends.lab.net._layout import PEER_HOST_GROUP, node_group, pod_group
 from peerprobe.backends.lab.net._script import Table
 from peerprobe.backends.lab.net.model import LabNet, SecurityGroupRule, VpcKey
 from peerprobe.config import ExperimentConfig
@@ -23,22 +23,54 @@ log = structlog.get_logger()
 
 def workshop_rules(config: ExperimentConfig, topology: Topology) -> list[SecurityGroupRule]:
     """The rules the experiment runs with: each cluster SG admits itself (EKS sec-group-reqs.html), VPC1's
-    nodes admit `open_from_peer` from VPC2's CIDR, the EC2 host admits VPC1 on :80 (design.md config)."""
+    nodes admit `open_from_peer` from each of VPC2's CIDR blocks (one rule per block, as the model's
+    peer_rules), the EC2 host admits VPC1's blocks on :80 (design.md config)."""
     keys: tuple[VpcKey, ...] = ("vpc1", "vpc2")
     rules = [SecurityGroupRule(group=node_group(k), protocol="all", source_group=node_group(k)) for k in keys]
     for item in config.security_groups.open_from_peer:
         port = topology.vpc1.node_port if item == "nodeport" else item
         if port is not None:
-            rules.append(SecurityGroupRule(group=node_group("vpc1"), port=int(port), sources=[topology.vpc2.cidr]))
+            rules += [
+                SecurityGroupRule(group=node_group("vpc1"), port=int(port), sources=[block])
+                for block in _blocks(topology.vpc2.cidr, config.vpcs.vpc2.secondary_cidrs)
+            ]
+    rules += _pod_group_rules(config, topology)
     if config.peer_host.admit_vpc1:
-        rules.append(SecurityGroupRule(group=PEER_HOST_GROUP, port=PEER_HOST_PORT, sources=_vpc1_sources(topology)))
+        sources = _vpc1_sources(config, topology)
+        rules.append(SecurityGroupRule(group=PEER_HOST_GROUP, port=PEER_HOST_PORT, sources=sources))
     return rules
 
 
-def _vpc1_sources(topology: Topology) -> list[str]:
-    # VPC1's CIDR (the peering path) and the public addresses VPC1 reaches the internet from (NAT, public nodes).
+def _pod_group_rules(config: ExperimentConfig, topology: Topology) -> list[SecurityGroupRule]:
+    """peerprobe's group for security-group pods (docs/model.md): the cluster group on the echo port (kubelet's
+    probes, as EKS requires) and, with `open_from_peer`, VPC1's pods admit the peer's blocks on the ports the
+    nodes' group opens."""
+    rules = []
+    for key in ("vpc1", "vpc2"):
+        cluster = config.clusters.vpc1 if key == "vpc1" else config.clusters.vpc2
+        groups = cluster.pod_security_groups
+        if groups is None:
+            continue
+        rules.append(SecurityGroupRule(group=pod_group(key), port=ECHO_PORT, source_group=node_group(key)))
+        if key == "vpc1" and groups.open_from_peer:
+            for item in config.security_groups.open_from_peer:
+                port = topology.vpc1.node_port if item == "nodeport" else item
+                rules += [
+                    SecurityGroupRule(group=pod_group(key), port=int(port), sources=[block])
+                    for block in _blocks(topology.vpc2.cidr, config.vpcs.vpc2.secondary_cidrs)
+                    if port is not None
+                ]
+    return rules
+
+
+def _blocks(primary: str, secondary: list[str]) -> list[str]:
+    return [primary, *secondary]
+
+
+def _vpc1_sources(config: ExperimentConfig, topology: Topology) -> list[str]:
+    # VPC1's blocks (the peering path) and the public addresses VPC1 reaches the internet from (NAT, public nodes).
     public = [topology.vpc1.nat_gateway, *(n.public_ip for n in topology.vpc1.nodes)]
-    return [topology.vpc1.cidr, *(f"{ip}/32" for ip in public if ip)]
+    return [*_blocks(topology.vpc1.cidr, config.vpcs.vpc1.secondary_cidrs), *(f"{ip}/32" for ip in public if ip)]
 
 
 def echo_port_rule(topology: Topology) -> SecurityGroupRule:

@@ -67,7 +67,7 @@ def _restore_job(node: NodeNet, rules: str) -> _run.Job:
 def _pod_rules_job(node: NodeNet, lab: LabNet, listed: str) -> _run.Job | None:
     """Before 1.8 the from-pod rules depend on the SNAT settings: ipamd rewrites them for existing pods when
     aws-node restarts (v1.7.10 ipamd.go nodeInit -> configureIPRulesForPods)."""
-    secondary = [pod for pod in node.pods if pod.eni_device != "eth0"]
+    secondary = [pod for pod in node.pods if pod.eni_device != "eth0"]  # branch ENIs' standard rules too
     if not secondary:
         return None
     vpc = lab.vpcs[node.cluster]
