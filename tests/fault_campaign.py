@@ -33,8 +33,9 @@ STEPS = (
 )
 RECOVERIES = ("run", "cleanup")
 REGION = "cn-northwest-1"  # the config's default region
-# What the faulted command may end with: 3 (a step failed: its service is gone), 130 (SIGINT), -9 (SIGKILL).
-FAULTED_EXITS = {"kill-moto": {3}, "kill-prefect": {3}, "sigint": {130}, "sigkill": {-signal.SIGKILL}}
+# What the faulted command may end with: 3 (a step failed: its service is gone) or 0 (it started the service
+# again and carried on), 130 (SIGINT), -9 (SIGKILL).
+FAULTED_EXITS = {"kill-moto": {0, 3}, "kill-prefect": {0, 3}, "sigint": {130}, "sigkill": {-signal.SIGKILL}}
 COMMAND_TIMEOUT = 300.0
 
 

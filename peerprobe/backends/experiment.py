@@ -409,6 +409,16 @@ class Experiment:
             log.warning("aws.exists_unknown", environment=self.environment, error=str(error)[:200])
             return False
 
+    def lost(self) -> bool:
+        """Whether this environment is recorded here but AWS no longer has its networks (the lab's moto was
+        restarted, or someone deleted them): what is recorded, and built on its ids, is stale. An AWS that
+        cannot be asked counts as not lost: nothing is removed on a guess."""
+        try:
+            return self.recorded() and bool(self.missing_networks())
+        except PeerprobeError as error:
+            log.warning("aws.lost_unknown", environment=self.environment, error=str(error)[:200])
+            return False
+
     def recorded(self) -> bool:
         """Whether this environment's networks are known here: recorded in the state directory (what `run
         --keep` leaves) or, on a machine without that state (a work pool's pod running a drift check), found
