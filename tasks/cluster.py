@@ -24,7 +24,7 @@ def open_environment(parameters: RunParameters, run_id: str) -> EnvironmentRef:
     if experiment.lost():
         # Its record names ids AWS no longer has (moto restarted): remove what is left of it (the stale record,
         # the lab's namespaces and agent) so the run builds it anew instead of stumbling over dead ids.
-        experiment.cleanup()
+        experiment.remove_lost()
         generation = statedir.generation(ref.key)
     elif not experiment.exists():
         generation = statedir.advance_generation(ref.key)

@@ -213,7 +213,7 @@ if service is None:
     print(json.dumps([])); sys.exit(0)
 cloud = aws_cloud(Stamp(experiment="check", environment="check", run_id="check"), region=region,
                   endpoint_url=service.endpoint_url, waits=LAB_WAITS)
-found = [f"moto {r.kind} {r.id}" for r in cloud.find_tagged(key) if cloud.exists(r)]
+found = [f"moto {r.kind} {r.id} ({r.tags.get('Name', '')})" for r in cloud.find_tagged(key) if cloud.exists(r)]
 iam = boto3.client("iam", region_name=region, endpoint_url=service.endpoint_url)
 name = key.split(":")[1]
 found += [f"moto iam role {r['RoleName']}" for r in iam.list_roles()["Roles"] if name in r["RoleName"]]
