@@ -41,7 +41,14 @@ def shared_server(prefect_server: None) -> dict[str, str]:
     return {"PREFECT_API_URL": str(PREFECT_API_URL.value())} | {k: os.environ[k] for k in names if k in os.environ}
 
 
-@pytest.mark.parametrize(("kind", "step", "recovery"), CELLS, ids=[f"{k}@{s}-{r}" for k, s, r in CELLS])
+# A run whose Prefect server was killed waits out the Prefect client's retries (minutes) before it gives up.
+PARAMS = [
+    pytest.param(k, s, r, id=f"{k}@{s}-{r}", marks=[pytest.mark.timeout(900)] if k == "kill-prefect" else [])
+    for k, s, r in CELLS
+]
+
+
+@pytest.mark.parametrize(("kind", "step", "recovery"), PARAMS)
 def test_the_next_command_recovers_and_nothing_remains(
     kind: str, step: str, recovery: str, tmp_path: Path, shared_server: dict[str, str]
 ) -> None:
