@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+import httpx
 import structlog
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -70,9 +71,29 @@ def run_experiment(parameters: RunParameters) -> RunOutcome:
             if not started:  # stopped before the flow run began: nothing of it exists
                 raise
             return _interrupted(prefect_server, started[0], parameters, interrupt)
+        except httpx.HTTPError as error:  # the engine's own calls: the Prefect server died or stopped taking them
+            return _server_lost(prefect_server, started[0] if started else "", parameters, error)
         finally:
             unsubscribe()
     return _outcome(prefect_server, state, parameters)
+
+
+def _server_lost(
+    prefect_server: server.PrefectServer, flow_run_id: str, parameters: RunParameters, error: httpx.HTTPError
+) -> RunOutcome:
+    """The run could not go on: the Prefect server it reports to stopped answering (killed, restarted) or
+    refused it. What the steps made is kept; the next `peerprobe run` starts a server again and goes on."""
+    return RunOutcome(
+        state="Crashed",
+        flow_run_id=flow_run_id or "(not started)",
+        run_url=prefect_server.flow_run_url(flow_run_id) if flow_run_id else prefect_server.ui_url,
+        api_url=prefect_server.api_url,
+        parameters=parameters,
+        error=f"the Prefect server at {prefect_server.api_url} stopped answering the run ({type(error).__name__}: "
+        f"{str(error).splitlines()[0][:200] if str(error) else 'no answer'}); `peerprobe run` again starts it "
+        "again and continues",
+        retry_entrypoint=RETRY_ENTRYPOINT,
+    )
 
 
 def _record_id(into: list[str]) -> Callable[..., None]:
@@ -131,7 +152,10 @@ def run_cleanup(parameters: RunParameters) -> RunOutcome:
     prefect_server = connect()
     from flows.cleanup import cleanup
 
-    state = cleanup(parameters=parameters, return_state=True)
+    try:
+        state = cleanup(parameters=parameters, return_state=True)
+    except httpx.HTTPError as error:
+        return _server_lost(prefect_server, "", parameters, error)
     return _outcome(prefect_server, state, parameters)
 
 

@@ -64,6 +64,11 @@ def ensure_running(*, timeout: float = START_TIMEOUT_SECONDS) -> PrefectServer:
     explicit = os.environ.get("PREFECT_API_URL", "").rstrip("/")
     with statedir.locked(STATE_FILE):  # two commands at once start one server, not two
         recorded = _recorded()
+        if recorded is not None and recorded.pid is not None and not daemon.pid_alive(recorded.pid):
+            # Its process is gone (killed, crashed): whatever answers on its port now is not it.
+            log.info("prefect.server.gone", api_url=recorded.api_url, pid=recorded.pid)
+            statedir.remove(STATE_FILE)
+            recorded = None
         if explicit and (recorded is None or recorded.api_url != explicit):
             return _elsewhere(explicit)
         if recorded is not None and healthy(recorded.api_url):

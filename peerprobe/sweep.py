@@ -365,21 +365,22 @@ def tagged_orphans(
 CloudOf = Callable[[Leftover], AwsCloud]
 
 
-def remove(leftovers: Sequence[Leftover], *, cloud_of: CloudOf | None = None) -> list[str]:
+def remove(leftovers: Sequence[Leftover], *, cloud_of: CloudOf | None = None, owned: bool = False) -> list[str]:
     """Remove them: environments through the lab's teardown, namespaces and agents directly, tagged resources
     through ensure-absent deletes in the deletion order (already gone counts as removed). Returns one line per
     item; raises InfrastructureError naming what is left. `cloud_of`: the adapter a tagged resource is deleted
-    through (default: the lab's moto, or AWS in the item's region)."""
+    through (default: the lab's moto, or AWS in the item's region). `owned`: the caller holds the environments'
+    locks itself (a run removing what is left of its own lost environment), so none is taken or checked."""
     cloud_of = cloud_of or _cloud_of
     done: list[str] = []
     failed: list[str] = []
     _unlink_groups([item for item in leftovers if item.kind == "security-group"], cloud_of)
     for item in sorted(leftovers, key=_rank):
         try:
-            if _taken(item):
+            if not owned and _taken(item):
                 done.append(f"kept {item.kind} {item.id}: its environment is held by a live process now")
                 continue
-            with _owning(item.environment):
+            with contextlib.nullcontext() if owned else _owning(item.environment):
                 _remove_one(item, cloud_of)
             done.append(f"removed {item.kind} {item.id}")
         except EnvironmentBusyError as error:  # someone took it since the check: it is live, not left behind

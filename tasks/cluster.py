@@ -16,11 +16,17 @@ from tasks._policy import STEP_OPTIONS
 @task(name="open-environment", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
 def open_environment(parameters: RunParameters, run_id: str) -> EnvironmentRef:
     """The environment's reference for this run. An environment whose resources are gone (never made,
-    cleaned up, or lost with moto) gets a new generation, so no step result of a dead one is reused;
-    a retry of a run that kept what it made finds it and reuses the completed steps."""
+    cleaned up, or lost with moto: what is left of it is removed first) gets a new generation, so no step
+    result of a dead one is reused; a retry of a run that kept what it made finds it and reuses the completed steps."""
     ref = EnvironmentRef(backend=parameters.backend, config=parameters.config, run_id=run_id)
     generation = statedir.generation(ref.key)
-    if not open_experiment(ref, step="open-environment").exists():
+    experiment = open_experiment(ref, step="open-environment")
+    if experiment.lost():
+        # Its record names ids AWS no longer has (moto restarted): remove what is left of it (the stale record,
+        # the lab's namespaces and agent) so the run builds it anew instead of stumbling over dead ids.
+        experiment.remove_lost()
+        generation = statedir.generation(ref.key)
+    elif not experiment.exists():
         generation = statedir.advance_generation(ref.key)
     return ref.model_copy(update={"generation": generation})
 

@@ -120,3 +120,22 @@ def test_a_server_peerprobe_did_not_start_gets_no_auth_hint(state: Path) -> None
     out = io.StringIO()
     explain_failure(failed_run("http://10.0.0.1:4200/api"), Console(file=out, width=400, soft_wrap=True))
     assert "PREFECT_API_AUTH_STRING" not in out.getvalue() and "auth string" not in out.getvalue()
+
+
+def test_a_recorded_server_whose_process_died_is_replaced_whatever_answers_on_its_port(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed, its port taken by another state directory's server (which refuses this auth string): a new server
+    is started, not the other one used or refused (the fault campaign's kill-prefect cells)."""
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    statedir.write_json(server.STATE_FILE, {"api_url": "http://127.0.0.1:4321/api", "pid": dead.pid})
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setattr(server, "healthy", lambda api_url: True)  # something answers there
+    monkeypatch.setattr(server, "_status", lambda api_url, auth: 401)  # and refuses this auth string
+    started = server.PrefectServer(api_url="http://127.0.0.1:4999/api", pid=4242)
+    monkeypatch.setattr(server, "start", lambda timeout: started)
+    assert server.ensure_running() == started

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -408,6 +409,29 @@ class Experiment:
         except PeerprobeError as error:  # unreachable or refused: a retry after a fix re-creates nothing by mistake
             log.warning("aws.exists_unknown", environment=self.environment, error=str(error)[:200])
             return False
+
+    def lost(self) -> bool:
+        """Whether this environment is recorded here but AWS no longer has its networks (the lab's moto was
+        restarted, or someone deleted them): what is recorded, and built on its ids, is stale. An AWS that
+        cannot be asked counts as not lost: nothing is removed on a guess."""
+        try:
+            return self.recorded() and bool(self.missing_networks())
+        except PeerprobeError as error:
+            log.warning("aws.lost_unknown", environment=self.environment, error=str(error)[:200])
+            return False
+
+    def remove_lost(self) -> StepResult:
+        """Remove what is left of a lost environment: its stale record (and on the lab its data plane), then
+        whatever still carries its tag (made after the loss, as by a step that went on against a fresh moto)."""
+        from peerprobe import sweep  # sweep reaches the backends: imported here, not at the top
+
+        result = self.cleanup()
+        tagged = sweep.tagged_orphans(
+            self.cloud, live=lambda key: key != self.environment, now=time.time(), grace=0, backend=self.ref.backend
+        )
+        removed = sweep.remove(tagged, cloud_of=lambda _: self.cloud, owned=True)
+        log.info("environment.lost_removed", environment=self.environment, tagged=removed)
+        return result
 
     def recorded(self) -> bool:
         """Whether this environment's networks are known here: recorded in the state directory (what `run

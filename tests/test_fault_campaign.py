@@ -1,0 +1,57 @@
+"""The fault campaign (issue 13): a lab run killed or interrupted at a step (moto killed, the Prefect server
+killed, SIGINT, SIGKILL), then the next `peerprobe run` or `peerprobe cleanup` ends 0 and nothing of the
+environment remains. By default each fault at two steps; PEERPROBE_FAULT_MATRIX=1 runs every fault at every
+step (bench/faults.py prints that matrix as a table)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.backends.lab.conftest import lab_state_dir
+from tests.fault_campaign import KINDS, STEPS, run_cell
+from tests.flows.conftest import prefect_server
+
+__all__ = ["lab_state_dir", "prefect_server"]
+pytestmark = pytest.mark.lab
+
+# (fault, step, recovery): each fault at two steps, recovered once by a run and once by a cleanup.
+REPRESENTATIVE = [
+    ("kill-moto", "deploy-apps", "run"),
+    ("kill-moto", "cleanup", "cleanup"),
+    ("kill-prefect", "create-cluster", "run"),
+    ("kill-prefect", "probe", "cleanup"),
+    ("sigint", "peer-vpcs", "cleanup"),
+    ("sigint", "set-snat", "run"),
+    ("sigkill", "create-network", "cleanup"),
+    ("sigkill", "expose-services", "run"),
+]
+FULL = [(kind, step, "run") for kind in KINDS for step in STEPS]
+CELLS = FULL if os.environ.get("PEERPROBE_FAULT_MATRIX") == "1" else REPRESENTATIVE
+
+
+@pytest.fixture
+def shared_server(prefect_server: None) -> dict[str, str]:
+    """The session's Prefect server, for cells that do not kill it (its start costs ~10 s per cell)."""
+    from prefect.settings import PREFECT_API_URL
+
+    names = ("PREFECT_API_AUTH_STRING", "PREFECT_CLIENT_CSRF_SUPPORT_ENABLED")
+    return {"PREFECT_API_URL": str(PREFECT_API_URL.value())} | {k: os.environ[k] for k in names if k in os.environ}
+
+
+# A run whose Prefect server was killed waits out the Prefect client's retries (minutes) before it gives up.
+PARAMS = [
+    pytest.param(k, s, r, id=f"{k}@{s}-{r}", marks=[pytest.mark.timeout(900)] if k == "kill-prefect" else [])
+    for k, s, r in CELLS
+]
+
+
+@pytest.mark.parametrize(("kind", "step", "recovery"), PARAMS)
+def test_the_next_command_recovers_and_nothing_remains(
+    kind: str, step: str, recovery: str, tmp_path: Path, shared_server: dict[str, str]
+) -> None:
+    # A cell that kills the Prefect server gets one of its own (in its state directory), never the session's.
+    outcome = run_cell(kind, step, recovery, tmp_path, None if kind == "kill-prefect" else shared_server)
+    assert outcome.survived, outcome.describe()
