@@ -144,10 +144,23 @@ class TransitGatewayOps(VpcOps):
         self._wait_gone(self._attachment_state, kind="transit gateway attachment", resource_id=attachment_id)
 
     def delete_transit_gateway(self, gateway_id: str) -> None:
+        """Its attachments first (AWS refuses a gateway that has any; a sweep may find the gateway alone: moto 5
+        does not list attachments in DescribeTags), then the gateway, waited until deleted."""
+        for attachment in self._attachments_of(gateway_id):
+            self.delete_transit_gateway_attachment(attachment)
         with absent_ok("transit gateway", gateway_id):
             if self._state_or_gone(self._gateway_state, gateway_id) not in _GONE:
                 self.ec2.delete_transit_gateway(TransitGatewayId=gateway_id)
         self._wait_gone(self._gateway_state, kind="transit gateway", resource_id=gateway_id)
+
+    def _attachments_of(self, gateway_id: str) -> list[str]:
+        filters = [
+            {"Name": "transit-gateway-id", "Values": [gateway_id]},
+            {"Name": "state", "Values": _LIVE_ATTACHMENT},
+        ]
+        with aws_errors("transit gateway", gateway_id):
+            found = self.ec2.describe_transit_gateway_vpc_attachments(Filters=filters)["TransitGatewayVpcAttachments"]
+        return [str(a["TransitGatewayAttachmentId"]) for a in found if a["TransitGatewayId"] == gateway_id]
 
     @staticmethod
     def _state_or_gone(read: Any, resource_id: str) -> str:
