@@ -735,6 +735,8 @@ class Experiment:
             clusters=clusters,
             instance_profile=role_name(self.config, "host"),
             roles=[role_name(self.config, kind) for kind in ("cluster", "node", "host")],
+            transit_gateway=beyond.TRANSIT_GATEWAY if self.config.peering.via == "transit-gateway" else "",
+            pod_groups={vpc: f"{vpc}-{beyond.POD_GROUP}" for vpc in VPC_KEYS},
         )
         return _recover.recover_state(self.cloud, self.config, names)
 

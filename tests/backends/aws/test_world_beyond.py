@@ -14,10 +14,14 @@ from typing import Any
 import pytest
 
 from peerprobe import config as config_module
+from peerprobe.backends.aws import _state
+from peerprobe.backends.aws.clients import ClientFactory
+from peerprobe.backends.aws.experiment import AwsExperiment
+from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef
 from tests.backends.aws._fakes import on_every_session
 from tests.backends.aws.world.behaviours import BEHAVIOURS
 from tests.backends.aws.world.drive import drive
-from tests.backends.aws.world.world import World, mirrored
+from tests.backends.aws.world.world import REGION, World, mirrored
 
 POD_CIDR = "100.64.0.0/16"
 
@@ -105,3 +109,21 @@ def test_the_transit_gateway_is_deleted_after_its_attachments(world: World) -> N
 def _env(daemonset: dict[str, Any]) -> dict[str, str]:
     container = daemonset["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
+def test_cleanup_from_tags_alone_finds_the_gateway_and_the_pods_group(world: World) -> None:
+    ref = EnvironmentRef(backend="aws", config=world.config, run_id="drive")
+    experiment = AwsExperiment(ref, clients=ClientFactory(REGION))
+    for vpc in VPC_KEYS:
+        experiment.create_network(vpc)
+    for vpc in VPC_KEYS:
+        experiment.create_cluster(vpc)
+    experiment.peer_vpcs()
+    _state.forget(experiment.environment)  # the state directory lost the ids
+
+    AwsExperiment(ref, clients=ClientFactory(REGION)).cleanup()
+    ec2 = world.plain("ec2")
+    live = [g for g in ec2.describe_transit_gateways()["TransitGateways"] if g["State"] not in ("deleted", "deleting")]
+    assert live == [] and ec2.describe_transit_gateway_vpc_attachments()["TransitGatewayVpcAttachments"] == []
+    assert [g for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"].endswith("-pods")] == []
+    assert ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["vpc1", "vpc2"]}])["Vpcs"] == []
