@@ -23,6 +23,10 @@ from peerprobe.topology import Topology
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 APP_FILES = ("echo.yaml", "busybox.yaml", "nginx.yaml")
 CLUSTER_FILE = "private-cluster.yaml"
+NODE_TYPE = "t3.medium"  # the workshop's
+# Security groups for pods need a trunk ENI, which no t-family type carries (EKS user guide,
+# security-groups-for-pods.html, Considerations); m5 is among the families it names as supported.
+NODE_TYPE_FOR_BRANCH_ENIS = "m5.large"
 Manifest = dict[str, Any]
 
 # Service name -> the report's name for what it is exposed as (design.md vocabulary).
@@ -137,9 +141,14 @@ def cluster_config(config: ExperimentConfig) -> Manifest:
             "cni_version": f"v{cluster.cni_version.removeprefix('v')}-eksbuild.1",
             "nodes": cluster.nodes,
             "private_networking": cluster.node_subnets == "private",
+            "instance_type": NODE_TYPE_FOR_BRANCH_ENIS if _pod_groups(config) else NODE_TYPE,
         },
     )
     return doc
+
+
+def _pod_groups(config: ExperimentConfig) -> bool:
+    return any(c.pod_security_groups is not None for c in (config.clusters.vpc1, config.clusters.vpc2))
 
 
 def service_kind(doc: Mapping[str, Any]) -> str | None:

@@ -111,7 +111,8 @@ def peer_rule_ports(snapshot: ConfigSnapshot, *, group: str, peer_cidr: str) -> 
 
 def route_target_kind(target_id: str) -> str:
     """Route targets by kind (ids change when a resource is re-created, the kind of the path does not)."""
-    for prefix, kind in (("pcx-", "peering"), ("igw-", "internet-gateway"), ("nat-", "nat-gateway")):
+    kinds = (("pcx-", "peering"), ("igw-", "internet-gateway"), ("nat-", "nat-gateway"), ("tgw-", "transit-gateway"))
+    for prefix, kind in kinds:
         if target_id.startswith(prefix):
             return kind
     return target_id or "local"

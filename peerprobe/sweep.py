@@ -471,6 +471,8 @@ def _remove_ec2(cloud: AwsCloud, kind: str, resource_id: str) -> None:
         "natgateway": cloud.delete_nat_gateway,
         "elastic-ip": cloud.release_address,
         "vpc-peering-connection": cloud.delete_peering,
+        "transit-gateway-attachment": cloud.delete_transit_gateway_attachment,
+        "transit-gateway": cloud.delete_transit_gateway,
         "security-group": cloud.delete_security_group,
         "subnet": cloud.delete_subnet,
         "route-table": cloud.delete_route_table,

@@ -24,6 +24,7 @@ import structlog
 
 from peerprobe import aws_node, drift, resources, statedir
 from peerprobe import snapshot as snap
+from peerprobe.backends import beyond
 from peerprobe.backends.aws import _addons, _network, _recover, _state
 from peerprobe.backends.aws._iam import CLUSTER_POLICIES, HOST_POLICIES, NODE_POLICIES
 from peerprobe.backends.aws._scripts import peer_host_user_data
@@ -184,6 +185,7 @@ class Experiment:
     def create_network(self, vpc: VpcKey) -> StepResult:
         network = _network.ensure_network(self.cloud, self.config, vpc)
         self._update(lambda s: s.model_copy(update={"networks": {**s.networks, vpc: _kept_tags(s, network)}}))
+        network = self._secondary_network(vpc)
         resources_ = {
             "vpc": network.vpc,
             "adopted": network.adopted,
@@ -191,12 +193,23 @@ class Experiment:
             "public_subnets": network.public_subnets,
             "private_subnets": network.private_subnets,
         }
+        if network.cidr_associations or network.pod_subnets:
+            resources_ |= {"secondary_cidrs": sorted(network.cidr_associations), "pod_subnets": network.pod_subnets}
         return StepResult(step=f"create-network-{vpc}", resources=resources_)
+
+    def _secondary_network(self, vpc: VpcKey) -> NetworkIds:
+        """vpcs.<vpc>.secondary_cidrs and custom networking's pod subnets (beyond.py), recorded."""
+        network = beyond.ensure_secondary(self.cloud, self.config, self._network(vpc))
+        self._update(lambda s: s.model_copy(update={"networks": {**s.networks, vpc: network}}))
+        return network
 
     def create_cluster(self, vpc: VpcKey) -> StepResult:
         network = self._network(vpc)
         spec = cluster_spec(self.config, vpc)
-        cluster_role = self._ensure_role("cluster", "eks", CLUSTER_POLICIES)
+        problem = beyond.trunk_problem(self.config, vpc, spec.instance_type)
+        if problem:
+            raise ConfigError(problem)
+        cluster_role = self._ensure_role("cluster", "eks", beyond.cluster_policies(self.config, CLUSTER_POLICIES))
         node_role = self._ensure_role("node", "ec2", NODE_POLICIES)
         node_subnets = network.private_subnets if spec.private_networking else network.public_subnets
         if not node_subnets or not network.private_subnets:
@@ -218,6 +231,7 @@ class Experiment:
         self._record_cluster_group(vpc, cluster.cluster_security_group_id)
         # The pinned CNI before the nodes: they start with it, and it is ACTIVE before any SNAT setting is patched.
         _addons.ensure_vpc_cni(self.cloud, cluster, self.config, vpc)
+        self._prepare_pod_networking(vpc, cluster.cluster_security_group_id)
         group = self.cloud.ensure_nodegroup(
             spec.name,
             name=spec.nodegroup,
@@ -231,6 +245,35 @@ class Experiment:
         )
         resources_ = {"cluster": cluster.name, "nodegroup": group.name, "status": group.status, "size": spec.size}
         return StepResult(step=f"create-cluster-{vpc}", resources=resources_)
+
+    def _prepare_pod_networking(self, vpc: VpcKey, cluster_group: str) -> None:
+        """Custom networking's ENIConfigs and aws-node's env, and the pods' own group, before the node group: its
+        nodes start with them (beyond.prepare_cni)."""
+        network = self._network(vpc)
+        beyond.prepare_cni(self._kube(vpc), self.config, network, cluster_group=cluster_group)
+        if getattr(self.config.clusters, vpc).pod_security_groups is None:
+            return
+        group = self.cloud.ensure_security_group(
+            f"{vpc}-{beyond.POD_GROUP}", vpc_id=network.vpc, description="peerprobe security group for pods"
+        )
+
+        def change(s: AwsState) -> AwsState:
+            ids = s.clusters[vpc].model_copy(update={"pod_security_group": group.id})
+            return s.model_copy(update={"clusters": {**s.clusters, vpc: ids}})
+
+        self._update(change)
+        rules = beyond.pod_group_ingress(self.config, vpc, self._plan(), cluster_group=cluster_group)
+        self.cloud.authorize_ingress(group.id, rules=rules)
+
+    def _apply_pod_policy(self, vpc: VpcKey) -> None:
+        """The SecurityGroupPolicy before the Deployments, so the selected pods get branch ENIs when created."""
+        ids = self._state().clusters.get(vpc)
+        if ids is None or not ids.pod_security_group:
+            return
+        docs = beyond.security_group_policy(
+            self.config, vpc, pod_group=ids.pod_security_group, cluster_group=ids.security_group
+        )
+        self._kube(vpc).apply(docs)
 
     def _ensure_role(self, kind: str, service: str, policies: Sequence[str]) -> str:
         name = role_name(self.config, kind)
@@ -279,7 +322,8 @@ class Experiment:
             vpc1 = vpc1.model_copy(
                 update={"nat_gateway": network.nat_public_ip if network else None, "nodes": list(vpc1_nodes)}
             )
-        return peer_host_rules(planned.model_copy(update={"vpc1": vpc1}))
+        secondary = self.config.vpcs.vpc1.secondary_cidrs
+        return peer_host_rules(planned.model_copy(update={"vpc1": vpc1}), vpc1_secondary=secondary)
 
     def _admit_vpc1_nodes_at_host(self) -> None:
         """VPC1's nodes in public subnets reach the host's public IP from their own public IPs (docs/model.md);
@@ -325,14 +369,27 @@ class Experiment:
         if not self.config.peering.enabled:
             return StepResult(step="peer-vpcs", resources={"opened": opened}, note="peering.enabled is false")
         vpc1, vpc2 = self._network("vpc1"), self._network("vpc2")
+        if self.config.peering.via == "transit-gateway":
+            return self._link_by_transit_gateway(opened)
         peering = self.cloud.ensure_peering(
             PEERING, requester=Vpc(vpc1.vpc, vpc1.cidr, "vpc1"), accepter=Vpc(vpc2.vpc, vpc2.cidr, "vpc2")
         )
         self._update(lambda s: s.model_copy(update={"peering": peering.id}))
-        self.cloud.ensure_peering_routes(
-            peering, requester_route_tables=vpc1.route_tables, accepter_route_tables=vpc2.route_tables
-        )
+        self._peering_routes(peering.id, {"vpc1": vpc1, "vpc2": vpc2})
         return StepResult(step="peer-vpcs", resources={"peering": peering.id, "opened": opened})
+
+    def _peering_routes(self, peering: str, networks: dict[VpcKey, NetworkIds]) -> None:
+        """Each VPC's tables send the peer's blocks to the peering: all of them, or the primary (route_cidrs)."""
+        plan = self._plan()
+        for key, network in networks.items():
+            for table in network.route_tables:
+                for block in beyond.link_routes(self.config, plan, key):
+                    self.cloud.ensure_route(table, destination_cidr=block, target_id=peering)
+
+    def _link_by_transit_gateway(self, opened: list[str]) -> StepResult:
+        networks: dict[VpcKey, NetworkIds] = {"vpc1": self._network("vpc1"), "vpc2": self._network("vpc2")}
+        linked = beyond.link_by_transit_gateway(self.cloud, self.config, self._plan(), networks, self._update)
+        return StepResult(step="peer-vpcs", resources={**linked, "opened": opened})
 
     def _open_peer_rules(self) -> list[str]:
         group = self._node_security_group("vpc1")
@@ -382,6 +439,7 @@ class Experiment:
         applied: dict[str, list[str]] = {}
         for vpc in VPC_KEYS:
             docs = [d for d in resources.manifests(self.config, placement, cluster=vpc) if d.get("kind") != "Service"]
+            self._apply_pod_policy(vpc)
             self._kube(vpc).apply(docs)
             applied[vpc] = [str(d["metadata"]["name"]) for d in docs]
         for vpc in VPC_KEYS:
@@ -671,7 +729,9 @@ class Experiment:
         self._revoke_opened(state)
         removed += self._remove_peering(state)
         clusters = [partial(self._remove_cluster, ids) for ids in state.clusters.values()]
-        removed += _flat(self.parts([partial(self._remove_host, state), *clusters]))
+        tgw = partial(beyond.remove_transit_gateway, self.cloud, state)
+        removed += _flat(self.parts([partial(self._remove_host, state), tgw, *clusters]))
+        removed += beyond.remove_pod_groups(self.cloud, state)
         removed += _flat(self.parts([partial(self._remove_network, n) for n in state.networks.values()]))
         for role in state.roles:
             self.cloud.delete_role(role)
@@ -699,6 +759,8 @@ class Experiment:
             clusters=clusters,
             instance_profile=role_name(self.config, "host"),
             roles=[role_name(self.config, kind) for kind in ("cluster", "node", "host")],
+            transit_gateway=beyond.TRANSIT_GATEWAY if self.config.peering.via == "transit-gateway" else "",
+            pod_groups={vpc: f"{vpc}-{beyond.POD_GROUP}" for vpc in VPC_KEYS},
         )
         return _recover.recover_state(self.cloud, self.config, names)
 
@@ -776,9 +838,10 @@ class Experiment:
         return removed
 
     def _remove_network(self, network: NetworkIds) -> list[str]:
+        pods = beyond.remove_pod_network(self.cloud, network)
         if network.adopted:
             _network.untag_subnets(self.cloud, network)
-            return [f"tags on {len(network.added_tags)} adopted subnet(s)"]
+            return [*pods, f"tags on {len(network.added_tags)} adopted subnet(s)"]
         if network.nat_gateway:
             self.cloud.delete_nat_gateway(network.nat_gateway)
         for table in network.route_tables:

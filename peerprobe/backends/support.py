@@ -1,15 +1,19 @@
-"""What the backends build today. A config that asks for a feature only the model knows yet (custom networking,
-a transit gateway, security groups for pods) is refused before anything starts, naming the key; `peerprobe
-predict` models every feature."""
+"""What each backend builds. A config that asks for a feature a backend does not build yet (the lab: custom
+networking, a transit gateway, security groups for pods, route_cidrs) is refused before anything starts, naming
+the key; `peerprobe predict` models every feature. The aws backend builds them all (backends/beyond.py), and
+refuses only what AWS itself would not do (a node type that cannot carry the branch ENIs)."""
 
 from __future__ import annotations
 
+from peerprobe import resources
 from peerprobe.config import ExperimentConfig
 from peerprobe.errors import ConfigError
 
+BUILDS_BEYOND = frozenset({"aws"})  # the backends that build issue 15's features
+
 
 def unsupported_keys(config: ExperimentConfig) -> list[str]:
-    """The keys of ``config`` that ask for what neither backend builds yet, in the config's order."""
+    """The keys of ``config`` that ask for what the lab does not build yet, in the config's order."""
     keys = [f"vpcs.{key}.secondary_cidrs" for key in ("vpc1", "vpc2") if getattr(config.vpcs, key).secondary_cidrs]
     for key in ("vpc1", "vpc2"):
         cluster = getattr(config.clusters, key)
@@ -26,11 +30,41 @@ def unsupported_keys(config: ExperimentConfig) -> list[str]:
 
 def refusal(config: ExperimentConfig, backend: str) -> ConfigError | None:
     """The error (exit 2) for a config the ``backend`` cannot build, one line per key; None when it can."""
+    if backend in BUILDS_BEYOND:
+        problems = trunk_problems(config)
+        return ConfigError("\n".join(problems)) if problems else None
     keys = unsupported_keys(config)
     if not keys:
         return None
     lines = [f"{key}: not yet supported on the {backend} backend; `peerprobe predict` models it" for key in keys]
     return ConfigError("\n".join(lines))
+
+
+# Families that cannot carry a trunk ENI: "No instance types in the t family are supported" (EKS user guide,
+# security-groups-for-pods.html, Considerations); amazon-vpc-resource-controller-k8s pkg/aws/vpc/limits.go marks
+# the t types IsTrunkingCompatible: false (t3.medium among them).
+UNTRUNKABLE_FAMILIES = ("t1", "t2", "t3", "t3a", "t4g")
+
+
+def trunk_problem(config: ExperimentConfig, key: str, instance_type: str) -> str | None:
+    """Why the node type cannot give ``key``'s pods branch ENIs; None when it can, or when none are asked for."""
+    if getattr(config.clusters, key).pod_security_groups is None:
+        return None
+    if instance_type.split(".", 1)[0] not in UNTRUNKABLE_FAMILIES:
+        return None
+    return (
+        f"clusters.{key}.pod_security_groups, resources/{resources.CLUSTER_FILE} instanceType: {instance_type} "
+        "cannot carry a trunk ENI, so no pod would get a branch ENI (EKS user guide: no t-family instance type "
+        "supports security groups for pods); use e.g. m5.large"
+    )
+
+
+def trunk_problems(config: ExperimentConfig) -> list[str]:
+    doc = resources.cluster_config(config)
+    groups = doc.get("managedNodeGroups") or doc.get("nodeGroups") or [{}]
+    instance_type = str(groups[0].get("instanceType", resources.NODE_TYPE))
+    found = (trunk_problem(config, key, instance_type) for key in ("vpc1", "vpc2"))
+    return [problem for problem in found if problem]
 
 
 def check_supported(config: ExperimentConfig, backend: str) -> None:

@@ -1,5 +1,6 @@
-"""Until the backends build them, custom networking, a transit gateway, pod security groups and route_cidrs are
-refused on the lab and aws backends (exit 2 naming each key, before anything starts); predict models them."""
+"""Until the lab builds them, custom networking, a transit gateway, pod security groups and route_cidrs are
+refused on the lab backend (exit 2 naming each key, before anything starts); the aws backend builds them and
+refuses only a node type that cannot carry branch ENIs; predict models them."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from peerprobe import config
+from peerprobe import config, resources
 from peerprobe.backends.support import refusal, unsupported_keys
 from peerprobe.cli import app
 from peerprobe.params import RunParameters
@@ -46,9 +47,25 @@ def test_each_new_feature_is_named_by_its_key() -> None:
 
 
 def test_the_refusal_is_bad_input_with_the_key_path_first() -> None:
-    error = refusal(config.from_mapping({"peering": {"via": "transit-gateway"}}), "aws")
+    error = refusal(config.from_mapping({"peering": {"via": "transit-gateway"}}), "lab")
     assert error is not None and error.exit_code == 2
-    assert str(error) == "peering.via: not yet supported on the aws backend; `peerprobe predict` models it"
+    assert str(error) == "peering.via: not yet supported on the lab backend; `peerprobe predict` models it"
+
+
+def test_the_aws_backend_builds_every_new_feature() -> None:
+    assert refusal(config.from_mapping(BEYOND), "aws") is None
+
+
+def test_pod_security_groups_get_a_node_type_that_carries_a_trunk_eni() -> None:
+    doc = resources.cluster_config(config.from_mapping(BEYOND))
+    assert doc["managedNodeGroups"][0]["instanceType"] == resources.NODE_TYPE_FOR_BRANCH_ENIS
+
+
+def test_a_t_family_node_type_is_refused_for_pod_security_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resources, "NODE_TYPE_FOR_BRANCH_ENIS", "t3.medium")
+    error = refusal(config.from_mapping(BEYOND), "aws")
+    assert error is not None and error.exit_code == 2
+    assert str(error).startswith("clusters.vpc2.pod_security_groups, resources/private-cluster.yaml instanceType")
 
 
 def test_a_run_from_the_ui_is_refused_by_its_parameters() -> None:
@@ -72,16 +89,14 @@ def beyond_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     "command",
     [
         ["run", "--backend", "lab"],
-        ["run", "--backend", "aws"],
         ["drift", "--backend", "lab"],
-        ["cleanup", "--backend", "aws"],
         ["lab", "up"],
         ["lab", "down"],
     ],
 )
 def test_backend_commands_exit_2_naming_each_key_and_create_nothing(beyond_config: Path, command: list[str]) -> None:
     result = CliRunner().invoke(app, [*command, "--config", str(beyond_config)])
-    backend = "aws" if "aws" in command else "lab"
+    backend = "lab"
     assert result.exit_code == 2, result.output
     for key in ("vpcs.vpc1.secondary_cidrs", "clusters.vpc1.custom_networking", "peering.via"):
         assert f"{key}: not yet supported on the {backend} backend" in result.output

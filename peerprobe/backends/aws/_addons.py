@@ -4,6 +4,7 @@ updated, and waited until ACTIVE."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -47,10 +48,11 @@ def ensure_vpc_cni(cloud: AwsBase, cluster: EksCluster, config: ExperimentConfig
         cloud, getattr(config.clusters, vpc).cni_version, cluster.version, key=f"clusters.{vpc}.cni_version"
     )
     current = _settled(cloud, cluster.name)
+    values = configuration_values(config, vpc)
     if current is None:
-        _create(cloud, cluster.name, wanted)
-    elif current.get("addonVersion") != wanted:
-        _update(cloud, cluster.name, wanted, previous=str(current.get("addonVersion")))
+        _create(cloud, cluster.name, wanted, values=values)
+    elif current.get("addonVersion") != wanted or (values and current.get("configurationValues") != values):
+        _update(cloud, cluster.name, wanted, previous=str(current.get("addonVersion")), values=values)
     wait_active(cloud, cluster.name, version=wanted)
     return wanted
 
@@ -131,7 +133,18 @@ def _settled(cloud: AwsBase, cluster: str) -> dict[str, Any] | None:
     return wait_active(cloud, cluster) if status in _SETTLING else current
 
 
-def _create(cloud: AwsBase, cluster: str, version: str) -> None:
+def configuration_values(config: ExperimentConfig, vpc: VpcKey) -> str:
+    """The add-on's configuration values: with security groups for pods, the init container's
+    DISABLE_TCP_EARLY_DEMUX=true, without which kubelet's TCP (and HTTP) probes to a branch-ENI pod fail
+    (amazon-vpc-cni-k8s README, DISABLE_TCP_EARLY_DEMUX; its chart's values.yaml `init.env`, the schema the
+    add-on's configuration follows; EKS user guide, security-groups-pods-deployment). Empty otherwise."""
+    if getattr(config.clusters, vpc).pod_security_groups is None:
+        return ""
+    return json.dumps({"init": {"env": {"DISABLE_TCP_EARLY_DEMUX": "true"}}}, separators=(",", ":"))
+
+
+def _create(cloud: AwsBase, cluster: str, version: str, *, values: str = "") -> None:
+    extra = {"configurationValues": values} if values else {}
     with aws_errors("eks addon", f"{cluster}/{ADDON}"):
         cloud.eks.create_addon(
             clusterName=cluster,
@@ -139,13 +152,17 @@ def _create(cloud: AwsBase, cluster: str, version: str) -> None:
             addonVersion=version,
             resolveConflicts=ON_CREATE,
             tags=cloud.stamp.tags(ADDON),
+            **extra,
         )
     log.info("eks.addon_created", cluster=cluster, addon=ADDON, version=version, resolve_conflicts=ON_CREATE)
 
 
-def _update(cloud: AwsBase, cluster: str, version: str, *, previous: str) -> None:
+def _update(cloud: AwsBase, cluster: str, version: str, *, previous: str, values: str = "") -> None:
+    extra = {"configurationValues": values} if values else {}
     with aws_errors("eks addon", f"{cluster}/{ADDON}"):
-        cloud.eks.update_addon(clusterName=cluster, addonName=ADDON, addonVersion=version, resolveConflicts=ON_UPDATE)
+        cloud.eks.update_addon(
+            clusterName=cluster, addonName=ADDON, addonVersion=version, resolveConflicts=ON_UPDATE, **extra
+        )
     log.info(
         "eks.addon_updated",
         cluster=cluster,

@@ -5,7 +5,7 @@ machine). Reads only; only live resources are returned, so nothing already delet
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -37,13 +37,20 @@ class Names:
     clusters: Mapping[VpcKey, ClusterIds]  # each cluster and node group as the config names them
     roles: Sequence[str]
     instance_profile: str
+    transit_gateway: str = ""  # peering.via: transit-gateway (its attachments go with it: delete_transit_gateway)
+    pod_groups: Mapping[VpcKey, str] = field(default_factory=dict)  # security groups for pods, by cluster
 
 
 def recover_state(cloud: AwsCloud, config: ExperimentConfig, names: Names) -> AwsState:
     """The state create would have persisted, as far as AWS still shows it. Roles are named whether or not
     they exist: deleting one checks that this environment made it."""
     networks = {key: found for key in VPC_KEYS if (found := network(cloud, config, key)) is not None}
-    clusters = live_clusters(cloud, names.clusters)
+    clusters = {
+        key: ids.model_copy(update={"pod_security_group": _group(cloud, names.pod_groups[key])})
+        if key in names.pod_groups
+        else ids
+        for key, ids in live_clusters(cloud, names.clusters).items()
+    }
     vpc1_group = clusters["vpc1"].security_group if "vpc1" in clusters else ""  # peerprobe opens rules on VPC1 only
     state = AwsState(
         environment=cloud.stamp.environment,
@@ -54,7 +61,8 @@ def recover_state(cloud: AwsCloud, config: ExperimentConfig, names: Names) -> Aw
         peer_host_instance=cloud.find_instance(names.peer_host) or "",
         peer_host_security_group=_group(cloud, names.peer_host),
         peering=_peering(cloud, names.peering),
-        opened=opened_rules(cloud, vpc1_group, peer_cidr=config.vpcs.vpc2.cidr),
+        transit_gateway=_transit_gateway(cloud, names.transit_gateway),
+        opened=opened_rules(cloud, vpc1_group, peer_cidr=config.vpcs.vpc2.cidr, also=config.vpcs.vpc2.secondary_cidrs),
     )
     log.info(
         "aws.state_recovered",
@@ -159,8 +167,9 @@ def live_clusters(cloud: AwsCloud, configured: Mapping[VpcKey, ClusterIds]) -> d
     return found
 
 
-def opened_rules(cloud: AwsCloud, group_id: str, *, peer_cidr: str) -> list[OpenedRule]:
-    """The rules peerprobe opened on a node security group: from the peer CIDR, with peerprobe's description."""
+def opened_rules(cloud: AwsCloud, group_id: str, *, peer_cidr: str, also: Sequence[str] = ()) -> list[OpenedRule]:
+    """The rules peerprobe opened on a node security group: from the peer CIDR (or `also`, its secondary
+    blocks), with peerprobe's description."""
     if not group_id:
         return []
     try:
@@ -170,7 +179,7 @@ def opened_rules(cloud: AwsCloud, group_id: str, *, peer_cidr: str) -> list[Open
     return [
         OpenedRule(group=group_id, protocol=r.protocol, from_port=r.from_port, to_port=r.to_port, cidr=r.cidr)
         for r in rules
-        if r.cidr == peer_cidr and r.description == PEER_RULE_DESCRIPTION
+        if r.cidr in (peer_cidr, *also) and r.description == PEER_RULE_DESCRIPTION
     ]
 
 
@@ -188,6 +197,16 @@ def _peering(cloud: AwsCloud, name: str) -> str | None:
     mine = {"Name": name, TAG_ENVIRONMENT: cloud.stamp.environment}
     live = [p for p in found if mine.items() <= tag_dict(p).items() and p["Status"]["Code"] not in _GONE_PEERING]
     return str(live[0]["VpcPeeringConnectionId"]) if live else None
+
+
+def _transit_gateway(cloud: AwsCloud, name: str) -> str | None:
+    if not name:
+        return None
+    filters = [*cloud.owned(name), {"Name": "state", "Values": ["pending", "available", "modifying"]}]
+    found = _described(cloud, "describe_transit_gateways", "TransitGateways", Filters=filters)
+    mine = {"Name": name, TAG_ENVIRONMENT: cloud.stamp.environment}
+    live = [g for g in found if mine.items() <= tag_dict(g).items() and g["State"] not in ("deleted", "deleting")]
+    return str(live[0]["TransitGatewayId"]) if live else None
 
 
 def _owns_profile(cloud: AwsCloud, name: str) -> bool:

@@ -24,12 +24,16 @@ class NetworkIds(BaseModel):
     nat_gateway: str | None = None
     nat_public_ip: str | None = None
     added_tags: dict[str, list[str]] = Field(default_factory=dict)  # subnet id -> tag keys peerprobe added
+    cidr_associations: dict[str, str] = Field(default_factory=dict)  # secondary CIDR -> association id (ours)
+    pod_subnets: dict[str, str] = Field(default_factory=dict)  # custom networking: zone -> ENIConfig subnet id
+    pod_route_table: str | None = None  # the pod subnets' table (also in route_tables)
 
 
 class ClusterIds(BaseModel):
     name: str
     nodegroup: str
     security_group: str = ""  # the EKS cluster security group, which managed nodes use
+    pod_security_group: str = ""  # security groups for pods: the SecurityGroupPolicy's own group
 
 
 class OpenedRule(BaseModel):
@@ -49,6 +53,8 @@ class AwsState(BaseModel):
     peer_host_instance: str = ""
     peer_host_security_group: str = ""
     peering: str | None = None
+    transit_gateway: str | None = None  # peering.via: transit-gateway
+    transit_gateway_attachments: dict[VpcKey, str] = Field(default_factory=dict)
     opened: list[OpenedRule] = Field(default_factory=list)
 
 

@@ -17,7 +17,8 @@ _ELB_TAG_BATCH = 20
 _EC2_TAG_BATCH = 100
 _EC2_KINDS = {"vpc-elastic-ip": "elastic-ip", "elastic-ip": "elastic-ip", "nat-gateway": "natgateway"}
 # The order tagged resources are deleted in: the experiment's cleanup order (backends/experiment.py, what
-# depends on a resource goes before it), per kind find_tagged returns. Load balancers; the peering; the EC2
+# depends on a resource goes before it), per kind find_tagged returns. Load balancers; the peering, or the transit
+# gateway's attachments and then the gateway (its routes go blackhole, and go with their tables); the EC2
 # host and its root volume; node groups, then clusters; NAT gateways, then their addresses; security groups
 # (after their cross-group rules); route tables, subnets, internet gateways; VPCs last.
 DELETION_ORDER = (
@@ -25,6 +26,8 @@ DELETION_ORDER = (
     "elbv2",
     "target-group",
     "vpc-peering-connection",
+    "transit-gateway-attachment",
+    "transit-gateway",
     "instance",
     "volume",
     "eks-nodegroup",
@@ -54,6 +57,10 @@ def _peering_alive(peering: dict[str, Any]) -> bool:
     return peering.get("Status", {}).get("Code") not in ("deleted", "rejected", "failed")
 
 
+def _state_alive(item: dict[str, Any]) -> bool:
+    return item.get("State") not in ("deleted", "deleting")
+
+
 def _volume_alive(volume: dict[str, Any]) -> bool:
     return volume.get("State") not in ("deleting", "deleted")
 
@@ -76,6 +83,13 @@ _DESCRIBE: dict[str, tuple[str, str, str, Alive]] = {
         "VpcPeeringConnections",
         "VpcPeeringConnectionIds",
         _peering_alive,
+    ),
+    "transit-gateway": ("describe_transit_gateways", "TransitGateways", "TransitGatewayIds", _state_alive),
+    "transit-gateway-attachment": (
+        "describe_transit_gateway_vpc_attachments",
+        "TransitGatewayVpcAttachments",
+        "TransitGatewayAttachmentIds",
+        _state_alive,
     ),
     "instance": ("describe_instances", "Reservations", "InstanceIds", _instance_alive),
     "volume": ("describe_volumes", "Volumes", "VolumeIds", _volume_alive),

@@ -27,7 +27,12 @@ log = structlog.get_logger()
 # for internet-facing and internal load balancers (https://docs.aws.amazon.com/eks/latest/userguide/network-load-balancing.html).
 PUBLIC_ROLE_TAG = "kubernetes.io/role/elb"
 PRIVATE_ROLE_TAG = "kubernetes.io/role/internal-elb"
-_ROUTE_TARGETS = {"igw-": "GatewayId", "nat-": "NatGatewayId", "pcx-": "VpcPeeringConnectionId"}
+_ROUTE_TARGETS = {
+    "igw-": "GatewayId",
+    "nat-": "NatGatewayId",
+    "pcx-": "VpcPeeringConnectionId",
+    "tgw-": "TransitGatewayId",
+}
 _LIVE_NAT_STATES = ["pending", "available"]
 # Zones EKS refuses for a cluster's subnets (CreateCluster: UnsupportedAvailabilityZoneException, "subnet resides
 # in a disallowed Availability Zone", https://repost.aws/knowledge-center/eks-cluster-creation-errors), by zone
@@ -217,7 +222,7 @@ class VpcOps(InUseOps):
             self.ec2.delete_route_table(RouteTableId=route_table_id)
 
     def ensure_route(self, route_table_id: str, *, destination_cidr: str, target_id: str) -> Route:
-        """A route `destination_cidr` -> `target_id` (igw-, nat- or pcx-); a route elsewhere is replaced."""
+        """A route `destination_cidr` -> `target_id` (igw-, nat-, pcx- or tgw-); a route elsewhere is replaced."""
         params = {
             "RouteTableId": route_table_id,
             "DestinationCidrBlock": destination_cidr,
@@ -430,7 +435,14 @@ def _route_table(raw: dict[str, Any]) -> RouteTable:
 
 
 def _route_target(raw: dict[str, Any]) -> str:
-    for key in ("GatewayId", "NatGatewayId", "VpcPeeringConnectionId", "InstanceId", "NetworkInterfaceId"):
+    for key in (
+        "GatewayId",
+        "NatGatewayId",
+        "VpcPeeringConnectionId",
+        "TransitGatewayId",
+        "InstanceId",
+        "NetworkInterfaceId",
+    ):
         if raw.get(key):
             return str(raw[key])
     return ""
@@ -440,7 +452,7 @@ def _route_target_key(target_id: str) -> str:
     for prefix, key in _ROUTE_TARGETS.items():
         if target_id.startswith(prefix):
             return key
-    raise ConfigError(f"route target {target_id!r}: expected an igw-, nat- or pcx- id")
+    raise ConfigError(f"route target {target_id!r}: expected an igw-, nat-, pcx- or tgw- id")
 
 
 def _find_route(table: RouteTable, destination_cidr: str) -> Route | None:

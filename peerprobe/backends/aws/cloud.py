@@ -12,11 +12,14 @@ from peerprobe.backends.aws._peering import PeeringOps
 from peerprobe.backends.aws._security_groups import SecurityGroupOps
 from peerprobe.backends.aws._ssm import SsmOps
 from peerprobe.backends.aws._sweep import SweepOps
+from peerprobe.backends.aws._transit_gateway import TransitGatewayOps
 from peerprobe.backends.aws.clients import ClientFactory, is_loopback
 from peerprobe.backends.ports import Stamp
 
 
-class AwsCloud(PeeringOps, SecurityGroupOps, InstanceOps, EksOps, LeftoverOps, ElbOps, SweepOps, IamOps, SsmOps):
+class AwsCloud(
+    PeeringOps, TransitGatewayOps, SecurityGroupOps, InstanceOps, EksOps, LeftoverOps, ElbOps, SweepOps, IamOps, SsmOps
+):
     """Idempotent ensure/delete operations against AWS, or moto when the factory points at loopback. (EksOps
     builds on LeftoverOps, which builds on ElbOps: a cluster's deletion revisits its controllers' groups.)"""
 

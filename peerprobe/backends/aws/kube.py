@@ -300,6 +300,10 @@ _PATHS = {
     "Deployment": "/apis/apps/v1/namespaces/{namespace}/deployments/{name}",
     "Service": "/api/v1/namespaces/{namespace}/services/{name}",
     "DaemonSet": "/apis/apps/v1/namespaces/{namespace}/daemonsets/{name}",
+    # Custom networking's ENIConfig (cluster-scoped, the VPC CNI's CRD) and security groups for pods'
+    # SecurityGroupPolicy (the VPC resource controller's CRD); both CRDs come with EKS.
+    "ENIConfig": "/apis/crd.k8s.amazonaws.com/v1alpha1/eniconfigs/{name}",
+    "SecurityGroupPolicy": "/apis/vpcresources.k8s.aws/v1beta1/namespaces/{namespace}/securitygrouppolicies/{name}",
 }
 
 

@@ -152,3 +152,9 @@ def test_a_drift_check_does_not_ask_for_add_on_versions(eks_addons: FakeAddons) 
     with mock_aws():
         preflight(pinned("1.20.9"), clients=ClientFactory(REGION))
     assert "DescribeAddonVersions" not in eks_addons.operations()
+
+
+def test_pod_security_groups_disable_tcp_early_demux_in_the_init_container() -> None:
+    config = config_module.from_mapping({"clusters": {"vpc1": {"pod_security_groups": {"pods": ["echo"]}}}})
+    assert _addons.configuration_values(config, "vpc1") == '{"init":{"env":{"DISABLE_TCP_EARLY_DEMUX":"true"}}}'
+    assert _addons.configuration_values(config, "vpc2") == ""

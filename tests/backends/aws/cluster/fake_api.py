@@ -20,6 +20,12 @@ from tests.backends.aws.cluster import fake_exec
 
 _EXEC = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec$")
 _PATH = re.compile(r"^/(?:api/v1|apis/apps/v1)/namespaces/([^/]+)/(deployments|services|daemonsets|pods)(?:/([^/]+))?$")
+# The CRDs EKS installs that issue 15's topologies use: custom networking's ENIConfig (cluster-scoped, kept under
+# namespace "") and security groups for pods' SecurityGroupPolicy; stored as applied, nothing acts on them.
+_CRD_PATH = re.compile(
+    r"^/apis/(?:crd\.k8s\.amazonaws\.com/v1alpha1()|vpcresources\.k8s\.aws/v1beta1/namespaces/([^/]+))/"
+    r"(eniconfigs|securitygrouppolicies)(?:/([^/]+))?$"
+)
 
 
 # Docker image manifest schema 1: containerd 2.0 stopped pulling it unless told to and 2.1 cannot at all
@@ -148,7 +154,10 @@ class FakeApiServer:
                     return "", "nodes", None, url.query
                 match = _PATH.match(url.path)
                 if match is None:
-                    return "", "", None, url.query
+                    crd = _CRD_PATH.match(url.path)
+                    if crd is None:
+                        return "", "", None, url.query
+                    return crd.group(2) or "", crd.group(3), crd.group(4), url.query
                 return match.group(1), match.group(2), match.group(3), url.query
 
             def _send(self, status: int, body: dict[str, Any]) -> None:
