@@ -10,8 +10,8 @@ import structlog
 
 from peerprobe import aws_node, statedir
 from peerprobe.backends.ports import Cluster
-from peerprobe.config import Snat
-from peerprobe.errors import ConflictError, UnreadableStateError
+from peerprobe.config import ExperimentConfig, Snat
+from peerprobe.errors import ConfigError, ConflictError, UnreadableStateError
 
 log = structlog.get_logger()
 ROLLOUT_SECONDS = 10 * 60
@@ -94,3 +94,30 @@ def restore(kube: Cluster, cluster: str, *, timeout_seconds: float = ROLLOUT_SEC
     statedir.remove(_saved_name(cluster))
     log.info("attach.aws_node_restored", cluster=cluster, changes=changes)
     return changes
+
+
+# Steps that create, change or delete infrastructure. Attach mode's reading (backends/aws/_read.py), its aws-node
+# guard (above) and the model are built; the steps that place peerprobe's namespace, its rules and the EC2 host
+# on an attached cluster are not yet, and until they are these steps refuse an attached config rather than
+# create a node group in, or delete, a cluster that someone else runs.
+UNBUILT_STEPS = (
+    "create-network",
+    "create-cluster",
+    "create-peer-host",
+    "peer-vpcs",
+    "deploy-apps",
+    "expose-services",
+)
+
+
+def refuse_unbuilt(config: ExperimentConfig, step: str) -> None:
+    """ConfigError (exit 2, nothing created) when `step` would run on an attached cluster."""
+    attached = [key for key in ("vpc1", "vpc2") if config.attached(key)]
+    if not attached:
+        return
+    keys = ", ".join(f"clusters.{key}.existing" for key in attached)
+    names = ", ".join(repr(getattr(config.clusters, key).name) for key in attached)
+    raise ConfigError(
+        f"{keys}: step {step} cannot run on an attached cluster ({names}) yet: attach mode reads clusters and "
+        "restores aws-node, but its steps that deploy peerprobe's namespace are not built; nothing was created"
+    )

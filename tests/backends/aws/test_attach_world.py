@@ -1,6 +1,7 @@
 """Attach mode against AWS as it behaves (world/): an environment someone else built (peerprobe's own steps under
 another experiment's name) is read from a config that attaches to its clusters; the reading makes no AWS call
-but Describe/Get/List and no Kubernetes request but GET, and says what is there."""
+but Describe/Get/List and no Kubernetes request but GET, and says what is there. A phase that changes aws-node
+(allowed) is undone exactly by cleanup; the steps not built for attach mode refuse before calling AWS."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from peerprobe import config as config_module
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.experiment import AwsExperiment
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef
+from peerprobe.config import Snat
+from peerprobe.errors import ConfigError
 from tests.backends.aws._fakes import Recorder
 from tests.backends.aws.world.world import REGION, World, world_config
 
@@ -98,3 +101,47 @@ def test_attaching_to_a_cluster_that_is_not_there_exits_2(built: World, monkeypa
     )
     with pytest.raises(config_module.ConfigError, match=r"^clusters.vpc1.name, clusters.vpc1.existing: no EKS"):
         experiment.read_attached()
+
+
+def visitor(config: config_module.ExperimentConfig) -> AwsExperiment:
+    return AwsExperiment(EnvironmentRef(backend="aws", config=config, run_id="visit"), clients=ClientFactory(REGION))
+
+
+def owners_aws_node(world: World, vpc: str = "vpc1") -> list[dict[str, Any]]:
+    daemonset = world.servers[vpc].state.objects[("kube-system", "daemonsets", "aws-node")]  # type: ignore[index]
+    return list(daemonset["spec"]["template"]["spec"]["containers"][0].get("env", []))
+
+
+@pytest.mark.parametrize("step", ["create_network", "create_cluster", "peer_vpcs", "deploy_apps"])
+def test_a_step_not_built_for_attach_refuses_before_any_call(
+    built: World, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    recorder = Recorder()
+    recorder.install(monkeypatch)
+    experiment = visitor(attaching(built))
+    call = getattr(experiment, step)
+    with pytest.raises(ConfigError, match=r"^clusters.vpc1.existing, clusters.vpc2.existing: step "):
+        call("vpc1") if step.startswith("create_") else call()
+    assert recorder.mutations() == []
+
+
+def test_cleanup_puts_back_the_aws_node_a_phase_changed(built: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    found = owners_aws_node(built)
+    recorder = Recorder()
+    recorder.install(monkeypatch)
+    experiment = visitor(attaching(built, allow_snat_changes=True))
+    assert experiment.set_snat("vpc1", Snat(external_snat=True)).external_snat is True
+    assert owners_aws_node(built) != found
+    visitor(attaching(built, allow_snat_changes=True)).cleanup()  # a later process: from the saved record
+    assert owners_aws_node(built) == found
+    assert recorder.mutations() == []
+
+
+def test_an_as_found_phase_leaves_aws_node_alone(built: World) -> None:
+    before = {vpc: len(server.state.requests) for vpc, server in built.servers.items()}
+    config = attaching(built)
+    experiment = visitor(config)
+    for vpc in VPC_KEYS:
+        experiment.set_snat(vpc, config.phase_snat(config.phases[0], vpc))
+    experiment.cleanup()
+    assert kube_writes(built, before) == []
