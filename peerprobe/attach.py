@@ -133,14 +133,16 @@ def _get(config: ExperimentConfig, path: str) -> Any:
     return value
 
 
-def config_diff(config: ExperimentConfig, found: Mapping[str, FoundCluster]) -> dict[str, dict[str, Any]]:
-    """Where the config file disagrees with what was read: dotted key -> {"config": …, "found": …}."""
-    diff = {}
+def config_diff(config: ExperimentConfig, found: Mapping[str, FoundCluster]) -> list[dict[str, Any]]:
+    """Where the config file disagrees with what was read, as the report's `config_diff` entries:
+    ``{path, config, live, text}``, sorted by path."""
+    entries = []
     for path, value in sorted(read_values(config, found).items()):
         configured = _get(config, path)
         if configured != value and not _same_version(path, configured, value):
-            diff[path] = {"config": configured, "found": value}
-    return diff
+            text = f"{path}: the config says {configured!r}, the cluster has {value!r}"
+            entries.append({"path": path, "config": configured, "live": value, "text": text})
+    return entries
 
 
 def _same_version(path: str, configured: object, found: object) -> bool:

@@ -45,17 +45,17 @@ def both(**vpc1: Any) -> dict[str, attach.FoundCluster]:
 
 
 def test_a_cluster_read_as_configured_has_no_diff() -> None:
-    assert attach.config_diff(config_module.from_mapping(ATTACH), both()) == {}
+    assert attach.config_diff(config_module.from_mapping(ATTACH), both()) == []
 
 
 def test_the_diff_names_the_key_and_both_values() -> None:
     diff = attach.config_diff(config_module.from_mapping(ATTACH), both(cni_version="1.18.3"))
-    assert diff == {"clusters.vpc1.cni_version": {"config": "1.20.4", "found": "1.18.3"}}
+    assert [(d["path"], d["config"], d["live"]) for d in diff] == [("clusters.vpc1.cni_version", "1.20.4", "1.18.3")]
 
 
 def test_a_vpc_without_nat_gateway_is_a_diff() -> None:
     diff = attach.config_diff(config_module.from_mapping(ATTACH), both(nat_gateways=()))
-    assert diff["vpcs.vpc1.nat_gateway"] == {"config": True, "found": False}
+    assert {d["path"]: (d["config"], d["live"]) for d in diff}["vpcs.vpc1.nat_gateway"] == (True, False)
 
 
 def test_a_transit_gateway_link_is_read_as_such() -> None:
@@ -64,7 +64,7 @@ def test_a_transit_gateway_link_is_read_as_such() -> None:
         clusters["vpc2"], peerings=(), transit_gateway_attachments=("tgw-attach-2 tgw-1 available",)
     )
     diff = attach.config_diff(config_module.from_mapping(ATTACH), clusters)
-    assert diff["peering.via"] == {"config": "peering", "found": "transit-gateway"}
+    assert {d["path"]: d["live"] for d in diff}["peering.via"] == "transit-gateway"
 
 
 def test_the_model_predicts_from_what_was_read() -> None:

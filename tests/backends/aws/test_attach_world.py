@@ -90,8 +90,9 @@ def test_the_config_diff_names_what_the_file_gets_wrong(built: World, monkeypatc
     recorder.install(monkeypatch)
     config = attaching(built, cni_version="1.19.0")
     diff = attach.config_diff(config, read(built, config, recorder))
-    assert diff["clusters.vpc1.cni_version"] == {"config": "1.19.0", "found": built.config.clusters.vpc1.cni_version}
-    assert "vpcs.vpc1.cidr" not in diff
+    by_path = {entry["path"]: (entry["config"], entry["live"]) for entry in diff}
+    assert by_path["clusters.vpc1.cni_version"] == ("1.19.0", built.config.clusters.vpc1.cni_version)
+    assert "vpcs.vpc1.cidr" not in by_path
 
 
 def test_attaching_to_a_cluster_that_is_not_there_exits_2(built: World, monkeypatch: pytest.MonkeyPatch) -> None:
