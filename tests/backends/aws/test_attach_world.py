@@ -5,6 +5,7 @@ but Describe/Get/List and no Kubernetes request but GET, and says what is there.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,20 @@ def test_an_as_found_phase_leaves_aws_node_alone(built: World) -> None:
         experiment.set_snat(vpc, config.phase_snat(config.phases[0], vpc))
     experiment.cleanup()
     assert kube_writes(built, before) == []
+
+
+ATTACH_POLICY = Path(__file__).resolve().parents[3] / "docs" / "iam-policy-attach.json"
+
+
+def test_the_attach_policy_allows_exactly_what_attach_mode_calls(built: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = Recorder()
+    recorder.install(monkeypatch)
+    config = attaching(built, allow_snat_changes=True)
+    experiment = visitor(config)
+    experiment.read_attached()
+    experiment.set_snat("vpc1", Snat(external_snat=True))
+    experiment.cleanup()
+    document = json.loads(ATTACH_POLICY.read_text(encoding="utf-8"))
+    allowed = {action for statement in document["Statement"] for action in statement["Action"]}
+    called = set(recorder.calls) | {"sts:GetCallerIdentity"}  # preflight's, and what an EKS token presigns
+    assert called == allowed
