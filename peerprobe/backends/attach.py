@@ -18,8 +18,16 @@ ROLLOUT_SECONDS = 10 * 60
 
 
 def cluster_id(backend: str, region: str, name: str) -> str:
-    """One attached cluster, whichever experiment attaches to it: its saved aws-node and its lock go by this."""
-    return f"{backend}:{name}:{region}"
+    """One attached cluster, whichever experiment attaches to it: its saved aws-node and its lock go by this
+    (`cluster-` keeps it apart from an environment whose experiment has the cluster's name)."""
+    return f"{backend}:cluster-{name}:{region}"
+
+
+def attached_ids(config: ExperimentConfig, backend: str) -> list[str]:
+    """The lock keys of the config's attached clusters, sorted: owners take them in one order, so two checks
+    attaching to the same two clusters never wait on each other crosswise."""
+    names = [getattr(config.clusters, key).name for key in ("vpc1", "vpc2") if config.attached(key)]
+    return sorted(cluster_id(backend, config.region, name) for name in names)
 
 
 def _saved_name(cluster: str) -> str:
