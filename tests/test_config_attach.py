@@ -93,3 +93,11 @@ def test_the_cli_exits_2_naming_the_key(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["predict", "--config", str(path)])
     assert result.exit_code == 2
     assert "clusters.vpc1.allow_snat_changes" in result.output
+
+
+def test_run_drift_and_cleanup_refuse_an_attached_config_until_its_steps_exist(tmp_path: Path) -> None:
+    path = tmp_path / "attach.yaml"
+    path.write_text("clusters: {vpc2: {existing: true}}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "clusters.vpc2.existing: not yet supported on the lab backend" in result.output
