@@ -511,14 +511,13 @@ def _indexed(check: Callable[[object], str], item: object, index: int) -> str:
         raise KeyedError(str(exc), item=index) from None
 
 
-def _given_only(model: BaseModel, handler: SerializerFunctionWrapHandler, keys: Iterable[str]) -> Any:
+def _given_only(model: BaseModel, handler: SerializerFunctionWrapHandler, keys: Iterable[str]) -> dict[str, Any]:
     """The dump without those of ``keys`` the config did not give: whether a phase named an attached cluster's
     snat decides whether aws-node is touched, so a saved config must load back with the same fields given."""
-    dumped = handler(model)
-    if isinstance(dumped, dict):
-        for key in keys:
-            if key not in model.model_fields_set:
-                dumped.pop(key, None)
+    dumped: dict[str, Any] = handler(model)
+    for key in keys:
+        if key not in model.model_fields_set:
+            dumped.pop(key, None)
     return dumped
 
 
@@ -527,7 +526,7 @@ class PhaseSnat(_Model):
     vpc2: Snat = Field(default_factory=Snat, description="vpc2's aws-node SNAT settings in this phase")
 
     @model_serializer(mode="wrap")
-    def _given(self, handler: SerializerFunctionWrapHandler) -> Any:
+    def _given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         return _given_only(self, handler, ("vpc1", "vpc2"))
 
 
@@ -538,7 +537,7 @@ class Phase(_Model):
     )
 
     @model_serializer(mode="wrap")
-    def _given(self, handler: SerializerFunctionWrapHandler) -> Any:
+    def _given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         return _given_only(self, handler, ("snat",))
 
     @field_validator("name")
