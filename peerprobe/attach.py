@@ -103,9 +103,10 @@ def _cluster_values(found: FoundCluster) -> dict[str, Any]:
         f"vpcs.{key}.cidr": found.vpc_cidr,
         f"vpcs.{key}.secondary_cidrs": list(found.secondary_cidrs),
         f"vpcs.{key}.nat_gateway": bool(found.nat_gateways),
-        f"clusters.{key}.nodes": len(found.nodes),
-        f"clusters.{key}.node_subnets": found.node_subnets,
     }
+    if found.nodes:  # a cluster with no node yet says nothing about where its nodes sit
+        values[f"clusters.{key}.nodes"] = len(found.nodes)
+        values[f"clusters.{key}.node_subnets"] = found.node_subnets
     if found.service_cidr:
         values[f"clusters.{key}.service_cidr"] = found.service_cidr
     if found.cni_version:

@@ -103,3 +103,9 @@ def test_the_model_predicts_one_as_found_phase_from_the_reading() -> None:
     phases = model.predict(read, topology.plan(read, backend="aws"))
     assert [p.name for p in phases] == ["as-found"]
     assert phases[0].snat.vpc1.external_snat is True
+
+
+def test_a_cluster_without_nodes_keeps_the_files_node_settings() -> None:
+    read = attach.as_read(config_module.from_mapping(ATTACH), both(nodes=()))
+    assert read.clusters.vpc1.nodes == 3
+    assert "clusters.vpc1.nodes" not in {d["path"] for d in attach.config_diff(read, both(nodes=()))}
