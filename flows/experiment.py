@@ -102,7 +102,7 @@ def settle(futures: list[PrefectFuture[Any]]) -> list[Any]:
 
 def measure(ref: EnvironmentRef, phase: Phase, topology: Topology) -> PhaseReport:
     """Set both clusters' SNAT (absolute), wait for the rollout, then probe from every vantage at once."""
-    applied = settle([set_snat.submit(ref, vpc, phase.name, getattr(phase.snat, vpc)) for vpc in VPC_KEYS])
+    applied = settle([set_snat.submit(ref, vpc, phase.name, ref.config.phase_snat(phase, vpc)) for vpc in VPC_KEYS])
     live = PhaseSnat(**dict(zip(VPC_KEYS, applied, strict=True)))
     probes = settle([probe_vantage.submit(ref, phase.name, live, vantage) for vantage in vantages(topology)])
     cells = [cell for found in probes for cell in found]

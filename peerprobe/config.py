@@ -16,11 +16,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictFloat,
     StrictInt,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -318,6 +320,16 @@ class Cluster(_Model):
         description="null, or a SecurityGroupPolicy giving the listed pods branch ENIs (ENABLE_POD_ENI) and a group "
         "of their own",
     )
+    existing: StrictBool = Field(
+        default=False,
+        description="attach to the cluster `name` that is already there: read it, its VPC, nodes and aws-node "
+        "settings, and create, change or delete none of them (only the namespace peerprobe-<experiment>)",
+    )
+    allow_snat_changes: StrictBool = Field(
+        default=False,
+        description="an attached cluster: phases that name its `snat` may change aws-node, which is restored "
+        "exactly as found afterwards",
+    )
 
     _service = field_validator("service_cidr", mode="before")(parse_cidr)
 
@@ -411,6 +423,11 @@ class SecurityGroups(_Model):
 
 
 class PeerHost(_Model):
+    create: StrictBool = Field(
+        default=True,
+        description="create the EC2 host in vpc2 (default false when a cluster is attached; without it the "
+        "vpc2-ec2 vantage is omitted)",
+    )
     public_ip: StrictBool = Field(default=True, description="give the EC2 host in vpc2 a public IP")
     admit_vpc1: StrictBool = Field(
         default=True, description="the host's security group admits vpc1's CIDR and NAT gateway address on :80"
@@ -494,9 +511,23 @@ def _indexed(check: Callable[[object], str], item: object, index: int) -> str:
         raise KeyedError(str(exc), item=index) from None
 
 
+def _given_only(model: BaseModel, handler: SerializerFunctionWrapHandler, keys: Iterable[str]) -> dict[str, Any]:
+    """The dump without those of ``keys`` the config did not give: whether a phase named an attached cluster's
+    snat decides whether aws-node is touched, so a saved config must load back with the same fields given."""
+    dumped: dict[str, Any] = handler(model)
+    for key in keys:
+        if key not in model.model_fields_set:
+            dumped.pop(key, None)
+    return dumped
+
+
 class PhaseSnat(_Model):
     vpc1: Snat = Field(default_factory=Snat, description="vpc1's aws-node SNAT settings in this phase")
     vpc2: Snat = Field(default_factory=Snat, description="vpc2's aws-node SNAT settings in this phase")
+
+    @model_serializer(mode="wrap")
+    def _given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _given_only(self, handler, ("vpc1", "vpc2"))
 
 
 class Phase(_Model):
@@ -504,6 +535,10 @@ class Phase(_Model):
     snat: PhaseSnat = Field(
         default_factory=PhaseSnat, description="aws-node settings, absolute: what a phase leaves out is unset"
     )
+
+    @model_serializer(mode="wrap")
+    def _given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _given_only(self, handler, ("snat",))
 
     @field_validator("name")
     @classmethod
@@ -517,6 +552,13 @@ class Phase(_Model):
         if value == RESERVED_PHASE:
             raise ValueError(f"{value!r} is reserved for drift checks")
         return value
+
+
+AS_FOUND = "as-found"  # the one default phase when attaching: aws-node left exactly as it was found
+
+
+def _attach_phases() -> list[Phase]:
+    return [Phase(name=AS_FOUND)]
 
 
 def _default_phases() -> list[Phase]:
@@ -595,6 +637,29 @@ class ExperimentConfig(_Model):
     def vpc_cidrs(self) -> dict[str, str]:
         return {"vpc1": self.vpcs.vpc1.cidr, "vpc2": self.vpcs.vpc2.cidr}
 
+    def attached(self, key: str) -> bool:
+        """Whether cluster ``key`` (vpc1, vpc2) is an existing cluster peerprobe attaches to."""
+        cluster: Cluster = getattr(self.clusters, key)
+        return cluster.existing
+
+    @property
+    def attaching(self) -> bool:
+        return self.attached("vpc1") or self.attached("vpc2")
+
+    def phase_snat(self, phase: Phase, key: str) -> Snat | None:
+        """The aws-node SNAT settings ``phase`` sets on cluster ``key``; None: leave aws-node as it was found.
+        A created cluster always gets the phase's settings (absolute); an attached one only when the phase
+        names its snat (design.md, "Existing clusters (attach)")."""
+        snat: Snat = getattr(phase.snat, key)
+        if self.attached(key) and not names_snat(phase, key):
+            return None
+        return snat
+
+
+def names_snat(phase: Phase, key: str) -> bool:
+    """Whether the config file named ``phases[i].snat.<key>`` (pydantic keeps which fields were given)."""
+    return "snat" in phase.model_fields_set and key in phase.snat.model_fields_set
+
 
 def _outside_cidr(cidr: str, index: int, earlier: list[str]) -> None:
     # peerprobe never opens anything to the whole internet (design.md principles).
@@ -654,6 +719,26 @@ def _cross_field_errors(config: ExperimentConfig) -> Iterable[str]:
     for key in ("vpc1", "vpc2"):
         yield from _custom_networking_errors(config, key)
         yield from _pod_security_group_errors(config, key)
+        yield from _attach_errors(config, key)
+
+
+def _attach_errors(config: ExperimentConfig, key: str) -> Iterable[str]:
+    """An attached cluster's aws-node is changed only with its owner's leave (allow_snat_changes)."""
+    cluster: Cluster = getattr(config.clusters, key)
+    path = f"clusters.{key}"
+    if not cluster.existing:
+        if cluster.allow_snat_changes:
+            yield f"{path}.allow_snat_changes, {path}.existing: only an attached cluster (existing: true) takes it"
+        return
+    if cluster.allow_snat_changes:
+        return
+    for index, phase in enumerate(config.phases):
+        if names_snat(phase, key):
+            yield (
+                f"phases[{index}].snat.{key}, {path}.allow_snat_changes: phase {phase.name!r} changes aws-node of "
+                f"the attached cluster {cluster.name!r}; set {path}.allow_snat_changes: true to allow it (peerprobe "
+                "restores what it found) or leave this phase's snat out"
+            )
 
 
 def _nodes_fit(cidr: str, nodes: int) -> bool:
@@ -765,8 +850,23 @@ def _version_text(version: tuple[int, int, int]) -> str:
 # --- loading -------------------------------------------------------------------------------------------
 
 
-def defaults_dict() -> dict[str, Any]:
-    return ExperimentConfig().model_dump(mode="python")
+def defaults_dict(*, attaching: bool = False) -> dict[str, Any]:
+    """The defaults; when attaching, those of design.md's attach mode: one phase `as-found`, no rules opened
+    from the peer, no EC2 host."""
+    defaults = ExperimentConfig().model_dump(mode="python", exclude={"phases"})
+    if attaching:
+        defaults["security_groups"]["open_from_peer"] = []
+        defaults["peer_host"]["create"] = False
+    # Phases go in as models, not dicts: a dict would make every default phase's snat look given by the user.
+    defaults["phases"] = _attach_phases() if attaching else _default_phases()
+    return defaults
+
+
+def _attaching(data: Mapping[str, Any]) -> bool:
+    clusters = data.get("clusters")
+    if not isinstance(clusters, Mapping):
+        return False
+    return any(isinstance(c, Mapping) and c.get("existing") is True for c in clusters.values())
 
 
 def merge(defaults: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -792,7 +892,7 @@ def from_mapping(
         raise ConfigError(f"{source}: the top level must be a mapping of keys (got {_kind(data)})")
     # Lists (phases among them) replace the defaults whole; each phase's snat is absolute, so pydantic
     # fills a phase's unset keys with the CNI defaults, never with another phase's settings.
-    merged = merge(defaults_dict(), data)
+    merged = merge(defaults_dict(attaching=_attaching(data)), data)
     try:
         return ExperimentConfig.model_validate(merged)
     except ValidationError as exc:

@@ -17,6 +17,7 @@ from prefect.client.schemas.objects import ConcurrencyLeaseHolder
 from prefect.concurrency.sync import concurrency
 
 from peerprobe import ownership
+from peerprobe.backends import attach
 from peerprobe.backends.steps import EnvironmentRef
 from peerprobe.errors import EnvironmentBusyError, InfrastructureError, WaitTimeoutError
 
@@ -34,14 +35,23 @@ def environment_lock(
 ) -> Iterator[ownership.Lease]:
     """Own the environment for the length of the block; a second owner waits up to the timeout
     (PEERPROBE_LOCK_TIMEOUT), then EnvironmentBusyError naming the holder. Re-entrant within one process: a
-    command that holds it and the flow it runs in its own process are one owner."""
+    command that holds it and the flow it runs in its own process are one owner. Each cluster the config
+    attaches to is locked the same way after it (design.md: two checks of one cluster never overlap)."""
+    with _lock(ref.key, ref.backend, command, timeout_seconds) as lease, contextlib.ExitStack() as clusters:
+        for cluster in attach.attached_ids(ref.config, ref.backend):
+            clusters.enter_context(_lock(cluster, ref.backend, command, timeout_seconds))
+        yield lease
+
+
+@contextlib.contextmanager
+def _lock(key: str, backend: str, command: str, timeout_seconds: float | None) -> Iterator[ownership.Lease]:
     wait = ownership.lock_timeout() if timeout_seconds is None else timeout_seconds
     started, flow_run_id = time.monotonic(), _flow_run_id()
-    with ownership.hold(ref.key, command, flow_run_id=flow_run_id, timeout_seconds=wait) as lease:
-        if ref.backend != "aws":  # the lab lives on this machine: its lock is the whole of it
+    with ownership.hold(key, command, flow_run_id=flow_run_id, timeout_seconds=wait) as lease:
+        if backend != "aws":  # the lab lives on this machine: its lock is the whole of it
             yield lease
             return
-        with _global_limit(ref.key, flow_run_id, max(0.0, wait - (time.monotonic() - started))):
+        with _global_limit(key, flow_run_id, max(0.0, wait - (time.monotonic() - started))):
             yield lease
 
 

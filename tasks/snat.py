@@ -19,8 +19,9 @@ ROLLOUT_TIMEOUT_SECONDS = 300  # an aws-node DaemonSet rollout on a real cluster
     task_run_name="set-snat-{vpc}-{phase}",
     **(STEP_OPTIONS | {"cache_key_fn": phase_key}),
 )
-def set_snat(ref: EnvironmentRef, vpc: VpcKey, phase: str, snat: Snat) -> Snat:
-    """Returns the settings read back from the live aws-node environment, not what was asked for."""
+def set_snat(ref: EnvironmentRef, vpc: VpcKey, phase: str, snat: Snat | None) -> Snat:
+    """Returns the settings read back from the live aws-node environment, not what was asked for; None (a phase
+    without snat on an attached cluster) leaves aws-node as found."""
     inject_fault("set-snat")
     experiment = open_experiment(ref, step="set-snat", phase=phase)
     experiment.set_snat(vpc, snat)

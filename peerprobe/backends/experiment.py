@@ -24,7 +24,7 @@ import structlog
 
 from peerprobe import aws_node, drift, resources, statedir
 from peerprobe import snapshot as snap
-from peerprobe.backends import beyond
+from peerprobe.backends import attach, beyond
 from peerprobe.backends.aws import _addons, _network, _recover, _state
 from peerprobe.backends.aws._iam import CLUSTER_POLICIES, HOST_POLICIES, NODE_POLICIES
 from peerprobe.backends.aws._scripts import peer_host_user_data
@@ -183,6 +183,7 @@ class Experiment:
     # --- steps --------------------------------------------------------------------------------------------
 
     def create_network(self, vpc: VpcKey) -> StepResult:
+        attach.refuse_unbuilt(self.config, "create-network")
         network = _network.ensure_network(self.cloud, self.config, vpc)
         self._update(lambda s: s.model_copy(update={"networks": {**s.networks, vpc: _kept_tags(s, network)}}))
         network = self._secondary_network(vpc)
@@ -204,6 +205,7 @@ class Experiment:
         return network
 
     def create_cluster(self, vpc: VpcKey) -> StepResult:
+        attach.refuse_unbuilt(self.config, "create-cluster")
         network = self._network(vpc)
         spec = cluster_spec(self.config, vpc)
         problem = beyond.trunk_problem(self.config, vpc, spec.instance_type)
@@ -293,6 +295,7 @@ class Experiment:
     def create_peer_host(self) -> StepResult:
         """The EC2 web host in VPC2's first public subnet: Amazon Linux from the SSM public parameter, user
         data serving the echo response on :80, an instance profile for SSM Run Command."""
+        attach.refuse_unbuilt(self.config, "create-peer-host")
         vpc2 = self._network("vpc2")
         role = self._ensure_role("host", "ec2", HOST_POLICIES)
         name = role_name(self.config, "host")
@@ -365,6 +368,7 @@ class Experiment:
 
     def peer_vpcs(self) -> StepResult:
         """VPC1's nodes opened to the peer CIDR for the probes, the peering accepted, routes both ways."""
+        attach.refuse_unbuilt(self.config, "peer-vpcs")
         opened = self._open_peer_rules()
         if not self.config.peering.enabled:
             return StepResult(step="peer-vpcs", resources={"opened": opened}, note="peering.enabled is false")
@@ -434,6 +438,7 @@ class Experiment:
     def deploy_apps(self) -> StepResult:
         """The Deployments of resources/ on both clusters (server-side apply), placed on the live nodes; the
         EC2 host's group admits VPC1's nodes that have public IPs, now that they exist."""
+        attach.refuse_unbuilt(self.config, "deploy-apps")
         placement = self._placement()
         self._admit_vpc1_nodes_at_host()
         applied: dict[str, list[str]] = {}
@@ -448,6 +453,7 @@ class Experiment:
 
     def expose_services(self) -> StepResult:
         """Every Service of resources/ on VPC1, then until the load balancers have hostnames that resolve."""
+        attach.refuse_unbuilt(self.config, "expose-services")
         allocated = _with_planned_services(self.topology(), self._plan())
         docs = [d for d in resources.manifests(self.config, allocated, cluster="vpc1") if d.get("kind") == "Service"]
         kube = self._kube("vpc1")
@@ -592,16 +598,27 @@ class Experiment:
 
     # --- SNAT ---------------------------------------------------------------------------------------------
 
-    def set_snat(self, vpc: VpcKey, snat: Snat) -> Snat:
-        """Absolute: the SNAT variables `snat` names are set, the others removed (kubectl set env NAME-)."""
+    def set_snat(self, vpc: VpcKey, snat: Snat | None) -> Snat:
+        """Absolute: the SNAT variables `snat` names are set, the others removed (kubectl set env NAME-). An
+        attached cluster's aws-node is saved as found first, and None leaves it as found (backends/attach.py)."""
+        if self.config.attached(vpc) or snat is None:
+            return attach.set_snat(self._kube(vpc), self._attached_id(vpc), snat)
         wanted = aws_node.env_for(snat)
         assignments = [f"{n}={wanted[n]}" if n in wanted else f"{n}-" for n in aws_node.SNAT_VARS]
         return aws_node.snat_from_env(self._kube(vpc).patch_aws_node_env(assignments))
 
+    def _attached_id(self, vpc: VpcKey) -> str:
+        return attach.cluster_id(self.ref.backend, self.config.region, getattr(self.config.clusters, vpc).name)
+
+    def restore_aws_node(self) -> dict[str, list[str]]:
+        """Each attached cluster's aws-node back to what was found, read back (nothing saved: nothing done)."""
+        keys = [vpc for vpc in VPC_KEYS if self.config.attached(vpc)]
+        return {vpc: attach.restore(self._kube(vpc), self._attached_id(vpc)) for vpc in keys}
+
     def read_snat(self, vpc: VpcKey) -> Snat:
         return aws_node.snat_from_env(self._kube(vpc).aws_node_env())
 
-    def wait_snat(self, vpc: VpcKey, snat: Snat, *, timeout_seconds: float) -> Snat:
+    def wait_snat(self, vpc: VpcKey, snat: Snat | None, *, timeout_seconds: float) -> Snat:
         """Until aws-node's rollout finished on every node (each new pod rewrites the node's SNAT rules)."""
         self._kube(vpc).wait_rollout(timeout_seconds=timeout_seconds)
         return self.read_snat(vpc)
@@ -722,6 +739,9 @@ class Experiment:
     def cleanup(self) -> StepResult:
         """Ensure absent, in dependency order; each part succeeds when its resources are already gone. Works
         from the persisted ids, or from the tags alone when the state directory lost them."""
+        if self.config.attaching:  # its create steps refuse (attach.refuse_unbuilt): aws-node is all to restore
+            restored = self.restore_aws_node()
+            return StepResult(step="cleanup", resources={"removed": [], "restored": restored})
         state = self._cleanup_state()
         # Independent parts at once: on AWS, each load balancer, node group, cluster and host takes minutes.
         lbs = [partial(self._remove_load_balancers, vpc, ids, state) for vpc, ids in state.clusters.items()]

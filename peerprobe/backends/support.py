@@ -25,7 +25,12 @@ def unsupported_keys(config: ExperimentConfig) -> list[str]:
         keys.append("peering.via")
     if config.peering.route_cidrs != "all":
         keys.append("peering.route_cidrs")
-    return keys
+    return keys + _attach_keys(config)
+
+
+def _attach_keys(config: ExperimentConfig) -> list[str]:
+    """Attach mode reads clusters and guards aws-node (backends/attach.py), but its steps are not built yet."""
+    return [f"clusters.{key}.existing" for key in ("vpc1", "vpc2") if config.attached(key)]
 
 
 def refusal(config: ExperimentConfig, backend: str) -> ConfigError | None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from peerprobe.backends.aws import _addons, _network
+from peerprobe.attach import FoundCluster
+from peerprobe.backends.aws import _addons, _network, _read
 from peerprobe.backends.aws._base import Waits
 from peerprobe.backends.aws._identity import Identity
 from peerprobe.backends.aws._identity import preflight as identity_preflight
@@ -140,6 +141,10 @@ class AwsExperiment(Experiment):
         return KubeCluster(
             api_client(configuration(cluster, tokens)), name=name, load_balancer_ready=self._targets_healthy
         )
+
+    def read_attached(self) -> dict[VpcKey, FoundCluster]:
+        """Attach mode: the attached clusters as they are (backends/aws/_read.py; reads only)."""
+        return _read.read_attached(self.cloud, self._kube_cached, self.config)
 
     def _targets_healthy(self, hostname: str) -> bool:
         health = self.cloud.target_health(hostname)

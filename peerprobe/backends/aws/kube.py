@@ -294,6 +294,8 @@ def _json_object(text: str | bytes) -> dict[str, Any]:
 # --- the cluster ------------------------------------------------------------------------------------------
 
 
+_NAMESPACE_PATH = "/api/v1/namespaces/{name}"
+_NEVER_DELETED = frozenset({NAMESPACE, "kube-system", "kube-public", "kube-node-lease"})
 # Where server-side apply sends each kind peerprobe applies (the typed client methods of kubernetes 35 always
 # send json-patch+json, so the patch goes through call_api with the content type we choose).
 _PATHS = {
@@ -319,11 +321,13 @@ class KubeCluster:
         resolver: Callable[[str], list[str]] | None = None,
         poll_seconds: float = 2.0,
         load_balancer_ready: Callable[[str], bool] | None = None,
+        namespace: str = NAMESPACE,
     ) -> None:
         """`load_balancer_ready(hostname)`, when given, is asked too before a load balancer counts as ready:
         on AWS, whether its targets are healthy (AwsCloud.target_health(hostname).settled); new NLB targets
         stay `initial` and Classic instances `OutOfService` for minutes after the name resolves."""
         self.name = name
+        self.namespace = namespace  # attach mode: peerprobe-<experiment>, the only place it writes (design.md)
         self.client = client
         self.core = k8s.CoreV1Api(client)
         self.apps = k8s.AppsV1Api(client)
@@ -342,12 +346,21 @@ class KubeCluster:
             kind, meta = str(doc.get("kind")), doc.get("metadata")
             if kind not in _PATHS or not isinstance(meta, Mapping):
                 raise ConfigError(f"manifest {kind}: peerprobe applies only {', '.join(_PATHS)}")
-            name, namespace = str(meta["name"]), str(meta.get("namespace", NAMESPACE))
+            name, namespace = str(meta["name"]), self._namespace_of(meta)
             path = _PATHS[kind].format(namespace=namespace, name=name)
             with kube_errors(kind.lower(), f"{namespace}/{name}"):
-                self._patch(path, dict(doc), content_type=APPLY, force=True)
+                # The API server refuses a body whose namespace differs from the path's: both say the same.
+                body = dict(doc) | {"metadata": {**meta, "namespace": namespace}}
+                self._patch(path, body, content_type=APPLY, force=True)
             self._applied.append((kind, namespace, name))
             log.info("kube.applied", cluster=self.name, kind=kind, name=name, namespace=namespace)
+
+    def _namespace_of(self, meta: Mapping[str, object]) -> str:
+        """The manifest's namespace on a cluster peerprobe created; on an attached one (a namespace of its own)
+        always that namespace: attach mode writes nowhere else (design.md)."""
+        if self.namespace != NAMESPACE:
+            return self.namespace
+        return str(meta.get("namespace", NAMESPACE))
 
     def _patch(self, path: str, body: Any, *, content_type: str, force: bool = False) -> Any:
         query = [("fieldManager", FIELD_MANAGER)] + ([("force", "true")] if force else [])
@@ -412,7 +425,7 @@ class KubeCluster:
 
     def _deployment_ready(self, name: str) -> bool:
         with kube_errors("deployment", name):
-            return deployment_ready(self.apps.read_namespaced_deployment(name, NAMESPACE))
+            return deployment_ready(self.apps.read_namespaced_deployment(name, self.namespace))
 
     def wait_ready(self, *, timeout_seconds: float) -> None:
         """Deployments ready, then every LoadBalancer Service with a hostname that resolves."""
@@ -438,8 +451,8 @@ class KubeCluster:
     # --- reading ----------------------------------------------------------------------------------------
 
     def services(self) -> list[ServiceInfo]:
-        with kube_errors("services", NAMESPACE):
-            return [service_info(item) for item in self.core.list_namespaced_service(NAMESPACE).items]
+        with kube_errors("services", self.namespace):
+            return [service_info(item) for item in self.core.list_namespaced_service(self.namespace).items]
 
     def nodes(self) -> list[Node]:
         """The cluster's nodes ordered by primary address (the placement's "first" and "last" node)."""
@@ -451,7 +464,7 @@ class KubeCluster:
     def pod(self, app: str) -> Pod | None:
         """The running pod of the Deployment labelled app=<app>, if any."""
         with kube_errors("pods", app):
-            items = self.core.list_namespaced_pod(NAMESPACE, label_selector=f"app={app}").items
+            items = self.core.list_namespaced_pod(self.namespace, label_selector=f"app={app}").items
         running = [p for p in items if p.status and p.status.phase == "Running" and p.status.pod_ip]
         if not running:
             return None
@@ -460,7 +473,7 @@ class KubeCluster:
     def exec_in(self, app: str, script: str, *, timeout_seconds: float) -> str:
         """ONE exec running `script` in the pod of app=<app> (its first container)."""
         with kube_errors("pods", app):
-            items = self.core.list_namespaced_pod(NAMESPACE, label_selector=f"app={app}").items
+            items = self.core.list_namespaced_pod(self.namespace, label_selector=f"app={app}").items
         running = [p for p in items if p.status and p.status.phase == "Running"]
         if not running:
             raise NotFoundError(
@@ -472,7 +485,7 @@ class KubeCluster:
             return self._exec(
                 self.core,
                 pod=pod.metadata.name,
-                namespace=NAMESPACE,
+                namespace=self.namespace,
                 container=container,
                 script=script,
                 timeout=timeout_seconds,
@@ -486,12 +499,46 @@ class KubeCluster:
                 continue
             try:
                 with kube_errors("service", service.name):
-                    self.core.delete_namespaced_service(service.name, NAMESPACE)
+                    self.core.delete_namespaced_service(service.name, self.namespace)
             except NotFoundError:
                 continue
             deleted.append(service.name)
         log.info("kube.load_balancer_services_deleted", cluster=self.name, services=deleted)
         return deleted
+
+    # --- attach mode: a namespace of its own ----------------------------------------------------------------
+
+    def ensure_namespace(self) -> None:
+        """Server-side apply of this cluster's namespace, labelled as peerprobe's (attach mode writes only there)."""
+        doc = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": self.namespace, "labels": {"app.kubernetes.io/managed-by": FIELD_MANAGER}},
+        }
+        with kube_errors("namespace", self.namespace):
+            self._patch(_NAMESPACE_PATH.format(name=self.namespace), doc, content_type=APPLY, force=True)
+        log.info("kube.namespace_applied", cluster=self.name, namespace=self.namespace)
+
+    def delete_namespace(self, *, timeout_seconds: float) -> None:
+        """Delete this cluster's namespace and everything in it, then until the API server no longer has it
+        (namespaces finalize: their objects go first). Refuses the namespaces peerprobe never owns."""
+        if self.namespace in _NEVER_DELETED:
+            raise ConfigError(f"cluster {self.name}: peerprobe never deletes the namespace {self.namespace!r}")
+        try:
+            with kube_errors("namespace", self.namespace):
+                self.core.delete_namespace(self.namespace)
+        except NotFoundError:
+            return
+        self._until(self._namespace_gone, timeout_seconds, what=f"namespace {self.namespace} deleted")
+        log.info("kube.namespace_deleted", cluster=self.name, namespace=self.namespace)
+
+    def _namespace_gone(self) -> bool:
+        try:
+            with kube_errors("namespace", self.namespace):
+                self.core.read_namespace(self.namespace)
+        except NotFoundError:
+            return True
+        return False
 
 
 def rolled_out(daemonset: Any) -> bool:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from tests.backends.aws.cluster import fake_exec
 
 _EXEC = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/exec$")
+_NAMESPACE = re.compile(r"^/api/v1/namespaces/([^/]+)$")
 _PATH = re.compile(r"^/(?:api/v1|apis/apps/v1)/namespaces/([^/]+)/(deployments|services|daemonsets|pods)(?:/([^/]+))?$")
 # The CRDs EKS installs that issue 15's topologies use: custom networking's ENIConfig (cluster-scoped, kept under
 # namespace "") and security groups for pods' SecurityGroupPolicy; stored as applied, nothing acts on them.
@@ -152,6 +153,9 @@ class FakeApiServer:
                 )
                 if url.path == "/api/v1/nodes":
                     return "", "nodes", None, url.query
+                namespace = _NAMESPACE.match(url.path)
+                if namespace is not None:  # a Namespace itself: cluster-scoped, kept under ("", "namespaces", name)
+                    return "", "namespaces", namespace.group(1), url.query
                 match = _PATH.match(url.path)
                 if match is None:
                     crd = _CRD_PATH.match(url.path)
@@ -233,6 +237,9 @@ class FakeApiServer:
             def do_DELETE(self) -> None:
                 namespace, kind, name, _ = self._record()
                 found = state.objects.pop((namespace, kind, name or ""), None)
+                if found and kind == "namespaces":  # finalized at once: everything in it goes with it
+                    for key in [k for k in state.objects if k[0] == name]:
+                        state.objects.pop(key)
                 if found and kind == "services" and _balanced(found) and state.controller is not None:
                     state.controller.deprovision(found)
                 self._send(200 if found else 404, {"kind": "Status", "apiVersion": "v1", "status": "Success"})

@@ -43,6 +43,7 @@ class Eks:
         self.path_keeps_nodes_out = False
         self._creating: dict[str, Countdown] = {}
         self._groups: dict[str, str] = {}
+        self._vpcs: dict[str, str] = {}
         self._nodegroups: dict[str, tuple[Countdown, str]] = {}
         self._asked: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
@@ -83,6 +84,7 @@ class Eks:
         )
         with self._lock:
             self._groups[cluster["name"]] = group["GroupId"]
+            self._vpcs[cluster["name"]] = vpc
             self._creating[cluster["name"]] = Countdown(self.cluster_checks)
         self._asked_event(cluster["name"]).set()
 
@@ -91,6 +93,8 @@ class Eks:
         if not cluster or cluster["name"] not in self._groups:
             return
         cluster["resourcesVpcConfig"]["clusterSecurityGroupId"] = self._groups[cluster["name"]]
+        # EKS's VpcConfigResponse names the cluster's VPC (vpcId); moto's answer leaves it out.
+        cluster["resourcesVpcConfig"]["vpcId"] = self._vpcs[cluster["name"]]
         if not self._creating[cluster["name"]].look():
             cluster["status"] = "CREATING"
             cluster.pop("endpoint", None)
