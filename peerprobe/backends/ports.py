@@ -102,6 +102,22 @@ class Peering:
 
 
 @dataclass(frozen=True)
+class TransitGatewayRouting:
+    """A transit gateway as its routing stands: its state, its available VPC attachments (id -> VPC id), and of
+    its default association route table the attachments associated with it, those propagating to it, and its
+    active static routes (destination -> attachment). Propagated routes are not listed: AWS derives them from
+    the propagations and the attached VPCs' CIDR blocks."""
+
+    id: str
+    state: str
+    route_table: str
+    attachments: dict[str, str]
+    associated: frozenset[str]
+    propagating: frozenset[str]
+    static_routes: dict[str, str]
+
+
+@dataclass(frozen=True)
 class SecurityGroup:
     id: str
     vpc_id: str

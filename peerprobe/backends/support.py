@@ -1,7 +1,7 @@
-"""What each backend builds. A config that asks for a feature a backend does not build yet (the lab: custom
-networking, a transit gateway, security groups for pods, route_cidrs) is refused before anything starts, naming
-the key; `peerprobe predict` models every feature. The aws backend builds them all (backends/beyond.py), and
-refuses only what AWS itself would not do (a node type that cannot carry the branch ENIs)."""
+"""What each backend builds. Both backends build custom networking, a transit gateway, security groups for pods and
+route_cidrs (backends/beyond.py, the lab's data plane reading them back from moto), and refuse only what AWS itself
+would not do (a node type that cannot carry the branch ENIs); `peerprobe predict` models every feature. Attach mode
+is refused on the lab, which has no clusters but its own, before anything starts, naming the key."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from peerprobe import resources
 from peerprobe.config import ExperimentConfig
 from peerprobe.errors import ConfigError
 
-BUILDS_BEYOND = frozenset({"aws"})  # the backends that build issue 15's features
+BUILDS_BEYOND = frozenset({"aws", "lab"})  # the backends that build issue 15's features
 
 
-def unsupported_keys(config: ExperimentConfig) -> list[str]:
-    """The keys of ``config`` that ask for what the lab does not build yet, in the config's order."""
+def beyond_keys(config: ExperimentConfig) -> list[str]:
+    """The keys of ``config`` that ask for issue 15's features, in the config's order."""
     keys = [f"vpcs.{key}.secondary_cidrs" for key in ("vpc1", "vpc2") if getattr(config.vpcs, key).secondary_cidrs]
     for key in ("vpc1", "vpc2"):
         cluster = getattr(config.clusters, key)
@@ -25,7 +25,13 @@ def unsupported_keys(config: ExperimentConfig) -> list[str]:
         keys.append("peering.via")
     if config.peering.route_cidrs != "all":
         keys.append("peering.route_cidrs")
-    return keys + _attach_keys(config)
+    return keys
+
+
+def unsupported_keys(config: ExperimentConfig, backend: str = "lab") -> list[str]:
+    """The keys of ``config`` that ask for what ``backend`` does not build, in the config's order."""
+    keys = [] if backend in BUILDS_BEYOND else beyond_keys(config)
+    return keys + (_attach_keys(config) if backend != "aws" else [])
 
 
 def _attach_keys(config: ExperimentConfig) -> list[str]:
@@ -35,14 +41,13 @@ def _attach_keys(config: ExperimentConfig) -> list[str]:
 
 def refusal(config: ExperimentConfig, backend: str) -> ConfigError | None:
     """The error (exit 2) for a config the ``backend`` cannot build, one line per key; None when it can."""
+    lines = [
+        f"{key}: not yet supported on the {backend} backend; `peerprobe predict` models it"
+        for key in unsupported_keys(config, backend)
+    ]
     if backend in BUILDS_BEYOND:
-        problems = trunk_problems(config)
-        return ConfigError("\n".join(problems)) if problems else None
-    keys = unsupported_keys(config)
-    if not keys:
-        return None
-    lines = [f"{key}: not yet supported on the {backend} backend; `peerprobe predict` models it" for key in keys]
-    return ConfigError("\n".join(lines))
+        lines = trunk_problems(config) + lines
+    return ConfigError("\n".join(lines)) if lines else None
 
 
 # Families that cannot carry a trunk ENI: "No instance types in the t family are supported" (EKS user guide,

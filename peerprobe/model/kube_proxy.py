@@ -52,11 +52,20 @@ def external(facts: Facts, *, receiving: Node | None, actor: Actor) -> Step:
         which = "the addressed node" if receiving else "a VPC1 node"
         at = places.node(node.name)
         if facts.config.services.external_traffic_policy == "Cluster":
+            own_pod = _own_pod_leaving_by_its_eni(packet, node, facts)
+            if own_pod == "branch":
+                return _branch_masquerade_dropped(_to_endpoint(packet, facts, at), node, facts)
+            address = node.addresses[1] if own_pod == "secondary" else node.ip
+            because = f"MASQUERADEs to the address of the node that received it ({which})"
+            if own_pod == "secondary":
+                because = (
+                    f"MASQUERADEs to {address}, the address of {node.name}'s secondary ENI: the client pod lives on "
+                    "that node, and its rule 'from <pod> lookup <ENI table>' sends the DNATed packet out that ENI"
+                )
             return _to_endpoint(packet, facts, at).becomes(
                 actor,
-                node.ip,
-                f"externalTrafficPolicy Cluster: KUBE-EXT-* marks for masquerade and KUBE-POSTROUTING "
-                f"MASQUERADEs to the address of the node that received it ({which})",
+                address,
+                f"externalTrafficPolicy Cluster: KUBE-EXT-* marks for masquerade and KUBE-POSTROUTING {because}",
                 at=at,
                 by=MASQUERADE,
             )
@@ -65,9 +74,49 @@ def external(facts: Facts, *, receiving: Node | None, actor: Actor) -> Step:
     return step
 
 
+def _own_pod_leaving_by_its_eni(packet: Packet, node: Node, facts: Facts) -> str:
+    """Whether the connection comes from the VPC1 client pod on ``node`` itself, towards an endpoint on another
+    node, and which of the pod's routing rules then picks the way out: "branch" (its branch ENI's VLAN table),
+    "secondary" (its secondary ENI's table), "" (the main table: the primary ENI).
+
+    kube-proxy DNATs in PREROUTING, as the packet arrives from the pod's veth (KUBE-NODEPORTS matches any local
+    destination, kubernetes proxier.go), so the node routes the DNATed packet by the rules for the pod's own
+    traffic (S: amazon-vpc-cni-k8s driver.go: 'from <pod> lookup <ENI table>' for a pod on a secondary ENI; for a
+    branch-ENI pod 'iif <veth> lookup <vlan table>' (strict) or 'from <pod> lookup <vlan table>' (standard)), and
+    MASQUERADE takes the address of the interface it leaves by (I: Linux's MASQUERADE target)."""
+    busybox = facts.topology.vpc1.busybox_pod
+    if busybox is None or packet.ip != busybox.ip or busybox.node != node.name or node.name == facts.echo_node.name:
+        return ""
+    if facts.branch_eni("vpc1", "busybox"):
+        return "branch"
+    if facts.cluster("vpc1").pods_on_secondary_eni and len(node.addresses) > 1:
+        return "secondary"
+    return ""
+
+
+def _branch_masquerade_dropped(packet: Packet, node: Node, facts: Facts) -> Blocked:
+    # I: the VLAN device of a branch ENI has no IPv4 address (driver.go adds only routes on it), so MASQUERADE
+    # picks a node address, and the branch ENI, whose only address is the pod's, sends nothing from another
+    # source (VPC user guide: source/destination checking is on for every network interface by default). The
+    # best-practices guide (sgpp) states the first half for strict mode: "all outbound traffic from a pod will
+    # leave the node and enter the VPC network".
+    mode = "strict" if facts.strict("vpc1") else "standard"
+    return block(
+        packet,
+        "timeout",
+        f"{mode} mode: the client pod's own node DNATs its NodePort connection as it arrives from the pod, routes "
+        "it by the pod's rule out the pod's branch ENI, and masquerades it to the node's address; EC2's "
+        "source/destination check on the branch ENI drops a source that is not the pod's",
+        at=places.node(node.name),
+        by="EC2 source/destination check (branch ENI)",
+    )
+
+
 def nginx(facts: Facts) -> Step:
-    """The nginx NLB's connection at the VPC1 node it picked: the nginx Service sets no externalTrafficPolicy, so
-    Cluster applies (KUBE-EXT-* marks for masquerade): DNAT to the nginx pod, then MASQUERADE to the node."""
+    """The nginx NLB's connection at the VPC1 node it picked (the nginx pod's, the echo's node): peerprobe gives the
+    nginx Service the experiment's externalTrafficPolicy like every externally reachable Service
+    (resources.fill_service). Cluster: DNAT to the nginx pod, then MASQUERADE to the node (KUBE-EXT-* marks);
+    Local: KUBE-SVL-* DNATs to the local nginx pod and keeps the client's address."""
 
     def step(packet: Packet) -> Packet:
         nginx_pod, node = facts.topology.vpc1.nginx_pod, facts.echo_node
@@ -77,11 +126,16 @@ def nginx(facts: Facts) -> Step:
         moved = packet.to(
             nginx_pod.ip, f"kube-proxy DNATs the nginx NodePort to the nginx pod {nginx_pod.ip}:80", at=at, by=DNAT
         )
+        if facts.config.services.external_traffic_policy == "Local":
+            return moved.note(
+                "the nginx Service's externalTrafficPolicy is Local: the nginx pod is local to the node, no masquerade",
+                at=at,
+            )
         return moved.becomes(
             Actor.VPC1_NODE,
             node.ip,
-            "the nginx Service keeps the default externalTrafficPolicy Cluster: KUBE-POSTROUTING MASQUERADEs to the "
-            "address of the node that received it",
+            "the nginx Service's externalTrafficPolicy is Cluster: KUBE-POSTROUTING MASQUERADEs to the address of "
+            "the node that received it",
             at=at,
             by=MASQUERADE,
         )

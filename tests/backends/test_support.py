@@ -1,6 +1,6 @@
-"""Until the lab builds them, custom networking, a transit gateway, pod security groups and route_cidrs are
-refused on the lab backend (exit 2 naming each key, before anything starts); the aws backend builds them and
-refuses only a node type that cannot carry branch ENIs; predict models them."""
+"""Both backends build custom networking, a transit gateway, pod security groups and route_cidrs, and refuse only a
+node type that cannot carry branch ENIs (exit 2 naming the key, before anything starts); the lab refuses attach
+mode's keys the same way; predict models them all."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from peerprobe import config, resources
-from peerprobe.backends.support import refusal, unsupported_keys
+from peerprobe.backends.support import beyond_keys, refusal, unsupported_keys
 from peerprobe.cli import app
 from peerprobe.params import RunParameters
 
@@ -27,9 +27,11 @@ BEYOND = {
 }
 BEYOND_YAML = """\
 vpcs: {vpc1: {secondary_cidrs: [100.64.0.0/16]}}
-clusters: {vpc1: {custom_networking: {enabled: true, cidr: 100.64.0.0/16}}}
+clusters: {vpc1: {custom_networking: {enabled: true, cidr: 100.64.0.0/16}}, vpc2: {pod_security_groups: {}}}
 peering: {via: transit-gateway}
 """
+ATTACH = {"clusters": {"vpc1": {"existing": True}}}
+ATTACH_YAML = "clusters: {vpc1: {existing: true}}\n"
 
 
 def test_the_workshop_asks_for_nothing_unsupported() -> None:
@@ -37,7 +39,7 @@ def test_the_workshop_asks_for_nothing_unsupported() -> None:
 
 
 def test_each_new_feature_is_named_by_its_key() -> None:
-    assert unsupported_keys(config.from_mapping(BEYOND)) == [
+    assert beyond_keys(config.from_mapping(BEYOND)) == [
         "vpcs.vpc1.secondary_cidrs",
         "clusters.vpc1.custom_networking",
         "clusters.vpc2.pod_security_groups",
@@ -46,14 +48,17 @@ def test_each_new_feature_is_named_by_its_key() -> None:
     ]
 
 
-def test_the_refusal_is_bad_input_with_the_key_path_first() -> None:
-    error = refusal(config.from_mapping({"peering": {"via": "transit-gateway"}}), "lab")
+@pytest.mark.parametrize("backend", ["aws", "lab"])
+def test_both_backends_build_every_new_feature(backend: str) -> None:
+    assert unsupported_keys(config.from_mapping(BEYOND), backend) == []
+    assert refusal(config.from_mapping(BEYOND), backend) is None
+
+
+def test_the_lab_refuses_attach_mode_as_bad_input_with_the_key_path_first() -> None:
+    error = refusal(config.from_mapping(ATTACH), "lab")
     assert error is not None and error.exit_code == 2
-    assert str(error) == "peering.via: not yet supported on the lab backend; `peerprobe predict` models it"
-
-
-def test_the_aws_backend_builds_every_new_feature() -> None:
-    assert refusal(config.from_mapping(BEYOND), "aws") is None
+    assert str(error) == "clusters.vpc1.existing: not yet supported on the lab backend; `peerprobe predict` models it"
+    assert refusal(config.from_mapping(ATTACH), "aws") is None
 
 
 def test_pod_security_groups_get_a_node_type_that_carries_a_trunk_eni() -> None:
@@ -61,16 +66,19 @@ def test_pod_security_groups_get_a_node_type_that_carries_a_trunk_eni() -> None:
     assert doc["managedNodeGroups"][0]["instanceType"] == resources.NODE_TYPE_FOR_BRANCH_ENIS
 
 
-def test_a_t_family_node_type_is_refused_for_pod_security_groups(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("backend", ["aws", "lab"])
+def test_a_t_family_node_type_is_refused_for_pod_security_groups(monkeypatch: pytest.MonkeyPatch, backend: str) -> None:
     monkeypatch.setattr(resources, "NODE_TYPE_FOR_BRANCH_ENIS", "t3.medium")
-    error = refusal(config.from_mapping(BEYOND), "aws")
+    error = refusal(config.from_mapping(BEYOND), backend)
     assert error is not None and error.exit_code == 2
     assert str(error).startswith("clusters.vpc2.pod_security_groups, resources/private-cluster.yaml instanceType")
 
 
 def test_a_run_from_the_ui_is_refused_by_its_parameters() -> None:
-    with pytest.raises(ValidationError, match=r"peering\.via: not yet supported on the lab backend"):
-        RunParameters.model_validate({"backend": "lab", "config": {"peering": {"via": "transit-gateway"}}})
+    with pytest.raises(ValidationError, match=r"clusters\.vpc1\.existing: not yet supported on the lab backend"):
+        RunParameters.model_validate({"backend": "lab", "config": config.from_mapping(ATTACH).model_dump(mode="json")})
+    beyond = config.from_mapping(BEYOND).model_dump(mode="json")
+    assert RunParameters.model_validate({"backend": "lab", "config": beyond}).backend == "lab"
 
 
 @pytest.fixture
@@ -82,6 +90,7 @@ def beyond_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     path = tmp_path / "beyond.yaml"
     path.write_text(BEYOND_YAML, encoding="utf-8")
+    (tmp_path / "attach.yaml").write_text(ATTACH_YAML, encoding="utf-8")
     return path
 
 
@@ -94,25 +103,35 @@ def beyond_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         ["lab", "down"],
     ],
 )
-def test_backend_commands_exit_2_naming_each_key_and_create_nothing(beyond_config: Path, command: list[str]) -> None:
+def test_backend_commands_exit_2_for_a_node_type_without_trunk_and_create_nothing(
+    beyond_config: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setattr(resources, "NODE_TYPE_FOR_BRANCH_ENIS", "t3.medium")
     result = CliRunner().invoke(app, [*command, "--config", str(beyond_config)])
-    backend = "lab"
     assert result.exit_code == 2, result.output
-    for key in ("vpcs.vpc1.secondary_cidrs", "clusters.vpc1.custom_networking", "peering.via"):
-        assert f"{key}: not yet supported on the {backend} backend" in result.output
+    assert "clusters.vpc2.pod_security_groups, resources/private-cluster.yaml instanceType: t3.medium" in result.output
+    assert not any((beyond_config.parent / "state").iterdir()), "nothing may be created"
+
+
+@pytest.mark.parametrize("command", [["run", "--backend", "lab"], ["lab", "up"]])
+def test_lab_commands_exit_2_naming_the_attach_key_and_create_nothing(beyond_config: Path, command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--config", str(beyond_config.parent / "attach.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "clusters.vpc1.existing: not yet supported on the lab backend" in result.output
     assert not any((beyond_config.parent / "state").iterdir()), "nothing may be created"
 
 
 def test_the_refusal_comes_before_prefect_is_imported(beyond_config: Path) -> None:
+    attach = beyond_config.parent / "attach.yaml"
     code = (
         "import sys\n"
         "from peerprobe.cli import main\n"
-        f"sys.argv = ['peerprobe', 'run', '--config', {str(beyond_config)!r}]\n"
+        f"sys.argv = ['peerprobe', 'run', '--backend', 'lab', '--config', {str(attach)!r}]\n"
         "try:\n    main()\nexcept SystemExit as e:\n"
         "    print('prefect' in sys.modules, file=sys.stderr); raise\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 2 and "peering.via: not yet supported" in result.stderr
+    assert result.returncode == 2 and "clusters.vpc1.existing: not yet supported" in result.stderr
     assert result.stderr.strip().endswith("False")
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from peerprobe import topology
 from peerprobe.config import PhaseSnat, Snat
+from peerprobe.model.facts import Facts
+from peerprobe.model.path import cell_path
+from peerprobe.probes.plan import plan
 from tests.model.helpers import cell, make_config, outcome_role, phase_cells
 
 CUSTOM = {
@@ -60,3 +63,21 @@ def test_custom_networking_puts_pods_on_secondary_enis_for_the_old_cni_return_pa
     old_cni = {"custom_networking": {"enabled": True, "cidr": "100.64.0.0/16"}, "cni_version": "1.7.10"}
     cfg = make_config(vpcs=CUSTOM["vpcs"], clusters={"vpc1": old_cni})
     assert outcome_role(cell(phase_cells(cfg), "vpc2-ec2", "pod-ip")) == ("timeout", None)
+
+
+def test_a_pod_on_the_addressed_node_is_masqueraded_to_its_secondary_enis_address() -> None:
+    """vpc1-pod -> node-port on its own node, the echo elsewhere: the DNATed packet follows the pod's rule 'from
+    <pod> lookup <ENI table>' (driver.go) out its secondary ENI, so MASQUERADE takes that ENI's address, in the
+    ENIConfig subnet; the role stays the receiving node's."""
+    cfg = make_config(**CUSTOM)
+    planned = topology.plan(cfg)
+    busybox = planned.vpc1.busybox_pod
+    assert busybox is not None
+    spec = next(s for s in plan(planned) if s.key == f"vpc1-pod/node-port/{busybox.node}")
+    path = cell_path(spec, Facts(config=cfg, topology=planned, snat=PhaseSnat()))
+    masquerade = [r for r in path.rewrites() if r.by == "KUBE-MARK-MASQ / KUBE-POSTROUTING MASQUERADE"]
+    assert [r.after for r in masquerade] == [planned.vpc1.node(busybox.node).addresses[1]]
+    found = next(
+        c for c in phase_cells(cfg) if (c.vantage, c.target, c.target_node) == ("vpc1-pod", "node-port", busybox.node)
+    )
+    assert outcome_role(found) == ("ok", "receiving-node")

@@ -130,3 +130,14 @@ def test_every_path_ends_as_the_model_expects(cfg: ExperimentConfig, vpc1: Snat,
 def test_every_rewrite_names_what_did_it(cfg: ExperimentConfig, vpc1: Snat, vpc2: Snat) -> None:
     for _, path, spec in _trace(cfg, PhaseSnat(vpc1=vpc1, vpc2=vpc2)):
         assert all(r.by and r.by != "the model" and r.before != r.after for r in path.rewrites()), spec.key
+
+
+def test_the_nginx_nlb_keeps_the_client_under_local_like_every_external_service() -> None:
+    """resources.fill_service gives the nginx Service the experiment's externalTrafficPolicy: under Local KUBE-SVL
+    DNATs to the local nginx pod without masquerade (the lab's kernel shows the same)."""
+    cfg = make_config(services={"external_traffic_policy": "Local"})
+    path = path_of("outside", "nginx-nlb", cfg)
+    assert [r.by for r in path.rewrites() if r.field == "source"][-1:] != [
+        "KUBE-MARK-MASQ / KUBE-POSTROUTING MASQUERADE"
+    ]
+    assert path.outcome == "ok"

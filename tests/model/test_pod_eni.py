@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from peerprobe import topology
 from peerprobe.config import PhaseSnat, Snat
 from peerprobe.model import places
 from tests.model.helpers import cell, make_config, outcome_role, phase_cells
@@ -150,3 +153,29 @@ def test_the_path_names_the_branch_eni() -> None:
     path = path_of("vpc2-pod", "pod-ip", cfg)
     assert places.branch_eni(places.ECHO_POD) in [h.at for h in path.hops]
     assert any("branch ENI" in name for hop in path.hops for name in hop.kept_by)
+
+
+def _own_node_port(cfg: Any) -> Any:
+    busybox = topology.plan(cfg).vpc1.busybox_pod
+    assert busybox is not None
+    return next(
+        c for c in phase_cells(cfg) if (c.vantage, c.target, c.target_node) == ("vpc1-pod", "node-port", busybox.node)
+    )
+
+
+@pytest.mark.parametrize("mode", ["strict", "standard"])
+def test_a_branch_eni_pod_gets_no_answer_from_its_own_nodes_node_port(mode: str) -> None:
+    """vpc1-pod -> node-port on the busybox's own node, Cluster: the node DNATs the connection as it arrives from
+    the pod's veth, the pod's rule sends it out the branch ENI, MASQUERADE gives it a node address, and the branch
+    ENI's source/destination check drops it (what the lab's kernel does too: docs/model.md)."""
+    found = _own_node_port(sgp(vpc1={"mode": mode, "pods": ["busybox"]}))
+    assert outcome_role(found) == ("timeout", None)
+    assert "source/destination check" in found.explanation[0]
+
+
+def test_a_branch_eni_pod_reaches_another_nodes_node_port() -> None:
+    cfg = sgp(vpc1={"mode": "strict", "pods": ["busybox"]})
+    busybox = topology.plan(cfg).vpc1.busybox_pod
+    assert busybox is not None
+    others = [c for c in phase_cells(cfg) if c.vantage == "vpc1-pod" and c.target == "node-port"]
+    assert {outcome_role(c) for c in others if c.target_node != busybox.node} == {("ok", "receiving-node")}

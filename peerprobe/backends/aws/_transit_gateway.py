@@ -11,6 +11,7 @@ import structlog
 from peerprobe.backends.aws._base import absent_ok, first, only
 from peerprobe.backends.aws._errors import aws_errors
 from peerprobe.backends.aws._vpc import VpcOps
+from peerprobe.backends.ports import TransitGatewayRouting
 from peerprobe.errors import ConflictError, NotFoundError
 
 log = structlog.get_logger()
@@ -108,6 +109,44 @@ class TransitGatewayOps(VpcOps):
             items = raw["TransitGatewayRouteTablePropagations"]
         live = ("associating", "associated", "enabling", "enabled")
         return {str(i["TransitGatewayAttachmentId"]) for i in items if i.get("State") in live}
+
+    def transit_gateway_routing(self, gateway_id: str) -> TransitGatewayRouting:
+        """The gateway's state, attachments and default route table as they stand (reads only); NotFoundError
+        when the gateway is gone."""
+        with aws_errors("transit gateway", gateway_id):
+            found = self.ec2.describe_transit_gateways(TransitGatewayIds=[gateway_id])["TransitGateways"]
+        raw = only(found, kind="transit gateway", resource_id=gateway_id)
+        table = str(raw.get("Options", {}).get("AssociationDefaultRouteTableId", ""))
+        attachments = {
+            attachment: vpc for attachment, vpc, state in self._attachment_states(gateway_id) if state == "available"
+        }
+        if not table:
+            return TransitGatewayRouting(gateway_id, str(raw["State"]), "", attachments, frozenset(), frozenset(), {})
+        with aws_errors("transit gateway route table", table):
+            associated = self._table_attachments(table, "associations")
+            propagating = self._table_attachments(table, "propagations")
+            found_routes = self.ec2.search_transit_gateway_routes(
+                TransitGatewayRouteTableId=table,
+                Filters=[{"Name": "type", "Values": ["static"]}, {"Name": "state", "Values": ["active"]}],
+            )["Routes"]
+        static = {
+            str(r["DestinationCidrBlock"]): str(a["TransitGatewayAttachmentId"])
+            for r in found_routes
+            for a in _route_attachments(r)
+        }
+        return TransitGatewayRouting(
+            gateway_id, str(raw["State"]), table, attachments, frozenset(associated), frozenset(propagating), static
+        )
+
+    def _attachment_states(self, gateway_id: str) -> list[tuple[str, str, str]]:
+        filters = [{"Name": "transit-gateway-id", "Values": [gateway_id]}]
+        with aws_errors("transit gateway", gateway_id):
+            found = self.ec2.describe_transit_gateway_vpc_attachments(Filters=filters)["TransitGatewayVpcAttachments"]
+        return [
+            (str(a["TransitGatewayAttachmentId"]), str(a["VpcId"]), str(a["State"]))
+            for a in found
+            if a["TransitGatewayId"] == gateway_id
+        ]
 
     def _find_attachment(self, name: str, *, gateway_id: str, vpc_id: str) -> dict[str, Any] | None:
         with aws_errors("transit gateway attachment", name=name):
@@ -228,3 +267,9 @@ class TransitGatewayOps(VpcOps):
         """Before the VPC's deletion is not needed (DeleteVpc drops its blocks); for a kept VPC it undoes ours."""
         with absent_ok("vpc cidr block", association_id):
             self.ec2.disassociate_vpc_cidr_block(AssociationId=association_id)
+
+
+def _route_attachments(route: dict[str, Any]) -> list[dict[str, Any]]:
+    """A static route's attachments (a list in the API; moto 5 returns one as a mapping, which botocore drops)."""
+    found = route.get("TransitGatewayAttachments") or []
+    return [found] if isinstance(found, dict) else list(found)

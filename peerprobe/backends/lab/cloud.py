@@ -22,15 +22,15 @@ from peerprobe.backends.aws._state import AwsState
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.experiment import PEER_HOST
 from peerprobe.backends.lab import moto_service, standins
-from peerprobe.backends.lab.net import ELB_GROUP, PEER_HOST_GROUP, KubeService, SecurityGroupRule, node_group
-from peerprobe.backends.ports import EksCluster, IngressRule, Instance, NodeGroup, Stamp
+from peerprobe.backends.lab.net import ELB_GROUP, PEER_HOST_GROUP, KubeService, SecurityGroupRule, node_group, pod_group
+from peerprobe.backends.ports import EksCluster, IngressRule, Instance, NodeGroup, Stamp, TransitGatewayRouting
 from peerprobe.backends.steps import VPC_KEYS, VpcKey
 from peerprobe.config import ExperimentConfig
 from peerprobe.errors import ConfigError, ConflictError, NotFoundError
 from peerprobe.topology import Topology, subnets
 
 log = structlog.get_logger()
-NODE_TYPE = "t3.medium"
+NODE_TYPE = "t3.medium"  # when the node group names none (the workshop's)
 LAB_WAITS = Waits(delay=0, max_attempts=40)  # moto settles at once; botocore's waiters need not sleep
 
 
@@ -130,11 +130,12 @@ class LabCloud(AwsCloud):
         node, at its planned address, in the node group's subnet that holds it, in the cluster security group."""
         group = super().ensure_nodegroup(cluster, **kwargs)
         provisioning("nodegroup")
+        types = tuple(kwargs.get("instance_types") or (NODE_TYPE,))
         with supplying("node group instances"):
-            self._launch_nodes(cluster, group)
+            self._launch_nodes(cluster, group, instance_type=str(types[0]))
         return group
 
-    def _launch_nodes(self, cluster: str, group: NodeGroup) -> None:
+    def _launch_nodes(self, cluster: str, group: NodeGroup, *, instance_type: str) -> None:
         found = self.cluster(cluster)
         security_group = found.cluster_security_group_id if found is not None else ""
         cidrs = {s.id: ipaddress.ip_network(s.cidr) for s in self.subnets(group.subnet_ids)}
@@ -151,7 +152,7 @@ class LabCloud(AwsCloud):
                 f"{cluster}-node-{index}",
                 subnet_id=subnet,
                 image_id=standins.LAB_IMAGE,
-                instance_type=NODE_TYPE,
+                instance_type=instance_type,
                 security_group_ids=[security_group] if security_group else [],
                 private_ip=node.ip,
             )
@@ -327,8 +328,10 @@ def _nlb_rules(config: ExperimentConfig, plan: Topology, service: KubeService) -
 
 
 def security_group_rules(cloud: AwsCloud, ids: AwsState, elb_group: str | None) -> list[SecurityGroupRule]:
-    """The lab's filter rules, from the security groups as moto holds them now."""
+    """The lab's filter rules, from the security groups as moto holds them now: the cluster groups, the pods'
+    own groups (on the branch ENIs the SecurityGroupPolicy's pods get), the EC2 host's and the ELB's."""
     names = {node_security_group(ids, key): node_group(key) for key in VPC_KEYS}
+    names |= {c.pod_security_group: pod_group(key) for key, c in ids.clusters.items() if c.pod_security_group}
     if ids.peer_host_security_group:
         names[ids.peer_host_security_group] = PEER_HOST_GROUP
     if elb_group:
@@ -362,11 +365,48 @@ def _lab_rule(group: str, rule: IngressRule, names: dict[str, str]) -> SecurityG
 
 
 def peering_active(cloud: AwsCloud, ids: AwsState) -> bool:
-    """Active, with its routes both ways: what decides whether the lab links the two VPC routers."""
+    """Active, with its routes both ways: what decides whether the lab links the two VPC routers (a peering
+    connection, or the transit gateway's attachments)."""
+    if ids.transit_gateway is not None:
+        with supplying("the data plane reads the transit gateway and its routes"):
+            return _transit_gateway_routed(cloud, ids, ids.transit_gateway)
     if ids.peering is None:
         return False
     with supplying("the data plane reads the peering and its routes"):
         return _peering_routed(cloud, ids, ids.peering)
+
+
+def _transit_gateway_routed(cloud: AwsCloud, ids: AwsState, gateway_id: str) -> bool:
+    """The gateway available; each VPC's attachment available and associated with its route table; that table
+    routing each VPC's primary block to the VPC's attachment; every VPC route table sending to the gateway."""
+    try:
+        routing = cloud.transit_gateway_routing(gateway_id)
+        if routing.state != "available":
+            return False
+        table = transit_gateway_routes(cloud, routing)
+        for key, network in ids.networks.items():
+            attachment = ids.transit_gateway_attachments.get(key)
+            if attachment not in routing.attachments or attachment not in routing.associated:
+                return False
+            if table.get(network.cidr) != attachment:
+                return False
+        return all(_routes_via(cloud, t, gateway_id) for n in ids.networks.values() for t in n.route_tables)
+    except NotFoundError:
+        return False
+
+
+def transit_gateway_routes(cloud: AwsCloud, routing: TransitGatewayRouting) -> dict[str, str]:
+    """The gateway's route table as AWS fills it: each propagating attachment's VPC CIDR blocks (Transit Gateway
+    guide, "Route propagation": a VPC attachment propagates its VPC's CIDR blocks; moto 5 records the propagation
+    but adds no route), then the static routes, which take precedence over propagated ones for the same prefix
+    (Transit Gateway guide, "Route evaluation order")."""
+    routes = {
+        cidr: attachment
+        for attachment in sorted(routing.propagating)
+        if attachment in routing.attachments
+        for cidr in cloud.vpc_cidrs(routing.attachments[attachment])
+    }
+    return routes | routing.static_routes
 
 
 def _peering_routed(cloud: AwsCloud, ids: AwsState, peering_id: str) -> bool:

@@ -101,14 +101,23 @@ class LabCluster:
     # --- aws-node ---------------------------------------------------------------------------------------------
 
     def aws_node_env(self) -> dict[str, str]:
-        return dict(environment.require_state(self.config).aws_node[self.key])
+        state = environment.load_state(environment.env_key(self.config))
+        if state is None:  # the lab's own message
+            state = environment.require_state(self.config)
+        return dict(state.aws_node[self.key])
 
     def cni_version(self) -> str:
         version: str = getattr(self.config.clusters, self.key).cni_version
         return version
 
     def patch_aws_node_env(self, assignments: Sequence[str]) -> dict[str, str]:
-        environment.set_env(self.config, self.key, assignments)
+        """Before the data plane exists (create-cluster's settings for the nodes to come) the env is recorded
+        only; afterwards the SNAT rules follow it at once."""
+        state = environment.load_state(environment.env_key(self.config))
+        if state is None or state.net is None:
+            environment.preset_env(self.config, self.key, assignments, run_id=self.run_id)
+        else:
+            environment.set_env(self.config, self.key, assignments)
         return self.aws_node_env()
 
     def wait_rollout(self, *, timeout_seconds: float) -> None:

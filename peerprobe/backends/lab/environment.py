@@ -456,6 +456,19 @@ def set_env(config: ExperimentConfig, cluster: VpcKey, assignments: Sequence[str
     return _apply_env(config, cluster, assign)
 
 
+def preset_env(config: ExperimentConfig, cluster: VpcKey, assignments: Sequence[str], *, run_id: str) -> None:
+    """aws-node's environment before the cluster's nodes exist (create-cluster sets custom networking and pod
+    ENIs before the node group, as on EKS): recorded, and in force when the nodes come up with the data plane."""
+    with statedir.locked(_state_name(env_key(config))):
+        state = _initial_state(config, env_key(config), run_id, plan(config))
+        try:
+            env = aws_node.apply_assignments(state.aws_node[cluster], list(assignments))
+        except ValueError as error:
+            raise ConfigError(f"aws-node of {cluster}: {error}") from None
+        save_state(state.model_copy(update={"aws_node": {**state.aws_node, cluster: env}}))
+    log.info("lab.aws_node.preset", env=env_key(config), cluster=cluster, assignments=list(assignments))
+
+
 def set_snat(config: ExperimentConfig, cluster: VpcKey, snat: Snat) -> Snat:
     """A phase's absolute SNAT settings: the SNAT variables it does not name are removed."""
 

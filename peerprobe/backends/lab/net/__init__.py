@@ -2,7 +2,7 @@
 peering, built from Linux network namespaces so the kernel's own NAT produces the source addresses.
 """
 
-from peerprobe.backends.lab.net._layout import PEER_HOST_GROUP, node_group
+from peerprobe.backends.lab.net._layout import PEER_HOST_GROUP, node_group, pod_group
 from peerprobe.backends.lab.net._lb import ELB_GROUP, lb_tables, program_load_balancers
 from peerprobe.backends.lab.net._names import LB_BACKEND_POOL
 from peerprobe.backends.lab.net._run import check_available, exec_in, spawn_in
@@ -49,6 +49,7 @@ __all__ = [
     "lb_tables",
     "list_namespaces",
     "node_group",
+    "pod_group",
     "program_load_balancers",
     "set_peering",
     "spawn_in",

@@ -1,0 +1,137 @@
+"""`lab up` on the topologies beyond the workshop (deployments/topologies/): the shared steps create the secondary
+CIDRs, pod subnets, transit gateway and the pods' security groups in moto, the lab's data plane reads them back,
+and every cell of every phase (all targets, Services and load balancers included) agrees with the model, its
+translations too. `lab down` leaves no namespace and nothing of the environment in moto. Needs root."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peerprobe import config, run
+from peerprobe.backends.aws import _state as aws_state
+from peerprobe.backends.aws.clients import ClientFactory
+from peerprobe.backends.lab import environment as lab
+from peerprobe.backends.lab import moto_service, net
+from peerprobe.backends.ports import TAG_ENVIRONMENT
+from peerprobe.config import ExperimentConfig, PhaseSnat
+from peerprobe.model.facts import Facts
+from peerprobe.model.path import cell_path
+from peerprobe.probes.plan import plan
+from peerprobe.report._observed import disagreements, side_by_side
+from peerprobe.vocabulary import Cell
+from tests.backends.lab.conftest import own_config
+
+pytestmark = pytest.mark.lab
+TOPOLOGIES = Path(__file__).parents[3] / "deployments" / "topologies"
+TIMEOUT = 1.0  # every lab path answers in milliseconds or never
+# Each lab: (topology file, this module's own experiment name (EKS names are per account and region), overrides).
+LABS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "custom-networking": ("custom-networking", "lb-custom", {}),
+    "custom-networking-primary-routes": ("custom-networking-primary-routes", "lb-primary", {}),
+    "transit-gateway": ("transit-gateway", "lb-tgw", {}),
+    "pod-sgs-strict": ("pod-security-groups-strict", "lb-strict", {}),
+    "pod-sgs-standard": ("pod-security-groups-standard", "lb-standard", {}),
+    "pod-sgs-standard-cluster": (
+        "pod-security-groups-standard",
+        "lb-std-cluster",
+        {"services": {"external_traffic_policy": "Cluster"}},
+    ),
+    "beyond": ("beyond", "lb-beyond", {}),
+}
+
+
+def topology_config(lab_id: str) -> ExperimentConfig:
+    """The topology's settings under an experiment and cluster names of this module's own, probes of 1 s."""
+    topology, name, overrides = LABS[lab_id]
+    found = config.load(TOPOLOGIES / f"{topology}.yaml").model_dump(mode="json", by_alias=True)
+    for key in ("vpc1", "vpc2"):
+        found["clusters"][key].pop("name", None)
+    found.pop("name", None)
+    found["probe"] = {**found.get("probe", {}), "timeout_seconds": TIMEOUT}
+    return own_config(name, config.merge(found, overrides))
+
+
+def probe_phase(cfg: ExperimentConfig, name: str, snat: PhaseSnat) -> tuple[list[Cell], set[str]]:
+    """Every cell of one phase: the model's verdicts, and the cells whose recorded translations disagree."""
+    lab.set_snat(cfg, "vpc1", snat.vpc1)
+    lab.set_snat(cfg, "vpc2", snat.vpc2)
+    state = lab.require_state(cfg)
+    specs = plan(state.topology)
+    results = lab.probe(state, specs, timeout_seconds=TIMEOUT)
+    cells = run.judge_phase(cfg, state.topology, name=name, snat=snat, results=results)
+    facts = Facts(config=cfg, topology=state.topology, snat=snat)
+    answered = [s for s in specs if results[s].outcome == "ok"]
+    paths = {s.key for s in answered if disagreements(side_by_side(cell_path(s, facts), results[s].translations))}
+    return cells, paths
+
+
+def drifted(cells: list[Cell]) -> list[str]:
+    return [f"{c.vantage}->{c.target}@{c.target_node}: {c.explanation[0]}" for c in cells if c.verdict != "match"]
+
+
+def moto_leftovers(cfg: ExperimentConfig) -> list[str]:
+    """What moto still holds of the environment: live VPCs, transit gateways and attachments, security groups
+    and clusters of its names."""
+    clients = ClientFactory.for_loopback(cfg.region, moto_service.endpoint_url())
+    ec2, eks = clients.client("ec2"), clients.client("eks")
+    owned = {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [lab.env_key(cfg)]}
+    left = [v["VpcId"] for v in ec2.describe_vpcs(Filters=[owned])["Vpcs"]]
+    left += [
+        g["TransitGatewayId"]
+        for g in ec2.describe_transit_gateways(Filters=[owned])["TransitGateways"]
+        if g["State"] not in ("deleted", "deleting")
+    ]
+    left += [
+        a["TransitGatewayAttachmentId"]
+        for a in ec2.describe_transit_gateway_vpc_attachments(Filters=[owned])["TransitGatewayVpcAttachments"]
+        if a["State"] not in ("deleted", "deleting")
+    ]
+    left += [g["GroupId"] for g in ec2.describe_security_groups(Filters=[owned])["SecurityGroups"]]
+    names = {cfg.clusters.vpc1.name, cfg.clusters.vpc2.name}
+    left += [c for c in eks.list_clusters()["clusters"] if c in names]
+    return left
+
+
+@pytest.fixture(scope="module", params=sorted(LABS))
+def beyond_lab(request: pytest.FixtureRequest, lab_state_dir: Path) -> Iterator[tuple[ExperimentConfig, lab.LabState]]:
+    cfg = topology_config(request.param)
+    try:
+        state = lab.up(cfg)
+        yield cfg, state
+    finally:
+        lab.down(cfg)
+    assert net.list_namespaces(lab.env_key(cfg)) == []
+    assert moto_leftovers(cfg) == []
+    assert not aws_state.is_recorded(lab.env_key(cfg))
+
+
+def test_every_phase_agrees_with_the_model(beyond_lab: tuple[ExperimentConfig, lab.LabState]) -> None:
+    cfg, _ = beyond_lab
+    for phase in cfg.phases:
+        cells, translations = probe_phase(cfg, phase.name, phase.snat)
+        assert len(cells) == len(plan(lab.require_state(cfg).topology)), phase.name
+        assert drifted(cells) == [], phase.name
+        assert translations == set(), phase.name
+
+
+def test_the_steps_made_in_moto_what_the_lab_realises(beyond_lab: tuple[ExperimentConfig, lab.LabState]) -> None:
+    """The data plane's link and groups are those moto holds: the transit gateway (not a peering) when asked
+    for, the pods' own groups recorded, the pod subnets of custom networking in moto."""
+    cfg, state = beyond_lab
+    ids = aws_state.load(state.env_key)
+    assert state.net is not None and state.net.peering
+    tgw = cfg.peering.via == "transit-gateway"
+    assert (ids.transit_gateway is not None, ids.peering is None) == (tgw, tgw)
+    for key in ("vpc1", "vpc2"):
+        cluster = getattr(cfg.clusters, key)
+        assert bool(ids.clusters[key].pod_security_group) == (cluster.pod_security_groups is not None)
+        assert bool(ids.networks[key].pod_subnets) == cluster.custom_networking.enabled
+    held = moto_leftovers(cfg)  # what the teardown check looks for is there while the lab is up
+    assert ids.networks["vpc1"].vpc in held and (ids.transit_gateway in held) == tgw
+    assert all(
+        ids.clusters[k].pod_security_group in held for k in ("vpc1", "vpc2") if ids.clusters[k].pod_security_group
+    )
