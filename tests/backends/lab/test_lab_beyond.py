@@ -135,3 +135,42 @@ def test_the_steps_made_in_moto_what_the_lab_realises(beyond_lab: tuple[Experime
     assert all(
         ids.clusters[k].pod_security_group in held for k in ("vpc1", "vpc2") if ids.clusters[k].pod_security_group
     )
+
+
+def _probe(cfg: ExperimentConfig, vantage: str, target: str) -> str:
+    state = lab.require_state(cfg)
+    specs = [s for s in plan(state.topology) if (s.vantage, s.target) == (vantage, target)]
+    (result,) = lab.probe(state, specs, timeout_seconds=TIMEOUT).values()
+    return result.outcome
+
+
+def test_a_route_to_the_transit_gateway_deleted_in_moto_cuts_the_lab(knob_lab: Any) -> None:
+    """The lab's link is what moto's transit gateway and routes say: one VPC's route to it deleted behind
+    peerprobe's back, `lab refresh` (and any rebuild) takes the attachments away."""
+    cfg, state = knob_lab("lb-tgw-cut", {"peering": {"via": "transit-gateway"}})
+    assert _probe(cfg, "vpc2-pod", "pod-ip") == "ok"
+    ids = aws_state.load(state.env_key)
+    cloud = lab._cloud(cfg, state.env_key, state.run_id)
+    table = ids.networks["vpc2"].route_tables[0]
+    for route in cloud.route_table(table).routes:
+        if route.target_id == ids.transit_gateway:
+            cloud.delete_route(table, destination_cidr=route.destination_cidr)
+    refreshed = lab.refresh(cfg)
+    assert refreshed.net is not None and not refreshed.net.peering
+    assert _probe(cfg, "vpc2-pod", "pod-ip") == "timeout"
+
+
+def test_the_pods_group_as_moto_holds_it_decides_at_the_branch_eni(knob_lab: Any) -> None:
+    """The echo pod's branch ENI admits the peer by the pods' own group in moto: its peer rules revoked behind
+    peerprobe's back, `lab refresh` drops the peer's connection to the pod, while the nodes' group still admits
+    it (only the branch ENI's groups count)."""
+    overrides = {"clusters": {"vpc1": {"pod_security_groups": {"pods": ["echo"], "include_cluster_sg": False}}}}
+    cfg, state = knob_lab("lb-sgp-revoke", overrides)
+    assert _probe(cfg, "vpc2-ec2", "pod-ip") == "ok"
+    group = aws_state.load(state.env_key).clusters["vpc1"].pod_security_group
+    cloud = lab._cloud(cfg, state.env_key, state.run_id)
+    peer = [r for r in cloud.ingress_rules(group) if r.cidr]
+    assert peer, "the pods' group admits the peer's blocks (open_from_peer)"
+    cloud.revoke_ingress(group, rules=peer)
+    lab.refresh(cfg)
+    assert _probe(cfg, "vpc2-ec2", "pod-ip") == "timeout"
