@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from peerprobe.backends.lab import cloud as lab_cloud
-from peerprobe.backends.lab import environment, health, net
+from peerprobe.backends.lab import eniconfig, environment, health, net
 from peerprobe.backends.lab.agent.process import is_agent
 from peerprobe.backends.lab.net._cni import EXCLUDE_SINCE  # the rules wait_rollout reads back are written there
 from peerprobe.backends.ports import ServiceInfo
@@ -34,8 +34,13 @@ class LabCluster:
         self.timing = timing
 
     def apply(self, manifests: Sequence[Mapping[str, object]]) -> None:
-        """Deployments: the data plane comes up with its pods; Services: kube-proxy, the controllers' rules and
-        load balancers, health checks and DNS follow."""
+        """ENIConfigs: recorded for the nodes' pod ENIs; Deployments: the data plane comes up with its pods;
+        Services: kube-proxy, the controllers' rules and load balancers, health checks and DNS follow. (The
+        SecurityGroupPolicy's pods get their branch ENIs as the plan lays them out; their groups' rules are read
+        from moto.)"""
+        found = eniconfig.from_manifests(manifests)
+        if found:
+            environment.record_eni_configs(self.config, self.key, found, run_id=self.run_id)
         deployments = [doc for doc in manifests if doc.get("kind") == "Deployment"]
         if deployments:
             environment.deploy(self.config, self.key, deployments, run_id=self.run_id)

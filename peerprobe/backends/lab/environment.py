@@ -29,6 +29,7 @@ from peerprobe.backends.lab.agent.client import run_batches
 from peerprobe.backends.lab.agent.process import is_agent, reload_agent, running_agents, start_agent, stop_agent
 from peerprobe.backends.lab.agent.resolver import ResolverSource
 from peerprobe.backends.lab.agent.spec import Listener
+from peerprobe.backends.lab.eniconfig import EniConfig, check_placement
 from peerprobe.backends.lab.net import KubeService, LabNet
 from peerprobe.backends.steps import VpcKey
 from peerprobe.config import ExperimentConfig, Snat
@@ -61,6 +62,7 @@ class LabState(BaseModel):
     net: LabNet | None = None
     elb_security_group: str | None = None  # the Classic ELB's own group, made by the in-tree controller
     aws_node: dict[VpcKey, dict[str, str]] = Field(default_factory=_empty_envs)
+    eni_configs: dict[VpcKey, dict[str, EniConfig]] = Field(default_factory=dict)  # custom networking, by zone
     agent_pid: int | None = None
     deployments: list[dict[str, Any]] = Field(default_factory=list)  # the Deployments applied to VPC1
     services: list[KubeService] = Field(default_factory=list)  # what the Cluster port applied to VPC1
@@ -305,7 +307,9 @@ def converge(state: LabState) -> LabState:
 
 
 def _build_network(state: LabState, cloud: AwsCloud) -> LabState:
-    """The data plane from what moto holds now: its security-group rules and its peering's state."""
+    """The data plane from what moto holds now: its security-group rules and its peering's state (a peering or
+    the transit gateway), the pods where the ENIConfigs applied and their subnets in moto put them."""
+    check_placement(cloud, state.config, state.topology, applied=state.eni_configs, aws_node=state.aws_node)
     built = net.build(
         state.env_key,
         state.config,
@@ -467,6 +471,18 @@ def preset_env(config: ExperimentConfig, cluster: VpcKey, assignments: Sequence[
             raise ConfigError(f"aws-node of {cluster}: {error}") from None
         save_state(state.model_copy(update={"aws_node": {**state.aws_node, cluster: env}}))
     log.info("lab.aws_node.preset", env=env_key(config), cluster=cluster, assignments=list(assignments))
+
+
+def record_eni_configs(
+    config: ExperimentConfig, cluster: VpcKey, found: Mapping[str, EniConfig], *, run_id: str
+) -> None:
+    """ENIConfigs applied to a cluster (create-cluster applies them before its nodes exist): recorded, for the
+    data plane to place the nodes' pods by."""
+    with statedir.locked(_state_name(env_key(config))):
+        state = _initial_state(config, env_key(config), run_id, plan(config))
+        merged = {**state.eni_configs.get(cluster, {}), **found}
+        save_state(state.model_copy(update={"eni_configs": {**state.eni_configs, cluster: merged}}))
+    log.info("lab.eniconfigs.applied", env=env_key(config), cluster=cluster, zones=sorted(found))
 
 
 def set_snat(config: ExperimentConfig, cluster: VpcKey, snat: Snat) -> Snat:
