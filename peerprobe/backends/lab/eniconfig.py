@@ -90,7 +90,7 @@ def _node_problem(cloud: AwsCloud, key: VpcKey, node: Node, found: EniConfig | N
     try:
         held = cloud.subnets([found.subnet])
     except NotFoundError:
-        held = []
+        held = ()
     if not held:
         return f"ENIConfig {node.az} of {key} names subnet {found.subnet}, which does not exist"
     subnet = held[0]
