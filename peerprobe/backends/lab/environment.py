@@ -439,7 +439,12 @@ def delete_load_balancer_services(config: ExperimentConfig) -> list[str]:
             return []
         deleted = [s.name for s in state.services if s.type == "LoadBalancer"]
         cloud = _cloud(config, key, state.run_id)
-        lab_cloud.remove_controller_rules(cloud, _ids(key), state.elb_security_group)
+        ids = _ids(key)
+        vpc1 = ids.clusters.get("vpc1")
+        if vpc1 is not None and vpc1.security_group:
+            lab_cloud.remove_controller_rules(cloud, ids, state.elb_security_group)
+        else:  # the ids record is gone (cleanup recovers the rest from tags): the ELB's group by its name and tag
+            lab_cloud.remove_orphan_elb_group(cloud, config)
         kept = [s for s in state.services if s.type != "LoadBalancer"]
         save_state(state.model_copy(update={"services": kept, "elb_security_group": None}))
     return deleted

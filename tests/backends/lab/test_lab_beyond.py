@@ -90,7 +90,9 @@ def moto_leftovers(cfg: ExperimentConfig) -> list[str]:
         for a in ec2.describe_transit_gateway_vpc_attachments(Filters=[owned])["TransitGatewayVpcAttachments"]
         if a["State"] not in ("deleted", "deleting")
     ]
-    left += [g["GroupId"] for g in ec2.describe_security_groups(Filters=[owned])["SecurityGroups"]]
+    left += [
+        f"{g['GroupId']} {g['GroupName']}" for g in ec2.describe_security_groups(Filters=[owned])["SecurityGroups"]
+    ]
     names = {cfg.clusters.vpc1.name, cfg.clusters.vpc2.name}
     left += [c for c in eks.list_clusters()["clusters"] if c in names]
     return left
@@ -174,3 +176,26 @@ def test_the_pods_group_as_moto_holds_it_decides_at_the_branch_eni(knob_lab: Any
     cloud.revoke_ingress(group, rules=peer)
     lab.refresh(cfg)
     assert _probe(cfg, "vpc2-ec2", "pod-ip") == "timeout"
+
+
+def test_lab_down_without_the_recorded_ids_finds_everything_by_tags(knob_lab: Any) -> None:
+    """The ids record lost: `lab down` recovers the transit gateway, its attachments, the pods' groups and the pod
+    subnets from their tags and names (moto 5 lists no attachment in DescribeTags: found by their gateway), and
+    leaves nothing in moto or on this machine."""
+    overrides = config.merge(
+        {"peering": {"via": "transit-gateway"}},
+        {
+            "vpcs": {"vpc1": {"secondary_cidrs": ["100.64.0.0/16"]}},
+            "clusters": {
+                "vpc1": {
+                    "custom_networking": {"enabled": True, "cidr": "100.64.0.0/16"},
+                    "pod_security_groups": {"pods": ["echo"]},
+                }
+            },
+        },
+    )
+    cfg, state = knob_lab("lb-lost-ids", overrides)
+    assert len(moto_leftovers(cfg)) > 3
+    aws_state.forget(state.env_key)
+    assert lab.down(cfg) is True
+    assert moto_leftovers(cfg) == [] and net.list_namespaces(state.env_key) == []
