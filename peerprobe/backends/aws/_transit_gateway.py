@@ -270,6 +270,7 @@ class TransitGatewayOps(VpcOps):
 
 
 def _route_attachments(route: dict[str, Any]) -> list[dict[str, Any]]:
-    """A static route's attachments (a list in the API; moto 5 returns one as a mapping, which botocore drops)."""
+    """A static route's attachments (a list in the API). moto 5 writes the attachment in a shape botocore drops,
+    so against moto a static route comes back with none and is left out (peerprobe itself adds none)."""
     found = route.get("TransitGatewayAttachments") or []
     return [found] if isinstance(found, dict) else list(found)

@@ -166,3 +166,60 @@ def test_cleanup_removes_the_environments_drift_baseline() -> None:
     assert drift.read_baseline(ENVIRONMENT) is not None
     steps.cleanup()
     assert drift.read_baseline(ENVIRONMENT) is None
+
+
+BEYOND = {
+    "vpcs": {"vpc1": {"secondary_cidrs": ["100.64.0.0/16"]}},
+    "clusters": {
+        "vpc1": {
+            "custom_networking": {"enabled": True, "cidr": "100.64.0.0/16"},
+            "pod_security_groups": {"pods": ["echo"]},
+        }
+    },
+    "peering": {"via": "transit-gateway"},
+}
+
+
+def test_the_transit_gateway_links_the_lab_with_the_routes_aws_propagates() -> None:
+    """moto records the propagation but adds no route: the lab derives the propagated routes (each attached VPC's
+    blocks, the secondary one included) and links the VPCs when the gateway routes both."""
+    steps, ids = cloud_side(config.from_mapping(BEYOND))
+    routing = steps.cloud.transit_gateway_routing(ids.transit_gateway or "")
+    assert routing.state == "available" and set(routing.attachments) == set(ids.transit_gateway_attachments.values())
+    assert routing.associated == routing.propagating == frozenset(ids.transit_gateway_attachments.values())
+    routes = lab_cloud.transit_gateway_routes(steps.cloud, routing)
+    assert routes == {
+        "172.16.0.0/16": ids.transit_gateway_attachments["vpc1"],
+        "100.64.0.0/16": ids.transit_gateway_attachments["vpc1"],
+        "192.168.0.0/16": ids.transit_gateway_attachments["vpc2"],
+    }
+    assert ids.peering is None and lab_cloud.peering_active(steps.cloud, ids)
+
+
+def test_the_transit_gateway_without_a_propagation_or_a_vpc_route_links_nothing() -> None:
+    steps, ids = cloud_side(config.from_mapping(BEYOND))
+    gateway, attachment = ids.transit_gateway or "", ids.transit_gateway_attachments["vpc2"]
+    table = steps.cloud.transit_gateway_routing(gateway).route_table
+    steps.cloud.ec2.disable_transit_gateway_route_table_propagation(
+        TransitGatewayRouteTableId=table, TransitGatewayAttachmentId=attachment
+    )
+    assert not lab_cloud.peering_active(steps.cloud, ids)
+    steps.cloud.ensure_transit_gateway_routing(gateway, attachment_id=attachment)  # the propagation back
+    assert lab_cloud.peering_active(steps.cloud, ids)
+    steps.cloud.delete_route(ids.networks["vpc1"].route_tables[0], destination_cidr="192.168.0.0/16")
+    assert not lab_cloud.peering_active(steps.cloud, ids)
+
+
+def test_the_pods_own_group_is_read_back_as_the_labs_pod_group() -> None:
+    steps, ids = cloud_side(config.from_mapping(BEYOND))
+    rules = lab_cloud.security_group_rules(steps.cloud, ids, None)
+    assert SecurityGroupRule(group="vpc1-pods", port=8080, source_group="vpc1-nodes") in rules
+    assert SecurityGroupRule(group="vpc1-pods", port=8080, sources=["192.168.0.0/16"]) in rules
+
+
+def test_cleanup_removes_the_transit_gateway_and_the_pods_group() -> None:
+    steps, _ = cloud_side(config.from_mapping(BEYOND))
+    steps.cleanup()
+    ec2 = steps.cloud.ec2
+    assert [g for g in ec2.describe_transit_gateways()["TransitGateways"] if g["State"] != "deleted"] == []
+    assert ec2.describe_security_groups(Filters=MINE)["SecurityGroups"] == []
