@@ -13,6 +13,7 @@ import pytest
 
 from peerprobe import config, run
 from peerprobe.backends.aws import _state as aws_state
+from peerprobe.backends.aws._state import AwsState
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import moto_service, net
@@ -73,9 +74,10 @@ def drifted(cells: list[Cell]) -> list[str]:
     return [f"{c.vantage}->{c.target}@{c.target_node}: {c.explanation[0]}" for c in cells if c.verdict != "match"]
 
 
-def moto_leftovers(cfg: ExperimentConfig) -> list[str]:
-    """What moto still holds of the environment: live VPCs, transit gateways and attachments, security groups
-    and clusters of its names."""
+def moto_leftovers(cfg: ExperimentConfig, recorded: AwsState) -> list[str]:
+    """What moto still holds of the environment: live VPCs, transit gateways, security groups and clusters of its
+    tags and names, and the transit gateway attachments `recorded` while it was up (moto 5 neither filters
+    attachments by tag nor returns their tags)."""
     clients = ClientFactory.for_loopback(cfg.region, moto_service.endpoint_url())
     ec2, eks = clients.client("ec2"), clients.client("eks")
     owned = {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [lab.env_key(cfg)]}
@@ -85,10 +87,12 @@ def moto_leftovers(cfg: ExperimentConfig) -> list[str]:
         for g in ec2.describe_transit_gateways(Filters=[owned])["TransitGateways"]
         if g["State"] not in ("deleted", "deleting")
     ]
+    attachments = ec2.describe_transit_gateway_vpc_attachments()["TransitGatewayVpcAttachments"]
     left += [
         a["TransitGatewayAttachmentId"]
-        for a in ec2.describe_transit_gateway_vpc_attachments(Filters=[owned])["TransitGatewayVpcAttachments"]
-        if a["State"] not in ("deleted", "deleting")
+        for a in attachments
+        if a["TransitGatewayAttachmentId"] in recorded.transit_gateway_attachments.values()
+        and a["State"] not in ("deleted", "deleting")
     ]
     left += [
         f"{g['GroupId']} {g['GroupName']}" for g in ec2.describe_security_groups(Filters=[owned])["SecurityGroups"]
@@ -101,13 +105,15 @@ def moto_leftovers(cfg: ExperimentConfig) -> list[str]:
 @pytest.fixture(scope="module", params=sorted(LABS))
 def beyond_lab(request: pytest.FixtureRequest, lab_state_dir: Path) -> Iterator[tuple[ExperimentConfig, lab.LabState]]:
     cfg = topology_config(request.param)
+    recorded = AwsState(environment=lab.env_key(cfg))
     try:
         state = lab.up(cfg)
+        recorded = aws_state.load(state.env_key)
         yield cfg, state
     finally:
         lab.down(cfg)
     assert net.list_namespaces(lab.env_key(cfg)) == []
-    assert moto_leftovers(cfg) == []
+    assert moto_leftovers(cfg, recorded) == []
     assert not aws_state.is_recorded(lab.env_key(cfg))
 
 
@@ -132,11 +138,11 @@ def test_the_steps_made_in_moto_what_the_lab_realises(beyond_lab: tuple[Experime
         cluster = getattr(cfg.clusters, key)
         assert bool(ids.clusters[key].pod_security_group) == (cluster.pod_security_groups is not None)
         assert bool(ids.networks[key].pod_subnets) == cluster.custom_networking.enabled
-    held = moto_leftovers(cfg)  # what the teardown check looks for is there while the lab is up
+    held = moto_leftovers(cfg, ids)  # what the teardown check looks for is there while the lab is up
     assert ids.networks["vpc1"].vpc in held and (ids.transit_gateway in held) == tgw
-    assert all(
-        ids.clusters[k].pod_security_group in held for k in ("vpc1", "vpc2") if ids.clusters[k].pod_security_group
-    )
+    assert all(attachment in held for attachment in ids.transit_gateway_attachments.values())
+    groups = [ids.clusters[k].pod_security_group for k in ("vpc1", "vpc2") if ids.clusters[k].pod_security_group]
+    assert all(any(item.startswith(f"{group} ") for item in held) for group in groups)
 
 
 def _probe(cfg: ExperimentConfig, vantage: str, target: str) -> str:
@@ -195,7 +201,8 @@ def test_lab_down_without_the_recorded_ids_finds_everything_by_tags(knob_lab: An
         },
     )
     cfg, state = knob_lab("lb-lost-ids", overrides)
-    assert len(moto_leftovers(cfg)) > 3
+    recorded = aws_state.load(state.env_key)
+    assert len(recorded.transit_gateway_attachments) == 2 and len(moto_leftovers(cfg, recorded)) > 5
     aws_state.forget(state.env_key)
     assert lab.down(cfg) is True
-    assert moto_leftovers(cfg) == [] and net.list_namespaces(state.env_key) == []
+    assert moto_leftovers(cfg, recorded) == [] and net.list_namespaces(state.env_key) == []
