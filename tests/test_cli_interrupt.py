@@ -19,11 +19,9 @@ import yaml
 from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
 from tasks._faults import FAULT_ENV
-from tests.backends.lab.conftest import lab_state_dir, own_config
-from tests.flows.conftest import prefect_server
+from tests.backends.lab.conftest import own_config
 from tests.flows.run_logs import all_logs
 
-__all__ = ["lab_state_dir", "prefect_server"]
 pytestmark = pytest.mark.lab
 COMMAND = [sys.executable, "-m", "peerprobe.cli"]
 
