@@ -9,6 +9,9 @@ import pytest
 import structlog
 
 from peerprobe import config, server, topology
+from tests.session import lab_state_dir, prefect_server
+
+__all__ = ["lab_state_dir", "prefect_server"]  # registered here only: one instance for the session
 
 # Any Prefect server a test starts (the test harness, an ephemeral one) inherits this: no telemetry leaves the
 # machine. Set at import, before a test can start one.

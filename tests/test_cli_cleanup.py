@@ -21,10 +21,8 @@ from peerprobe.backends.lab import net
 from peerprobe.backends.lab.agent.process import is_agent
 from peerprobe.cli import app
 from peerprobe.params import RunParameters
-from tests.backends.lab.conftest import lab_state_dir, own_config
-from tests.flows.conftest import prefect_server
+from tests.backends.lab.conftest import own_config
 
-__all__ = ["lab_state_dir", "prefect_server"]
 COMMAND = [sys.executable, "-m", "peerprobe.cli"]
 runner = CliRunner()
 

@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from uuid import UUID
 
 import pytest
 import yaml
@@ -20,10 +19,9 @@ import yaml
 from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
 from tasks._faults import FAULT_ENV
-from tests.backends.lab.conftest import lab_state_dir, own_config
-from tests.flows.conftest import prefect_server
+from tests.backends.lab.conftest import own_config
+from tests.flows.run_logs import all_logs
 
-__all__ = ["lab_state_dir", "prefect_server"]
 pytestmark = pytest.mark.lab
 COMMAND = [sys.executable, "-m", "peerprobe.cli"]
 
@@ -74,13 +72,11 @@ def test_a_failed_step_shows_the_message_and_no_traceback(config_file: Path) -> 
 
 def _logs_hold(text: str, flow_run_id: str, timeout: float = 20.0) -> bool:
     from prefect import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
-    only_this_run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)]))
     deadline = time.monotonic() + timeout  # logs reach the API in batches
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
-            if any(text in log.message for log in client.read_logs(log_filter=only_this_run)):
+            if any(text in log.message for log in all_logs(client, flow_run_id)):
                 return True
             time.sleep(0.5)
     return False

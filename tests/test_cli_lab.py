@@ -15,9 +15,8 @@ from peerprobe import aws_node
 from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
 from peerprobe.cli import app
-from tests.backends.lab.conftest import lab_state_dir, own_config
+from tests.backends.lab.conftest import own_config
 
-__all__ = ["lab_state_dir"]
 pytestmark = pytest.mark.lab
 runner = CliRunner()
 NAME = "cli-lab"

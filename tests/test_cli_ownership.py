@@ -19,10 +19,8 @@ import yaml
 from peerprobe import ownership, sweep
 from peerprobe.backends.lab import environment as lab
 from peerprobe.backends.lab import net
-from tests.backends.lab.conftest import lab_state_dir, own_config
-from tests.flows.conftest import prefect_server
+from tests.backends.lab.conftest import own_config
 
-__all__ = ["lab_state_dir", "prefect_server"]
 pytestmark = pytest.mark.lab
 COMMAND = [sys.executable, "-m", "peerprobe.cli"]
 

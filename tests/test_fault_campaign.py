@@ -10,11 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends.lab.conftest import lab_state_dir
 from tests.fault_campaign import KINDS, STEPS, run_cell
-from tests.flows.conftest import prefect_server
 
-__all__ = ["lab_state_dir", "prefect_server"]
 pytestmark = pytest.mark.lab
 
 # (fault, step, recovery): each fault at two steps, recovered once by a run and once by a cleanup.

@@ -27,10 +27,8 @@ from peerprobe.backends.lab.net import _owner
 from peerprobe.backends.ports import Stamp
 from peerprobe.cli import app
 from peerprobe.topology import plan
-from tests.backends.lab.conftest import lab_state_dir
 from tests.lock_holder import start_holder
 
-__all__ = ["lab_state_dir"]
 ORPHAN_ENV = "lab:sweep6-orphan:cn-northwest-1"
 STRAY_NS = "pp-5eeb06-stray"
 DAY = 86400.0

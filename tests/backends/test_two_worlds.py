@@ -21,9 +21,7 @@ from peerprobe.backends.lab import standins
 from peerprobe.backends.lab.backend import LabExperiment
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef
 from tests.backends.aws._fakes import FakeKube, on_every_session
-from tests.backends.lab.conftest import lab_state_dir, own_config
-
-__all__ = ["lab_state_dir"]
+from tests.backends.lab.conftest import own_config
 
 # What the lab does in moto itself, because on AWS, AWS does it (lab/cloud.py names each as it calls):
 LAB_SUPPLIES = {

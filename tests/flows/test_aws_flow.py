@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import pytest
 import structlog
@@ -28,6 +27,7 @@ from tasks._faults import FAULT_ENV
 from tests.backends.aws._eks_addons import FakeAddons
 from tests.backends.aws.world.behaviours import BEHAVIOURS
 from tests.backends.aws.world.world import World, world_config
+from tests.flows.run_logs import all_logs
 from tests.flows.task_runs import RECORDING_SECONDS, task_states
 
 pytestmark = pytest.mark.lab  # the session's Prefect test server comes with the lab's fixtures
@@ -110,13 +110,11 @@ def logs_to_the_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def run_logs(flow_run_id: str, *, level: int) -> list[Any]:
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId, LogFilterLevel
     from prefect.logging.handlers import APILogHandler
 
     APILogHandler().flush()
-    only = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[UUID(flow_run_id)]), level=LogFilterLevel(ge_=level))
     with get_client(sync_client=True) as client:
-        return list(client.read_logs(log_filter=only))
+        return all_logs(client, flow_run_id, level=level)
 
 
 def test_a_clean_runs_logs_carry_no_warning(world_of: Any, logs_to_the_api: None) -> None:

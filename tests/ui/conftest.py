@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends.lab.conftest import lab_state_dir
 from tests.ui.cdp import chromium
 
-__all__ = ["lab_state_dir"]
 # Screenshots are kept as test artifacts, beside the reports `make run` writes.
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "out" / "ui"
 

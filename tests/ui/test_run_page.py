@@ -19,6 +19,7 @@ import yaml
 
 from peerprobe import config, daemon, server, statedir
 from peerprobe.backends.lab import environment as lab
+from tests.flows.run_logs import all_logs
 from tests.ui.cdp import Page, browser
 
 pytestmark = pytest.mark.lab
@@ -165,7 +166,7 @@ def test_nothing_the_run_printed_wrote_or_logged_carries_the_auth_string(
     drift_run: DriftRun, ui_server: server.PrefectServer, lab_state_dir: Path
 ) -> None:
     from prefect import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     run_id = UUID(drift_run.url.rsplit("/", 1)[1])
@@ -174,7 +175,7 @@ def test_nothing_the_run_printed_wrote_or_logged_carries_the_auth_string(
         found = client.read_artifacts(
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
         )
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        logs = all_logs(client, run_id)
         run = client.read_flow_run(run_id)
     assert found and logs, "the run published artifacts and logs"
     texts = [drift_run.output, drift_run.report.read_text(), run.model_dump_json()]

@@ -1,9 +1,8 @@
-"""Lab tests need root and the kernel's namespaces; moto runs once per session in a private state dir."""
+"""Lab tests need root and the kernel's namespaces (tests/session.py: moto once per session in a private state
+dir); a lab of each test's own."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,34 +11,7 @@ import pytest
 
 from peerprobe import config
 from peerprobe.backends.lab import environment as lab
-from peerprobe.backends.lab import moto_service, net
-
-
-def lab_unavailable() -> str | None:
-    if os.geteuid() != 0:
-        return "the lab needs root (network namespaces, netfilter)"
-    missing = [tool for tool in ("ip", "iptables-restore") if shutil.which(tool) is None]
-    return f"the lab needs {', '.join(missing)} (Debian: iproute2, iptables)" if missing else None
-
-
-@pytest.fixture(scope="session")
-def lab_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    reason = lab_unavailable()
-    if reason:
-        pytest.skip(reason)
-    path = tmp_path_factory.mktemp("peerprobe-state")
-    previous = os.environ.get("PEERPROBE_STATE_DIR")
-    os.environ["PEERPROBE_STATE_DIR"] = str(path)
-    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
-    try:
-        moto_service.ensure_running()
-        yield path
-    finally:
-        moto_service.stop()
-        if previous is None:
-            os.environ.pop("PEERPROBE_STATE_DIR", None)
-        else:
-            os.environ["PEERPROBE_STATE_DIR"] = previous
+from peerprobe.backends.lab import net
 
 
 def own_config(name: str, overrides: dict[str, Any] | None = None) -> config.ExperimentConfig:

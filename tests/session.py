@@ -1,17 +1,47 @@
-"""Flow tests: one Prefect test server (SQLite) for the session, and the lab (root) with moto."""
+"""The session's shared services, one instance each for every test that asks (the fixtures are registered by
+the root conftest only: a module importing a session fixture gets an instance of its own, whose state directory
+and Prefect server then stay in os.environ for the modules that run after it)."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.backends.lab.conftest import lab_state_dir, lab_unavailable
+from peerprobe.backends.lab import moto_service
 
-__all__ = ["lab_state_dir"]
+
+def lab_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "the lab needs root (network namespaces, netfilter)"
+    missing = [tool for tool in ("ip", "iptables-restore") if shutil.which(tool) is None]
+    return f"the lab needs {', '.join(missing)} (Debian: iproute2, iptables)" if missing else None
+
+
+@pytest.fixture(scope="session")
+def lab_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    reason = lab_unavailable()
+    if reason:
+        pytest.skip(reason)
+    path = tmp_path_factory.mktemp("peerprobe-state")
+    previous = os.environ.get("PEERPROBE_STATE_DIR")
+    os.environ["PEERPROBE_STATE_DIR"] = str(path)
+    os.environ["MOTO_EC2_LOAD_DEFAULT_AMIS"] = "false"
+    try:
+        moto_service.ensure_running()
+        yield path
+    finally:
+        moto_service.stop()
+        if previous is None:
+            os.environ.pop("PEERPROBE_STATE_DIR", None)
+        else:
+            os.environ["PEERPROBE_STATE_DIR"] = previous
+
+
 # One auth string for the session: a module that imports this fixture (tests/test_cli_interrupt.py) has its own
 # instance of it, and a second harness started inside the first inherits the first one's settings.
 SESSION_AUTH = f"peerprobe:{secrets.token_urlsafe(16)}"
