@@ -80,6 +80,8 @@ class Topology(_Frozen):
     vpc2: ClusterTopology
     peer_host: PeerHost
     outside: str | None = None  # the `outside` vantage's address; None where there is no such vantage
+    # peer_host.create: false (attach mode's default): no EC2 host, so no vpc2-ec2 vantage and no peer-host cells
+    peer_host_created: bool = True
 
 
 # --- the plan --------------------------------------------------------------------------------------------
@@ -91,7 +93,13 @@ def plan(config: ExperimentConfig, *, backend: str = "lab") -> Topology:
     vpc2 = _plan_cluster("vpc2", config.vpcs.vpc2, config.clusters.vpc2, config.region)
     vpc1 = vpc1.model_copy(update=_vpc1_workloads(config, vpc1))
     outside = OUTSIDE_CLIENT if backend == "lab" else _first_host(config.outside_cidrs)
-    return Topology(vpc1=vpc1, vpc2=vpc2, peer_host=_plan_peer_host(config), outside=outside)
+    return Topology(
+        vpc1=vpc1,
+        vpc2=vpc2,
+        peer_host=_plan_peer_host(config),
+        outside=outside,
+        peer_host_created=config.peer_host.create,
+    )
 
 
 def subnets(vpc: Vpc) -> dict[str, list[ipaddress.IPv4Network]]:

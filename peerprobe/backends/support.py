@@ -29,14 +29,27 @@ def unsupported_keys(config: ExperimentConfig) -> list[str]:
 
 
 def _attach_keys(config: ExperimentConfig) -> list[str]:
-    """Attach mode reads clusters and guards aws-node (backends/attach.py), but its steps are not built yet."""
+    """Attach mode is built on the aws backend (backends/attach.py); the lab cannot attach to the clusters of
+    another lab environment yet (docs/attach.md says what is left)."""
     return [f"clusters.{key}.existing" for key in ("vpc1", "vpc2") if config.attached(key)]
+
+
+def attach_problems(config: ExperimentConfig) -> list[str]:
+    """Attaching to one cluster while creating the other is not built on any backend (attach.refuse_unbuilt)."""
+    attached = [key for key in ("vpc1", "vpc2") if config.attached(key)]
+    if len(attached) != 1:
+        return []
+    other = "vpc2" if attached[0] == "vpc1" else "vpc1"
+    return [
+        f"clusters.{attached[0]}.existing, clusters.{other}.existing: attaching to one cluster while creating the "
+        f"other is not built (linking them would change the attached VPC's routes); attach to both or to neither"
+    ]
 
 
 def refusal(config: ExperimentConfig, backend: str) -> ConfigError | None:
     """The error (exit 2) for a config the ``backend`` cannot build, one line per key; None when it can."""
     if backend in BUILDS_BEYOND:
-        problems = trunk_problems(config)
+        problems = attach_problems(config) + trunk_problems(config)
         return ConfigError("\n".join(problems)) if problems else None
     keys = unsupported_keys(config)
     if not keys:
