@@ -37,15 +37,19 @@ def owned(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[World]:
     apps and their Services (the controller's load balancers); built by peerprobe's steps under the owner's name."""
     monkeypatch.setenv("PEERPROBE_STATE_DIR", str(tmp_path / "state"))
     with World(world_config(OWNER)).install(monkeypatch) as world:
-        owner = AwsExperiment(EnvironmentRef(backend="aws", config=world.config, run_id="owner"))
-        for vpc in VPC_KEYS:
-            owner.create_network(vpc)
-        for vpc in VPC_KEYS:
-            owner.create_cluster(vpc)
-        owner.peer_vpcs()
-        owner.deploy_apps()
-        owner.expose_services()
+        build_owner(world)
         yield world
+
+
+def build_owner(world: World) -> None:
+    owner = AwsExperiment(EnvironmentRef(backend="aws", config=world.config, run_id="owner"))
+    for vpc in VPC_KEYS:
+        owner.create_network(vpc)
+    for vpc in VPC_KEYS:
+        owner.create_cluster(vpc)
+    owner.peer_vpcs()
+    owner.deploy_apps()
+    owner.expose_services()
 
 
 class Calls:
