@@ -264,3 +264,45 @@ IMPLIED = {
     "ssm:GetCommandInvocation",
     "ssm:DescribeInstanceInformation",
 }
+
+
+STEPS = ("create-cluster", "create-peer-host", "deploy-apps", "expose-services", "set-snat")
+
+
+def run_until(experiment: AwsExperiment, failed_after: str) -> None:
+    """The steps in the flow's order up to `failed_after` (the next one failed): what a failure there leaves."""
+    steps = [
+        ("create-network", lambda: [experiment.create_network(vpc) for vpc in VPC_KEYS]),
+        ("create-cluster", lambda: [experiment.create_cluster(vpc) for vpc in VPC_KEYS]),
+        ("create-peer-host", experiment.create_peer_host),
+        ("peer-vpcs", experiment.peer_vpcs),
+        ("deploy-apps", experiment.deploy_apps),
+        ("expose-services", experiment.expose_services),
+        (
+            "set-snat",
+            lambda: experiment.set_snat("vpc1", experiment.config.phase_snat(experiment.config.phases[1], "vpc1")),
+        ),
+    ]
+    for name, step in steps:
+        step()
+        if name == failed_after:
+            return
+
+
+@pytest.mark.parametrize("failed_after", STEPS)
+def test_after_a_failure_at_any_step_cleanup_leaves_nothing_of_the_visit(owned: World, failed_after: str) -> None:
+    before = owners_side(owned)
+    snat_phase = {"name": "external-snat", "snat": {"vpc1": {"external_snat": True}}}
+    config = with_host_and_rule(owned)
+    clusters = {vpc: {"name": getattr(owned.config.clusters, vpc).name, "existing": True} for vpc in VPC_KEYS}
+    clusters["vpc1"]["allow_snat_changes"] = True
+    data = config.model_dump(mode="json", exclude={"phases", "clusters"})
+    config = config_module.from_mapping(data | {"clusters": clusters, "phases": [{"name": "as-found"}, snat_phase]})
+    owned.visit(config)
+    run_until(AwsExperiment(EnvironmentRef(backend="aws", config=config, run_id="failed")), failed_after)
+    AwsExperiment(EnvironmentRef(backend="aws", config=config, run_id="cleanup")).cleanup()
+    assert owners_side(owned) == before
+    assert not any(key[0] == attach.namespace(config) for s in owned.servers.values() for key in s.state.objects)
+    left = AwsExperiment(EnvironmentRef(backend="aws", config=config, run_id="check"), clients=ClientFactory(REGION))
+    assert left.cloud.find_instance("peer-host") is None
+    assert attach.found_env(attach.cluster_id("aws", config.region, config.clusters.vpc1.name)) is None
