@@ -23,6 +23,7 @@ from peerprobe.config import Phase, PhaseSnat
 from peerprobe.probes.plan import plan, vantages
 from peerprobe.topology import Topology
 from peerprobe.vocabulary import Cell
+from tests import test_attach_rbac as rbac
 from tests.backends.aws._fakes import _API_PARAMS, on_every_session
 from tests.backends.aws.world.world import REGION, World, world_config
 
@@ -192,6 +193,7 @@ def test_an_attached_run_matches_every_cell_and_changes_nothing_of_the_owners(
     owned: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     before, owner = owners_side(owned), owner_ids(owned)
+    requests_before = {id(server): len(server.state.requests) for server in owned.servers.values()}
     calls = Calls()
     calls.install(monkeypatch)
     config = visiting(owned)
@@ -203,6 +205,13 @@ def test_an_attached_run_matches_every_cell_and_changes_nothing_of_the_owners(
     assert unchanged_by_visit(calls, owner, allowed_rules=set()) == []
     assert owners_side(owned) == before
     assert all(not any(key[0] == attach.namespace(config) for key in s.state.objects) for s in owned.servers.values())
+    refused = [
+        f"{r.method} {r.path}"
+        for server in owned.servers.values()
+        for r in server.state.requests[requests_before[id(server)] :]
+        if not rbac.allowed(r.method, r.path, r.content_type, namespace=attach.namespace(config))
+    ]
+    assert refused == [], "resources/attach-rbac.yaml grants every request of the run"
 
 
 def with_host_and_rule(world: World) -> config_module.ExperimentConfig:
