@@ -7,7 +7,7 @@ Backends report the topology they really built; ``plan`` lays out one from the c
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,6 +65,8 @@ class ClusterTopology(_Frozen):
     nginx_pod: Pod | None = None  # the workshop's nginx, behind the internet-facing nginx NLB
     load_balancers: dict[str, str] = Field(default_factory=dict)  # kind -> DNS name (report contract)
     load_balancer_facts: dict[str, LoadBalancerFacts] = Field(default_factory=dict)
+    # Attach mode: what was read of this cluster someone else runs (attach.FoundCluster.topology); None otherwise
+    read: dict[str, Any] | None = None
 
     def node(self, name: str) -> Node:
         return next(node for node in self.nodes if node.name == name)

@@ -638,6 +638,8 @@ class Experiment:
             "busybox_pod": kube.pod("busybox"),
             "nat_gateway": network.nat_public_ip if network else None,
         }
+        if self.config.attached(vpc):
+            update["read"] = self.found()[vpc].topology()  # the report's topology says what was read
         if vpc == "vpc1":
             update |= {"echo_pod": kube.pod("source-ip-app"), "nginx_pod": kube.pod("nginx")}
             update |= self._live_services(kube, planned)

@@ -47,6 +47,8 @@ def test_an_attached_run_kept_a_drift_check_and_cleanup_through_the_flows(owned:
     report = ran.result()
     assert matched(report) and report.config_diff == []
     assert {cell.vantage for cell in report.phases[0].cells} == {"vpc1-pod", "vpc2-pod"}
+    read = report.topology.vpc1.read
+    assert read is not None and read["cluster"] == owned.config.clusters.vpc1.name, "the topology says what was read"
 
     checked = drift_check(parameters=RunParameters(config=config, backend="aws"), return_state=True)
     assert checked.is_completed(), checked.message
