@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, cast
 from uuid import UUID
 
+import structlog
 from prefect import flow, runtime
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, wait
@@ -44,6 +45,7 @@ SETUP_STAGES: tuple[tuple[str, ...], ...] = (
     ("expose-services", "read-topology"),
 )
 SETUP_TASKS = sum(len(stage) for stage in SETUP_STAGES)
+log = structlog.get_logger()
 
 
 @flow(name="experiment", persist_result=True, result_serializer="json")
@@ -64,10 +66,20 @@ def experiment(parameters: RunParameters | None = None) -> Report:
             if parameters.cleanup_on_failure:
                 cleanup_environment(ref)
             elif ref.config.attaching:  # what peerprobe made stays for a resume; aws-node goes back as found
-                restore_aws_node(ref)
+                restore_after_failure(ref)
             raise
         finish(ref, parameters, report)
         return report
+
+
+def restore_after_failure(ref: EnvironmentRef) -> None:
+    """aws-node of the attached clusters as found after a failed step; should that fail too, the run still ends
+    with the step's error (the restore's own failure is in the run's record, and cleanup or the next run retries
+    it from the saved record)."""
+    try:
+        restore_aws_node(ref)
+    except Exception:  # the failure being raised is the one the user must see first
+        log.warning("attach.restore_after_failure_failed", environment=ref.key)
 
 
 def run_steps(ref: EnvironmentRef, progress: Progress) -> Report:

@@ -14,9 +14,11 @@ import pytest
 from flows.cleanup import cleanup
 from flows.drift import drift_check
 from flows.experiment import experiment
+from peerprobe import config as config_module
 from peerprobe.backends import attach
 from peerprobe.params import RunParameters
 from peerprobe.report.document import Report
+from tasks._faults import FAULT_ENV
 from tests.backends.aws._eks_addons import FakeAddons
 from tests.backends.aws.test_attach_run import build_owner, owners_side, visiting
 from tests.backends.aws.world.world import World, world_config
@@ -59,3 +61,25 @@ def test_an_attached_run_kept_a_drift_check_and_cleanup_through_the_flows(owned:
     assert cleaned.is_completed(), cleaned.message
     assert owners_side(owned) == before
     assert not any(key[0] == attach.namespace(config) for s in owned.servers.values() for key in s.state.objects)
+
+
+def test_a_failed_attached_run_puts_aws_node_back_as_found_at_once(
+    owned: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = owners_side(owned)
+    clusters = {vpc: {"name": getattr(owned.config.clusters, vpc).name, "existing": True} for vpc in ("vpc1", "vpc2")}
+    clusters["vpc1"]["allow_snat_changes"] = True
+    phases = [{"name": "external-snat", "snat": {"vpc1": {"external_snat": True}}}, {"name": "as-found"}]
+    config = config_module.from_mapping(
+        {"name": "visitor", "clusters": clusters, "images": owned.config.images.model_dump(), "phases": phases}
+    )
+    owned.visit(config)
+    monkeypatch.setenv(FAULT_ENV, "probe")  # after the first phase changed aws-node
+    failed = experiment(parameters=RunParameters(config=config, backend="aws"), return_state=True)
+    assert failed.is_failed() and "injected fault" in str(failed.message)
+    assert owners_side(owned)["aws-node"] == before["aws-node"], "restored on failure, before any cleanup"
+    assert attach.found_env(attach.cluster_id("aws", config.region, config.clusters.vpc1.name)) is None
+    monkeypatch.delenv(FAULT_ENV)
+    cleaned = cleanup(parameters=RunParameters(config=config, backend="aws"), return_state=True)
+    assert cleaned.is_completed(), cleaned.message
+    assert owners_side(owned) == before
