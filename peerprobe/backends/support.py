@@ -29,8 +29,7 @@ def unsupported_keys(config: ExperimentConfig) -> list[str]:
 
 
 def _attach_keys(config: ExperimentConfig) -> list[str]:
-    """Attach mode is built on the aws backend (backends/attach.py); the lab cannot attach to the clusters of
-    another lab environment yet (docs/attach.md says what is left)."""
+    """Attach mode reads clusters and guards aws-node (backends/attach.py), but its steps are not built yet."""
     return [f"clusters.{key}.existing" for key in ("vpc1", "vpc2") if config.attached(key)]
 
 
