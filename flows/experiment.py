@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, cast
 from uuid import UUID
 
+import structlog
 from prefect import flow, runtime
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import PrefectFuture, wait
@@ -25,9 +26,9 @@ from tasks.cleanup import cleanup_environment
 from tasks.cluster import create_cluster, create_network, create_peer_host, open_environment
 from tasks.drift import keep_baseline, read_snapshot
 from tasks.peering import peer_vpcs
-from tasks.probe import probe_vantage, publish_phase, publish_report, read_topology
+from tasks.probe import probe_vantage, publish_phase, publish_report, read_config_diff, read_topology
 from tasks.services import expose_services
-from tasks.snat import set_snat
+from tasks.snat import restore_aws_node, set_snat
 
 # The setup's stages in the order run_steps takes them, and each stage's tasks: the one count both progress
 # displays derive from (the UI's artifact counts stages, the terminal's bar counts tasks).
@@ -44,6 +45,7 @@ SETUP_STAGES: tuple[tuple[str, ...], ...] = (
     ("expose-services", "read-topology"),
 )
 SETUP_TASKS = sum(len(stage) for stage in SETUP_STAGES)
+log = structlog.get_logger()
 
 
 @flow(name="experiment", persist_result=True, result_serializer="json")
@@ -55,15 +57,29 @@ def experiment(parameters: RunParameters | None = None) -> Report:
     owned = EnvironmentRef(backend=parameters.backend, config=parameters.config, run_id=run_id)
     with environment_lock(owned, command="flow experiment"):  # before anything of the environment is touched
         ref = open_environment(parameters, run_id)
+        if ref.config.attaching:  # a crash of an earlier run left an attached aws-node changed: as found first
+            restore_aws_node(ref)
         progress = Progress(ref, total=len(SETUP_STAGES) + len(parameters.config.phases))
         try:
             report = run_steps(ref, progress)
         except BaseException:
             if parameters.cleanup_on_failure:
                 cleanup_environment(ref)
+            elif ref.config.attaching:  # what peerprobe made stays for a resume; aws-node goes back as found
+                restore_after_failure(ref)
             raise
         finish(ref, parameters, report)
         return report
+
+
+def restore_after_failure(ref: EnvironmentRef) -> None:
+    """aws-node of the attached clusters as found after a failed step; should that fail too, the run still ends
+    with the step's error (the restore's own failure is in the run's record, and cleanup or the next run retries
+    it from the saved record)."""
+    try:
+        restore_aws_node(ref)
+    except Exception:  # the failure being raised is the one the user must see first
+        log.warning("attach.restore_after_failure_failed", environment=ref.key)
 
 
 def run_steps(ref: EnvironmentRef, progress: Progress) -> Report:
@@ -79,7 +95,12 @@ def run_steps(ref: EnvironmentRef, progress: Progress) -> Report:
         phases.append(measure(ref, phase, topology))
         progress.step()
     report = Report(
-        experiment=ref.config.name, backend=ref.backend, run_id=ref.run_id, topology=topology, phases=phases
+        experiment=ref.config.name,
+        backend=ref.backend,
+        run_id=ref.run_id,
+        topology=topology,
+        phases=phases,
+        config_diff=read_config_diff(ref) if ref.config.attaching else None,
     ).summarised()
     publish_report(ref, report)
     return report
@@ -118,7 +139,9 @@ def finish(ref: EnvironmentRef, parameters: RunParameters, report: Report) -> No
         return
     baseline = ref.config.phases[0]
     for vpc in VPC_KEYS:
-        set_snat(ref, vpc, f"restore-{baseline.name}", getattr(baseline.snat, vpc))
+        set_snat(ref, vpc, f"restore-{baseline.name}", ref.config.phase_snat(baseline, vpc))
+    if ref.config.attaching:
+        restore_aws_node(ref)  # an attached aws-node exactly as found, whatever the first phase set
     keep_baseline(ref.key, report, read_snapshot(ref))  # the configuration it ran with, for config_diff
 
 

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -23,6 +25,7 @@ class FoundSubnet:
     cidr: str
     availability_zone: str
     public: bool  # its route table sends 0.0.0.0/0 to an internet gateway
+    route_table: str = ""  # the table it uses: its own, else the VPC's main one
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class FoundCluster:
         }
 
 
-def peering_via(found: Mapping[str, FoundCluster]) -> Literal["peering", "transit-gateway"] | None:
+def peering_via(found: Mapping[VpcKey, FoundCluster]) -> Literal["peering", "transit-gateway"] | None:
     """How the two VPCs are linked as read: an active peering between them, else transit gateway attachments
     of both; None when neither (or only one cluster was read)."""
     if len(found) < 2:
@@ -114,7 +117,43 @@ def _cluster_values(found: FoundCluster) -> dict[str, Any]:
     return values
 
 
-def read_values(config: ExperimentConfig, found: Mapping[str, FoundCluster]) -> dict[str, Any]:
+ECHO_PORT = 8080  # the echo server's port (probes/plan.py): what a pod-ip probe from the peer needs open
+NODE_PORTS = (30000, 32767)  # Kubernetes' default --service-node-port-range
+_RULE = re.compile(r"^(\S+)/(-?\d+)-(-?\d+) from (\S+)$")
+
+
+def peer_ports(found: Mapping[VpcKey, FoundCluster]) -> list[int | str] | None:
+    """What VPC1's cluster security group, as read, opens to VPC2's CIDR, as `security_groups.open_from_peer`
+    entries: single ports as they are, the echo port inside a wider range, and `nodeport` when a rule spans the
+    whole NodePort range (or all traffic); None unless both clusters were read. Whoever wrote the rule."""
+    if "vpc1" not in found or "vpc2" not in found:
+        return None
+    peer = ipaddress.IPv4Network(found["vpc2"].vpc_cidr)
+    ports: dict[int | str, None] = {}
+    for rules in found["vpc1"].security_groups.values():
+        for text in rules:
+            rule = _RULE.match(text)
+            if rule is None or not _covers(rule.group(4), peer) or rule.group(1) not in ("tcp", "-1"):
+                continue
+            low, high = int(rule.group(2)), int(rule.group(3))
+            if rule.group(1) == "-1" or (low <= 0 and high >= 65535):
+                ports |= {ECHO_PORT: None, "nodeport": None}
+            elif low == high:
+                ports[low] = None
+            else:
+                ports |= {ECHO_PORT: None} if low <= ECHO_PORT <= high else {}
+                ports |= {"nodeport": None} if low <= NODE_PORTS[0] and high >= NODE_PORTS[1] else {}
+    return list(ports)
+
+
+def _covers(source: str, peer: ipaddress.IPv4Network) -> bool:
+    try:
+        return peer.subnet_of(ipaddress.IPv4Network(source))
+    except ValueError:  # a source security group, not a CIDR
+        return False
+
+
+def read_values(config: ExperimentConfig, found: Mapping[VpcKey, FoundCluster]) -> dict[str, Any]:
     """Every config key the reading answers, dotted path -> value read."""
     values: dict[str, Any] = {}
     for cluster in found.values():
@@ -134,7 +173,7 @@ def _get(config: ExperimentConfig, path: str) -> Any:
     return value
 
 
-def config_diff(config: ExperimentConfig, found: Mapping[str, FoundCluster]) -> list[dict[str, Any]]:
+def config_diff(config: ExperimentConfig, found: Mapping[VpcKey, FoundCluster]) -> list[dict[str, Any]]:
     """Where the config file disagrees with what was read, as the report's `config_diff` entries:
     ``{path, config, live, text}``, sorted by path."""
     entries = []
@@ -150,7 +189,7 @@ def _same_version(path: str, configured: object, found: object) -> bool:
     return path.endswith(".cni_version") and str(configured).removeprefix("v") == str(found).removeprefix("v")
 
 
-def as_read(config: ExperimentConfig, found: Mapping[str, FoundCluster]) -> ExperimentConfig:
+def as_read(config: ExperimentConfig, found: Mapping[VpcKey, FoundCluster]) -> ExperimentConfig:
     """The config the model predicts from: the file's values where nothing was read, what was read elsewhere,
     and each attached cluster's SNAT as found in the phases that leave aws-node alone."""
     data = config.model_dump(mode="python", exclude={"phases"})
@@ -160,16 +199,21 @@ def as_read(config: ExperimentConfig, found: Mapping[str, FoundCluster]) -> Expe
         for part in parents:
             node = node[part]
         node[last] = value
+    ports = peer_ports(found)
+    if ports is not None:  # what the cluster's group already opens, beside what peerprobe will open
+        opened = data["security_groups"]["open_from_peer"]
+        data["security_groups"]["open_from_peer"] = list(dict.fromkeys([*opened, *ports]))
     data["phases"] = [_phase_as_read(config, phase, found) for phase in config.phases]
     # No re-validation: what was read is a fact, even where the file's rules (node counts a plan fits,
     # CNI versions EKS offers today) would refuse it.
     return ExperimentConfig.model_construct(**_built(data))
 
 
-def _phase_as_read(config: ExperimentConfig, phase: Phase, found: Mapping[str, FoundCluster]) -> Phase:
+def _phase_as_read(config: ExperimentConfig, phase: Phase, found: Mapping[VpcKey, FoundCluster]) -> Phase:
+    keys: tuple[VpcKey, ...] = ("vpc1", "vpc2")
     snat = {
         key: (found[key].snat if key in found and config.phase_snat(phase, key) is None else getattr(phase.snat, key))
-        for key in ("vpc1", "vpc2")
+        for key in keys
     }
     return Phase(name=phase.name, snat=PhaseSnat(**snat))
 

@@ -596,6 +596,22 @@ class ExperimentConfig(_Model):
         default_factory=_default_phases, min_length=1, description="SNAT settings probed one after the other"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _attach_defaults(cls, data: object) -> object:
+        """Attach mode's defaults also for a mapping validated directly (a deployment's or the UI's parameters),
+        not only for one loaded through from_mapping: what it leaves out is what attaching defaults it to."""
+        if not isinstance(data, Mapping) or not _attaching(data):
+            return data
+        defaults = defaults_dict(attaching=True)
+        given = dict(data)
+        given.setdefault("phases", defaults["phases"])
+        for section, key in (("security_groups", "open_from_peer"), ("peer_host", "create")):
+            part = given.get(section, {})
+            if isinstance(part, Mapping) and key not in part:
+                given[section] = {**part, key: defaults[section][key]}
+        return given
+
     @field_validator("name")
     @classmethod
     def _experiment_name(cls, value: str) -> str:

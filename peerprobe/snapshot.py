@@ -131,7 +131,7 @@ def live_config(
     """The config, with what the snapshot says the environment really runs: each cluster's CNI version, the
     Services' externalTrafficPolicy, whether the peering is active with its routes, and which ports peerprobe's
     peer rules still open (``nodeport`` for the NodePort Service's port). The model predicts from this."""
-    data = config.model_dump(mode="json")
+    data = config.model_dump(mode="json", exclude={"phases"})
     for key, cluster in snapshot.clusters.items():
         data["clusters"][key]["cni_version"] = cluster.cni_version
     policies = {s.external_traffic_policy for s in snapshot.services.values() if s.external_traffic_policy}
@@ -147,7 +147,8 @@ def live_config(
         data["security_groups"]["open_from_peer"] = [
             "nodeport" if port == node_port else port for port in dict.fromkeys(peer_ports)
         ]
-    return ExperimentConfig.model_validate(data)
+    # The phases as they are (models): which of an attached cluster's snat a phase named is kept.
+    return ExperimentConfig.model_validate({**data, "phases": config.phases})
 
 
 def peering_active(snapshot: ConfigSnapshot) -> bool:

@@ -7,7 +7,7 @@ Backends report the topology they really built; ``plan`` lays out one from the c
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,6 +65,8 @@ class ClusterTopology(_Frozen):
     nginx_pod: Pod | None = None  # the workshop's nginx, behind the internet-facing nginx NLB
     load_balancers: dict[str, str] = Field(default_factory=dict)  # kind -> DNS name (report contract)
     load_balancer_facts: dict[str, LoadBalancerFacts] = Field(default_factory=dict)
+    # Attach mode: what was read of this cluster someone else runs (attach.FoundCluster.topology); None otherwise
+    read: dict[str, Any] | None = None
 
     def node(self, name: str) -> Node:
         return next(node for node in self.nodes if node.name == name)
@@ -80,6 +82,8 @@ class Topology(_Frozen):
     vpc2: ClusterTopology
     peer_host: PeerHost
     outside: str | None = None  # the `outside` vantage's address; None where there is no such vantage
+    # peer_host.create: false (attach mode's default): no EC2 host, so no vpc2-ec2 vantage and no peer-host cells
+    peer_host_created: bool = True
 
 
 # --- the plan --------------------------------------------------------------------------------------------
@@ -91,7 +95,13 @@ def plan(config: ExperimentConfig, *, backend: str = "lab") -> Topology:
     vpc2 = _plan_cluster("vpc2", config.vpcs.vpc2, config.clusters.vpc2, config.region)
     vpc1 = vpc1.model_copy(update=_vpc1_workloads(config, vpc1))
     outside = OUTSIDE_CLIENT if backend == "lab" else _first_host(config.outside_cidrs)
-    return Topology(vpc1=vpc1, vpc2=vpc2, peer_host=_plan_peer_host(config), outside=outside)
+    return Topology(
+        vpc1=vpc1,
+        vpc2=vpc2,
+        peer_host=_plan_peer_host(config),
+        outside=outside,
+        peer_host_created=config.peer_host.create,
+    )
 
 
 def subnets(vpc: Vpc) -> dict[str, list[ipaddress.IPv4Network]]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
 from peerprobe import run
 from peerprobe.backends.steps import EnvironmentRef
@@ -23,6 +26,12 @@ def read_topology(ref: EnvironmentRef) -> Topology:
     return open_experiment(ref, step="read-topology").topology()
 
 
+@task(name="read-config-diff", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=1)
+def read_config_diff(ref: EnvironmentRef) -> list[dict[str, Any]] | None:
+    """Attach mode: where the config file disagrees with the clusters as read; None when nothing is attached."""
+    return open_experiment(ref, step="read-config-diff").config_diff()
+
+
 @task(
     name="probe",
     task_run_name="probe-{phase}-{vantage}",
@@ -37,7 +46,9 @@ def probe_vantage(ref: EnvironmentRef, phase: str, snat: PhaseSnat, vantage: Van
     specs = [spec for spec in plan(topology) if spec.vantage == vantage]
     timeout = ref.config.probe.timeout_seconds
     results = experiment.probe(vantage, specs, timeout_seconds=timeout)
-    return run.judge_phase(ref.config, topology, name=phase, snat=snat, results=dict(zip(specs, results, strict=True)))
+    found = dict(zip(specs, results, strict=True))
+    # Attach mode: the model predicts from what was read of the clusters, not from the file's values.
+    return run.judge_phase(experiment.model_config(), topology, name=phase, snat=snat, results=found)
 
 
 @task(name="publish-phase", task_run_name="publish-{phase.name}", persist_result=False)

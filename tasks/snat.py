@@ -32,3 +32,9 @@ def set_snat(ref: EnvironmentRef, vpc: VpcKey, phase: str, snat: Snat | None) ->
 def read_snat(ref: EnvironmentRef, vpc: VpcKey) -> Snat:
     """aws-node's SNAT settings as they are now: the environment may have changed behind our back."""
     return open_experiment(ref, step="read-snat").read_snat(vpc)
+
+
+@task(name="restore-aws-node", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=2)
+def restore_aws_node(ref: EnvironmentRef) -> dict[str, list[str]]:
+    """Attach mode: each attached cluster's aws-node back to what was found, read back (design.md)."""
+    return open_experiment(ref, step="restore-aws-node").restore_aws_node()

@@ -109,3 +109,31 @@ def test_a_cluster_without_nodes_keeps_the_files_node_settings() -> None:
     read = attach.as_read(config_module.from_mapping(ATTACH), both(nodes=()))
     assert read.clusters.vpc1.nodes == 3
     assert "clusters.vpc1.nodes" not in {d["path"] for d in attach.config_diff(read, both(nodes=()))}
+
+
+def rules(*texts: str) -> dict[str, tuple[str, ...]]:
+    return {"sg-1": texts}
+
+
+def test_what_the_cluster_group_opens_to_the_peer_is_read_as_open_from_peer() -> None:
+    read = both(security_groups=rules("tcp/30080-30080 from 192.168.0.0/16", "tcp/8000-9000 from 192.0.0.0/8"))
+    assert attach.peer_ports(read) == [30080, attach.ECHO_PORT]
+
+
+def test_a_rule_from_elsewhere_or_another_group_opens_nothing_to_the_peer() -> None:
+    read = both(
+        security_groups=rules("tcp/8080-8080 from 10.0.0.0/8", "-1/-1--1 from sg-1", "udp/53-53 from 0.0.0.0/0")
+    )
+    assert attach.peer_ports(read) == []
+
+
+def test_all_traffic_from_the_peer_opens_the_echo_port_and_the_node_ports() -> None:
+    read = both(security_groups=rules("-1/-1--1 from 192.168.0.0/16", "tcp/30000-32767 from 192.168.0.0/16"))
+    assert attach.peer_ports(read) == [attach.ECHO_PORT, "nodeport"]
+
+
+def test_the_model_counts_the_rules_read_beside_those_peerprobe_opens() -> None:
+    read = both(security_groups=rules("tcp/8080-8080 from 192.168.0.0/16"))
+    config = config_module.from_mapping(ATTACH | {"security_groups": {"open_from_peer": [9090]}})
+    assert attach.as_read(config, read).security_groups.open_from_peer == [9090, 8080]
+    assert attach.config_diff(config, read) == [], "what the owner opened is not a disagreement with the file"

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from peerprobe import config
 from peerprobe.cli import app
 from peerprobe.errors import ConfigError
+from peerprobe.params import RunParameters
 
 ATTACH_VPC1 = {"clusters": {"vpc1": {"existing": True}}}
 SNAT_PHASE = {"name": "external", "snat": {"vpc1": {"external_snat": True}}}
@@ -95,9 +96,28 @@ def test_the_cli_exits_2_naming_the_key(tmp_path: Path) -> None:
     assert "clusters.vpc1.allow_snat_changes" in result.output
 
 
-def test_run_drift_and_cleanup_refuse_an_attached_config_until_its_steps_exist(tmp_path: Path) -> None:
+def test_the_lab_refuses_an_attached_config_before_anything_starts(tmp_path: Path) -> None:
     path = tmp_path / "attach.yaml"
-    path.write_text("clusters: {vpc2: {existing: true}}\n", encoding="utf-8")
+    path.write_text("clusters: {vpc1: {existing: true}, vpc2: {existing: true}}\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["run", "--config", str(path)])
     assert result.exit_code == 2
     assert "clusters.vpc2.existing: not yet supported on the lab backend" in result.output
+
+
+def test_attaching_one_cluster_and_creating_the_other_is_refused_on_aws_before_credentials(tmp_path: Path) -> None:
+    path = tmp_path / "attach.yaml"
+    path.write_text("clusters: {vpc2: {existing: true}}\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", "--backend", "aws", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "clusters.vpc2.existing, clusters.vpc1.existing: attaching to one cluster" in result.output
+
+
+def test_parameters_validated_directly_get_the_attach_defaults() -> None:
+    # A deployment's parameters and the UI's form are validated without from_mapping: the defaults must hold.
+    clusters = {"vpc1": {"name": "a", "existing": True}, "vpc2": {"name": "b", "existing": True}}
+    parameters = RunParameters.model_validate({"backend": "aws", "config": {"clusters": clusters}})
+    found = parameters.config
+    assert [p.name for p in found.phases] == [config.AS_FOUND]
+    assert found.security_groups.open_from_peer == [] and found.peer_host.create is False
+    again = RunParameters.model_validate(parameters.model_dump(mode="json"))
+    assert again.config == found

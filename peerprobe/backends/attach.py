@@ -69,6 +69,17 @@ def set_snat(kube: Cluster, cluster: str, snat: Snat | None) -> Snat:
     return aws_node.snat_from_env(kube.patch_aws_node_env(assignments))
 
 
+def refuse_snat_change(config: ExperimentConfig, key: str, snat: Snat | None) -> None:
+    """The second lock behind the config's check: aws-node of an attached cluster is changed only with
+    `allow_snat_changes` (ConfigError, exit 2, before anything is saved or patched)."""
+    cluster = getattr(config.clusters, key)
+    if snat is not None and config.attached(key) and not cluster.allow_snat_changes:
+        raise ConfigError(
+            f"clusters.{key}.allow_snat_changes: peerprobe would change aws-node of the attached cluster "
+            f"{cluster.name!r}, which this config does not allow; nothing was changed"
+        )
+
+
 def _assignments(now: dict[str, str], found: dict[str, str]) -> list[str]:
     """What turns `now` back into `found`: only the variables peerprobe may have touched (the SNAT ones), each
     set to what was found or removed when it was absent."""
@@ -104,28 +115,26 @@ def restore(kube: Cluster, cluster: str, *, timeout_seconds: float = ROLLOUT_SEC
     return changes
 
 
-# Steps that create, change or delete infrastructure. Attach mode's reading (backends/aws/_read.py), its aws-node
-# guard (above) and the model are built; the steps that place peerprobe's namespace, its rules and the EC2 host
-# on an attached cluster are not yet, and until they are these steps refuse an attached config rather than
-# create a node group in, or delete, a cluster that someone else runs.
-UNBUILT_STEPS = (
-    "create-network",
-    "create-cluster",
-    "create-peer-host",
-    "peer-vpcs",
-    "deploy-apps",
-    "expose-services",
-)
+def namespace(config: ExperimentConfig) -> str:
+    """The one namespace peerprobe writes to on an attached cluster (design.md): `peerprobe-<name>`."""
+    return f"{NAMESPACE_PREFIX}{config.name}"
+
+
+NAMESPACE_PREFIX = "peerprobe-"
 
 
 def refuse_unbuilt(config: ExperimentConfig, step: str) -> None:
-    """ConfigError (exit 2, nothing created) when `step` would run on an attached cluster."""
+    """ConfigError (exit 2, nothing created) when `step` would join an attached cluster to one peerprobe creates:
+    linking them would add routes to, and a peering or attachment in, the VPC of a cluster someone else runs.
+    Attaching to both clusters, or to none, passes."""
     attached = [key for key in ("vpc1", "vpc2") if config.attached(key)]
-    if not attached:
+    if len(attached) != 1:
         return
-    keys = ", ".join(f"clusters.{key}.existing" for key in attached)
-    names = ", ".join(repr(getattr(config.clusters, key).name) for key in attached)
+    (key,) = attached
+    other = "vpc2" if key == "vpc1" else "vpc1"
     raise ConfigError(
-        f"{keys}: step {step} cannot run on an attached cluster ({names}) yet: attach mode reads clusters and "
-        "restores aws-node, but its steps that deploy peerprobe's namespace are not built; nothing was created"
+        f"clusters.{key}.existing, clusters.{other}.existing: step {step}: attaching to one cluster "
+        f"({getattr(config.clusters, key).name!r}) while creating the other is not built (linking them would "
+        f"change the attached VPC's routes); attach to both (clusters.{other}.existing: true) or to neither; "
+        "nothing was created"
     )

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from peerprobe import attach as attach_facts
 from peerprobe import aws_node, drift, resources, statedir
 from peerprobe import snapshot as snap
 from peerprobe.backends import attach, beyond
@@ -152,9 +153,71 @@ class Experiment:
         self.load_balancer_delete_seconds: float = LOAD_BALANCER_DELETE_SECONDS
         self.cluster_group_wait_seconds: float = CLUSTER_SG_WAIT_SECONDS
         self.parts: Parts = concurrently  # how cleanup runs its independent parts (tests: one_by_one)
+        self._found: dict[VpcKey, attach_facts.FoundCluster] | None = None
 
     def _plan(self) -> Topology:
-        return plan(self.config, backend=self.ref.backend)
+        return plan(self.model_config(), backend=self.ref.backend)
+
+    # --- attach mode (design.md, "Existing clusters (attach)") ------------------------------------------------
+
+    def read_attached(self) -> dict[VpcKey, attach_facts.FoundCluster]:
+        """The attached clusters as they are; a backend that can read existing clusters overrides this."""
+        raise ConfigError(
+            f"clusters.<k>.existing: the {self.ref.backend} backend cannot read an existing cluster yet; nothing "
+            "was created"
+        )
+
+    def found(self) -> dict[VpcKey, attach_facts.FoundCluster]:
+        """What was read of the attached clusters, once per instance (every step opens a new one)."""
+        if self._found is None:
+            self._found = self.read_attached() if self.config.attaching else {}
+        return self._found
+
+    def model_config(self, config: ExperimentConfig | None = None) -> ExperimentConfig:
+        """The config the model predicts from: `config` (default this experiment's) as it is, or when attaching,
+        with what was read of the attached clusters in place of the file's values (attach.as_read)."""
+        config = config or self.config
+        return attach_facts.as_read(config, self.found()) if config.attaching else config
+
+    def config_diff(self) -> list[dict[str, Any]] | None:
+        """Where the config file disagrees with the attached clusters as read; None when nothing is attached."""
+        return attach_facts.config_diff(self.config, self.found()) if self.config.attaching else None
+
+    def _attach_network(self, vpc: VpcKey) -> StepResult:
+        """An attached cluster's VPC, recorded as read (its subnets, tables, NAT gateway address) and marked
+        attached: the steps read it, cleanup never touches it."""
+        found = self.found()[vpc]
+        network = _attached_network(found)
+        self._update(lambda s: s.model_copy(update={"networks": {**s.networks, vpc: network}}))
+        return StepResult(
+            step=f"create-network-{vpc}",
+            resources={"vpc": network.vpc, "attached": True},
+            note=f"attached: the VPC of cluster {found.name} as read; nothing created",
+        )
+
+    def _attach_cluster(self, vpc: VpcKey) -> StepResult:
+        """An attached cluster, recorded as someone else's (its security group as read), and peerprobe's own
+        namespace there: the only place it deploys."""
+        found = self.found()[vpc]
+        ids = _attached_cluster(found)
+        self._update(lambda s: s.model_copy(update={"clusters": {**s.clusters, vpc: ids}}))
+        self._kube(vpc).ensure_namespace()
+        return StepResult(
+            step=f"create-cluster-{vpc}",
+            resources={"cluster": found.name, "namespace": attach.namespace(self.config), "attached": True},
+            note="attached: only peerprobe's namespace created",
+        )
+
+    def _record_read_peering(self) -> StepResult:
+        """peer-vpcs on attached clusters links nothing: the peering found between them is recorded (for the
+        drift snapshot) and never removed; the rules of open_from_peer are opened once the Services exist."""
+        found = self.found()
+        peering = next(
+            (p.split(" ", 1)[0] for p in found["vpc1"].peerings if " active " in p and found["vpc2"].vpc_id in p),
+            None,
+        )
+        self._update(lambda s: s.model_copy(update={"peering_read": peering}))
+        return StepResult(step="peer-vpcs", resources={"peering": peering, "attached": True}, note="nothing linked")
 
     # --- state --------------------------------------------------------------------------------------------
 
@@ -184,6 +247,8 @@ class Experiment:
 
     def create_network(self, vpc: VpcKey) -> StepResult:
         attach.refuse_unbuilt(self.config, "create-network")
+        if self.config.attached(vpc):
+            return self._attach_network(vpc)
         network = _network.ensure_network(self.cloud, self.config, vpc)
         self._update(lambda s: s.model_copy(update={"networks": {**s.networks, vpc: _kept_tags(s, network)}}))
         network = self._secondary_network(vpc)
@@ -206,6 +271,8 @@ class Experiment:
 
     def create_cluster(self, vpc: VpcKey) -> StepResult:
         attach.refuse_unbuilt(self.config, "create-cluster")
+        if self.config.attached(vpc):
+            return self._attach_cluster(vpc)
         network = self._network(vpc)
         spec = cluster_spec(self.config, vpc)
         problem = beyond.trunk_problem(self.config, vpc, spec.instance_type)
@@ -296,6 +363,8 @@ class Experiment:
         """The EC2 web host in VPC2's first public subnet: Amazon Linux from the SSM public parameter, user
         data serving the echo response on :80, an instance profile for SSM Run Command."""
         attach.refuse_unbuilt(self.config, "create-peer-host")
+        if not self.config.peer_host.create:
+            return StepResult(step="create-peer-host", note="peer_host.create is false: no EC2 host")
         vpc2 = self._network("vpc2")
         role = self._ensure_role("host", "ec2", HOST_POLICIES)
         name = role_name(self.config, "host")
@@ -369,6 +438,8 @@ class Experiment:
     def peer_vpcs(self) -> StepResult:
         """VPC1's nodes opened to the peer CIDR for the probes, the peering accepted, routes both ways."""
         attach.refuse_unbuilt(self.config, "peer-vpcs")
+        if self.config.attaching:
+            return self._record_read_peering()
         opened = self._open_peer_rules()
         if not self.config.peering.enabled:
             return StepResult(step="peer-vpcs", resources={"opened": opened}, note="peering.enabled is false")
@@ -395,9 +466,14 @@ class Experiment:
         linked = beyond.link_by_transit_gateway(self.cloud, self.config, self._plan(), networks, self._update)
         return StepResult(step="peer-vpcs", resources={**linked, "opened": opened})
 
-    def _open_peer_rules(self) -> list[str]:
+    def _open_peer_rules(self, topology: Topology | None = None) -> list[str]:
+        """security_groups.open_from_peer on VPC1's nodes, recorded for cleanup. On an attached cluster only the
+        rules its group lacks are recorded (and so revoked later): one its owner had stays."""
         group = self._node_security_group("vpc1")
-        rules = peer_rules(self.config, self._plan())
+        rules = peer_rules(self.config, topology or self._plan())
+        if self.config.attached("vpc1"):
+            present = set(self.cloud.ingress_rules(group))
+            rules = [r for r in rules if r not in present]
         opened = [
             OpenedRule(group=group, protocol=r.protocol, from_port=r.from_port, to_port=r.to_port, cidr=r.cidr)
             for r in rules
@@ -439,6 +515,9 @@ class Experiment:
         """The Deployments of resources/ on both clusters (server-side apply), placed on the live nodes; the
         EC2 host's group admits VPC1's nodes that have public IPs, now that they exist."""
         attach.refuse_unbuilt(self.config, "deploy-apps")
+        for vpc in VPC_KEYS:
+            if self.config.attached(vpc):
+                self._kube(vpc).ensure_namespace()  # again: a resumed run may find it deleted by a cleanup
         placement = self._placement()
         self._admit_vpc1_nodes_at_host()
         applied: dict[str, list[str]] = {}
@@ -454,16 +533,19 @@ class Experiment:
     def expose_services(self) -> StepResult:
         """Every Service of resources/ on VPC1, then until the load balancers have hostnames that resolve."""
         attach.refuse_unbuilt(self.config, "expose-services")
-        allocated = _with_planned_services(self.topology(), self._plan())
+        if self.config.attached("vpc1"):
+            # Someone else's cluster: its API server allocates the ports and addresses (a planned one may be taken).
+            allocated = self.topology()  # before the Services exist: no allocation; after, theirs
+        else:
+            allocated = _with_planned_services(self.topology(), self._plan())
         docs = [d for d in resources.manifests(self.config, allocated, cluster="vpc1") if d.get("kind") == "Service"]
         kube = self._kube("vpc1")
         kube.apply(docs)
+        opened = self._open_peer_rules(self.topology()) if self.config.attached("vpc1") else []
         kube.wait_ready(timeout_seconds=LOAD_BALANCER_TIMEOUT_SECONDS)
         hostnames = {s.name: s.hostname for s in kube.services() if s.type == "LoadBalancer"}
-        return StepResult(
-            step="expose-services",
-            resources={"services": [d["metadata"]["name"] for d in docs], "load_balancers": hostnames},
-        )
+        resources_: dict[str, Any] = {"services": [d["metadata"]["name"] for d in docs], "load_balancers": hostnames}
+        return StepResult(step="expose-services", resources=resources_ | ({"opened": opened} if opened else {}))
 
     def exists(self) -> bool:
         if not self.recorded():
@@ -504,7 +586,7 @@ class Experiment:
         if self._state().networks:
             return True
         recovered = self._recovered_state()
-        if not recovered.networks:
+        if not recovered.networks or (self.config.attaching and not self._placed()):
             return False
         self._update(lambda _: recovered)  # recover_state has logged what it found
         return True
@@ -556,6 +638,8 @@ class Experiment:
             "busybox_pod": kube.pod("busybox"),
             "nat_gateway": network.nat_public_ip if network else None,
         }
+        if self.config.attached(vpc):
+            update["read"] = self.found()[vpc].topology()  # the report's topology says what was read
         if vpc == "vpc1":
             update |= {"echo_pod": kube.pod("source-ip-app"), "nginx_pod": kube.pod("nginx")}
             update |= self._live_services(kube, planned)
@@ -602,6 +686,7 @@ class Experiment:
         """Absolute: the SNAT variables `snat` names are set, the others removed (kubectl set env NAME-). An
         attached cluster's aws-node is saved as found first, and None leaves it as found (backends/attach.py)."""
         if self.config.attached(vpc) or snat is None:
+            attach.refuse_snat_change(self.config, vpc, snat)
             return attach.set_snat(self._kube(vpc), self._attached_id(vpc), snat)
         wanted = aws_node.env_for(snat)
         assignments = [f"{n}={wanted[n]}" if n in wanted else f"{n}-" for n in aws_node.SNAT_VARS]
@@ -694,10 +779,11 @@ class Experiment:
         return found
 
     def _peering_snapshot(self, state: AwsState) -> snap.PeeringSnapshot | None:
-        if state.peering is None:
+        linked = state.peering or state.peering_read  # peerprobe's, or the one found between attached VPCs
+        if linked is None:
             return None
         try:
-            peering = self.cloud.peering(state.peering)
+            peering = self.cloud.peering(linked)
         except NotFoundError:
             return snap.PeeringSnapshot(status=snap.ABSENT)
         return snap.PeeringSnapshot(
@@ -739,26 +825,33 @@ class Experiment:
     def cleanup(self) -> StepResult:
         """Ensure absent, in dependency order; each part succeeds when its resources are already gone. Works
         from the persisted ids, or from the tags alone when the state directory lost them."""
-        if self.config.attaching:  # its create steps refuse (attach.refuse_unbuilt): aws-node is all to restore
-            restored = self.restore_aws_node()
-            return StepResult(step="cleanup", resources={"removed": [], "restored": restored})
         state = self._cleanup_state()
+        try:
+            removed = self._remove(state)
+        finally:  # attach mode: aws-node as found, also when removing failed (the saved record says what it was)
+            restored = self.restore_aws_node()
+        _state.forget(self.environment)
+        drift.remove_baseline(self.environment)  # a baseline belongs to the environment it was recorded on
+        generation = statedir.advance_generation(self.ref.key)
+        done: dict[str, Any] = {"removed": removed, "generation": generation}
+        return StepResult(step="cleanup", resources=done | ({"restored": restored} if self.config.attaching else {}))
+
+    def _remove(self, state: AwsState) -> list[str]:
+        """Everything recorded, in dependency order. What belongs to an attached cluster is only read there:
+        its namespace is removed (with its load balancers, waited for), never the cluster, VPC or peering."""
         # Independent parts at once: on AWS, each load balancer, node group, cluster and host takes minutes.
         lbs = [partial(self._remove_load_balancers, vpc, ids, state) for vpc, ids in state.clusters.items()]
         removed = _flat(self.parts(lbs))
         self._revoke_opened(state)
         removed += self._remove_peering(state)
-        clusters = [partial(self._remove_cluster, ids) for ids in state.clusters.values()]
+        clusters = [partial(self._remove_cluster, vpc, ids) for vpc, ids in state.clusters.items()]
         tgw = partial(beyond.remove_transit_gateway, self.cloud, state)
         removed += _flat(self.parts([partial(self._remove_host, state), tgw, *clusters]))
         removed += beyond.remove_pod_groups(self.cloud, state)
         removed += _flat(self.parts([partial(self._remove_network, n) for n in state.networks.values()]))
         for role in state.roles:
             self.cloud.delete_role(role)
-        _state.forget(self.environment)
-        drift.remove_baseline(self.environment)  # a baseline belongs to the environment it was recorded on
-        generation = statedir.advance_generation(self.ref.key)
-        return StepResult(step="cleanup", resources={"removed": removed, "generation": generation})
+        return removed
 
     def _cleanup_state(self) -> AwsState:
         """The recorded ids; else (none recorded here, or the record unreadable: said so) those found by tags."""
@@ -771,6 +864,8 @@ class Experiment:
 
     def _recovered_state(self) -> AwsState:
         log.info("aws.state_missing", environment=self.environment, action="recovering ids from tags")
+        if self.config.attaching:
+            return self._recovered_attached()
         specs = {vpc: cluster_spec(self.config, vpc) for vpc in VPC_KEYS}
         clusters = {vpc: ClusterIds(name=spec.name, nodegroup=spec.nodegroup) for vpc, spec in specs.items()}
         names = _recover.Names(
@@ -784,28 +879,61 @@ class Experiment:
         )
         return _recover.recover_state(self.cloud, self.config, names)
 
+    def _recovered_attached(self) -> AwsState:
+        """An attached environment without its record: the clusters and VPCs as read (marked attached: never
+        removed), and what peerprobe made, found by its tags (the EC2 host, its group, profile and role). The
+        rules it opened cannot be told from the owner's alike ones without the record: they are left, said so."""
+        names = _recover.Names(
+            peer_host=PEER_HOST,
+            peering=PEERING,
+            clusters={},
+            instance_profile=role_name(self.config, "host"),
+            roles=[role_name(self.config, "host")],
+        )
+        tagged = _recover.recover_state(self.cloud, self.config, names)
+        found = self.found()
+        if self.config.security_groups.open_from_peer:
+            log.warning("attach.rules_unknown", environment=self.environment, rules_left=True)
+        return tagged.model_copy(
+            update={
+                "networks": {vpc: _attached_network(f) for vpc, f in found.items()},
+                "clusters": {vpc: _attached_cluster(f) for vpc, f in found.items()},
+                "peering": None,
+                "transit_gateway": None,
+            }
+        )
+
+    def _placed(self) -> bool:
+        """Attach mode: whether peerprobe's namespace is on an attached cluster (its run put it there)."""
+        return any(self._kube(vpc).namespace_exists() for vpc in VPC_KEYS if self.config.attached(vpc))
+
     def _remove_load_balancers(self, vpc: VpcKey, ids: ClusterIds, state: AwsState) -> list[str]:
         """LoadBalancer Services first, so the controllers delete their load balancers; then wait until the
         load balancers, their interfaces and groups are gone. A cluster that cannot be reached (gone, or
-        refusing us) gets its tagged load balancers deleted directly."""
+        refusing us) gets its tagged load balancers deleted directly. On an attached cluster, only those of
+        peerprobe's namespace: its owner's load balancers carry the same cluster tag."""
         network = state.networks.get(vpc)
+        only = attach.namespace(self.config) if ids.attached else None
         deleted: list[str] = []
         try:
             deleted = self._kube(vpc).delete_load_balancer_services()
         except (InfrastructureError, CredentialsError) as error:
             log.warning("kube.unreachable", cluster=ids.name, error=str(error)[:200])
-            self.cloud.delete_tagged_load_balancers(ids.name)
+            self.cloud.delete_tagged_load_balancers(ids.name, namespace=only)
         if network is None:
             return deleted
+        wait = partial(
+            self.cloud.wait_load_balancers_gone,
+            cluster=ids.name,
+            vpc_id=network.vpc,
+            timeout_seconds=self.load_balancer_delete_seconds,
+            namespace=only,
+        )
         try:
-            self.cloud.wait_load_balancers_gone(
-                cluster=ids.name, vpc_id=network.vpc, timeout_seconds=self.load_balancer_delete_seconds
-            )
+            wait()
         except WaitTimeoutError:
-            self.cloud.delete_tagged_load_balancers(ids.name)
-            self.cloud.wait_load_balancers_gone(
-                cluster=ids.name, vpc_id=network.vpc, timeout_seconds=self.load_balancer_delete_seconds
-            )
+            self.cloud.delete_tagged_load_balancers(ids.name, namespace=only)
+            wait()
         return [f"service {name}" for name in deleted]
 
     def _revoke_opened(self, state: AwsState) -> None:
@@ -841,7 +969,10 @@ class Experiment:
         self.cloud.delete_peering(state.peering)
         return [f"peering {state.peering}"]
 
-    def _remove_cluster(self, ids: ClusterIds) -> list[str]:
+    def _remove_cluster(self, vpc: VpcKey, ids: ClusterIds) -> list[str]:
+        if ids.attached:  # someone else's cluster: peerprobe's namespace, until the API server no longer has it
+            self._kube(vpc).delete_namespace(timeout_seconds=self.load_balancer_delete_seconds)
+            return [f"namespace {attach.namespace(self.config)} of eks cluster {ids.name}"]
         self.cloud.delete_nodegroup(ids.name, name=ids.nodegroup)
         self.cloud.delete_cluster(ids.name)
         return [f"eks cluster {ids.name}"]
@@ -858,6 +989,8 @@ class Experiment:
         return removed
 
     def _remove_network(self, network: NetworkIds) -> list[str]:
+        if network.attached:
+            return []
         pods = beyond.remove_pod_network(self.cloud, network)
         if network.adopted:
             _network.untag_subnets(self.cloud, network)
@@ -885,6 +1018,24 @@ def _with_planned_services(live: Topology, planned: Topology) -> Topology:
         }
     )
     return live.model_copy(update={"vpc1": vpc1})
+
+
+def _attached_network(found: attach_facts.FoundCluster) -> NetworkIds:
+    return NetworkIds(
+        key=found.key,
+        vpc=found.vpc_id,
+        cidr=found.vpc_cidr,
+        adopted=True,
+        attached=True,
+        public_subnets=[s.id for s in found.subnets if s.public],
+        private_subnets=[s.id for s in found.subnets if not s.public],
+        route_tables=sorted({s.route_table for s in found.subnets if s.route_table}),  # the ones its subnets use
+        nat_public_ip=found.nat_gateways[0] if found.nat_gateways else None,
+    )
+
+
+def _attached_cluster(found: attach_facts.FoundCluster) -> ClusterIds:
+    return ClusterIds(name=found.name, nodegroup="", security_group=found.cluster_security_group, attached=True)
 
 
 def _union(existing: list[OpenedRule], new: list[OpenedRule]) -> list[OpenedRule]:

@@ -39,6 +39,18 @@ def _attach_keys(config: ExperimentConfig) -> list[str]:
     return [f"clusters.{key}.existing" for key in ("vpc1", "vpc2") if config.attached(key)]
 
 
+def attach_problems(config: ExperimentConfig) -> list[str]:
+    """Attaching to one cluster while creating the other is not built on any backend (attach.refuse_unbuilt)."""
+    attached = [key for key in ("vpc1", "vpc2") if config.attached(key)]
+    if len(attached) != 1:
+        return []
+    other = "vpc2" if attached[0] == "vpc1" else "vpc1"
+    return [
+        f"clusters.{attached[0]}.existing, clusters.{other}.existing: attaching to one cluster while creating the "
+        f"other is not built (linking them would change the attached VPC's routes); attach to both or to neither"
+    ]
+
+
 def refusal(config: ExperimentConfig, backend: str) -> ConfigError | None:
     """The error (exit 2) for a config the ``backend`` cannot build, one line per key; None when it can."""
     lines = [
@@ -47,6 +59,7 @@ def refusal(config: ExperimentConfig, backend: str) -> ConfigError | None:
     ]
     if backend in BUILDS_BEYOND:
         lines = trunk_problems(config) + lines
+    lines = attach_problems(config) + lines
     return ConfigError("\n".join(lines)) if lines else None
 
 

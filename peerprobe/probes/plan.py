@@ -30,7 +30,9 @@ class ProbeSpec:
 
 
 def vantages(topology: Topology) -> list[Vantage]:
-    present: list[Vantage] = ["vpc1-pod", "vpc2-ec2", "vpc2-pod"]
+    """Where probes run; the EC2 host's vantage only when there is a host (peer_host.create)."""
+    host: list[Vantage] = ["vpc2-ec2"] if topology.peer_host_created else []
+    present: list[Vantage] = ["vpc1-pod", *host, "vpc2-pod"]
     return [*present, "outside"] if topology.outside else present
 
 
@@ -41,7 +43,7 @@ def plan(topology: Topology) -> list[ProbeSpec]:
 
 def _cells(vantage: Vantage, topology: Topology) -> list[ProbeSpec]:
     specs = _service_cells(vantage, topology)
-    if vantage == "vpc1-pod":
+    if vantage == "vpc1-pod" and topology.peer_host_created:
         specs += _peer_host_cells(topology)
     if vantage == "outside" and "nginx-nlb" in topology.vpc1.load_balancers:
         specs.append(ProbeSpec(vantage, "nginx-nlb", topology.vpc1.load_balancers["nginx-nlb"], SERVICE_PORT))

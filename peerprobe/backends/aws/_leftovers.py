@@ -21,6 +21,9 @@ log = structlog.get_logger()
 POLL_SECONDS = 10.0
 # cloud-provider-aws names its Classic ELB groups k8s-elb-<lb name>; the Load Balancer Controller k8s-<ns>-….
 CONTROLLER_GROUP_PREFIX = "k8s-"
+# Which Service a load balancer serves, "<namespace>/<name>": cloud-provider-aws tags its ELBs and NLBs
+# kubernetes.io/service-name, the AWS Load Balancer Controller service.k8s.aws/stack.
+SERVICE_TAGS = ("kubernetes.io/service-name", "service.k8s.aws/stack")
 
 
 @dataclass(frozen=True)
@@ -37,15 +40,18 @@ class Leftovers:
 
 
 class LeftoverOps(ElbOps, InUseOps):
-    def load_balancer_leftovers(self, *, cluster: str, vpc_id: str, seen: tuple[str, ...] = ()) -> Leftovers:
+    def load_balancer_leftovers(
+        self, *, cluster: str, vpc_id: str, seen: tuple[str, ...] = (), namespace: str | None = None
+    ) -> Leftovers:
         """The cluster's load balancers (tagged kubernetes.io/cluster/<cluster>), the controllers' security
         groups in the VPC, and the network interfaces of those load balancers there: only theirs (by
         description, with `seen` ones of load balancers already gone, and by the controllers' groups), never
-        another load balancer's in a VPC shared with others."""
+        another load balancer's in a VPC shared with others. With `namespace` (attach mode: someone else's
+        cluster), only the load balancers of that namespace's Services and their groups."""
         tag = f"kubernetes.io/cluster/{cluster}"
-        classic, v2 = self._classic_of(tag), self._v2_of(tag)
+        classic, v2 = self._classic_of(tag, namespace), self._v2_of(tag, namespace)
         own = {f"ELB {name}" for name in classic} | {f"ELB {_v2_suffix(arn)}" for arn in v2} | set(seen)
-        groups = self._controller_groups(tag, vpc_id)
+        groups = self._controller_groups(tag, vpc_id, namespace=namespace, own=own)
         interfaces = self._elb_interfaces(vpc_id, descriptions=sorted(own), groups=groups)
         return Leftovers(
             load_balancers=tuple(classic + v2),
@@ -54,14 +60,18 @@ class LeftoverOps(ElbOps, InUseOps):
             descriptions=tuple(sorted(own)),
         )
 
-    def wait_load_balancers_gone(self, *, cluster: str, vpc_id: str, timeout_seconds: float) -> None:
+    def wait_load_balancers_gone(
+        self, *, cluster: str, vpc_id: str, timeout_seconds: float, namespace: str | None = None
+    ) -> None:
         """Until the controllers have removed the cluster's load balancers and their interfaces, bounded (a
         WaitTimeoutError names what is still there); then delete the groups a controller left behind."""
         last = Leftovers()
 
         def check() -> Leftovers | None:
             nonlocal last
-            last = self.load_balancer_leftovers(cluster=cluster, vpc_id=vpc_id, seen=last.descriptions)
+            last = self.load_balancer_leftovers(
+                cluster=cluster, vpc_id=vpc_id, seen=last.descriptions, namespace=namespace
+            )
             return last if not (last.load_balancers or last.interfaces) else None
 
         gone = self.waits.poll(
@@ -75,16 +85,17 @@ class LeftoverOps(ElbOps, InUseOps):
         )
         self._delete_groups(gone.security_groups)
 
-    def delete_tagged_load_balancers(self, cluster: str) -> list[str]:
+    def delete_tagged_load_balancers(self, cluster: str, *, namespace: str | None = None) -> list[str]:
         """Delete the cluster's load balancers directly (when the cluster cannot be asked to): those tagged
-        kubernetes.io/cluster/<cluster>; one already gone counts as deleted."""
+        kubernetes.io/cluster/<cluster> (with `namespace`, only those of its Services); one already gone counts
+        as deleted."""
         tag = f"kubernetes.io/cluster/{cluster}"
         deleted = []
-        for name in self._classic_of(tag):
+        for name in self._classic_of(tag, namespace):
             with contextlib.suppress(NotFoundError), aws_errors("elb", name):
                 self.elb.delete_load_balancer(LoadBalancerName=name)
             deleted.append(name)
-        for arn in self._v2_of(tag):
+        for arn in self._v2_of(tag, namespace):
             with contextlib.suppress(NotFoundError), aws_errors("elbv2", arn):
                 self.elbv2.delete_load_balancer(LoadBalancerArn=arn)
             deleted.append(arn)
@@ -113,7 +124,7 @@ class LeftoverOps(ElbOps, InUseOps):
             if str(group["GroupName"]).startswith(CONTROLLER_GROUP_PREFIX):
                 self.delete_security_group(str(group["GroupId"]))
 
-    def _classic_of(self, tag: str) -> list[str]:
+    def _classic_of(self, tag: str, namespace: str | None = None) -> list[str]:
         with aws_errors("classic load balancers"):
             names = [
                 lb["LoadBalancerName"]
@@ -123,9 +134,9 @@ class LeftoverOps(ElbOps, InUseOps):
         tagged = _tags_in_batches(
             names, lambda batch: self.elb.describe_tags(LoadBalancerNames=batch), kind="classic load balancers"
         )
-        return [str(d["LoadBalancerName"]) for d in tagged if tag in tag_dict(d)]
+        return [str(d["LoadBalancerName"]) for d in tagged if _serves(tag_dict(d), tag, namespace)]
 
-    def _v2_of(self, tag: str) -> list[str]:
+    def _v2_of(self, tag: str, namespace: str | None = None) -> list[str]:
         with aws_errors("load balancers"):
             arns = [
                 lb["LoadBalancerArn"]
@@ -135,13 +146,18 @@ class LeftoverOps(ElbOps, InUseOps):
         tagged = _tags_in_batches(
             arns, lambda batch: self.elbv2.describe_tags(ResourceArns=batch), kind="load balancers"
         )
-        return [str(d["ResourceArn"]) for d in tagged if tag in tag_dict(d)]
+        return [str(d["ResourceArn"]) for d in tagged if _serves(tag_dict(d), tag, namespace)]
 
-    def _controller_groups(self, tag: str, vpc_id: str) -> list[str]:
+    def _controller_groups(
+        self, tag: str, vpc_id: str, *, namespace: str | None = None, own: set[str] | None = None
+    ) -> list[str]:
         filters = [{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "tag-key", "Values": [tag]}]
         with aws_errors("security groups", vpc_id):
             found = self.ec2.describe_security_groups(Filters=filters)["SecurityGroups"]
-        return [str(g["GroupId"]) for g in found if str(g["GroupName"]).startswith(CONTROLLER_GROUP_PREFIX)]
+        groups = [g for g in found if str(g["GroupName"]).startswith(CONTROLLER_GROUP_PREFIX)]
+        if namespace is not None:
+            groups = [g for g in groups if _group_of_namespace(g, namespace, own or set())]
+        return [str(g["GroupId"]) for g in groups]
 
     def _elb_interfaces(self, vpc_id: str, *, descriptions: list[str], groups: list[str]) -> list[str]:
         """ELB-managed interfaces are described "ELB <name>" (Classic) or "ELB net/<name>/<id>" (NLB); a
@@ -175,6 +191,26 @@ class LeftoverOps(ElbOps, InUseOps):
         if lb is None:
             return None
         return f"ELB {lb.name}" if lb.kind == "classic" else f"ELB {_v2_suffix(lb.arn)}"
+
+
+def _serves(tags: dict[str, str], cluster_tag: str, namespace: str | None) -> bool:
+    """Tagged for the cluster and, when `namespace` is given, serving a Service of that namespace."""
+    if cluster_tag not in tags:
+        return False
+    return namespace is None or any(tags.get(key, "").startswith(f"{namespace}/") for key in SERVICE_TAGS)
+
+
+def _group_of_namespace(group: dict[str, Any], namespace: str, own: set[str]) -> bool:
+    """A controller's group made for a Service of `namespace`: tagged with it (the Load Balancer Controller),
+    described with it ("Security group for Kubernetes ELB <name> (<namespace>/<service>)", cloud-provider-aws),
+    or named after one of the namespace's Classic ELBs (k8s-elb-<name>)."""
+    tags = tag_dict(group)
+    if any(tags.get(key, "").startswith(f"{namespace}/") for key in SERVICE_TAGS):
+        return True
+    if f"({namespace}/" in str(group.get("Description", "")):
+        return True
+    names = {d.removeprefix("ELB ") for d in own if "/" not in d}
+    return str(group["GroupName"]).removeprefix("k8s-elb-") in names
 
 
 def _v2_suffix(arn: str) -> str:

@@ -126,6 +126,7 @@ def _subnets(cloud: AwsCloud, vpc_id: str, tables: list[dict[str, Any]]) -> tupl
             cidr=str(s["CidrBlock"]),
             availability_zone=str(s["AvailabilityZone"]),
             public=_to_internet(explicit.get(str(s["SubnetId"]), main)),
+            route_table=str(explicit.get(str(s["SubnetId"]), main).get("RouteTableId", "")),
         )
         for s in sorted(raw, key=lambda s: str(s["SubnetId"]))
     )

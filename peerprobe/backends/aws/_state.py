@@ -27,6 +27,7 @@ class NetworkIds(BaseModel):
     cidr_associations: dict[str, str] = Field(default_factory=dict)  # secondary CIDR -> association id (ours)
     pod_subnets: dict[str, str] = Field(default_factory=dict)  # custom networking: zone -> ENIConfig subnet id
     pod_route_table: str | None = None  # the pod subnets' table (also in route_tables)
+    attached: bool = False  # an attached cluster's VPC, as read: never changed or removed (design.md, attach)
 
 
 class ClusterIds(BaseModel):
@@ -34,6 +35,7 @@ class ClusterIds(BaseModel):
     nodegroup: str
     security_group: str = ""  # the EKS cluster security group, which managed nodes use
     pod_security_group: str = ""  # security groups for pods: the SecurityGroupPolicy's own group
+    attached: bool = False  # someone else's cluster: only peerprobe's namespace there is removed
 
 
 class OpenedRule(BaseModel):
@@ -56,6 +58,7 @@ class AwsState(BaseModel):
     transit_gateway: str | None = None  # peering.via: transit-gateway
     transit_gateway_attachments: dict[VpcKey, str] = Field(default_factory=dict)
     opened: list[OpenedRule] = Field(default_factory=list)
+    peering_read: str | None = None  # attach mode: the peering found between the attached VPCs (never removed)
 
 
 def state_name(environment: str) -> str:

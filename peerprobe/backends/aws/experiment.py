@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from peerprobe.attach import FoundCluster
+from peerprobe.backends import attach
 from peerprobe.backends.aws import _addons, _network, _read
 from peerprobe.backends.aws._base import Waits
 from peerprobe.backends.aws._identity import Identity
@@ -15,7 +16,7 @@ from peerprobe.backends.aws._state import load
 from peerprobe.backends.aws._token import TokenSource
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.cloud import AwsCloud
-from peerprobe.backends.aws.kube import KubeCluster, api_client, configuration
+from peerprobe.backends.aws.kube import NAMESPACE, KubeCluster, api_client, configuration
 from peerprobe.backends.aws.vantages import OutsideRunner, PodVantage, ScriptVantage, heredoc, run_locally
 from peerprobe.backends.experiment import PEER_HOST, ClusterSpec, Experiment, cluster_spec, role_name
 from peerprobe.backends.ports import Stamp
@@ -138,8 +139,12 @@ class AwsExperiment(Experiment):
         tokens = TokenSource(self.clients.client("sts"), name)
         # A load balancer answers once its targets pass their health checks: new NLB targets stay `initial` and
         # Classic instances OutOfService for a few intervals, and probes before then would be false drift.
+        # An attached cluster is someone else's: peerprobe writes only in its own namespace there (design.md).
         return KubeCluster(
-            api_client(configuration(cluster, tokens)), name=name, load_balancer_ready=self._targets_healthy
+            api_client(configuration(cluster, tokens)),
+            name=name,
+            load_balancer_ready=self._targets_healthy,
+            namespace=attach.namespace(self.config) if self.config.attached(vpc) else NAMESPACE,
         )
 
     def read_attached(self) -> dict[VpcKey, FoundCluster]:

@@ -533,12 +533,15 @@ class KubeCluster:
         log.info("kube.namespace_deleted", cluster=self.name, namespace=self.namespace)
 
     def _namespace_gone(self) -> bool:
+        return not self.namespace_exists()
+
+    def namespace_exists(self) -> bool:
         try:
             with kube_errors("namespace", self.namespace):
                 self.core.read_namespace(self.namespace)
         except NotFoundError:
-            return True
-        return False
+            return False
+        return True
 
 
 def rolled_out(daemonset: Any) -> bool:

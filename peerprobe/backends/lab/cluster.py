@@ -17,6 +17,7 @@ from peerprobe.backends.lab.net._cni import EXCLUDE_SINCE  # the rules wait_roll
 from peerprobe.backends.ports import ServiceInfo
 from peerprobe.backends.steps import VpcKey
 from peerprobe.config import ExperimentConfig, Snat
+from peerprobe.errors import ConfigError
 from peerprobe.topology import Node, Pod, plan
 from peerprobe.wait import Waits, until
 
@@ -149,6 +150,17 @@ class LabCluster:
 
     def delete_load_balancer_services(self) -> list[str]:
         return environment.delete_load_balancer_services(self.config) if self.key == "vpc1" else []
+
+    # Attach mode is not built on the lab (support.refusal says so before anything starts): no lab cluster
+    # has a namespace of peerprobe's.
+    def ensure_namespace(self) -> None:
+        raise ConfigError(f"clusters.{self.key}.existing: attaching is not built on the lab backend yet")
+
+    def namespace_exists(self) -> bool:
+        return False
+
+    def delete_namespace(self, *, timeout_seconds: float) -> None:
+        return None
 
 
 def _service_info(service: net.KubeService, hostname: str) -> ServiceInfo:

@@ -1,7 +1,8 @@
 """Attach mode against AWS as it behaves (world/): an environment someone else built (peerprobe's own steps under
 another experiment's name) is read from a config that attaches to its clusters; the reading makes no AWS call
 but Describe/Get/List and no Kubernetes request but GET, and says what is there. A phase that changes aws-node
-(allowed) is undone exactly by cleanup; the steps not built for attach mode refuse before calling AWS."""
+(allowed) is undone exactly by cleanup, an unallowed one refused; attaching one cluster while creating the other
+refuses before calling AWS. A whole attached run: test_attach_run.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from peerprobe import attach
 from peerprobe import config as config_module
+from peerprobe.backends import attach as attach_mode
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.experiment import AwsExperiment
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef
@@ -115,16 +117,24 @@ def owners_aws_node(world: World, vpc: str = "vpc1") -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("step", ["create_network", "create_cluster", "peer_vpcs", "deploy_apps"])
-def test_a_step_not_built_for_attach_refuses_before_any_call(
+def test_attaching_one_cluster_while_creating_the_other_refuses_before_any_call(
     built: World, monkeypatch: pytest.MonkeyPatch, step: str
 ) -> None:
     recorder = Recorder()
     recorder.install(monkeypatch)
-    experiment = visitor(attaching(built))
-    call = getattr(experiment, step)
-    with pytest.raises(ConfigError, match=r"^clusters.vpc1.existing, clusters.vpc2.existing: step "):
+    name = built.config.clusters.vpc1.name
+    config = config_module.from_mapping({"name": "visitor", "clusters": {"vpc1": {"name": name, "existing": True}}})
+    call = getattr(visitor(config), step)
+    with pytest.raises(ConfigError, match=r"^clusters.vpc1.existing, clusters.vpc2.existing: step .*: attaching"):
         call("vpc1") if step.startswith("create_") else call()
     assert recorder.mutations() == []
+
+
+def test_an_unallowed_snat_change_is_refused_before_aws_node_is_saved(built: World) -> None:
+    found = owners_aws_node(built)
+    with pytest.raises(ConfigError, match=r"^clusters.vpc1.allow_snat_changes: "):
+        visitor(attaching(built)).set_snat("vpc1", Snat(external_snat=True))
+    assert owners_aws_node(built) == found
 
 
 def test_cleanup_puts_back_the_aws_node_a_phase_changed(built: World, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,13 +156,16 @@ def test_an_as_found_phase_leaves_aws_node_alone(built: World) -> None:
     for vpc in VPC_KEYS:
         experiment.set_snat(vpc, config.phase_snat(config.phases[0], vpc))
     experiment.cleanup()
-    assert kube_writes(built, before) == []
+    own = f"/namespaces/{attach_mode.namespace(config)}"  # cleanup deletes peerprobe's namespace, absent here
+    assert [w for w in kube_writes(built, before) if not w.endswith(own)] == []
 
 
 ATTACH_POLICY = Path(__file__).resolve().parents[3] / "docs" / "iam-policy-attach.json"
 
 
-def test_the_attach_policy_allows_exactly_what_attach_mode_calls(built: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_attach_policy_allows_what_reading_and_restoring_call(
+    built: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     recorder = Recorder()
     recorder.install(monkeypatch)
     config = attaching(built, allow_snat_changes=True)
@@ -163,4 +176,4 @@ def test_the_attach_policy_allows_exactly_what_attach_mode_calls(built: World, m
     document = json.loads(ATTACH_POLICY.read_text(encoding="utf-8"))
     allowed = {action for statement in document["Statement"] for action in statement["Action"]}
     called = set(recorder.calls) | {"sts:GetCallerIdentity"}  # preflight's, and what an EKS token presigns
-    assert called == allowed
+    assert called <= allowed  # all of it, with a whole run: test_attach_run.py

@@ -268,9 +268,12 @@ class FakeApiServer:
                 if key[1] == "services":
                     spec = obj["spec"]
                     spec.setdefault("clusterIP", "10.100.7.7")
+                    held = (previous or {}).get("spec", {}).get("ports", [])
                     for number, port in enumerate(spec.get("ports", [])):
-                        if spec.get("type") in ("NodePort", "LoadBalancer"):
-                            port.setdefault("nodePort", 30000 + number)
+                        if number < len(held) and "nodePort" in held[number]:
+                            port.setdefault("nodePort", held[number]["nodePort"])  # an allocation stays
+                        if spec.get("type") in ("NodePort", "LoadBalancer") and "nodePort" not in port:
+                            port["nodePort"] = self._free_node_port()
                     ingress = [{"hostname": f"{key[2]}.elb.cn-northwest-1.amazonaws.com.cn"}]
                     obj["status"] = {"loadBalancer": {"ingress": ingress}} if _balanced(obj) else {}
                     if _balanced(obj) and state.controller is not None:
@@ -280,6 +283,16 @@ class FakeApiServer:
                             state.controller.provision(obj)
                 state.objects[key] = obj
                 return _view(key[1], obj)
+
+            def _free_node_port(self) -> int:
+                """The API server's allocation: the first port of the NodePort range no Service holds."""
+                taken = {
+                    p.get("nodePort")
+                    for (_, kind, _), o in list(state.objects.items())
+                    if kind == "services"
+                    for p in o["spec"].get("ports", [])
+                }
+                return next(port for port in range(30000, 32768) if port not in taken)
 
             def _pod(self, namespace: str, deployment: dict[str, Any]) -> tuple[str, str, str]:
                 template = deployment["spec"]["template"]

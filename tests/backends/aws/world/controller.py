@@ -33,6 +33,7 @@ class Balancer:
     hostname: Countdown
     dns: Countdown
     health: Countdown
+    namespace: str = "default"
     arn: str = ""
     target_group: str = ""
     interfaces: list[str] = field(default_factory=list)
@@ -66,6 +67,7 @@ class Controller:
         nlb = service["metadata"].get("annotations", {}).get(resources.LB_TYPE) == "nlb"
         balancer = Balancer(
             service=name,
+            namespace=str(service["metadata"].get("namespace", "default")),
             name="a" + uuid.uuid4().hex[:31],  # cloud-provider-aws: "a" and the Service's uid, dashes removed
             kind="network" if nlb else "classic",
             dns_name="",
@@ -79,15 +81,15 @@ class Controller:
         (self._network if nlb else self._classic)(balancer, subnets)
         self._interfaces(balancer, subnets, facts.private_ips, [] if balancer.internal else facts.public_ips)
         with self._lock:
-            self._balancers[name] = balancer
+            self._balancers[_key(service)] = balancer
 
     def hostname(self, service: dict[str, Any]) -> str:
-        balancer = self._balancers.get(service["metadata"]["name"])
+        balancer = self._balancers.get(_key(service))
         return balancer.dns_name if balancer is not None and balancer.hostname.look() else ""
 
     def deprovision(self, service: dict[str, Any]) -> None:
         with self._lock:
-            balancer = self._balancers.pop(service["metadata"]["name"], None)
+            balancer = self._balancers.pop(_key(service), None)
         if balancer is None:
             return
         ec2 = self.world.plain("ec2")
@@ -169,7 +171,7 @@ class Controller:
     def _tags(self, balancer: Balancer) -> list[dict[str, str]]:
         return [
             {"Key": f"kubernetes.io/cluster/{self.world.config.clusters.vpc1.name}", "Value": "owned"},
-            {"Key": "kubernetes.io/service-name", "Value": f"default/{balancer.service}"},
+            {"Key": "kubernetes.io/service-name", "Value": f"{balancer.namespace}/{balancer.service}"},
         ]
 
     def _classic(self, balancer: Balancer, subnets: list[dict[str, Any]]) -> None:
@@ -233,3 +235,8 @@ class Controller:
                 ec2.associate_address(AllocationId=allocation, NetworkInterfaceId=interface)
                 balancer.allocations.append(allocation)
         balancer.addresses = list(private if balancer.internal else public)
+
+
+def _key(service: dict[str, Any]) -> str:
+    """A Service's load balancer is its own: two namespaces may each have a Service of one name."""
+    return f"{service['metadata'].get('namespace', 'default')}/{service['metadata']['name']}"

@@ -53,10 +53,11 @@ class DataPlane:
     def answer(self, vantage: Vantage, script: str) -> str:
         """The batch's output as the vantage would print it, each probe framed as the scripts frame it."""
         nonce, probes = batch(script)
-        reader = self.world.reader()
+        reader = self.world.prober()
         live = reader.snapshot()
         topology = reader.topology()
-        facts = Facts(config=snapshot.live_config(self.world.config, live), topology=topology, snat=live.snat())
+        config = reader.model_config(snapshot.live_config(reader.config, live))  # attach mode: as read
+        facts = Facts(config=config, topology=topology, snat=live.snat())
         specs = {(s.host, s.port): s for s in plan(topology) if s.vantage == vantage}
         self.answered.append(vantage)
         return "".join(self._section(nonce, i, specs[probe], facts) for i, probe in enumerate(probes))

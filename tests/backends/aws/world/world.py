@@ -18,12 +18,13 @@ from moto import mock_aws
 
 from peerprobe import config as config_module
 from peerprobe import topology
+from peerprobe.backends import attach
 from peerprobe.backends.aws import _ssm
 from peerprobe.backends.aws import experiment as aws_experiment
 from peerprobe.backends.aws._token import TokenSource
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.aws.experiment import AwsExperiment
-from peerprobe.backends.aws.kube import KubeCluster, api_client, configuration
+from peerprobe.backends.aws.kube import NAMESPACE, KubeCluster, api_client, configuration
 from peerprobe.backends.ports import EksCluster
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef, VpcKey
 from peerprobe.run import predicted_report
@@ -88,6 +89,7 @@ class World:
         self._raced: set[str] = set()
         self._lock = threading.Lock()
         self._reader: AwsExperiment | None = None
+        self._visitor: AwsExperiment | None = None
 
     # --- setting it up ----------------------------------------------------------------------------------------
 
@@ -227,7 +229,25 @@ class World:
                 self._reader = AwsExperiment(ref, clients=_Quiet(REGION), kube=self._kube)
             return self._reader
 
-    def _kube(self, vpc: VpcKey) -> KubeCluster:
+    def visit(self, config: config_module.ExperimentConfig) -> None:
+        """From now on the network answers probes as the environment of `config` (attached to this world's
+        clusters, its workloads in its own namespace) has it."""
+        ref = EnvironmentRef(backend="aws", config=config, run_id="reader")
+        kube = functools.partial(self._kube, namespace=attach.namespace(config))
+        # Hooked clients: the EKS stand-in describes an attached cluster's VPC only to them (reads only).
+        with self._lock:
+            self._visitor = AwsExperiment(ref, clients=ClientFactory(REGION), kube=kube)
+
+    def prober(self) -> AwsExperiment:
+        """Whose environment the probes meet: a visitor's (World.visit), else this world's own."""
+        with self._lock:
+            visitor = self._visitor
+        if visitor is None:
+            return self.reader()
+        visitor._found = None  # the clusters as they are now, not as first read
+        return visitor
+
+    def _kube(self, vpc: VpcKey, namespace: str = NAMESPACE) -> KubeCluster:
         name = getattr(self.config.clusters, vpc).name
         cluster = EksCluster(
             name=name,
@@ -241,7 +261,13 @@ class World:
             certificate_authority=FAKE_CA,
         )
         tokens = TokenSource(self.reader().clients.client("sts"), name)
-        return KubeCluster(api_client(configuration(cluster, tokens)), name=name, poll_seconds=0, resolver=lambda h: [])
+        return KubeCluster(
+            api_client(configuration(cluster, tokens)),
+            name=name,
+            poll_seconds=0,
+            resolver=lambda h: [],
+            namespace=namespace,
+        )
 
     def judge(self, phases: Mapping[str, Sequence[Cell]]) -> list[str]:
         """Everything wrong with a run: a cell of the model not probed or not matching, a resource created more
