@@ -93,6 +93,7 @@ def _server_lost(
         f"{str(error).splitlines()[0][:200] if str(error) else 'no answer'}); `peerprobe run` again starts it "
         "again and continues",
         retry_entrypoint=RETRY_ENTRYPOINT,
+        server_lost=True,
     )
 
 

@@ -259,6 +259,7 @@ def run(
         raise typer.Exit(code=INTERRUPTED)
     if outcome.report is None:  # failed: how to resume, and the cleanup command of this very config
         explain_failure(outcome, console(), cleanup=_cleanup_command(parameters.backend, config))
+        _exit_if_server_lost(outcome, 3)
         raise typer.Exit(code=3)
     code = finish(outcome, reports=reports, console=console(), full=full, link=runner.link_report)
     if keep and outcome.report is not None:
@@ -317,8 +318,24 @@ def cleanup(config: ConfigOption = None, backend: CleanupBackendOption = None, r
     key = f"{parameters.backend}:{parameters.config.name}:{parameters.config.region}"
     console().print(f"cleanup of {key}: {outcome.state}")
     if outcome.state != "Completed":
-        fail(InfrastructureError(f"cleanup of {key} did not finish: {outcome.error}; run it again: {again}"))
+        error = InfrastructureError(f"cleanup of {key} did not finish: {outcome.error}; run it again: {again}")
+        if outcome.server_lost:
+            say("error", "bold red", str(error))
+            _exit_if_server_lost(outcome, error.exit_code)
+        fail(error)
     raise typer.Exit(code=0)
+
+
+def _exit_if_server_lost(outcome: RunOutcome, code: int) -> None:
+    """Exit at once when the run's Prefect server is gone: at interpreter exit Prefect's event and log workers
+    would try every pending item against it, each through its reconnect attempts (minutes, printing an error per
+    item), while nothing is left to send it. The command has said what exists and how to go on; its locks are
+    released (the kernel drops the flocks in any case)."""
+    if not outcome.server_lost:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def _parameters_of_run(run_id: str, *, config: Path | None, backend: str | None) -> RunParameters:

@@ -57,6 +57,7 @@ class RunOutcome:
     report: Report | None = None
     error: str | None = None
     retry_entrypoint: str = ""
+    server_lost: bool = False  # the Prefect server stopped answering the run (killed, restarted)
 
 
 def finish(
