@@ -43,8 +43,10 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
+# Four workers on two cores: most lab tests wait on probes, processes and servers. loadscope keeps a module (or
+# class) on one worker, as its module-scoped labs and their names are its own.
 pytest:
-	$(BIN)/pytest
+	$(BIN)/pytest -n 4 --dist loadscope
 
 bench: setup
 	$(BIN)/python bench/predict.py

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,17 +39,27 @@ def shared_server(prefect_server: None) -> dict[str, str]:
     return {"PREFECT_API_URL": str(PREFECT_API_URL.value())} | {k: os.environ[k] for k in names if k in os.environ}
 
 
-# A run whose Prefect server was killed waits out the Prefect client's retries (minutes) before it gives up.
-PARAMS = [
-    pytest.param(k, s, r, id=f"{k}@{s}-{r}", marks=[pytest.mark.timeout(900)] if k == "kill-prefect" else [])
-    for k, s, r in CELLS
-]
+def params(kill_prefect: bool) -> list[Any]:
+    return [pytest.param(k, s, r, id=f"{k}@{s}-{r}") for k, s, r in CELLS if (k == "kill-prefect") == kill_prefect]
 
 
-@pytest.mark.parametrize(("kind", "step", "recovery"), PARAMS)
+@pytest.mark.parametrize(("kind", "step", "recovery"), params(kill_prefect=False))
 def test_the_next_command_recovers_and_nothing_remains(
     kind: str, step: str, recovery: str, tmp_path: Path, shared_server: dict[str, str]
 ) -> None:
-    # A cell that kills the Prefect server gets one of its own (in its state directory), never the session's.
-    outcome = run_cell(kind, step, recovery, tmp_path, None if kind == "kill-prefect" else shared_server)
+    outcome = run_cell(kind, step, recovery, tmp_path, shared_server)
     assert outcome.survived, outcome.describe()
+
+
+class TestThePrefectServerKilled:
+    """Cells that kill the Prefect server: each gets one of its own (in its state directory), never the session's.
+    A class of their own, so `pytest -n --dist loadscope` runs them beside the other cells: the killed run goes on
+    through the Prefect client's retries (minutes) before it fails."""
+
+    @pytest.mark.timeout(900)
+    @pytest.mark.parametrize(("kind", "step", "recovery"), params(kill_prefect=True))
+    def test_the_next_command_recovers_and_nothing_remains(
+        self, kind: str, step: str, recovery: str, tmp_path: Path
+    ) -> None:
+        outcome = run_cell(kind, step, recovery, tmp_path, None)
+        assert outcome.survived, outcome.describe()
