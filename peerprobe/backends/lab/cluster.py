@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from peerprobe.backends.lab import cloud as lab_cloud
-from peerprobe.backends.lab import eniconfig, environment, health, net
+from peerprobe.backends.lab import eniconfig, environment, net
 from peerprobe.backends.lab.agent.process import is_agent
 from peerprobe.backends.lab.net._cni import EXCLUDE_SINCE  # the rules wait_rollout reads back are written there
 from peerprobe.backends.ports import ServiceInfo
@@ -95,14 +95,17 @@ class LabCluster:
         return state is not None and state.agent_pid is not None and is_agent(state.agent_pid)
 
     def _ready(self) -> bool:
+        """Every load balancer forwards to a healthy target in some zone: what its rules send to, not a check
+        of the moment (a target a check missed at converge is taken into service here, as AWS's next check
+        would, so the wait ends only when the data plane can answer)."""
         state = environment.load_state(environment.env_key(self.config))
         if state is None or state.net is None or not self._serving():
             return False
         if self.key != "vpc1":
             return True
-        healthy = health.check_all(state.net.load_balancers)
-        kinds = {lb.kind for lb in state.net.load_balancers}
-        return all(any(healthy[lb.ns] for lb in state.net.load_balancers if lb.kind == k) for k in kinds)
+        rechecked = environment.recheck_health(self.config).net
+        lbs = rechecked.load_balancers if rechecked is not None else []
+        return all(any(lb.healthy for lb in lbs if lb.kind == kind) for kind in {lb.kind for lb in lbs})
 
     # --- aws-node ---------------------------------------------------------------------------------------------
 

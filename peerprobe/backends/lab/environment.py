@@ -294,10 +294,12 @@ def _apply_services(state: LabState, cloud: AwsCloud, manifests: Sequence[Mappin
     return updated
 
 
-def converge(state: LabState) -> LabState:
-    """Health checks from every load balancer node, then their forwarding rules and the DNS answers follow."""
+def converge(state: LabState, healthy: Mapping[str, list[str]] | None = None) -> LabState:
+    """Health checks from every load balancer node (or their `healthy` answers, just taken), then their
+    forwarding rules and the DNS answers follow."""
     assert state.net is not None
-    healthy = health.check_all(state.net.load_balancers)
+    if healthy is None:
+        healthy = health.check_all(state.net.load_balancers)
     lab = net.program_load_balancers(state.net, healthy)
     views = dns.views(lab, state.topology, kube.headless_records(state.services))
     dns.write_views(views)
@@ -533,6 +535,21 @@ def refresh(config: ExperimentConfig) -> LabState:
         updated = state.model_copy(update={"net": lab})
         save_state(updated)
         return converge(updated)
+
+
+def recheck_health(config: ExperimentConfig) -> LabState:
+    """The load balancers' next health-check interval: AWS keeps checking, so a target that answers now comes
+    into service (one that stopped answering leaves it) and the forwarding follows; unchanged, nothing is
+    reprogrammed."""
+    with statedir.locked(_state_name(env_key(config))):
+        state = require_state(config)
+        if state.net is None or not state.net.load_balancers:
+            return state
+        healthy = health.check_all(state.net.load_balancers)
+        if healthy == {lb.ns: lb.healthy for lb in state.net.load_balancers}:
+            return state
+        log.info("lab.health.changed", env=state.env_key, healthy=healthy)
+        return converge(state, healthy)
 
 
 # --- probing ---------------------------------------------------------------------------------------------------

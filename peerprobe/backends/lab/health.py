@@ -18,7 +18,11 @@ from peerprobe.backends.lab.agent.client import request_bytes
 from peerprobe.backends.lab.net import LbNode
 
 log = structlog.get_logger()
-CHECK_TIMEOUT = 0.5  # a target that does not answer within this is unhealthy (AWS: timeout x threshold)
+CHECK_TIMEOUT = 0.5  # a check not answered within this fails
+# AWS counts a target unhealthy only after consecutive failed checks (UnhealthyThresholdCount: 2 to 10; NLB's
+# default 2 for TCP and HTTP: ELB API reference, CreateTargetGroup). One check lost on a busy machine takes nothing
+# out of service.
+UNHEALTHY_THRESHOLD = 2
 
 
 def check_all(lbs: Sequence[LbNode], *, timeout: float = CHECK_TIMEOUT) -> dict[str, list[str]]:
@@ -45,8 +49,16 @@ async def _check_node(lb: LbNode, timeout: float) -> list[str]:
 
 
 async def _check(lb: LbNode, target: str, timeout: float) -> bool:
+    """Healthy unless UNHEALTHY_THRESHOLD checks in a row fail, each with its own timeout."""
     host, _, port = target.rpartition(":")
     dial = (host, lb.health_port or int(port))
+    for _ in range(UNHEALTHY_THRESHOLD):
+        if await _check_once(lb, target, dial, timeout):
+            return True
+    return False
+
+
+async def _check_once(lb: LbNode, target: str, dial: tuple[str, int], timeout: float) -> bool:
     try:
         async with asyncio.timeout(timeout):
             return await _probe(lb, dial)
