@@ -66,7 +66,8 @@ def run_experiment(parameters: RunParameters) -> RunOutcome:
     with progress_bar(expected_steps(parameters)) as advance:
         unsubscribe = listen(advance)
         try:
-            state = watched(parameters=parameters, return_state=True)
+            with server.kept_up(prefect_server):
+                state = watched(parameters=parameters, return_state=True)
         except KeyboardInterrupt as interrupt:
             if not started:  # stopped before the flow run began: nothing of it exists
                 raise
@@ -154,7 +155,8 @@ def run_cleanup(parameters: RunParameters) -> RunOutcome:
     from flows.cleanup import cleanup
 
     try:
-        state = cleanup(parameters=parameters, return_state=True)
+        with server.kept_up(prefect_server):
+            state = cleanup(parameters=parameters, return_state=True)
     except httpx.HTTPError as error:
         return _server_lost(prefect_server, "", parameters, error)
     return _outcome(prefect_server, state, parameters)

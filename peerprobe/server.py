@@ -11,16 +11,19 @@ import secrets
 import shlex
 import shutil
 import sys
+import threading
 import urllib.error
 import urllib.request
 from base64 import b64encode
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import structlog
 
 from peerprobe import daemon, statedir
-from peerprobe.errors import InfrastructureError
+from peerprobe.errors import InfrastructureError, WaitTimeoutError
 
 log = structlog.get_logger()
 HOST = daemon.HOST
@@ -166,14 +169,76 @@ def _cmdline(pid: int) -> list[bytes]:
 def start(*, port: int | None = None, timeout: float = START_TIMEOUT_SECONDS) -> PrefectServer:
     """A new closed server on 127.0.0.1 (`port`; by default 4200, or any free port when 4200 is taken),
     recorded in the state directory."""
-    chosen = port or (DEFAULT_PORT if daemon.port_free(DEFAULT_PORT) else daemon.free_port())
-    command = [prefect_executable(), "server", "start", "--host", HOST, "--port", str(chosen)]
-    api_url = f"http://{HOST}:{chosen}/api"
+    if port is not None:
+        return _start_on(port, timeout)
+    if daemon.port_free(DEFAULT_PORT):
+        try:
+            return _start_on(DEFAULT_PORT, timeout)
+        except InfrastructureError as error:
+            if error.state != "exited":
+                raise
+            # Another server (another state directory's) bound it between the check and the start.
+            log.info("prefect.server.port_taken", port=DEFAULT_PORT)
+    return _start_on(daemon.free_port(), timeout)
+
+
+def _start_on(port: int, timeout: float) -> PrefectServer:
+    command = [prefect_executable(), "server", "start", "--host", HOST, "--port", str(port)]
+    api_url = f"http://{HOST}:{port}/api"
     auth = auth_string()
     pid = daemon.spawn(command, log_name=LOG_FILE, env=_server_env(api_url, auth))
-    daemon.wait_started(pid, lambda: healthy(api_url), what="Prefect server", timeout=timeout, log_name=LOG_FILE)
+    # Its own answer, not whatever answers on the port: another state directory's server may have bound it first
+    # (then this one exits), and only a server holding this auth string lets it in.
+    daemon.wait_started(
+        pid, lambda: _status(api_url, auth) == 200, what="Prefect server", timeout=timeout, log_name=LOG_FILE
+    )
     statedir.write_json(STATE_FILE, {"api_url": api_url, "pid": pid})
     return PrefectServer(api_url=api_url, pid=pid, auth_string=auth)
+
+
+WATCH_SECONDS = 1.0  # how often a run checks that its server still runs
+
+
+@contextmanager
+def kept_up(server: PrefectServer) -> Iterator[None]:
+    """While a command's flow runs: peerprobe's own server, if its process dies (killed, crashed), is started
+    again on the same port with the same database, so the Prefect client's retries (2, 4, 8 s...) reach it and
+    the run carries on instead of failing minutes later. A server peerprobe did not start is left alone."""
+    if server.pid is None:
+        yield
+        return
+    stopped = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(server, stopped), name="prefect-server-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stopped.set()
+        watcher.join(timeout=START_TIMEOUT_SECONDS)
+
+
+def _watch(server: PrefectServer, stopped: threading.Event) -> None:
+    # A supervisor, not a wait: it runs as long as the flow does, and the event ends it at once.
+    pid = server.pid
+    while pid is not None and not stopped.wait(WATCH_SECONDS):
+        if not daemon.pid_alive(pid):
+            pid = _restarted(server, pid)
+
+
+def _restarted(server: PrefectServer, gone: int) -> int | None:
+    """The server again on its port (another command may have done it first); None when it cannot be."""
+    port = int(server.api_url.rsplit(":", 1)[1].split("/", 1)[0])
+    try:
+        with statedir.locked(STATE_FILE):
+            recorded = _recorded()
+            if recorded is not None and recorded.pid not in (None, gone) and recorded.api_url == server.api_url:
+                return recorded.pid
+            started = start(port=port)
+    except (InfrastructureError, WaitTimeoutError, OSError) as error:
+        log.warning("prefect.server.restart_failed", api_url=server.api_url, pid=gone, error=str(error)[:200])
+        return None
+    log.warning("prefect.server.restarted", api_url=server.api_url, pid=gone, new_pid=started.pid)
+    return started.pid
 
 
 # --- the auth string -------------------------------------------------------------------------------------------

@@ -34,11 +34,13 @@ STEPS = (
 RECOVERIES = ("run", "cleanup")
 REGION = "cn-northwest-1"  # the config's default region
 # What the faulted command may end with: 3 (a step failed: its service is gone) or 0 (it started the service
-# again and carried on), 130 (SIGINT), -9 (SIGKILL).
+# again and carried on), 130 (SIGINT), -9 (SIGKILL). A killed Prefect server is started again on its port by the
+# command itself (server.kept_up) while the client retries, and the run carries on; only when another server took
+# the port first (a parallel test's) does it fail, and then it says so.
 FAULTED_EXITS = {"kill-moto": {0, 3}, "kill-prefect": {0, 3}, "sigint": {130}, "sigkill": {-signal.SIGKILL}}
-# A run whose Prefect server was killed goes on through the Prefect client's retries (it retries a refused
-# connection once it has connected, to outlive a server restart) before it fails: about 3 minutes here, more on a
-# loaded CI machine.
+KILLED_SERVER_SAYS = {0: "prefect.server.restarted", 3: "prefect.server.restart_failed"}
+# Had the server not come back, the run would go on through the Prefect client's retries (about 3 minutes here)
+# before it failed; the bound leaves room for that on a loaded CI machine.
 COMMAND_TIMEOUT = 480.0
 
 
@@ -135,6 +137,9 @@ def _check_faulted_output(outcome: Outcome, faulted: subprocess.CompletedProcess
         outcome.notes.append(f"the interrupted run did not say what exists: {_tail(faulted)}")
     if outcome.faulted_exit not in FAULTED_EXITS[outcome.kind]:
         outcome.notes.append(f"faulted run said: {_tail(faulted)}")
+    said = KILLED_SERVER_SAYS.get(outcome.faulted_exit or 0, "")
+    if outcome.kind == "kill-prefect" and said not in output:
+        outcome.notes.append(f"the run whose server was killed did not say {said!r}: {_tail(faulted)}")
 
 
 def _tail(result: subprocess.CompletedProcess[str], lines: int = 12) -> str:

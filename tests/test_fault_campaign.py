@@ -53,8 +53,8 @@ def test_the_next_command_recovers_and_nothing_remains(
 
 class TestThePrefectServerKilled:
     """Cells that kill the Prefect server: each gets one of its own (in its state directory), never the session's.
-    A class of their own, so `pytest -n --dist loadscope` runs them beside the other cells: the killed run goes on
-    through the Prefect client's retries (minutes) before it fails."""
+    A class of their own, so `pytest -n --dist loadscope` runs them beside the other cells (each starts a server,
+    twice)."""
 
     @pytest.mark.timeout(900)
     @pytest.mark.parametrize(("kind", "step", "recovery"), params(kill_prefect=True))

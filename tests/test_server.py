@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,119 @@ def test_a_recorded_server_whose_process_died_is_replaced_whatever_answers_on_it
     started = server.PrefectServer(api_url="http://127.0.0.1:4999/api", pid=4242)
     monkeypatch.setattr(server, "start", lambda timeout: started)
     assert server.ensure_running() == started
+
+
+# --- kept up while a command's flow runs -------------------------------------------------------------------
+
+
+@pytest.fixture
+def fast_watch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(server, "WATCH_SECONDS", 0.02)
+
+
+def _sleeper() -> int:
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]).pid
+
+
+def _started_on(calls: list[int], started: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`start` recorded (port asked for) and replaced by a stand-in process: no real Prefect server."""
+
+    def start(*, port: int | None = None, timeout: float = 0) -> server.PrefectServer:
+        calls.append(port or 0)
+        pid = _sleeper()
+        started.append(pid)
+        statedir.write_json(server.STATE_FILE, {"api_url": f"http://127.0.0.1:{port}/api", "pid": pid})
+        return server.PrefectServer(api_url=f"http://127.0.0.1:{port}/api", pid=pid)
+
+    monkeypatch.setattr(server, "start", start)
+
+
+def _gone(pid: int) -> None:
+    import os
+    import signal
+
+    from peerprobe import daemon
+
+    os.kill(pid, signal.SIGKILL)
+    assert until_true(lambda: not daemon.pid_alive(pid))
+
+
+def until_true(check: Callable[[], object], seconds: float = 10.0) -> bool:
+    """Whether `check` comes true within `seconds` (the watcher works in a thread of its own)."""
+    from peerprobe.errors import WaitTimeoutError
+    from peerprobe.wait import LAB, until
+
+    try:
+        until(lambda: bool(check()), kind="watch", resource_id="test", goal="seen", timeout_seconds=seconds, timing=LAB)
+    except WaitTimeoutError:
+        return False
+    return True
+
+
+def test_a_server_killed_during_a_run_is_started_again_on_its_port(
+    state: Path, fast_watch: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    started: list[int] = []
+    _started_on(calls, started, monkeypatch)
+    own = server.PrefectServer(api_url="http://127.0.0.1:4321/api", pid=_sleeper())
+    with server.kept_up(own):
+        _gone(own.pid or 0)
+        assert until_true(lambda: calls == [4321])
+    assert calls == [4321]
+    _gone(started[0])
+
+
+def test_a_server_that_lives_is_left_alone(state: Path, fast_watch: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    _started_on(calls, [], monkeypatch)
+    own = server.PrefectServer(api_url="http://127.0.0.1:4321/api", pid=_sleeper())
+    with server.kept_up(own):
+        assert not until_true(lambda: calls, seconds=0.3)
+    _gone(own.pid or 0)
+
+
+def test_a_server_another_command_started_again_is_adopted_not_doubled(
+    state: Path, fast_watch: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    _started_on(calls, [], monkeypatch)
+    own = server.PrefectServer(api_url="http://127.0.0.1:4321/api", pid=_sleeper())
+    again = _sleeper()
+    statedir.write_json(server.STATE_FILE, {"api_url": own.api_url, "pid": again})
+    with server.kept_up(own):
+        _gone(own.pid or 0)
+        assert not until_true(lambda: calls, seconds=0.3)
+    _gone(again)
+
+
+def test_a_server_peerprobe_did_not_start_is_never_started(
+    state: Path, fast_watch: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    _started_on(calls, [], monkeypatch)
+    with server.kept_up(server.PrefectServer(api_url="http://10.0.0.1:4200/api")):
+        assert not until_true(lambda: calls, seconds=0.3)
+
+
+def test_a_default_port_taken_between_the_check_and_the_start_gives_another_port(
+    state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from peerprobe import daemon
+    from peerprobe.errors import InfrastructureError
+
+    tried: list[int] = []
+
+    def start_on(port: int, timeout: float) -> server.PrefectServer:
+        tried.append(port)
+        if port == server.DEFAULT_PORT:  # another state directory's server bound it first: ours exited
+            raise InfrastructureError("exited while starting", resource="Prefect server", state="exited")
+        return server.PrefectServer(api_url=f"http://127.0.0.1:{port}/api", pid=1)
+
+    monkeypatch.setattr(daemon, "port_free", lambda port: True)
+    monkeypatch.setattr(server, "_start_on", start_on)
+    started = server.start()
+    assert tried[0] == server.DEFAULT_PORT and len(tried) == 2 and started.api_url.endswith(f":{tried[1]}/api")
