@@ -18,6 +18,27 @@ __all__ = ["lab_state_dir", "prefect_server"]  # registered here only: one insta
 os.environ.update(server.NOTHING_LEAVES)
 
 
+# The longest scopes (module, or class) of the suite, a minute or more each on one worker: handed out first, so that
+# `pytest -n --dist loadscope` does not start one of them last while the other workers have run dry.
+LONGEST_FIRST = (
+    "tests/test_fault_campaign.py",
+    "tests/test_cli_ownership.py",
+    "tests/flows/test_experiment.py",
+    "tests/flows/test_fleet_worker.py",
+    "tests/backends/aws/test_world.py",
+    "tests/backends/lab/test_lab_services.py",
+    "tests/flows/test_attach_flow.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order
+
+
 @pytest.fixture(autouse=True)
 def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     # boto3 must never reach the instance metadata service or a real endpoint from the tests.

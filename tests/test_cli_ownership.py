@@ -143,29 +143,32 @@ def test_a_killed_lab_up_does_not_block_the_next_which_finishes_it(config_file: 
     _nothing_left(key)
 
 
-@pytest.mark.parametrize("next_owner", ["run", "cleanup"])
-def test_a_killed_run_lets_the_waiting_owner_in_which_finishes_or_removes_what_it_left(
-    config_file: Path, prefect_server: None, next_owner: str
-) -> None:
-    """The lease: a `peerprobe run` SIGKILLed mid-way while another command waits for the environment; the kernel
-    lets go of the dead holder's lock, the waiter goes on at once (well before its timeout) and ends 0."""
-    from prefect.settings import PREFECT_API_URL
+class TestAKilledHolder:
+    """A class of their own, so `pytest -n --dist loadscope` runs these two runs beside the module's others."""
 
-    key = _key(config_file)
-    api = {"PREFECT_API_URL": str(PREFECT_API_URL.value()), "PEERPROBE_LOCK_TIMEOUT": "240"}
-    first = _start("run", "--config", str(config_file), **api)
-    try:
-        _wait_for_holder(key, first)
-        waiter = _start(next_owner, "--config", str(config_file), **api)
-        deadline = time.monotonic() + 120
-        while not net.list_namespaces(key) and time.monotonic() < deadline:  # mid-way: it has built something
-            time.sleep(0.1)
-        assert ownership.holder(key) is not None and ownership.holder(key).pid == first.pid  # type: ignore[union-attr]
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait()
-        out, err = waiter.communicate(timeout=240)
-    finally:
-        first.kill()
-    assert waiter.returncode == 0, out + err
-    assert "environment.busy" in err and f"(pid {first.pid} on " in err, "it waited for the killed run"
-    _nothing_left(key)
+    @pytest.mark.parametrize("next_owner", ["run", "cleanup"])
+    def test_a_killed_run_lets_the_waiting_owner_in_which_finishes_or_removes_what_it_left(
+        self, config_file: Path, prefect_server: None, next_owner: str
+    ) -> None:
+        """The lease: a `peerprobe run` SIGKILLed mid-way while another command waits for the environment; the kernel
+        lets go of the dead holder's lock, the waiter goes on at once (well before its timeout) and ends 0."""
+        from prefect.settings import PREFECT_API_URL
+
+        key = _key(config_file)
+        api = {"PREFECT_API_URL": str(PREFECT_API_URL.value()), "PEERPROBE_LOCK_TIMEOUT": "240"}
+        first = _start("run", "--config", str(config_file), **api)
+        try:
+            _wait_for_holder(key, first)
+            waiter = _start(next_owner, "--config", str(config_file), **api)
+            deadline = time.monotonic() + 120
+            while not net.list_namespaces(key) and time.monotonic() < deadline:  # mid-way: it has built something
+                time.sleep(0.1)
+            assert ownership.holder(key) is not None and ownership.holder(key).pid == first.pid  # type: ignore[union-attr]
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait()
+            out, err = waiter.communicate(timeout=240)
+        finally:
+            first.kill()
+        assert waiter.returncode == 0, out + err
+        assert "environment.busy" in err and f"(pid {first.pid} on " in err, "it waited for the killed run"
+        _nothing_left(key)

@@ -39,25 +39,37 @@ def shared_server(prefect_server: None) -> dict[str, str]:
     return {"PREFECT_API_URL": str(PREFECT_API_URL.value())} | {k: os.environ[k] for k in names if k in os.environ}
 
 
-def params(kill_prefect: bool) -> list[Any]:
-    return [pytest.param(k, s, r, id=f"{k}@{s}-{r}") for k, s, r in CELLS if (k == "kill-prefect") == kill_prefect]
+def params(*kinds: str) -> list[Any]:
+    return [pytest.param(k, s, r, id=f"{k}@{s}-{r}") for k, s, r in CELLS if k in kinds]
 
 
-@pytest.mark.parametrize(("kind", "step", "recovery"), params(kill_prefect=False))
-def test_the_next_command_recovers_and_nothing_remains(
-    kind: str, step: str, recovery: str, tmp_path: Path, shared_server: dict[str, str]
-) -> None:
-    outcome = run_cell(kind, step, recovery, tmp_path, shared_server)
-    assert outcome.survived, outcome.describe()
+# One class per fault kind, so `pytest -n --dist loadscope` spreads the cells over the workers (a cell is a whole
+# lab run and its recovery, 30-80 s): in one module-level function they all ran on one worker, one after another.
+
+
+class TestMotoKilled:
+    @pytest.mark.parametrize(("kind", "step", "recovery"), params("kill-moto"))
+    def test_the_next_command_recovers_and_nothing_remains(
+        self, kind: str, step: str, recovery: str, tmp_path: Path, shared_server: dict[str, str]
+    ) -> None:
+        outcome = run_cell(kind, step, recovery, tmp_path, shared_server)
+        assert outcome.survived, outcome.describe()
+
+
+class TestInterrupted:
+    @pytest.mark.parametrize(("kind", "step", "recovery"), params("sigint", "sigkill"))
+    def test_the_next_command_recovers_and_nothing_remains(
+        self, kind: str, step: str, recovery: str, tmp_path: Path, shared_server: dict[str, str]
+    ) -> None:
+        outcome = run_cell(kind, step, recovery, tmp_path, shared_server)
+        assert outcome.survived, outcome.describe()
 
 
 class TestThePrefectServerKilled:
-    """Cells that kill the Prefect server: each gets one of its own (in its state directory), never the session's.
-    A class of their own, so `pytest -n --dist loadscope` runs them beside the other cells (each starts a server,
-    twice)."""
+    """Cells that kill the Prefect server: each gets one of its own (in its state directory), never the session's."""
 
     @pytest.mark.timeout(900)
-    @pytest.mark.parametrize(("kind", "step", "recovery"), params(kill_prefect=True))
+    @pytest.mark.parametrize(("kind", "step", "recovery"), params("kill-prefect"))
     def test_the_next_command_recovers_and_nothing_remains(
         self, kind: str, step: str, recovery: str, tmp_path: Path
     ) -> None:
