@@ -609,9 +609,11 @@ def _preflight(backend: str, config: config_module.ExperimentConfig | None = Non
         identity = _lab_call(lambda: preflight(config or config_module.ExperimentConfig(), creating=creating))
         console(stderr=True).print(f"aws: {identity.arn} in {identity.region}")
         return
-    from peerprobe.backends.lab import net
+    from peerprobe.backends.lab import environment, net
 
     _lab_call(net.check_available)
+    if config is not None and config.attaching and creating:  # attach mode: the lab environment it attaches to
+        _lab_call(lambda: environment.require_owners(config))
 
 
 def _check_environment() -> None:
@@ -636,6 +638,8 @@ def lab_up(config: ConfigOption = None) -> None:
     _check_environment()
     from peerprobe.backends.lab import environment
 
+    if experiment.attaching:  # attach mode: the lab environment it attaches to, before anything starts
+        _lab_call(lambda: environment.require_owners(experiment))
     with (
         _owning("lab", experiment, "lab up"),
         _interruptible(

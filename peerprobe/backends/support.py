@@ -31,12 +31,7 @@ def beyond_keys(config: ExperimentConfig) -> list[str]:
 def unsupported_keys(config: ExperimentConfig, backend: str = "lab") -> list[str]:
     """The keys of ``config`` that ask for what ``backend`` does not build, in the config's order."""
     keys = [] if backend in BUILDS_BEYOND else beyond_keys(config)
-    return keys + (_attach_keys(config) if backend != "aws" else [])
-
-
-def _attach_keys(config: ExperimentConfig) -> list[str]:
-    """Attach mode reads clusters and guards aws-node (backends/attach.py), but its steps are not built yet."""
-    return [f"clusters.{key}.existing" for key in ("vpc1", "vpc2") if config.attached(key)]
+    return keys
 
 
 def attach_problems(config: ExperimentConfig) -> list[str]:
