@@ -611,9 +611,9 @@ def _preflight(backend: str, config: config_module.ExperimentConfig | None = Non
         return
     from peerprobe.backends.lab import environment, net
 
-    _lab_call(net.check_available)
     if config is not None and config.attaching and creating:  # attach mode: the lab environment it attaches to
         _lab_call(lambda: environment.require_owners(config))
+    _lab_call(net.check_available)
 
 
 def _check_environment() -> None:

@@ -221,3 +221,41 @@ def test_attaching_to_a_cluster_no_lab_environment_runs_is_bad_input_before_anyt
     with pytest.raises(ConfigError, match=r"clusters\.vpc1\.name, clusters\.vpc1\.existing: no EKS cluster"):
         LabExperiment(EnvironmentRef(backend="lab", config=cfg, run_id="x")).create_network("vpc1")
     assert not aws_state.is_recorded(lab.env_key(cfg))
+
+
+STEPS = ("create-cluster", "deploy-apps", "expose-services", "snat-phase")
+
+
+def run_until(experiment: LabExperiment, last: str) -> None:
+    """The run's steps up to and including `last`, then it stops (as a run that failed after it)."""
+    for vpc in VPC_KEYS:
+        experiment.create_network(vpc)
+    for vpc in VPC_KEYS:
+        experiment.create_cluster(vpc)
+    experiment.peer_vpcs()
+    done = ["create-cluster"]
+    if last != done[-1]:
+        experiment.deploy_apps()
+        done.append("deploy-apps")
+    if last != done[-1]:
+        experiment.expose_services()
+        done.append("expose-services")
+    if last != done[-1]:
+        experiment.set_snat("vpc1", SNAT_PHASE.snat.vpc1)  # changed, never restored: the run died here
+
+
+@pytest.mark.parametrize("last", STEPS)
+def test_cleanup_after_a_failure_leaves_the_owner_as_before(
+    owner: tuple[ExperimentConfig, dict[str, Any]], last: str
+) -> None:
+    owner_cfg, before = owner
+    cfg = visiting(owner_cfg, name=f"attach-fail-{STEPS.index(last)}")
+    run_until(LabExperiment(EnvironmentRef(backend="lab", config=cfg, run_id="failed")), last)
+    left = lab.require_state(owner_cfg)
+    assert cfg.name in left.guests  # the failed run left its namespace on the owner's clusters
+    assert (left.aws_node != before["aws_node"]) == (last == "snat-phase")
+    LabExperiment(EnvironmentRef(backend="lab", config=cfg, run_id="cleanup")).cleanup()  # `peerprobe cleanup`
+    after = owners_side(owner_cfg)
+    assert {k: after[k] for k in before} == before
+    assert lab.healthy(lab.require_state(owner_cfg))
+    assert not aws_state.is_recorded(lab.env_key(cfg))
