@@ -101,7 +101,8 @@ class LabCloud(AwsCloud):
         self.topology = topology
         # Attach mode: the load balancers the owner's controllers made for this experiment's Services.
         self.visiting: Callable[[], Iterable[LoadBalancerFacts]] = tuple
-        self.eks.meta.events.register("after-call.eks.DescribeCluster", self._supply_vpc)
+        if config.attaching:  # what attach mode reads of a cluster (backends/aws/_read.py)
+            self.eks.meta.events.register("after-call.eks.DescribeCluster", self._supply_vpc)
 
     def _supply_vpc(self, parsed: dict[str, Any], **_: Any) -> None:
         """EKS describes a cluster with its VPC and cluster security group; moto's with its subnets only."""
