@@ -1,7 +1,7 @@
 """What each backend builds. Both backends build custom networking, a transit gateway, security groups for pods and
 route_cidrs (backends/beyond.py, the lab's data plane reading them back from moto), and refuse only what AWS itself
-would not do (a node type that cannot carry the branch ENIs); `peerprobe predict` models every feature. Attach mode
-is refused on the lab, which has no clusters but its own, before anything starts, naming the key."""
+would not do (a node type that cannot carry the branch ENIs); `peerprobe predict` models every feature. Both build
+attach mode (on the lab: to the clusters of another lab environment, checked by lab.environment.require_owners)."""
 
 from __future__ import annotations
 

@@ -132,6 +132,7 @@ def visit(owner: tuple[ExperimentConfig, dict[str, Any]]) -> dict[str, Any]:
         snat[phase.name] = dict(lab.require_state(owner_cfg).aws_node)  # the owner's aws-node while measured
     restored = experiment.restore_aws_node()
     diff = experiment.config_diff()
+    snapshot = LabExperiment(EnvironmentRef(backend="lab", config=cfg, run_id="drift")).snapshot()
     experiment.cleanup()
     return {
         "phases": phases,
@@ -140,6 +141,7 @@ def visit(owner: tuple[ExperimentConfig, dict[str, Any]]) -> dict[str, Any]:
         "during": during,
         "restored": restored,
         "diff": diff,
+        "snapshot": snapshot,
     }
 
 
@@ -187,6 +189,17 @@ def test_the_snat_phase_changed_the_owners_aws_node_and_the_restore_undid_it(
 
 def test_the_config_agrees_with_what_was_read(visit: dict[str, Any]) -> None:
     assert visit["diff"] == []
+
+
+def test_a_drift_snapshot_reads_the_owners_clusters_and_the_visitors_services(
+    owner: tuple[ExperimentConfig, dict[str, Any]], visit: dict[str, Any]
+) -> None:
+    _, before = owner
+    snapshot, during = visit["snapshot"], visit["during"]
+    assert {vpc: dict(c.aws_node) for vpc, c in snapshot.clusters.items()} == before["aws_node"]
+    ports = {kind: s.node_port for kind, s in snapshot.services.items() if s.node_port}
+    assert ports == {k: v for k, v in during.guests[VISITOR].topology.vpc1.service_node_ports.items()}
+    assert snapshot.peering is not None and snapshot.peering.status == "active"
 
 
 def test_the_owner_is_as_before_afterwards(
