@@ -657,6 +657,18 @@ def owner_key(config: ExperimentConfig, vpc: VpcKey) -> str:
     return state.env_key
 
 
+def owner_keys(config: ExperimentConfig) -> list[str]:
+    """The lab environments whose clusters `config` attaches to, sorted (their locks are taken in one order):
+    a visitor rebuilds its owner's data plane, so it owns the owner too while it works (design.md, "Ownership
+    of an environment"). A cluster no lab environment runs adds none (the run is refused for it anyway)."""
+    found = set()
+    for vpc in ("vpc1", "vpc2"):
+        if config.attached(vpc):
+            with contextlib.suppress(NotFoundError):
+                found.add(owner_of(getattr(config.clusters, vpc).name, config.region)[0].env_key)
+    return sorted(found)
+
+
 def _owner_state(owner: str) -> LabState:
     state = load_state(owner)
     if state is None or state.net is None:

@@ -6,6 +6,8 @@ left. Needs root."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from peerprobe.backends.lab.backend import LabExperiment
 from peerprobe.backends.lab.net import guest_tag
 from peerprobe.backends.steps import VPC_KEYS, EnvironmentRef
 from peerprobe.config import ExperimentConfig, Phase, PhaseSnat
-from peerprobe.errors import ConfigError
+from peerprobe.errors import ConfigError, EnvironmentBusyError
 from peerprobe.probes.plan import plan, vantages
 from peerprobe.topology import Topology
 from peerprobe.vocabulary import Cell
@@ -272,3 +274,35 @@ def test_cleanup_after_a_failure_leaves_the_owner_as_before(
     assert {k: after[k] for k in before} == before
     assert lab.healthy(lab.require_state(owner_cfg))
     assert not aws_state.is_recorded(lab.env_key(cfg))
+
+
+HOLDER = """
+import sys, time
+from peerprobe import logs, ownership
+logs.configure(0)
+with ownership.hold(sys.argv[1], "peerprobe lab set-env", timeout_seconds=0):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_visit_waits_for_the_owner_environment_it_rebuilds(
+    owner: tuple[ExperimentConfig, dict[str, Any]],
+) -> None:
+    from tasks._ownership import environment_lock  # imports Prefect: only here
+
+    owner_cfg, _ = owner
+    cfg = visiting(owner_cfg, name="attach-waits")
+    assert lab.owner_keys(cfg) == [lab.env_key(owner_cfg)]
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, lab.env_key(owner_cfg)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        ref = EnvironmentRef(backend="lab", config=cfg, run_id="waits")
+        with (
+            pytest.raises(EnvironmentBusyError, match="lab set-env"),
+            environment_lock(ref, command="x", timeout_seconds=0),
+        ):
+            pass
+    finally:
+        holder.terminate()
+        holder.wait()
