@@ -699,15 +699,26 @@ def _all_states() -> Iterator[LabState]:
 @contextlib.contextmanager
 def _hosting(owner: str) -> Iterator[LabState]:
     """The owner's state under its lock (every change a visitor makes to it holds the lock)."""
-    with statedir.locked(_state_name(owner)):
-        state = load_state(owner)
-        if state is None or state.net is None:
+    with _maybe_hosting(owner) as state:
+        if state is None:
             raise NotFoundError(
                 f"lab environment {owner}: not running; its clusters cannot be attached to",
                 resource="lab environment",
                 resource_id=owner,
                 state="absent",
             )
+        yield state
+
+
+@contextlib.contextmanager
+def _maybe_hosting(owner: str) -> Iterator[LabState | None]:
+    """The owner's state under its lock, None when it runs no more (removing a visitor from it: nothing left)."""
+    with statedir.locked(_state_name(owner)):
+        state = readable_state(owner)
+        if state is None or state.net is None:
+            log.warning("lab.guest.owner_gone", env=owner)
+            yield None
+            return
         yield state
 
 
@@ -777,9 +788,9 @@ def guest_expose(owner: str, visitor: ExperimentConfig, manifests: Sequence[Mapp
 def guest_delete_load_balancers(owner: str, visitor: ExperimentConfig) -> list[str]:
     """The visitor's LoadBalancer Services deleted: the controllers take back their rules on the owner's nodes
     and the visitor's ELB group; the load balancer nodes leave the data plane."""
-    with _hosting(owner) as state:
-        placed = state.guests.get(visitor.name)
-        if placed is None:
+    with _maybe_hosting(owner) as state:
+        placed = state.guests.get(visitor.name) if state is not None else None
+        if state is None or placed is None:
             return []
         deleted = [s.name for s in placed.services if s.type == "LoadBalancer"]
         placed = _without_load_balancers(state, placed, visitor)
@@ -802,9 +813,9 @@ def _without_load_balancers(state: LabState, placed: Guest, visitor: ExperimentC
 def evict_guest(owner: str, visitor: ExperimentConfig, cluster: VpcKey) -> None:
     """The visitor's namespace deleted from the owner's cluster, with all it ran there; the owner's data plane
     is rebuilt as it was without it. Absent: nothing to do."""
-    with _hosting(owner) as state:
-        placed = state.guests.get(visitor.name)
-        if placed is None or cluster not in placed.clusters:
+    with _maybe_hosting(owner) as state:
+        placed = state.guests.get(visitor.name) if state is not None else None
+        if state is None or placed is None or cluster not in placed.clusters:
             return
         if cluster == "vpc1":
             placed = _without_load_balancers(state, placed, visitor).model_copy(update={"services": []})
