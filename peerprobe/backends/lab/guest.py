@@ -62,7 +62,7 @@ def new_guest(owner: ExperimentConfig, planned: Topology, visitor: ExperimentCon
         namespace=f"peerprobe-{visitor.name}",
         tag=tag,
         slot=slot,
-        topology=_allocated(owner, planned, visitor, slot, tag),
+        topology=_allocated(owner, planned, visitor, slot),
     )
 
 
@@ -79,13 +79,15 @@ def free_slot(guests: dict[str, Guest], owner: str) -> int:
     return free
 
 
-def _allocated(owner: ExperimentConfig, planned: Topology, visitor: ExperimentConfig, slot: int, tag: str) -> Topology:
+def _allocated(owner: ExperimentConfig, planned: Topology, visitor: ExperimentConfig, slot: int) -> Topology:
+    """The owner's plan with the visitor's pods (design.md placement, on the owner's nodes), its Services'
+    cluster IPs and node ports, and its load balancers."""
     vpc1, vpc2 = planned.vpc1, planned.vpc2
     first, last = vpc1.nodes[0], vpc1.nodes[-1]
     ports = {kind: NODE_PORT_BASE + NODE_PORT_STEP * slot + i for i, kind in enumerate(SERVICE_ORDER)}
     local = visitor.services.external_traffic_policy == "Local"
     health = {kind: NODE_PORT_BASE + NODE_PORT_STEP * slot + 10 + i for i, kind in enumerate(LB_KINDS)}
-    facts = _load_balancers(owner, visitor, slot, tag)
+    facts = _load_balancers(owner, visitor, slot)
     service_cidr = ipaddress.IPv4Network(owner.clusters.vpc1.service_cidr)
     cluster_ip = service_cidr.network_address + service_cidr.num_addresses // 2 + SERVICE_IP_OFFSET + 16 * slot
     allocated = vpc1.model_copy(
@@ -134,23 +136,22 @@ def _refuse_taken(planned: Topology, ip: str, what: str) -> None:
         )
 
 
-def _load_balancers(
-    owner: ExperimentConfig, visitor: ExperimentConfig, slot: int, tag: str
-) -> dict[str, LoadBalancerFacts]:
-    """The visitor's load balancers in the owner's VPC: names of their own, nodes at addresses of their own."""
+def _load_balancers(owner: ExperimentConfig, visitor: ExperimentConfig, slot: int) -> dict[str, LoadBalancerFacts]:
+    """The visitor's load balancers in the owner's VPC: names of their own, nodes at addresses of their own, in
+    the public subnets when internet-facing, else the private ones (as the plan's)."""
     layout = subnets(owner.vpcs.vpc1)
-    scheme = visitor.services.load_balancer.scheme
-    sides = {"load-balancer": "private" if scheme == "internal" else "public", "internal-nlb": "private"}
-    sides["nginx-nlb"] = "public"
-    schemes = {"load-balancer": scheme, "internal-nlb": "internal", "nginx-nlb": "internet-facing"}
+    schemes = {
+        "load-balancer": visitor.services.load_balancer.scheme,
+        "internal-nlb": "internal",
+        "nginx-nlb": "internet-facing",
+    }
     found = {}
-    for position, kind in enumerate(LB_KINDS):
-        side = sides[kind]
-        public = schemes[kind] == "internet-facing"
+    for position, (kind, scheme) in enumerate(schemes.items()):
+        public = scheme == "internet-facing"
         found[kind] = LoadBalancerFacts(
-            dns_name=_dns_name(owner, visitor, kind, internal=schemes[kind] == "internal" and kind == "load-balancer"),
-            scheme=schemes[kind],
-            private_ips=[_top(subnet, slot, 4 + position) for subnet in layout[side]],
+            dns_name=_dns_name(owner, visitor, kind, internal=not public and kind == "load-balancer"),
+            scheme=scheme,
+            private_ips=[_top(subnet, slot, 4 + position) for subnet in layout["public" if public else "private"]],
             public_ips=[_public(slot, position, zone) for zone in range(AZ_COUNT)] if public else [],
         )
     return found
