@@ -306,3 +306,21 @@ def test_a_visit_waits_for_the_owner_environment_it_rebuilds(
     finally:
         holder.terminate()
         holder.wait()
+
+
+def test_reading_an_attached_lab_cluster_finds_the_owners_vpc_group_nodes_and_aws_node(
+    owner: tuple[ExperimentConfig, dict[str, Any]],
+) -> None:
+    owner_cfg, before = owner
+    ids = aws_state.load(lab.env_key(owner_cfg))
+    cfg = visiting(owner_cfg, name="attach-reader")
+    found = LabExperiment(EnvironmentRef(backend="lab", config=cfg, run_id="read")).read_attached()
+    state = lab.require_state(owner_cfg)
+    for vpc in VPC_KEYS:
+        assert found[vpc].vpc_id == ids.networks[vpc].vpc
+        assert found[vpc].cluster_security_group == ids.clusters[vpc].security_group
+        assert list(found[vpc].nodes) == getattr(state.topology, vpc).nodes
+        assert dict(found[vpc].aws_node_env) == before["aws_node"][vpc]
+        assert found[vpc].kube_proxy_mode == "iptables"
+    assert any(ids.peering in p and " active " in p for p in found["vpc1"].peerings)
+    assert not aws_state.is_recorded(lab.env_key(cfg)), "reading records nothing"
