@@ -57,7 +57,8 @@ def test_the_visitors_pods_sit_on_the_owners_nodes_as_placed() -> None:
 
 def test_a_fifth_visitor_is_refused_naming_the_environment() -> None:
     guests = {guest.name: guest for guest in visitors()}
-    with pytest.raises(ConflictError, match=r"lab environment lab:owner:cn-northwest-1: 4 experiments are attached already"):
+    full = r"lab environment lab:owner:cn-northwest-1: 4 experiments are attached already"
+    with pytest.raises(ConflictError, match=full):
         free_slot(guests, "lab:owner:cn-northwest-1")
 
 
