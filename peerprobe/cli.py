@@ -27,6 +27,7 @@ from peerprobe.vocabulary import VPC_KEYS
 
 if TYPE_CHECKING:
     from peerprobe.backends.lab.environment import LabState
+    from peerprobe.ownership import Lease
     from peerprobe.params import RunParameters
     from peerprobe.run import RunOutcome
     from peerprobe.sweep import Found
@@ -587,15 +588,28 @@ def _owning(backend: str, experiment: config_module.ExperimentConfig, command: s
     """Own the environment for the rest of the command (design.md "Ownership of an environment"): after the
     input is checked and before anything starts; another owner past PEERPROBE_LOCK_TIMEOUT exits 3 naming it.
     The flow the command runs in this process takes the same lock again (re-entrant), and for the aws backend
-    the Prefect global concurrency limit too (tasks/_ownership.py)."""
+    the Prefect global concurrency limit too (tasks/_ownership.py). A lab visit (attach mode) owns the lab
+    environment it attaches to as well."""
+    key = f"{backend}:{experiment.name}:{experiment.region}"
+    owners = _lab_owners(experiment) if backend == "lab" else []  # a lab visit rebuilds its owner's data plane
+    with contextlib.ExitStack() as held:
+        for each in [key, *owners]:
+            held.callback(_acquire(each, command).release)
+        yield
+
+
+def _acquire(key: str, command: str) -> Lease:
     from peerprobe import ownership
 
-    key = f"{backend}:{experiment.name}:{experiment.region}"
-    lease = _lab_call(lambda: ownership.acquire(key, f"peerprobe {command}"))
-    try:
-        yield
-    finally:
-        lease.release()
+    return _lab_call(lambda: ownership.acquire(key, f"peerprobe {command}"))
+
+
+def _lab_owners(experiment: config_module.ExperimentConfig) -> list[str]:
+    if not experiment.attaching:
+        return []
+    from peerprobe.backends.lab import environment
+
+    return environment.owner_keys(experiment)
 
 
 def _preflight(backend: str, config: config_module.ExperimentConfig | None = None, *, creating: bool = False) -> None:
@@ -609,8 +623,10 @@ def _preflight(backend: str, config: config_module.ExperimentConfig | None = Non
         identity = _lab_call(lambda: preflight(config or config_module.ExperimentConfig(), creating=creating))
         console(stderr=True).print(f"aws: {identity.arn} in {identity.region}")
         return
-    from peerprobe.backends.lab import net
+    from peerprobe.backends.lab import environment, net
 
+    if config is not None and config.attaching and creating:  # attach mode: the lab environment it attaches to
+        _lab_call(lambda: environment.require_owners(config))
     _lab_call(net.check_available)
 
 
@@ -636,6 +652,8 @@ def lab_up(config: ConfigOption = None) -> None:
     _check_environment()
     from peerprobe.backends.lab import environment
 
+    if experiment.attaching:  # attach mode: the lab environment it attaches to, before anything starts
+        _lab_call(lambda: environment.require_owners(experiment))
     with (
         _owning("lab", experiment, "lab up"),
         _interruptible(

@@ -36,11 +36,22 @@ def environment_lock(
     """Own the environment for the length of the block; a second owner waits up to the timeout
     (PEERPROBE_LOCK_TIMEOUT), then EnvironmentBusyError naming the holder. Re-entrant within one process: a
     command that holds it and the flow it runs in its own process are one owner. Each cluster the config
-    attaches to is locked the same way after it (design.md: two checks of one cluster never overlap)."""
+    attaches to is locked the same way after it (design.md: two checks of one cluster never overlap), and on the
+    lab the environment that runs it."""
     with _lock(ref.key, ref.backend, command, timeout_seconds) as lease, contextlib.ExitStack() as clusters:
-        for cluster in attach.attached_ids(ref.config, ref.backend):
+        for cluster in [*attach.attached_ids(ref.config, ref.backend), *_lab_owners(ref)]:
             clusters.enter_context(_lock(cluster, ref.backend, command, timeout_seconds))
         yield lease
+
+
+def _lab_owners(ref: EnvironmentRef) -> list[str]:
+    """On the lab, an attached cluster is another environment's, whose data plane the visit rebuilds: the visit
+    owns that environment too, so the owner's own commands and checks never overlap it."""
+    if ref.backend != "lab" or not ref.config.attaching:
+        return []
+    from peerprobe.backends.lab import environment  # the lab's state, only for a lab visit
+
+    return environment.owner_keys(ref.config)
 
 
 @contextlib.contextmanager

@@ -96,12 +96,15 @@ def test_the_cli_exits_2_naming_the_key(tmp_path: Path) -> None:
     assert "clusters.vpc1.allow_snat_changes" in result.output
 
 
-def test_the_lab_refuses_an_attached_config_before_anything_starts(tmp_path: Path) -> None:
+def test_the_lab_refuses_attaching_to_clusters_no_lab_environment_runs_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PEERPROBE_STATE_DIR", str(tmp_path / "state"))
     path = tmp_path / "attach.yaml"
     path.write_text("clusters: {vpc1: {existing: true}, vpc2: {existing: true}}\n", encoding="utf-8")
     result = CliRunner().invoke(app, ["run", "--config", str(path)])
     assert result.exit_code == 2
-    assert "clusters.vpc2.existing: not yet supported on the lab backend" in result.output
+    assert "clusters.vpc1.name, clusters.vpc1.existing: no lab environment runs a cluster" in result.output
 
 
 def test_attaching_one_cluster_and_creating_the_other_is_refused_on_aws_before_credentials(tmp_path: Path) -> None:

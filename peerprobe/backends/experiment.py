@@ -64,6 +64,7 @@ LOAD_BALANCER_DELETE_SECONDS = 10 * 60
 CLUSTER_SG_WAIT_SECONDS = 20 * 60
 INSTANCE_PROFILE_RETRIES = 6  # a new instance profile takes a few seconds before RunInstances accepts it
 SERVICE_KINDS = resources.SERVICE_KINDS
+HEADLESS_SERVICE = "source-ip-app-headless"
 
 
 @dataclass(frozen=True)
@@ -643,6 +644,8 @@ class Experiment:
         if vpc == "vpc1":
             update |= {"echo_pod": kube.pod("source-ip-app"), "nginx_pod": kube.pod("nginx")}
             update |= self._live_services(kube, planned)
+            if self.config.attached(vpc) and update["headless_name"]:  # its Service is in peerprobe's namespace
+                update["headless_name"] = f"{HEADLESS_SERVICE}.{attach.namespace(self.config)}.svc.cluster.local"
         return planned.model_copy(update=update)
 
     def _live_services(self, kube: Cluster, planned: ClusterTopology) -> dict[str, Any]:
@@ -666,7 +669,7 @@ class Experiment:
             "node_port": ports.get("nodeport"),
             "service_node_ports": ports,
             "health_check_node_ports": health,
-            "headless_name": planned.headless_name if "source-ip-app-headless" in services else None,
+            "headless_name": planned.headless_name if HEADLESS_SERVICE in services else None,
             "load_balancers": balancers,
             "load_balancer_facts": facts,
         }

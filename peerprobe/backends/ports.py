@@ -279,6 +279,16 @@ class Cluster(Protocol):
     def delete_namespace(self, *, timeout_seconds: float) -> None: ...
 
 
+class ClusterReader(Protocol):
+    """What attach mode reads from a cluster's own API (backends/aws/_read.py): the aws backend reads it with the
+    kubernetes client, the lab from the owner environment's state. Reads only."""
+
+    def nodes(self) -> list[Node]: ...
+    def aws_node_env(self) -> dict[str, str]: ...
+    def cni_version(self) -> str: ...
+    def kube_proxy_mode(self) -> str: ...
+
+
 class Vantage(Protocol):
     """Where one vantage's probes run (a pod, the EC2 host, the outside client): ONE batch, every probe a new
     connection, results in the order of `specs`."""

@@ -1,7 +1,7 @@
 """What each backend builds. Both backends build custom networking, a transit gateway, security groups for pods and
 route_cidrs (backends/beyond.py, the lab's data plane reading them back from moto), and refuse only what AWS itself
-would not do (a node type that cannot carry the branch ENIs); `peerprobe predict` models every feature. Attach mode
-is refused on the lab, which has no clusters but its own, before anything starts, naming the key."""
+would not do (a node type that cannot carry the branch ENIs); `peerprobe predict` models every feature. Both build
+attach mode (on the lab: to the clusters of another lab environment, checked by lab.environment.require_owners)."""
 
 from __future__ import annotations
 
@@ -31,12 +31,7 @@ def beyond_keys(config: ExperimentConfig) -> list[str]:
 def unsupported_keys(config: ExperimentConfig, backend: str = "lab") -> list[str]:
     """The keys of ``config`` that ask for what ``backend`` does not build, in the config's order."""
     keys = [] if backend in BUILDS_BEYOND else beyond_keys(config)
-    return keys + (_attach_keys(config) if backend != "aws" else [])
-
-
-def _attach_keys(config: ExperimentConfig) -> list[str]:
-    """Attach mode reads clusters and guards aws-node (backends/attach.py), but its steps are not built yet."""
-    return [f"clusters.{key}.existing" for key in ("vpc1", "vpc2") if config.attached(key)]
+    return keys
 
 
 def attach_problems(config: ExperimentConfig) -> list[str]:

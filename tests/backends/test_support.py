@@ -1,6 +1,6 @@
-"""Both backends build custom networking, a transit gateway, pod security groups and route_cidrs, and refuse only a
-node type that cannot carry branch ENIs (exit 2 naming the key, before anything starts); the lab refuses attach
-mode's keys the same way; predict models them all."""
+"""Both backends build custom networking, a transit gateway, pod security groups, route_cidrs and attach mode, and
+refuse only a node type that cannot carry branch ENIs (exit 2 naming the key, before anything starts); the lab
+refuses an attached cluster no lab environment runs the same way; predict models them all."""
 
 from __future__ import annotations
 
@@ -54,14 +54,10 @@ def test_both_backends_build_every_new_feature(backend: str) -> None:
     assert refusal(config.from_mapping(BEYOND), backend) is None
 
 
-def test_the_lab_refuses_attach_mode_as_bad_input_with_the_key_path_first() -> None:
-    error = refusal(config.from_mapping(ATTACH), "lab")
-    assert error is not None and error.exit_code == 2
-    assert str(error).splitlines() == [
-        f"clusters.{key}.existing: not yet supported on the lab backend; `peerprobe predict` models it"
-        for key in ("vpc1", "vpc2")
-    ]
-    assert refusal(config.from_mapping(ATTACH), "aws") is None
+@pytest.mark.parametrize("backend", ["aws", "lab"])
+def test_both_backends_build_attach_mode(backend: str) -> None:
+    assert unsupported_keys(config.from_mapping(ATTACH), backend) == []
+    assert refusal(config.from_mapping(ATTACH), backend) is None
 
 
 def test_pod_security_groups_get_a_node_type_that_carries_a_trunk_eni() -> None:
@@ -77,11 +73,12 @@ def test_a_t_family_node_type_is_refused_for_pod_security_groups(monkeypatch: py
     assert str(error).startswith("clusters.vpc2.pod_security_groups, resources/private-cluster.yaml instanceType")
 
 
-def test_a_run_from_the_ui_is_refused_by_its_parameters() -> None:
-    with pytest.raises(ValidationError, match=r"clusters\.vpc1\.existing: not yet supported on the lab backend"):
-        RunParameters.model_validate({"backend": "lab", "config": config.from_mapping(ATTACH).model_dump(mode="json")})
-    beyond = config.from_mapping(BEYOND).model_dump(mode="json")
-    assert RunParameters.model_validate({"backend": "lab", "config": beyond}).backend == "lab"
+def test_a_run_from_the_ui_is_refused_by_its_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resources, "NODE_TYPE_FOR_BRANCH_ENIS", "t3.medium")
+    with pytest.raises(ValidationError, match=r"clusters\.vpc2\.pod_security_groups"):
+        RunParameters.model_validate({"backend": "lab", "config": config.from_mapping(BEYOND).model_dump(mode="json")})
+    attached = config.from_mapping(ATTACH).model_dump(mode="json")
+    assert RunParameters.model_validate({"backend": "lab", "config": attached}).backend == "lab"
 
 
 @pytest.fixture
@@ -117,10 +114,12 @@ def test_backend_commands_exit_2_for_a_node_type_without_trunk_and_create_nothin
 
 
 @pytest.mark.parametrize("command", [["run", "--backend", "lab"], ["lab", "up"]])
-def test_lab_commands_exit_2_naming_the_attach_key_and_create_nothing(beyond_config: Path, command: list[str]) -> None:
+def test_lab_commands_exit_2_when_no_lab_environment_runs_the_attached_cluster_and_create_nothing(
+    beyond_config: Path, command: list[str]
+) -> None:
     result = CliRunner().invoke(app, [*command, "--config", str(beyond_config.parent / "attach.yaml")])
     assert result.exit_code == 2, result.output
-    assert "clusters.vpc1.existing: not yet supported on the lab backend" in result.output
+    assert "clusters.vpc1.name, clusters.vpc1.existing: no lab environment runs a cluster" in result.output
     assert not any((beyond_config.parent / "state").iterdir()), "nothing may be created"
 
 
@@ -134,7 +133,7 @@ def test_the_refusal_comes_before_prefect_is_imported(beyond_config: Path) -> No
         "    print('prefect' in sys.modules, file=sys.stderr); raise\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 2 and "clusters.vpc1.existing: not yet supported" in result.stderr
+    assert result.returncode == 2 and "clusters.vpc1.existing: no lab environment runs" in result.stderr
     assert result.stderr.strip().endswith("False")
 
 

@@ -16,8 +16,10 @@ from peerprobe.attach import KUBE_PROXY_UNKNOWN, FoundCluster, FoundSubnet, VpcK
 from peerprobe.backends.aws._errors import aws_errors
 from peerprobe.backends.aws.cloud import AwsCloud
 from peerprobe.backends.aws.kube import KubeCluster, kube_errors
+from peerprobe.backends.ports import ClusterReader
 from peerprobe.config import ExperimentConfig
 from peerprobe.errors import ConfigError, NotFoundError
+from peerprobe.topology import Node
 
 log = structlog.get_logger()
 # EKS's kube-proxy add-on keeps its KubeProxyConfiguration in this ConfigMap (key `config`); a blank `mode`
@@ -26,7 +28,7 @@ KUBE_PROXY_CONFIG = ("kube-system", "kube-proxy-config")
 DEFAULT_PROXY_MODE = "iptables"
 
 
-def read_cluster(cloud: AwsCloud, connect: Callable[[], KubeCluster], *, key: VpcKey, name: str) -> FoundCluster:
+def read_cluster(cloud: AwsCloud, connect: Callable[[], ClusterReader], *, key: VpcKey, name: str) -> FoundCluster:
     """Everything attach mode reads of cluster `name` (design.md, "Existing clusters (attach)"); EKS first,
     so a cluster that is not there is said so before connecting to its API."""
     raw = _describe_cluster(cloud, name, key)
@@ -50,7 +52,7 @@ def read_cluster(cloud: AwsCloud, connect: Callable[[], KubeCluster], *, key: Vp
         nodes=tuple(kube.nodes()),
         cni_version=kube.cni_version(),
         aws_node_env=env,
-        kube_proxy_mode=kube_proxy_mode(kube),
+        kube_proxy_mode=kube.kube_proxy_mode(),
         nat_gateways=_nat_gateways(cloud, vpc_id),
         peerings=_peerings(cloud, vpc_id),
         transit_gateway_attachments=_transit_gateway_attachments(cloud, vpc_id),
@@ -205,13 +207,40 @@ def kube_proxy_mode(kube: KubeCluster) -> str:
     return str(mode) if mode else DEFAULT_PROXY_MODE
 
 
+class KubeReader:
+    """The ClusterReader of a cluster reached through its API with the kubernetes client."""
+
+    def __init__(self, kube: KubeCluster) -> None:
+        self.kube = kube
+
+    def nodes(self) -> list[Node]:
+        return self.kube.nodes()
+
+    def aws_node_env(self) -> dict[str, str]:
+        return self.kube.aws_node_env()
+
+    def cni_version(self) -> str:
+        return self.kube.cni_version()
+
+    def kube_proxy_mode(self) -> str:
+        return kube_proxy_mode(self.kube)
+
+
 def read_attached(
     cloud: AwsCloud, kube: Callable[[VpcKey], KubeCluster], config: ExperimentConfig
 ) -> dict[VpcKey, FoundCluster]:
-    """Each attached cluster of `config` as read (the created ones are not read: peerprobe made them)."""
+    """Each attached cluster of `config` as read through its API (the created ones are not read: peerprobe made
+    them)."""
+    return read_each(cloud, lambda key: KubeReader(kube(key)), config)
+
+
+def read_each(
+    cloud: AwsCloud, reader: Callable[[VpcKey], ClusterReader], config: ExperimentConfig
+) -> dict[VpcKey, FoundCluster]:
+    """Each attached cluster of `config` as read, its API side through `reader` (the lab: the owner's state)."""
     keys: tuple[VpcKey, ...] = ("vpc1", "vpc2")
     return {
-        key: read_cluster(cloud, partial(kube, key), key=key, name=getattr(config.clusters, key).name)
+        key: read_cluster(cloud, partial(reader, key), key=key, name=getattr(config.clusters, key).name)
         for key in keys
         if config.attached(key)
     }

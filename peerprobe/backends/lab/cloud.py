@@ -11,7 +11,7 @@ import dataclasses
 import ipaddress
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -22,12 +22,19 @@ from peerprobe.backends.aws._state import AwsState
 from peerprobe.backends.aws.clients import ClientFactory
 from peerprobe.backends.experiment import PEER_HOST
 from peerprobe.backends.lab import moto_service, standins
-from peerprobe.backends.lab.net import ELB_GROUP, PEER_HOST_GROUP, KubeService, SecurityGroupRule, node_group, pod_group
+from peerprobe.backends.lab.net import (
+    PEER_HOST_GROUP,
+    KubeService,
+    SecurityGroupRule,
+    elb_group,
+    node_group,
+    pod_group,
+)
 from peerprobe.backends.ports import EksCluster, IngressRule, Instance, NodeGroup, Stamp, TransitGatewayRouting
 from peerprobe.backends.steps import VPC_KEYS, VpcKey
 from peerprobe.config import ExperimentConfig
 from peerprobe.errors import ConfigError, ConflictError, NotFoundError
-from peerprobe.topology import Topology, subnets
+from peerprobe.topology import LoadBalancerFacts, Topology, subnets
 
 log = structlog.get_logger()
 NODE_TYPE = "t3.medium"  # when the node group names none (the workshop's)
@@ -92,6 +99,25 @@ class LabCloud(AwsCloud):
         super().__init__(clients, stamp=stamp, waits=waits)
         self.config = config
         self.topology = topology
+        # Attach mode: the load balancers the owner's controllers made for this experiment's Services.
+        self.visiting: Callable[[], Iterable[LoadBalancerFacts]] = tuple
+        if config.attaching:  # what attach mode reads of a cluster (backends/aws/_read.py)
+            self.eks.meta.events.register("after-call.eks.DescribeCluster", self._supply_vpc)
+
+    def _supply_vpc(self, parsed: dict[str, Any], **_: Any) -> None:
+        """EKS describes a cluster with its VPC and cluster security group; moto's with its subnets only."""
+        cluster = parsed.get("cluster") or {}
+        vpc_config = cluster.get("resourcesVpcConfig") or {}
+        subnet_ids = list(vpc_config.get("subnetIds") or [])
+        if vpc_config.get("vpcId") or not subnet_ids:
+            return
+        with supplying("eks cluster vpc and security group"):
+            vpc_id = self.subnets(subnet_ids[:1])[0].vpc_id
+            by_name = [{"Name": "group-name", "Values": [cluster_group_name(str(cluster.get("name", "")))]}]
+            groups = self.ec2.describe_security_groups(Filters=[*by_name, {"Name": "vpc-id", "Values": [vpc_id]}])
+        vpc_config["vpcId"] = vpc_id
+        found = groups["SecurityGroups"]
+        vpc_config["clusterSecurityGroupId"] = str(found[0]["GroupId"]) if found else ""
 
     # --- EKS: the cluster security group ---------------------------------------------------------------------
 
@@ -194,7 +220,7 @@ class LabCloud(AwsCloud):
 
     def load_balancer_addresses(self, dns_name: str) -> tuple[list[str], list[str]]:
         """The lab's load balancer nodes' addresses (its controllers make no load balancers in moto)."""
-        for facts in self.topology.vpc1.load_balancer_facts.values():
+        for facts in [*self.topology.vpc1.load_balancer_facts.values(), *self.visiting()]:
             if facts.dns_name == dns_name:
                 return list(facts.private_ips), list(facts.public_ips)
         return [], []
@@ -203,37 +229,73 @@ class LabCloud(AwsCloud):
 # --- what the load balancer controllers write ------------------------------------------------------------------
 
 ELB_GROUP_NAME = "k8s-elb-loadbalancer"  # cloud-provider-aws names it k8s-elb-<load balancer name>
+# The description of the nodes' rule admitting the ELB's group: a revoke names it too (rules compare with it).
+ELB_RULE = "kubernetes.io/rule/elb"
 TARGET_TYPE = "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"
 
 
 def ensure_controller_rules(
-    cloud: AwsCloud, config: ExperimentConfig, plan: Topology, ids: AwsState, services: Sequence[KubeService]
+    cloud: AwsCloud,
+    config: ExperimentConfig,
+    plan: Topology,
+    ids: AwsState,
+    services: Sequence[KubeService],
+    *,
+    guest: str = "",
 ) -> str | None:
     """The security-group rules AWS's controllers write for the LoadBalancer Services (behaviour.md 3, 4, 11):
     the ELB's own group from loadBalancerSourceRanges plus its group-to-group rule on the nodes; the in-tree
     NLB's client rule on its NodePort from the source ranges and its health rule from its subnets; the AWS
-    Load Balancer Controller's rule on the pod port for ip targets. Returns the ELB's group, if any."""
+    Load Balancer Controller's rule on the pod port for ip targets. Returns the ELB's group, if any. A visitor's
+    (attach mode, `guest`) ELB group has a name of its own: each ELB has its own group."""
     with supplying("load balancer controllers' security-group rules"):
-        return _controller_rules(cloud, config, plan, ids, services)
+        return _controller_rules(cloud, config, plan, ids, services, guest)
 
 
 def _controller_rules(
-    cloud: AwsCloud, config: ExperimentConfig, plan: Topology, ids: AwsState, services: Sequence[KubeService]
+    cloud: AwsCloud,
+    config: ExperimentConfig,
+    plan: Topology,
+    ids: AwsState,
+    services: Sequence[KubeService],
+    guest: str,
 ) -> str | None:
     nodes_group, vpc_id = node_security_group(ids, "vpc1"), ids.networks["vpc1"].vpc
     node_rules: list[IngressRule] = []
-    elb_group = None
+    elb = None
     for service in services:
         if service.type != "LoadBalancer" or service.node_port is None:
             continue
         if service.kind == "load-balancer":
-            elb_group = _ensure_elb_group(cloud, vpc_id, service)
-            node_rules.append(IngressRule("-1", -1, -1, source_group=elb_group, description="kubernetes.io/rule/elb"))
+            elb = _ensure_elb_group(cloud, vpc_id, service, elb_group_name(guest))
+            node_rules.append(IngressRule("-1", -1, -1, source_group=elb, description=ELB_RULE))
         else:
             node_rules += _nlb_rules(config, plan, service)
     cloud.authorize_ingress(nodes_group, rules=node_rules)
-    log.info("lab.controllers.rules", node_rules=len(node_rules), elb_group=elb_group)
-    return elb_group
+    log.info("lab.controllers.rules", node_rules=len(node_rules), elb_group=elb, guest=guest)
+    return elb
+
+
+def elb_group_name(guest: str = "") -> str:
+    return f"{ELB_GROUP_NAME}-{guest}" if guest else ELB_GROUP_NAME
+
+
+def remove_guest_rules(
+    cloud: AwsCloud, config: ExperimentConfig, plan: Topology, ids: AwsState, services: Sequence[KubeService]
+) -> None:
+    """A visitor's LoadBalancer Services deleted (attach mode): the NLB controller revokes the rules it wrote on
+    the owner's nodes for them (the ELB's group goes by remove_controller_rules)."""
+    rules = [
+        rule
+        for service in services
+        if service.type == "LoadBalancer" and service.node_port is not None and service.kind != "load-balancer"
+        for rule in _nlb_rules(config, plan, service)
+    ]
+    if not rules:
+        return
+    with supplying("load balancer controllers' security-group rules"), contextlib.suppress(NotFoundError):
+        cloud.revoke_ingress(node_security_group(ids, "vpc1"), rules=rules)
+    log.info("lab.controllers.rules_revoked", node_rules=len(rules))
 
 
 def remove_controller_rules(cloud: AwsCloud, ids: AwsState, elb_group: str | None) -> None:
@@ -243,7 +305,7 @@ def remove_controller_rules(cloud: AwsCloud, ids: AwsState, elb_group: str | Non
         return
     with supplying("load balancer controllers' security-group rules"):
         with contextlib.suppress(NotFoundError):
-            reference = IngressRule("-1", -1, -1, source_group=elb_group)
+            reference = IngressRule("-1", -1, -1, source_group=elb_group, description=ELB_RULE)
             cloud.revoke_ingress(node_security_group(ids, "vpc1"), rules=[reference])
         cloud.delete_security_group(elb_group)
 
@@ -258,7 +320,7 @@ def remove_orphan_elb_group(cloud: AwsCloud, config: ExperimentConfig) -> str | 
         cluster = cloud.cluster(config.clusters.vpc1.name)
         if cluster is not None and cluster.cluster_security_group_id:
             with contextlib.suppress(NotFoundError):
-                reference = IngressRule("-1", -1, -1, source_group=group)
+                reference = IngressRule("-1", -1, -1, source_group=group, description=ELB_RULE)
                 cloud.revoke_ingress(cluster.cluster_security_group_id, rules=[reference])
         cloud.delete_security_group(group)
     return group
@@ -277,11 +339,11 @@ def node_security_group(ids: AwsState, key: VpcKey) -> str:
     return cluster.security_group
 
 
-def _ensure_elb_group(cloud: AwsCloud, vpc_id: str, service: KubeService) -> str:
+def _ensure_elb_group(cloud: AwsCloud, vpc_id: str, service: KubeService, name: str) -> str:
     group = cloud.ensure_security_group(
-        ELB_GROUP_NAME,
+        name,
         vpc_id=vpc_id,
-        description="Security group for Kubernetes ELB loadbalancer (default/loadbalancer)",
+        description=f"Security group for Kubernetes ELB loadbalancer ({service.namespace}/{service.name})",
     )
     port = service.port
     rules = [
@@ -327,15 +389,19 @@ def _nlb_rules(config: ExperimentConfig, plan: Topology, service: KubeService) -
 # --- reading back ------------------------------------------------------------------------------------------
 
 
-def security_group_rules(cloud: AwsCloud, ids: AwsState, elb_group: str | None) -> list[SecurityGroupRule]:
+def security_group_rules(
+    cloud: AwsCloud, ids: AwsState, elb: str | None, visitors: dict[str, str] | None = None
+) -> list[SecurityGroupRule]:
     """The lab's filter rules, from the security groups as moto holds them now: the cluster groups, the pods'
-    own groups (on the branch ENIs the SecurityGroupPolicy's pods get), the EC2 host's and the ELB's."""
+    own groups (on the branch ENIs the SecurityGroupPolicy's pods get), the EC2 host's and the ELB's, and the
+    visitors' ELB groups (attach mode; `visitors`: tag -> group id)."""
     names = {node_security_group(ids, key): node_group(key) for key in VPC_KEYS}
     names |= {c.pod_security_group: pod_group(key) for key, c in ids.clusters.items() if c.pod_security_group}
     if ids.peer_host_security_group:
         names[ids.peer_host_security_group] = PEER_HOST_GROUP
-    if elb_group:
-        names[elb_group] = ELB_GROUP
+    if elb:
+        names[elb] = elb_group()
+    names |= {group_id: elb_group(tag) for tag, group_id in (visitors or {}).items()}
     with supplying("the data plane reads the security groups"):
         return [
             converted

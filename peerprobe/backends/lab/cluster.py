@@ -13,16 +13,18 @@ import structlog
 from peerprobe.backends.lab import cloud as lab_cloud
 from peerprobe.backends.lab import eniconfig, environment, net
 from peerprobe.backends.lab.agent.process import is_agent
+from peerprobe.backends.lab.guest import Guest
 from peerprobe.backends.lab.net._cni import EXCLUDE_SINCE  # the rules wait_rollout reads back are written there
 from peerprobe.backends.ports import ServiceInfo
 from peerprobe.backends.steps import VpcKey
 from peerprobe.config import ExperimentConfig, Snat
-from peerprobe.errors import ConfigError
+from peerprobe.errors import ConfigError, ConflictError, NotFoundError
 from peerprobe.topology import Node, Pod, plan
 from peerprobe.wait import Waits, until
 
 log = structlog.get_logger()
 APPS = {"source-ip-app": "echo_pod", "busybox": "busybox_pod", "nginx": "nginx_pod"}
+KUBE_PROXY_MODE = "iptables"  # the only mode the lab's kube-proxy runs (net/kube_proxy.py)
 
 
 class LabCluster:
@@ -154,10 +156,9 @@ class LabCluster:
     def delete_load_balancer_services(self) -> list[str]:
         return environment.delete_load_balancer_services(self.config) if self.key == "vpc1" else []
 
-    # Attach mode is not built on the lab (support.refusal says so before anything starts): no lab cluster
-    # has a namespace of peerprobe's.
+    # The lab's own clusters run the experiment in `default`; an attached one is a VisitingCluster.
     def ensure_namespace(self) -> None:
-        raise ConfigError(f"clusters.{self.key}.existing: attaching is not built on the lab backend yet")
+        raise ConfigError(f"clusters.{self.key}: the lab's own cluster has no namespace of peerprobe's to create")
 
     def namespace_exists(self) -> bool:
         return False
@@ -191,3 +192,156 @@ def snat_installed(namespace: str, snat: Snat, *, exclusions_supported: bool = T
     found = set(re.findall(r'^-A AWS-SNAT-CHAIN-0 -d (\S+) .*"AWS SNAT CHAIN EXCLUSION"', saved, re.MULTILINE))
     wanted = set(snat.exclude_snat_cidrs) if exclusions_supported else set()
     return has_chain_jump and found == wanted
+
+
+class VisitingCluster:
+    """An attached cluster (attach mode): a cluster of the lab environment `owner` that runs it, where this
+    experiment has only its namespace `peerprobe-<name>`. Its workloads join the owner's data plane; aws-node
+    is the owner's (changed only by SNAT phases, which backends/attach.py restores)."""
+
+    def __init__(self, config: ExperimentConfig, key: VpcKey, *, owner: str, run_id: str, timing: Waits) -> None:
+        self.config = config
+        self.key = key
+        self.owner = owner
+        self.run_id = run_id
+        self.timing = timing
+
+    def _owner_state(self) -> environment.LabState:
+        state = environment.load_state(self.owner)
+        if state is None or state.net is None:
+            raise ConflictError(
+                f"lab environment {self.owner}: not running; cluster {self.key} of it cannot be used",
+                resource="lab environment",
+                resource_id=self.owner,
+                state="absent",
+            )
+        return state
+
+    def _host(self) -> LabCluster:
+        """The owner's own Cluster of this cluster: its nodes and aws-node (the same key there: read_attached)."""
+        state = self._owner_state()
+        return LabCluster(state.config, self.key, run_id=state.run_id, timing=self.timing)
+
+    def _guest(self) -> Guest | None:
+        return environment.guest(self.owner, self.config.name)
+
+    def apply(self, manifests: Sequence[Mapping[str, object]]) -> None:
+        """Deployments: the pods join the owner's data plane; Services (VPC1): kube-proxy, the controllers'
+        rules and load balancers follow, the visitor's own."""
+        deployments = [doc for doc in manifests if doc.get("kind") == "Deployment"]
+        if deployments:
+            environment.guest_deploy(self.owner, self.config, self.key, deployments)
+        if self.key == "vpc1" and any(doc.get("kind") == "Service" for doc in manifests):
+            lab_cloud.provisioning("load_balancer")
+            environment.guest_expose(self.owner, self.config, manifests, run_id=self.run_id)
+
+    def nodes(self) -> list[Node]:
+        return self._host().nodes()
+
+    def pod(self, app: str) -> Pod | None:
+        found = self._guest()
+        if found is None or app not in APPS or not found.deployments.get(self.key):
+            return None
+        pod: Pod | None = getattr(getattr(found.topology, self.key), APPS[app], None)
+        return pod
+
+    def services(self) -> list[ServiceInfo]:
+        found = self._guest()
+        if self.key != "vpc1" or found is None:
+            return []
+        hostnames = found.topology.vpc1.load_balancers
+        return [_service_info(service, hostnames.get(service.kind, "")) for service in found.services]
+
+    def wait_deployments(self, *, timeout_seconds: float) -> None:
+        until(
+            self._serving,
+            kind="lab cluster",
+            resource_id=f"{self.owner}/{self.key}/peerprobe-{self.config.name}",
+            goal="serving its deployments",
+            timeout_seconds=timeout_seconds,
+            timing=self.timing,
+        )
+
+    def wait_ready(self, *, timeout_seconds: float) -> None:
+        until(
+            self._ready,
+            kind="lab cluster",
+            resource_id=f"{self.owner}/{self.key}/peerprobe-{self.config.name}",
+            goal="answering on every load balancer",
+            timeout_seconds=timeout_seconds,
+            timing=self.timing,
+        )
+
+    def _serving(self) -> bool:
+        state = environment.load_state(self.owner)
+        return state is not None and state.agent_pid is not None and is_agent(state.agent_pid)
+
+    def _ready(self) -> bool:
+        """The owner's agent serves and each of this visitor's load balancers forwards to a healthy target."""
+        found = self._guest()
+        if found is None or not self._serving():
+            return False
+        if self.key != "vpc1":
+            return True
+        rechecked = environment.recheck_health(self._owner_state().config).net
+        lbs = [lb for lb in (rechecked.load_balancers if rechecked else []) if lb.guest == found.tag]
+        return all(any(lb.healthy for lb in lbs if lb.kind == kind) for kind in {lb.kind for lb in lbs})
+
+    # --- aws-node: the owner's ----------------------------------------------------------------------------
+
+    def aws_node_env(self) -> dict[str, str]:
+        return self._host().aws_node_env()
+
+    def cni_version(self) -> str:
+        return self._host().cni_version()
+
+    def patch_aws_node_env(self, assignments: Sequence[str]) -> dict[str, str]:
+        return self._host().patch_aws_node_env(assignments)
+
+    def wait_rollout(self, *, timeout_seconds: float) -> None:
+        self._host().wait_rollout(timeout_seconds=timeout_seconds)
+
+    def delete_load_balancer_services(self) -> list[str]:
+        return environment.guest_delete_load_balancers(self.owner, self.config) if self.key == "vpc1" else []
+
+    # --- its namespace ------------------------------------------------------------------------------------
+
+    def ensure_namespace(self) -> None:
+        environment.host_guest(self.owner, self.config, self.key)
+
+    def namespace_exists(self) -> bool:
+        found = self._guest()
+        return found is not None and self.key in found.clusters
+
+    def delete_namespace(self, *, timeout_seconds: float) -> None:
+        environment.evict_guest(self.owner, self.config, self.key)
+
+
+class LabReader:
+    """Attach mode's reading of a lab cluster's own API side (the ClusterReader port): from the state of the lab
+    environment that runs it."""
+
+    def __init__(self, owner: str, key: VpcKey) -> None:
+        self.owner = owner
+        self.key = key
+
+    def _state(self) -> environment.LabState:
+        state = environment.load_state(self.owner)
+        if state is None or state.net is None:
+            raise NotFoundError(
+                f"lab environment {self.owner}: not running", resource="lab environment", resource_id=self.owner
+            )
+        return state
+
+    def nodes(self) -> list[Node]:
+        return list(getattr(self._state().topology, self.key).nodes)
+
+    def aws_node_env(self) -> dict[str, str]:
+        return dict(self._state().aws_node[self.key])
+
+    def cni_version(self) -> str:
+        version: str = getattr(self._state().config.clusters, self.key).cni_version
+        return version
+
+    def kube_proxy_mode(self) -> str:
+        return KUBE_PROXY_MODE

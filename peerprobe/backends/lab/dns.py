@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from peerprobe.backends.lab.net import LabNet, LbNode
+from peerprobe.backends.lab.net import LabNet, LbNode, Visitor
 from peerprobe.topology import LoadBalancerFacts, Topology
 from peerprobe.vocabulary import VANTAGES
 
@@ -20,11 +20,13 @@ NETNS_CONFIG_DIR = Path("/etc/netns")
 RESOLV_CONF = "# peerprobe lab: names come from the hosts file; no resolver is reachable\nnameserver 127.0.0.1\n"
 
 
-def load_balancer_records(lab: LabNet, topology: Topology) -> dict[str, list[str]]:
-    """Public DNS: each load balancer's name -> its nodes' addresses in zones with a healthy target."""
+def load_balancer_records(lab: LabNet, topology: Topology, guest: str = "") -> dict[str, list[str]]:
+    """Public DNS: each load balancer's name -> its nodes' addresses in zones with a healthy target (`guest`:
+    a visitor's load balancers, attach mode)."""
     records = {}
     for kind, facts in topology.vpc1.load_balancer_facts.items():
-        nodes = sorted((lb for lb in lab.load_balancers if lb.kind == kind), key=lambda lb: lb.zone)
+        mine = (lb for lb in lab.load_balancers if lb.kind == kind and lb.guest == guest)
+        nodes = sorted(mine, key=lambda lb: lb.zone)
         if nodes:
             records[facts.dns_name] = [_address(lb, facts) for lb in _answering(nodes)]
     return records
@@ -42,15 +44,20 @@ def _address(lb: LbNode, facts: LoadBalancerFacts) -> str:
     return lb.eni.ip
 
 
-def views(lab: LabNet, topology: Topology, cluster_dns: Mapping[str, Sequence[str]]) -> dict[str, dict[str, list[str]]]:
-    """Per vantage namespace: public DNS for everyone, plus VPC1's cluster DNS for the VPC1 pod only (VPC2's
-    CoreDNS answers NXDOMAIN for VPC1's Services; the EC2 host and the outside use public DNS only)."""
+def views(
+    lab: LabNet, topology: Topology, cluster_dns: Mapping[str, Sequence[str]], visitors: Sequence[Visitor] = ()
+) -> dict[str, dict[str, list[str]]]:
+    """Per vantage namespace: public DNS for everyone, plus VPC1's cluster DNS for the VPC1 pods only (VPC2's
+    CoreDNS answers NXDOMAIN for VPC1's Services; the EC2 host and the outside use public DNS only). Visitors'
+    (attach mode) load balancers are in public DNS, their pod vantages see it too."""
     public = load_balancer_records(lab, topology)
-    vpc1_pod = lab.vantage_ns("vpc1-pod")
-    namespaces = [lab.vantage_ns(v) for v in VANTAGES]
-    return {
-        ns: {**public, **({k: list(v) for k, v in cluster_dns.items()} if ns == vpc1_pod else {})} for ns in namespaces
-    }
+    for visitor in visitors:
+        public |= load_balancer_records(lab, visitor.topology, visitor.tag)
+    busyboxes = [p for node in lab.nodes for p in node.pods if p.name == "busybox" and p.guest]
+    vpc1_pods = {lab.vantage_ns("vpc1-pod"), *(p.ns for p in busyboxes if p.cluster == "vpc1")}
+    namespaces = [*(lab.vantage_ns(v) for v in VANTAGES), *(p.ns for p in busyboxes)]
+    cluster = {k: list(v) for k, v in cluster_dns.items()}
+    return {ns: {**public, **(cluster if ns in vpc1_pods else {})} for ns in namespaces}
 
 
 def write_views(views_by_ns: Mapping[str, Mapping[str, Sequence[str]]]) -> None:

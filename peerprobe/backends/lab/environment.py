@@ -30,10 +30,18 @@ from peerprobe.backends.lab.agent.process import is_agent, reload_agent, running
 from peerprobe.backends.lab.agent.resolver import ResolverSource
 from peerprobe.backends.lab.agent.spec import Listener
 from peerprobe.backends.lab.eniconfig import EniConfig, check_placement
-from peerprobe.backends.lab.net import KubeService, LabNet
+from peerprobe.backends.lab.guest import Guest, free_slot, new_guest
+from peerprobe.backends.lab.net import KubeService, LabNet, Visitor
 from peerprobe.backends.steps import VpcKey
 from peerprobe.config import ExperimentConfig, Snat
-from peerprobe.errors import ConfigError, InfrastructureError, UnreadableStateError, WaitTimeoutError
+from peerprobe.errors import (
+    ConfigError,
+    ConflictError,
+    InfrastructureError,
+    NotFoundError,
+    UnreadableStateError,
+    WaitTimeoutError,
+)
 from peerprobe.probes.batch import ProbeResult
 from peerprobe.probes.plan import ECHO_PORT, PEER_HOST_PORT, ProbeSpec
 from peerprobe.topology import Topology, plan
@@ -67,11 +75,20 @@ class LabState(BaseModel):
     deployments: list[dict[str, Any]] = Field(default_factory=list)  # the Deployments applied to VPC1
     services: list[KubeService] = Field(default_factory=list)  # what the Cluster port applied to VPC1
     dns: dict[str, dict[str, list[str]]] = Field(default_factory=dict)  # vantage namespace -> name -> addresses
+    guests: dict[str, Guest] = Field(default_factory=dict)  # attach mode: visiting experiments, by name
 
     model_config = {"populate_by_name": True}
 
     def snat(self, key: VpcKey) -> Snat:
         return aws_node.snat_from_env(self.aws_node[key])
+
+    def visitors(self) -> list[Visitor]:
+        """The visiting experiments that run something here (attach mode), for the data plane to build."""
+        return [v for guest in self.guests.values() if (v := guest.visitor()) is not None]
+
+    def all_services(self) -> list[KubeService]:
+        """Every Service kube-proxy serves: the lab's own and the visitors'."""
+        return [*self.services, *(s for guest in self.guests.values() for s in guest.services)]
 
 
 def env_key(config: ExperimentConfig) -> str:
@@ -164,7 +181,8 @@ def up(config: ExperimentConfig, *, run_id: str | None = None) -> LabState:
     key, started = env_key(config), time.perf_counter()
     _clear_stale(key)
     set_up(config, run_id=run_id or _new_run_id())
-    state = require_state(config)
+    # Attach mode: the visitor has no data plane of its own; what it set up runs in its owner's.
+    state = require_state(config) if not config.attaching else _owner_state(owner_key(config, "vpc1"))
     log.info("lab.up", env=key, run_id=state.run_id, elapsed_ms=round((time.perf_counter() - started) * 1000))
     return state
 
@@ -219,7 +237,7 @@ def materialize(state: LabState, cloud: AwsCloud) -> LabState:
     state = _build_network(state.model_copy(update={"agent_pid": None}), cloud)
     save_state(state)
     assert state.net is not None
-    net.apply_kube_proxy(state.net, state.services)
+    net.apply_kube_proxy(state.net, state.all_services())
     return converge(_update_agent(state))
 
 
@@ -239,20 +257,21 @@ def expose(config: ExperimentConfig, manifests: Sequence[Mapping[str, Any]]) -> 
         lab = net.attach_load_balancers(state.net, state.config, state.topology, state.services)
         state = state.model_copy(update={"net": lab})
         save_state(state)  # the new namespaces are on record before anything else can fail
-        net.apply_kube_proxy(lab, state.services)
+        net.apply_kube_proxy(lab, state.all_services())
         lab = net.apply_security_groups(lab, _rules(cloud, state))
         return converge(_update_agent(state.model_copy(update={"net": lab})))
 
 
 def _follow_services(state: LabState, cloud: AwsCloud) -> LabState:
     assert state.net is not None
-    net.apply_kube_proxy(state.net, state.services)
+    net.apply_kube_proxy(state.net, state.all_services())
     lab = net.apply_security_groups(state.net, _rules(cloud, state))
     return converge(state.model_copy(update={"net": lab}))
 
 
 def _rules(cloud: AwsCloud, state: LabState) -> list[net.SecurityGroupRule]:
-    return lab_cloud.security_group_rules(cloud, _ids(state.env_key), state.elb_security_group)
+    visiting = {g.tag: g.elb_security_group for g in state.guests.values() if g.elb_security_group}
+    return lab_cloud.security_group_rules(cloud, _ids(state.env_key), state.elb_security_group, visiting)
 
 
 def _peering(cloud: AwsCloud, state: LabState) -> bool:
@@ -301,7 +320,7 @@ def converge(state: LabState, healthy: Mapping[str, list[str]] | None = None) ->
     if healthy is None:
         healthy = health.check_all(state.net.load_balancers)
     lab = net.program_load_balancers(state.net, healthy)
-    views = dns.views(lab, state.topology, kube.headless_records(state.services))
+    views = dns.views(lab, state.topology, kube.headless_records(state.all_services()), state.visitors())
     dns.write_views(views)
     updated = state.model_copy(update={"net": lab, "dns": views})
     save_state(updated)
@@ -320,6 +339,7 @@ def _build_network(state: LabState, cloud: AwsCloud) -> LabState:
         security_groups=_rules(cloud, state),
         peering=_peering(cloud, state),
         services=state.services,
+        visitors=state.visitors(),
     )
     return state.model_copy(update={"net": built})
 
@@ -329,10 +349,17 @@ def _listeners(state: LabState) -> list[Listener]:
     return [
         Listener(netns=state.net.echo_ns, port=ECHO_PORT, kind="echo", name="echo pod"),
         Listener(netns=state.net.ec2.ns, port=PEER_HOST_PORT, kind="echo", name="EC2 web host"),
+        *_guest_echo_listeners(state.net),
         *_nginx_listeners(state.net),
-        *_health_listeners(state.net, state.services),
+        *_health_listeners(state.net, state.all_services()),
         *_proxy_listeners(state.net),
     ]
+
+
+def _guest_echo_listeners(lab: LabNet) -> list[Listener]:
+    """The visitors' echo pods (attach mode), each in its own namespace on the owner's node."""
+    pods = [p for node in lab.nodes_of("vpc1") for p in node.pods if p.name == "echo" and p.guest]
+    return [Listener(netns=pod.ns, port=ECHO_PORT, kind="echo", name=f"echo pod of {pod.guest}") for pod in pods]
 
 
 def _nginx_listeners(lab: LabNet) -> list[Listener]:
@@ -555,17 +582,21 @@ def recheck_health(config: ExperimentConfig) -> LabState:
 # --- probing ---------------------------------------------------------------------------------------------------
 
 
-def probe(state: LabState, specs: Sequence[ProbeSpec], *, timeout_seconds: float) -> dict[ProbeSpec, ProbeResult]:
-    """Every probe of one phase: each vantage's batch in its namespace, all vantages at once."""
+def probe(
+    state: LabState, specs: Sequence[ProbeSpec], *, timeout_seconds: float, guest: str = ""
+) -> dict[ProbeSpec, ProbeResult]:
+    """Every probe of one phase: each vantage's batch in its namespace, all vantages at once (`guest`: a
+    visiting experiment's, from its own pods, attach mode)."""
     assert state.net is not None
     batches: dict[str, list[ProbeSpec]] = {}
     for spec in specs:
-        batches.setdefault(state.net.vantage_ns(spec.vantage), []).append(spec)
+        batches.setdefault(state.net.vantage_ns(spec.vantage, guest), []).append(spec)
     # Each vantage resolves through its own view (dns.py): cluster DNS for the VPC1 pod, public DNS for all.
     views: dict[str, ResolverSource] = dict(state.dns)
     results = run_batches(batches, timeout_seconds=timeout_seconds, resolver={}, resolvers=views)
     # Right after the batch: the probes' entries are fresh; each namespace's table read once for them all.
-    return observe.attach(state.net, {result.spec: result for found in results.values() for result in found})
+    found = {result.spec: result for found in results.values() for result in found}
+    return observe.attach(state.net, found, guest=guest)
 
 
 def vantage_namespace(config: ExperimentConfig, vantage: Vantage) -> str:
@@ -587,3 +618,221 @@ def running(config: ExperimentConfig) -> Iterator[LabState]:
         yield state
     finally:
         down(config)
+
+
+# --- attach mode: another experiment's namespace on this environment's clusters ------------------------------
+
+
+def owner_of(cluster: str, region: str) -> tuple[LabState, VpcKey]:
+    """The lab environment of this state directory that runs the cluster named `cluster` (attach mode finds the
+    cluster it attaches to so), and which of its clusters it is; NotFoundError when none runs it."""
+    for state in _all_states():
+        for key in ("vpc1", "vpc2"):
+            if getattr(state.config.clusters, key).name == cluster and state.config.region == region:
+                return state, key
+    raise NotFoundError(
+        f"lab cluster {cluster}: no lab environment in {region} runs it (`peerprobe lab up` one first)",
+        resource="eks cluster",
+        resource_id=cluster,
+        state="absent",
+    )
+
+
+def owner_key(config: ExperimentConfig, vpc: VpcKey) -> str:
+    """The lab environment that runs the attached cluster `vpc` of `config` as its own `vpc`: ConfigError (exit
+    2, nothing created) when none does, or when it runs it as its other cluster."""
+    name = getattr(config.clusters, vpc).name
+    try:
+        state, key = owner_of(name, config.region)
+    except NotFoundError:
+        raise ConfigError(
+            f"clusters.{vpc}.name, clusters.{vpc}.existing: no lab environment runs a cluster {name!r} in "
+            f"{config.region} to attach to (`peerprobe lab up` its config first); nothing was created"
+        ) from None
+    if key != vpc:
+        raise ConfigError(
+            f"clusters.{vpc}.name: {name!r} is cluster {key} of lab environment {state.env_key}; the lab attaches "
+            f"a config's {vpc} to an environment's {vpc} only; nothing was created"
+        )
+    return state.env_key
+
+
+def owner_keys(config: ExperimentConfig) -> list[str]:
+    """The lab environments whose clusters `config` attaches to, sorted (their locks are taken in one order):
+    a visitor rebuilds its owner's data plane, so it owns the owner too while it works (design.md, "Ownership
+    of an environment"). A cluster no lab environment runs adds none (the run is refused for it anyway)."""
+    found = set()
+    for vpc in ("vpc1", "vpc2"):
+        if config.attached(vpc):
+            with contextlib.suppress(NotFoundError):
+                found.add(owner_of(getattr(config.clusters, vpc).name, config.region)[0].env_key)
+    return sorted(found)
+
+
+def _owner_state(owner: str) -> LabState:
+    state = load_state(owner)
+    if state is None or state.net is None:
+        raise ConfigError(f"no lab environment {owner}: run `peerprobe lab up` first")
+    return state
+
+
+def require_owners(config: ExperimentConfig) -> None:
+    """Before anything starts (attach mode): a lab environment runs each attached cluster."""
+    for vpc in ("vpc1", "vpc2"):
+        if config.attached(vpc):
+            owner_key(config, vpc)
+
+
+def _all_states() -> Iterator[LabState]:
+    """Every readable lab state of this state directory with a data plane (unreadable ones are passed over)."""
+    directory = statedir.state_dir() / "environments"
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            raw = statedir.read_state(f"environments/{path.name}")
+            state = LabState.model_validate(raw) if raw is not None else None
+        except (UnreadableStateError, ValidationError):
+            continue
+        if state is not None and state.net is not None:
+            yield state
+
+
+@contextlib.contextmanager
+def _hosting(owner: str) -> Iterator[LabState]:
+    """The owner's state under its lock (every change a visitor makes to it holds the lock)."""
+    with _maybe_hosting(owner) as state:
+        if state is None:
+            raise NotFoundError(
+                f"lab environment {owner}: not running; its clusters cannot be attached to",
+                resource="lab environment",
+                resource_id=owner,
+                state="absent",
+            )
+        yield state
+
+
+@contextlib.contextmanager
+def _maybe_hosting(owner: str) -> Iterator[LabState | None]:
+    """The owner's state under its lock, None when it runs no more (removing a visitor from it: nothing left)."""
+    with statedir.locked(_state_name(owner)):
+        state = readable_state(owner)
+        if state is None or state.net is None:
+            log.warning("lab.guest.owner_gone", env=owner)
+            yield None
+            return
+        yield state
+
+
+def _guest_update(state: LabState, guest: Guest | None, name: str) -> LabState:
+    guests = {k: v for k, v in state.guests.items() if k != name}
+    return state.model_copy(update={"guests": guests | ({name: guest} if guest is not None else {})})
+
+
+def host_guest(owner: str, visitor: ExperimentConfig, cluster: VpcKey) -> None:
+    """The visitor's namespace created on the owner's cluster: its place there is allocated the first time."""
+    with _hosting(owner) as state:
+        guest = state.guests.get(visitor.name)
+        if guest is None:
+            slot = free_slot(state.guests, owner)
+            guest = new_guest(state.config, state.topology, visitor, slot=slot)
+        if cluster not in guest.clusters:
+            guest = guest.model_copy(update={"clusters": [*guest.clusters, cluster]})
+        save_state(_guest_update(state, guest, visitor.name))
+    log.info("lab.guest.namespace", env=owner, guest=visitor.name, cluster=cluster, tag=guest.tag)
+
+
+def guest(owner: str, name: str) -> Guest | None:
+    state = load_state(owner)
+    return state.guests.get(name) if state is not None else None
+
+
+def _placed(state: LabState, name: str) -> Guest:
+    found = state.guests.get(name)
+    if found is None:
+        raise ConflictError(
+            f"lab environment {state.env_key}: no namespace peerprobe-{name} (create-cluster makes it)",
+            resource="namespace",
+            resource_id=f"peerprobe-{name}",
+            state="absent",
+        )
+    return found
+
+
+def guest_deploy(
+    owner: str, visitor: ExperimentConfig, cluster: VpcKey, deployments: Sequence[Mapping[str, Any]]
+) -> None:
+    """The visitor's Deployments on the owner's cluster: its pods join the owner's data plane."""
+    with _hosting(owner) as state:
+        placed = _placed(state, visitor.name)
+        deployed = {**placed.deployments, cluster: [dict(d) for d in deployments]}
+        state = _guest_update(state, placed.model_copy(update={"deployments": deployed}), visitor.name)
+        _rebuild(state)
+    log.info("lab.guest.deployed", env=owner, guest=visitor.name, cluster=cluster)
+
+
+def guest_expose(owner: str, visitor: ExperimentConfig, manifests: Sequence[Mapping[str, Any]], *, run_id: str) -> None:
+    """The visitor's Services on the owner's VPC1 cluster: kube-proxy serves them, the controllers write their
+    rules (the visitor's own ELB group) and the load balancer nodes join the data plane."""
+    with _hosting(owner) as state:
+        placed = _placed(state, visitor.name)
+        docs = [*placed.deployments.get("vpc1", []), *manifests]
+        applied = [s.model_copy(update={"namespace": placed.namespace}) for s in kube.services(docs, placed.topology)]
+        cloud = _cloud(visitor, env_key(visitor), run_id)  # what the controllers make goes with the visitor
+        elb = lab_cloud.ensure_controller_rules(
+            cloud, state.config, placed.topology, _ids(owner), applied, guest=placed.tag
+        )
+        placed = placed.model_copy(update={"services": applied, "elb_security_group": elb or placed.elb_security_group})
+        _rebuild(_guest_update(state, placed, visitor.name))
+    log.info("lab.guest.exposed", env=owner, guest=visitor.name, services=[s.name for s in applied])
+
+
+def guest_delete_load_balancers(owner: str, visitor: ExperimentConfig) -> list[str]:
+    """The visitor's LoadBalancer Services deleted: the controllers take back their rules on the owner's nodes
+    and the visitor's ELB group; the load balancer nodes leave the data plane."""
+    with _maybe_hosting(owner) as state:
+        placed = state.guests.get(visitor.name) if state is not None else None
+        if state is None or placed is None:
+            return []
+        deleted = [s.name for s in placed.services if s.type == "LoadBalancer"]
+        placed = _without_load_balancers(state, placed, visitor)
+        _rebuild(_guest_update(state, placed, visitor.name))
+    log.info("lab.guest.load_balancers_deleted", env=owner, guest=visitor.name, services=deleted)
+    return deleted
+
+
+def _without_load_balancers(state: LabState, placed: Guest, visitor: ExperimentConfig) -> Guest:
+    if not any(s.type == "LoadBalancer" for s in placed.services) and not placed.elb_security_group:
+        return placed
+    cloud = _cloud(visitor, env_key(visitor), "cleanup")
+    ids = _ids(state.env_key)
+    lab_cloud.remove_guest_rules(cloud, state.config, placed.topology, ids, placed.services)
+    lab_cloud.remove_controller_rules(cloud, ids, placed.elb_security_group)
+    kept = [s for s in placed.services if s.type != "LoadBalancer"]
+    return placed.model_copy(update={"services": kept, "elb_security_group": None})
+
+
+def evict_guest(owner: str, visitor: ExperimentConfig, cluster: VpcKey) -> None:
+    """The visitor's namespace deleted from the owner's cluster, with all it ran there; the owner's data plane
+    is rebuilt as it was without it. Absent: nothing to do."""
+    with _maybe_hosting(owner) as state:
+        placed = state.guests.get(visitor.name) if state is not None else None
+        if state is None or placed is None or cluster not in placed.clusters:
+            return
+        if cluster == "vpc1":
+            placed = _without_load_balancers(state, placed, visitor).model_copy(update={"services": []})
+        running = placed.visitor() is not None
+        left = [key for key in placed.clusters if key != cluster]
+        deployments = {k: v for k, v in placed.deployments.items() if k != cluster}
+        placed = placed.model_copy(update={"clusters": left, "deployments": deployments})
+        state = _guest_update(state, placed if left else None, visitor.name)
+        if running:
+            _rebuild(state)
+        else:
+            save_state(state)
+    log.info("lab.guest.evicted", env=owner, guest=visitor.name, cluster=cluster, left=left)
+
+
+def _rebuild(state: LabState) -> LabState:
+    """The owner's data plane rebuilt from its state with the visitors as they are now (the lab cannot add or
+    remove pods in a running one); its own parts come back as they were, from the same state."""
+    save_state(state)
+    return materialize(state, _cloud(state.config, state.env_key, state.run_id))

@@ -31,15 +31,16 @@ POD_PLACES = {
 log = structlog.get_logger()
 
 
-def attach(net: LabNet, results: Mapping[ProbeSpec, ProbeResult]) -> dict[ProbeSpec, ProbeResult]:
+def attach(net: LabNet, results: Mapping[ProbeSpec, ProbeResult], *, guest: str = "") -> dict[ProbeSpec, ProbeResult]:
     """Each result with the translations found for its connection ([] when none); unchanged when this kernel
-    shows no conntrack table (no nf_conntrack procfs), since nothing was then collected."""
+    shows no conntrack table (no nf_conntrack procfs), since nothing was then collected. `guest`: the
+    visitor (attach mode) whose vantages probed."""
     started = time.perf_counter()
     tables = read_tables(net.namespaces())
     if tables is None:
         log.info("lab.conntrack.unavailable", table=TABLE)
         return dict(results)
-    way = Way(net)
+    way = Way(net, guest=guest)
     index = conntrack.Tables.of(tables)
     attached = {spec: way.observed(result, index) for spec, result in results.items()}
     log.info(
@@ -71,9 +72,10 @@ def read_tables(namespaces: Iterable[str]) -> dict[str, list[conntrack.Entry]] |
 class Way:
     """How the lab's namespaces lie (which links which) and which place of the model each one is."""
 
-    def __init__(self, net: LabNet) -> None:
+    def __init__(self, net: LabNet, *, guest: str = "") -> None:
         self.net = net
-        self.places = _places(net)
+        self.guest = guest
+        self.places = _places(net, guest)
         self.links = _links(net)
         self.relays = frozenset(lb.ns for lb in net.load_balancers if lb.mode == "proxy")
         self._measured: dict[str, dict[str, int]] = {}
@@ -82,7 +84,7 @@ class Way:
         start = _start(result)
         if start is None:
             return replace(result, translations=())
-        begin = self.net.vantage_ns(result.spec.vantage)
+        begin = self.net.vantage_ns(result.spec.vantage, self.guest)
         found = conntrack.follow(tables, start, begin=begin, distance=self.distance, relays=self.relays)
         return replace(result, translations=tuple(entry.translation(*self.named(entry.namespace)) for entry in found))
 
@@ -115,13 +117,19 @@ def _start(result: ProbeResult) -> conntrack.Key | None:
     return conntrack.Key(ip.strip("[]"), int(port), result.dialled, result.spec.port)
 
 
-def _places(net: LabNet) -> dict[str, str]:
+def _places(net: LabNet, guest: str = "") -> dict[str, str]:
+    """The model's places as the prober (the lab, or a visitor `guest`) knows them: its own pods by their role,
+    the others' by name."""
     found = {node.ns: places.node(node.name) for node in net.nodes}
-    found |= {pod.ns: POD_PLACES.get((pod.cluster, pod.name), f"pod:{pod.name}") for n in net.nodes for pod in n.pods}
+    found |= {
+        pod.ns: POD_PLACES.get((pod.cluster, pod.name), f"pod:{pod.name}") if pod.guest == guest else f"pod:{pod.ns}"
+        for n in net.nodes
+        for pod in n.pods
+    }
     for key, vpc in net.vpcs.items():
         found |= {vpc.router_ns: places.router(key), vpc.igw_ns: places.internet_gateway(key)}
         found |= {vpc.nat.ns: places.nat_gateway(key)} if vpc.nat else {}
-    found |= {lb.ns: places.load_balancer(lb.kind) for lb in net.load_balancers}
+    found |= {lb.ns: places.load_balancer(lb.kind) for lb in net.load_balancers if lb.guest == guest}
     found |= {net.inet_ns: places.INTERNET, net.outside_ns: "outside", net.ec2.ns: places.PEER_HOST}
     return found
 

@@ -3,8 +3,8 @@ peering, built from Linux network namespaces so the kernel's own NAT produces th
 """
 
 from peerprobe.backends.lab.net._layout import PEER_HOST_GROUP, node_group, pod_group
-from peerprobe.backends.lab.net._lb import ELB_GROUP, lb_tables, program_load_balancers
-from peerprobe.backends.lab.net._names import LB_BACKEND_POOL
+from peerprobe.backends.lab.net._lb import ELB_GROUP, elb_group, lb_tables, program_load_balancers
+from peerprobe.backends.lab.net._names import LB_BACKEND_POOL, guest_tag
 from peerprobe.backends.lab.net._run import check_available, exec_in, spawn_in
 from peerprobe.backends.lab.net.kube_proxy import apply_kube_proxy
 from peerprobe.backends.lab.net.lab import attach_load_balancers, build, list_namespaces, teardown
@@ -17,6 +17,7 @@ from peerprobe.backends.lab.net.model import (
     NodeNet,
     PodNet,
     SecurityGroupRule,
+    Visitor,
     VpcKey,
     VpcNet,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "NodeNet",
     "PodNet",
     "SecurityGroupRule",
+    "Visitor",
     "VpcKey",
     "VpcNet",
     "apply_kube_proxy",
@@ -45,7 +47,9 @@ __all__ = [
     "build",
     "check_available",
     "echo_port_rule",
+    "elb_group",
     "exec_in",
+    "guest_tag",
     "lb_tables",
     "list_namespaces",
     "node_group",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Sequence
 from typing import Literal
 
 from peerprobe.backends.lab.net import _names as names
-from peerprobe.backends.lab.net.model import Eni, LabNet, NodeNet, PodNet, SecurityGroupRule, VpcKey, VpcNet
+from peerprobe.backends.lab.net.model import Eni, LabNet, NodeNet, PodNet, SecurityGroupRule, Visitor, VpcKey, VpcNet
 from peerprobe.config import AZ_COUNT, Cluster, ExperimentConfig, Snat, Vpc
 from peerprobe.topology import ClusterTopology, Node, Pod, Topology, pod_subnets, subnets
 from peerprobe.vocabulary import VPC_KEYS
@@ -33,10 +34,11 @@ def layout(
     snat: dict[VpcKey, Snat],
     security_groups: list[SecurityGroupRule],
     peering: bool,
+    visitors: Sequence[Visitor] = (),
 ) -> LabNet:
     pre = names.prefix(env_key)
     vpcs = {key: _vpc(pre, key, config, topology, snat.get(key, Snat())) for key in VPC_KEYS}
-    nodes = [node for key in VPC_KEYS for node in _nodes(pre, key, config, _side(topology, key))]
+    nodes = [node for key in VPC_KEYS for node in _nodes(pre, key, config, topology, visitors)]
     return LabNet(
         env_key=env_key,
         prefix=pre,
@@ -175,8 +177,13 @@ def _pod_subnets(cluster: Cluster | None) -> list[ipaddress.IPv4Network]:
     return pod_subnets(custom.cidr) if custom is not None and custom.enabled and custom.cidr else []
 
 
-def _nodes(pre: str, key: VpcKey, config: ExperimentConfig, side: ClusterTopology) -> list[NodeNet]:
-    pods = _pods(side)
+def _nodes(
+    pre: str, key: VpcKey, config: ExperimentConfig, topology: Topology, visitors: Sequence[Visitor]
+) -> list[NodeNet]:
+    """The cluster's nodes with their pods: the lab's own, then each visitor's (attach mode) beside them."""
+    side = _side(topology, key)
+    pods = [(name, pod, "") for name, pod in _pods(side)]
+    pods += [(name, pod, v.tag) for v in visitors for name, pod in _pods(_side(v.topology, key))]
     cluster = config.clusters.vpc1 if key == "vpc1" else config.clusters.vpc2
     vpc = _vpc_config(config, key)
     return [
@@ -191,7 +198,7 @@ def _pods(side: ClusterTopology) -> list[tuple[str, Pod]]:
 
 
 def _node(
-    pre: str, key: VpcKey, index: int, node: Node, pods: list[tuple[str, Pod]], vpc: Vpc, cluster: Cluster
+    pre: str, key: VpcKey, index: int, node: Node, pods: list[tuple[str, Pod, str]], vpc: Vpc, cluster: Cluster
 ) -> NodeNet:
     # Custom networking puts every pod on a secondary ENI, whatever pod_eni says (config.pods_on_secondary_eni).
     secondary = cluster.pods_on_secondary_eni
@@ -199,8 +206,9 @@ def _node(
     zone = zone_of(node.ip, vpc)
     ns = names.node_ns(pre, key, index)
     # A branch-ENI pod's address is its branch ENI's, not a secondary address of the node's ENIs.
-    vlans = {name: n + 1 for n, name in enumerate(name for name, _ in pods if cluster.branch_eni(name))}
-    pod_ips = [pod.ip for name, pod in pods if name not in vlans]
+    # A visitor's pods are not the SecurityGroupPolicy's (it selects in the lab's own namespace).
+    vlans = {name: n + 1 for n, name in enumerate(name for name, _, g in pods if not g and cluster.branch_eni(name))}
+    pod_ips = [pod.ip for name, pod, guest in pods if guest or name not in vlans]
     group = [node_group(key)]  # secondary ENIs get the primary ENI's groups (awsutils.go, behaviour.md 4)
     eth0 = _eni(
         ns,
@@ -235,24 +243,26 @@ def _node(
     device = "eth1" if secondary else "eth0"
     pod_nets = [
         _branch_pod(pre, key, index, name, pod, vpc, cluster, vlans[name])
-        if name in vlans
-        else _pod(pre, key, name, pod, device)
-        for name, pod in pods
+        if name in vlans and not guest
+        else _pod(pre, key, name, pod, device, guest)
+        for name, pod, guest in pods
     ]
     return NodeNet(name=node.name, cluster=key, ns=ns, enis=enis, pods=pod_nets)
 
 
-def _pod(pre: str, key: VpcKey, name: str, pod: Pod, device: str) -> PodNet:
-    veth = names.host_veth(key, name)
+def _pod(pre: str, key: VpcKey, name: str, pod: Pod, device: str, guest: str = "") -> PodNet:
+    unique = f"{name}-{guest}" if guest else name  # a visitor's pod of the same app beside the lab's own
+    veth = names.host_veth(key, unique)
     return PodNet(
         name=name,
         cluster=key,
         node=pod.node,
-        ns=names.pod_ns(pre, key, name),
+        ns=names.pod_ns(pre, key, unique),
         ip=pod.ip,
         host_veth=veth,
         host_mac=names.mac(pre, key, veth),
         eni_device=device,
+        guest=guest,
     )
 
 

@@ -32,9 +32,16 @@ RETURN_PATH_PRIORITY = 50  # before the VPC's "local" rule (100): replies of NLB
 
 
 def layout_load_balancers(
-    pre: str, config: ExperimentConfig, topology: Topology, services: list[KubeService]
+    pre: str,
+    config: ExperimentConfig,
+    topology: Topology,
+    services: list[KubeService],
+    *,
+    guest: str = "",
+    marks_from: int = 0,
 ) -> list[LbNode]:
-    """Every load balancer node of the applied LoadBalancer Services, one per zone of the plan's facts."""
+    """Every load balancer node of the applied LoadBalancer Services, one per zone of the plan's facts; a
+    visitor's (attach mode) carry its tag in their names and take the connmarks after `marks_from`."""
     by_kind = {service.kind: service for service in services if service.type == "LoadBalancer"}
     found: list[LbNode] = []
     for kind, facts in topology.vpc1.load_balancer_facts.items():
@@ -42,7 +49,8 @@ def layout_load_balancers(
         if service is None:
             continue
         for index in range(len(facts.private_ips)):
-            found.append(_lb_node(pre, config, topology, service, facts, index, mark=len(found) + 1))
+            mark = marks_from + len(found) + 1
+            found.append(_lb_node(pre, config, topology, service, facts, index, mark=mark, guest=guest))
     return found
 
 
@@ -55,6 +63,7 @@ def _lb_node(
     index: int,
     *,
     mark: int,
+    guest: str = "",
 ) -> LbNode:
     ip, az = facts.private_ips[index], zone(config.region, index)
     proxy = service.kind == "load-balancer"  # the in-tree controller's plain LoadBalancer: a Classic ELB
@@ -62,15 +71,15 @@ def _lb_node(
     preserve = _preserve(service, ip_targets=ip_targets)
     subnet, side = subnet_of(ip, config.vpcs.vpc1)
     eni = Eni(
-        ns=names.lb_ns(pre, names.LB_LETTER[service.kind], index),
+        ns=names.lb_ns(pre, names.LB_LETTER[service.kind], index, guest),
         device="eth0",
-        router_if=names.lb_router_if(service.kind, index),
+        router_if=names.lb_router_if(service.kind, index, guest),
         ip=ip,
         prefixlen=subnet.prefixlen,
         gateway=str(subnet.network_address + 1),
         subnet=side,
         public_ip=facts.public_ips[index] if facts.public_ips else None,
-        groups=[ELB_GROUP] if proxy else [],  # NLBs of the in-tree controller have no security group
+        groups=[elb_group(guest)] if proxy else [],  # NLBs of the in-tree controller have no security group
         source_dest_check=proxy or not preserve,  # preserving, it sends with the client's address
         zone=index,
     )
@@ -86,7 +95,13 @@ def _lb_node(
         health_port=health_port,
         health_path=HEALTH_PATH if health_port else None,
         mark=mark,
+        guest=guest,
     )
+
+
+def elb_group(guest: str = "") -> str:
+    """The lab's name of a Classic ELB's own security group: the lab's, or a visitor's (attach mode)."""
+    return f"{ELB_GROUP}-{guest}" if guest else ELB_GROUP
 
 
 def _preserve(service: KubeService, *, ip_targets: bool) -> bool:

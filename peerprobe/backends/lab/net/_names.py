@@ -83,13 +83,18 @@ def pod_ns(pre: str, vpc: str, pod: str) -> str:
     return f"{pre}{vpc}-pod-{pod}"
 
 
-def lb_ns(pre: str, kind: str, zone_index: int) -> str:
-    return f"{pre}vpc1-lb-{kind}-{zone_index}"
+def lb_ns(pre: str, kind: str, zone_index: int, guest: str = "") -> str:
+    return f"{pre}vpc1-lb-{kind}{guest}-{zone_index}"
 
 
-def lb_router_if(kind: str, zone_index: int) -> str:
-    """The VPC side of a load balancer node's ENI: lb + the kind's initial + the zone index."""
-    return _checked(f"lb{LB_LETTER[kind]}{zone_index}")
+def lb_router_if(kind: str, zone_index: int, guest: str = "") -> str:
+    """The VPC side of a load balancer node's ENI: lb + the kind's initial + the zone index (+ a visitor's tag)."""
+    return _checked(f"lb{LB_LETTER[kind]}{zone_index}{guest}")
+
+
+def guest_tag(name: str) -> str:
+    """A visiting experiment's short tag (attach mode): `g` + 5 hex digits of its name."""
+    return "g" + hashlib.sha256(name.encode()).hexdigest()[:5]
 
 
 def tgw_ns(pre: str) -> str:

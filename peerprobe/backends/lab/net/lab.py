@@ -12,7 +12,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -22,7 +22,7 @@ from peerprobe.backends.lab.net import _names as names
 from peerprobe.backends.lab.net._layout import layout
 from peerprobe.backends.lab.net._lb import add_load_balancers, layout_load_balancers
 from peerprobe.backends.lab.net._script import NsScript, Script
-from peerprobe.backends.lab.net.model import KubeService, LabNet, SecurityGroupRule, VpcKey
+from peerprobe.backends.lab.net.model import KubeService, LabNet, SecurityGroupRule, Visitor, VpcKey
 from peerprobe.backends.lab.net.security_groups import filter_table, workshop_rules
 from peerprobe.config import ExperimentConfig, Snat
 from peerprobe.errors import InfrastructureError, WaitTimeoutError
@@ -43,12 +43,14 @@ def build(
     security_groups: list[SecurityGroupRule] | None = None,
     peering: bool | None = None,
     services: list[KubeService] | None = None,
+    visitors: Sequence[Visitor] = (),
 ) -> LabNet:
     """Build the two-VPC network of the topology; replaces any earlier lab of the same environment.
 
     Defaults: the CNI's default SNAT env, `workshop_rules`, and the config's peering setting; `services` (the
-    applied Kubernetes Services) give the load balancer nodes, which start with no healthy target. On failure
-    everything created is removed again and the error is raised.
+    applied Kubernetes Services) give the load balancer nodes, which start with no healthy target; `visitors`
+    (attach mode) add other experiments' pods and load balancers. On failure everything created is removed
+    again and the error is raised.
     """
     _run.check_available()
     started = time.perf_counter()
@@ -59,10 +61,14 @@ def build(
         snat=dict(snat or {}),
         security_groups=workshop_rules(config, topology) if security_groups is None else list(security_groups),
         peering=config.peering.enabled if peering is None else peering,
+        visitors=visitors,
     )
-    lab = lab.model_copy(
-        update={"load_balancers": layout_load_balancers(lab.prefix, config, topology, list(services or []))}
-    )
+    lbs = layout_load_balancers(lab.prefix, config, topology, list(services or []))
+    for visitor in visitors:
+        lbs += layout_load_balancers(
+            lab.prefix, config, visitor.topology, visitor.services, guest=visitor.tag, marks_from=len(lbs)
+        )
+    lab = lab.model_copy(update={"load_balancers": lbs})
     teardown(env_key)
     try:
         _create(lab, _script(lab))

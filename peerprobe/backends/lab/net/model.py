@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from peerprobe.config import Snat, parse_cidr
+from peerprobe.topology import Topology
 from peerprobe.vocabulary import Vantage
 from peerprobe.vocabulary import VpcKey as VpcKey  # re-exported
 
@@ -91,6 +92,7 @@ class PodNet(_Model):
     branch: Eni | None = None
     vlan_id: int | None = None
     strict: bool = False
+    guest: str = ""  # attach mode: the tag of the visiting experiment whose namespace runs it ("": the lab's own)
 
 
 class NodeNet(_Model):
@@ -172,10 +174,21 @@ class LbNode(_Model):
     health_path: str | None = None  # HTTP health check path; None: a TCP connect
     mark: int  # the VPC router's connmark for this node's flows (the NLB return path)
     healthy: list[str] = Field(default_factory=list)  # targets that passed the last health check
+    guest: str = ""  # attach mode: the visiting experiment whose Service made it ("": the lab's own)
 
     @property
     def ns(self) -> str:
         return self.eni.ns
+
+
+class Visitor(_Model):
+    """Another experiment's namespace on this lab's clusters (attach mode): its pods and Services as the
+    owner's API server and CNI placed them (`topology`: the owner's plan with the visitor's pods, allocations
+    and load balancers), built into the same data plane."""
+
+    tag: str  # short and unique: in its namespaces' and interfaces' names
+    topology: Topology
+    services: list[KubeService] = Field(default_factory=list)
 
 
 class LabNet(_Model):
@@ -216,19 +229,20 @@ class LabNet(_Model):
         lbs = [lb.eni for lb in self.load_balancers if _inside(lb.eni.ip, self.vpcs[key].cidr)]
         return [*enis, *([nat] if nat else []), *lbs]
 
-    def pod(self, cluster: VpcKey, name: str) -> PodNet:
-        return next(p for node in self.nodes_of(cluster) for p in node.pods if p.name == name)
+    def pod(self, cluster: VpcKey, name: str, guest: str = "") -> PodNet:
+        return next(p for node in self.nodes_of(cluster) for p in node.pods if p.name == name and p.guest == guest)
 
     @property
     def echo_ns(self) -> str:
         return self.pod("vpc1", "echo").ns
 
-    def vantage_ns(self, vantage: Vantage) -> str:
-        """The namespace whose network view a vantage has (design.md vocabulary)."""
+    def vantage_ns(self, vantage: Vantage, guest: str = "") -> str:
+        """The namespace whose network view a vantage has (design.md vocabulary); a visitor's pod vantages are
+        its own busybox pods."""
         if vantage == "vpc1-pod":
-            return self.pod("vpc1", "busybox").ns
+            return self.pod("vpc1", "busybox", guest).ns
         if vantage == "vpc2-pod":
-            return self.pod("vpc2", "busybox").ns
+            return self.pod("vpc2", "busybox", guest).ns
         if vantage == "vpc2-ec2":
             return self.ec2.ns
         return self.outside_ns
