@@ -43,6 +43,11 @@ def params(*kinds: str) -> list[Any]:
     return [pytest.param(k, s, r, id=f"{k}@{s}-{r}") for k, s, r in CELLS if k in kinds]
 
 
+def survives(kind: str, step: str, recovery: str, workdir: Path, prefect_env: dict[str, str] | None) -> None:
+    outcome = run_cell(kind, step, recovery, workdir, prefect_env)
+    assert outcome.survived, outcome.describe()
+
+
 # One class per fault kind, so `pytest -n --dist loadscope` spreads the cells over the workers (a cell is a whole
 # lab run and its recovery, 30-80 s): in one module-level function they all ran on one worker, one after another.
 
@@ -52,8 +57,7 @@ class TestMotoKilled:
     def test_the_next_command_recovers_and_nothing_remains(
         self, kind: str, step: str, recovery: str, tmp_path: Path, shared_server: dict[str, str]
     ) -> None:
-        outcome = run_cell(kind, step, recovery, tmp_path, shared_server)
-        assert outcome.survived, outcome.describe()
+        survives(kind, step, recovery, tmp_path, shared_server)
 
 
 class TestInterrupted:
@@ -61,8 +65,7 @@ class TestInterrupted:
     def test_the_next_command_recovers_and_nothing_remains(
         self, kind: str, step: str, recovery: str, tmp_path: Path, shared_server: dict[str, str]
     ) -> None:
-        outcome = run_cell(kind, step, recovery, tmp_path, shared_server)
-        assert outcome.survived, outcome.describe()
+        survives(kind, step, recovery, tmp_path, shared_server)
 
 
 class TestThePrefectServerKilled:
@@ -73,5 +76,4 @@ class TestThePrefectServerKilled:
     def test_the_next_command_recovers_and_nothing_remains(
         self, kind: str, step: str, recovery: str, tmp_path: Path
     ) -> None:
-        outcome = run_cell(kind, step, recovery, tmp_path, None)
-        assert outcome.survived, outcome.describe()
+        survives(kind, step, recovery, tmp_path, None)

@@ -6,7 +6,7 @@ aws-node's environment the SNAT rules. The aws backend implements the same port 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import structlog
 
@@ -72,29 +72,14 @@ class LabCluster:
         return [_service_info(service, hostnames.get(service.kind, "")) for service in state.services]
 
     def wait_deployments(self, *, timeout_seconds: float) -> None:
-        until(
-            self._serving,
-            kind="lab cluster",
-            resource_id=self.key,
-            goal="serving its deployments",
-            timeout_seconds=timeout_seconds,
-            timing=self.timing,
-        )
+        _wait(self._serving, self.key, "serving its deployments", timeout_seconds, self.timing)
 
     def wait_ready(self, *, timeout_seconds: float) -> None:
         """Bounded: the agent serves, and (vpc1) every load balancer has a healthy target in some zone."""
-        until(
-            self._ready,
-            kind="lab cluster",
-            resource_id=self.key,
-            goal="answering on every load balancer",
-            timeout_seconds=timeout_seconds,
-            timing=self.timing,
-        )
+        _wait(self._ready, self.key, "answering on every load balancer", timeout_seconds, self.timing)
 
     def _serving(self) -> bool:
-        state = environment.load_state(environment.env_key(self.config))
-        return state is not None and state.agent_pid is not None and is_agent(state.agent_pid)
+        return agent_serving(environment.env_key(self.config))
 
     def _ready(self) -> bool:
         """Every load balancer forwards to a healthy target in some zone: what its rules send to, not a check
@@ -165,6 +150,16 @@ class LabCluster:
 
     def delete_namespace(self, *, timeout_seconds: float) -> None:
         return None
+
+
+def agent_serving(env_key: str) -> bool:
+    """Whether the lab environment's agent (its pods' servers) runs."""
+    state = environment.load_state(env_key)
+    return state is not None and state.agent_pid is not None and is_agent(state.agent_pid)
+
+
+def _wait(ready: Callable[[], bool], where: str, goal: str, timeout_seconds: float, timing: Waits) -> None:
+    until(ready, kind="lab cluster", resource_id=where, goal=goal, timeout_seconds=timeout_seconds, timing=timing)
 
 
 def _service_info(service: net.KubeService, hostname: str) -> ServiceInfo:
@@ -253,28 +248,17 @@ class VisitingCluster:
         return [_service_info(service, hostnames.get(service.kind, "")) for service in found.services]
 
     def wait_deployments(self, *, timeout_seconds: float) -> None:
-        until(
-            self._serving,
-            kind="lab cluster",
-            resource_id=f"{self.owner}/{self.key}/peerprobe-{self.config.name}",
-            goal="serving its deployments",
-            timeout_seconds=timeout_seconds,
-            timing=self.timing,
-        )
+        _wait(self._serving, self._where, "serving its deployments", timeout_seconds, self.timing)
 
     def wait_ready(self, *, timeout_seconds: float) -> None:
-        until(
-            self._ready,
-            kind="lab cluster",
-            resource_id=f"{self.owner}/{self.key}/peerprobe-{self.config.name}",
-            goal="answering on every load balancer",
-            timeout_seconds=timeout_seconds,
-            timing=self.timing,
-        )
+        _wait(self._ready, self._where, "answering on every load balancer", timeout_seconds, self.timing)
+
+    @property
+    def _where(self) -> str:
+        return f"{self.owner}/{self.key}/peerprobe-{self.config.name}"
 
     def _serving(self) -> bool:
-        state = environment.load_state(self.owner)
-        return state is not None and state.agent_pid is not None and is_agent(state.agent_pid)
+        return agent_serving(self.owner)
 
     def _ready(self) -> bool:
         """The owner's agent serves and each of this visitor's load balancers forwards to a healthy target."""
