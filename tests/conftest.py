@@ -9,6 +9,7 @@ import pytest
 import structlog
 
 from peerprobe import config, server, topology
+from peerprobe.backends.lab import moto_patches
 from tests.session import lab_state_dir, prefect_server
 
 __all__ = ["lab_state_dir", "prefect_server"]  # registered here only: one instance for the session
@@ -16,6 +17,9 @@ __all__ = ["lab_state_dir", "prefect_server"]  # registered here only: one insta
 # Any Prefect server a test starts (the test harness, an ephemeral one) inherits this: no telemetry leaves the
 # machine. Set at import, before a test can start one.
 os.environ.update(server.NOTHING_LEAVES)
+
+# The tests' in-process moto is the lab server's moto: the same two costs cut, before any test makes a backend.
+moto_patches.install()
 
 
 # The longest scopes (module, or class) of the suite, a minute or more each on one worker: handed out first, so that

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import boto3
 import structlog
 from botocore.exceptions import BotoCoreError
 
 from peerprobe.backends.aws._errors import aws_errors
 from peerprobe.backends.aws._partition import partition
-from peerprobe.backends.aws.clients import ClientFactory
+from peerprobe.backends.aws.clients import ClientFactory, new_session
 from peerprobe.errors import CredentialsError
 
 log = structlog.get_logger()
@@ -32,7 +31,7 @@ def check_region(region: str) -> None:
         found = partition(region)
     except BotoCoreError as error:  # UnknownRegionError: no partition claims the name
         raise CredentialsError(f"region: {region!r} belongs to no AWS partition botocore knows") from error
-    known = boto3.session.Session().get_available_regions("eks", partition_name=found)
+    known = new_session().get_available_regions("eks", partition_name=found)
     if known and region not in known:
         raise CredentialsError(f"region: {region!r} is not an EKS region of partition {partition(region)}")
 

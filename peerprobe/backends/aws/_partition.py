@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 
-import boto3
+from peerprobe.backends.aws.clients import new_session
 
 # Service principals that differ in the China partition: EC2's is ec2.amazonaws.com.cn there (as eksctl
 # writes it in its node role trust policy); EKS's is eks.amazonaws.com everywhere.
@@ -15,7 +15,7 @@ _SUFFIXED_PRINCIPALS = frozenset({"ec2"})
 @cache
 def partition(region: str) -> str:
     """botocore's partition for the region: "aws-cn" for cn-northwest-1, "aws" for us-east-1."""
-    found = boto3.session.Session().get_partition_for_region(region)
+    found = new_session().get_partition_for_region(region)
     return str(found)
 
 

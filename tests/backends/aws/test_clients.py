@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from peerprobe.backends.aws.clients import ClientFactory, is_loopback
+from peerprobe.backends.aws.clients import ClientFactory, is_loopback, new_session
 from peerprobe.errors import ConfigError
 
 
@@ -73,3 +73,23 @@ def test_threads_asking_at_once_get_one_client() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         clients = list(pool.map(lambda _: factory.client("ec2"), range(8)))
     assert all(client is clients[0] for client in clients)
+
+
+def test_sessions_share_one_data_loader() -> None:
+    first = new_session(region_name="cn-northwest-1")
+    second = new_session(region_name="us-east-1")
+    assert first._session.get_component("data_loader") is second._session.get_component("data_loader")
+
+
+def test_new_sessions_do_not_grow_the_loaders_search_path() -> None:
+    before = list(new_session()._session.get_component("data_loader").search_paths)
+    after = new_session()._session.get_component("data_loader").search_paths
+    assert after == before
+    assert len(set(after)) == len(after)
+
+
+def test_sessions_keep_their_own_credentials_and_region() -> None:
+    china = new_session(region_name="cn-northwest-1", aws_access_key_id="a", aws_secret_access_key="b")
+    other = new_session(region_name="us-east-1", aws_access_key_id="c", aws_secret_access_key="d")
+    assert (china.region_name, china.get_credentials().access_key) == ("cn-northwest-1", "a")
+    assert (other.region_name, other.get_credentials().access_key) == ("us-east-1", "c")
