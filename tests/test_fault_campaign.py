@@ -61,7 +61,15 @@ class TestMotoKilled:
 
 
 class TestInterrupted:
-    @pytest.mark.parametrize(("kind", "step", "recovery"), params("sigint", "sigkill"))
+    @pytest.mark.parametrize(("kind", "step", "recovery"), params("sigint"))
+    def test_the_next_command_recovers_and_nothing_remains(
+        self, kind: str, step: str, recovery: str, tmp_path: Path, shared_server: dict[str, str]
+    ) -> None:
+        survives(kind, step, recovery, tmp_path, shared_server)
+
+
+class TestKilled:
+    @pytest.mark.parametrize(("kind", "step", "recovery"), params("sigkill"))
     def test_the_next_command_recovers_and_nothing_remains(
         self, kind: str, step: str, recovery: str, tmp_path: Path, shared_server: dict[str, str]
     ) -> None:

@@ -1,4 +1,4 @@
-"""`python -m peerprobe.backends.lab.moto_main`: moto's own server, one request at a time, with two of its costs
+"""`python -m peerprobe.backends.lab.moto_main`: moto's own server, one request at a time, with three of its costs
 cut (moto_patches.py). Same arguments as `python -m moto.server`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Two of moto 5.x's costs, cut without changing an answer: the lab's moto server applies them, and so do the
+"""Three of moto 5.x's costs, cut without changing an answer: the lab's moto server applies them, and so do the
 tests' in-process moto (`install()` once per process)."""
 
 from __future__ import annotations
@@ -7,6 +7,8 @@ import json
 from functools import cache
 from typing import Any
 
+from moto.ec2.models import core as ec2_core
+from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 from moto.eks import utils as eks_utils
 from moto.iam import models as iam_models
 from moto.iam.aws_managed_policies import aws_managed_policies_data
@@ -75,10 +77,22 @@ def _pending(_backend: Any) -> object:
     return _PENDING
 
 
+def _tags_of(resource: Any) -> list[dict[str, str]]:
+    """What moto's get_tags answers for one EC2 resource, read from the backend's tag map by its id: moto runs
+    DescribeTags with a resource-id filter instead, matching a pattern against every tag of every resource, so
+    describing N resources costs N x all tags (400 tagged groups, one tag filter: 0.19 s, 0.012 s by id)."""
+    if not resource.id:
+        return []
+    kind = EC2_PREFIX_TO_RESOURCE.get(get_prefix(resource.id), "")
+    tags = resource.ec2_backend.tags.get(resource.id, {})
+    return [{"resource_id": resource.id, "key": k, "value": v, "resource_type": kind} for k, v in tags.items()]
+
+
 @cache
 def install() -> None:
-    """Applies both, once per process (before any backend exists: a backend made earlier keeps its policies)."""
+    """Applies all three, once per process (before any backend exists: one made earlier keeps its policies)."""
     eks_utils.Session = _KnownPartitions  # type: ignore[attr-defined]
+    ec2_core.TaggedEC2Resource.get_tags = _tags_of  # type: ignore[method-assign,assignment]
     backend = iam_models.IAMBackend
     # moto's __init__ assigns what these return to the two attributes below: a marker, built on first read.
     setattr(backend, "_init_aws_policies", _pending)  # noqa: B010

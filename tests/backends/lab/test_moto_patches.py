@@ -63,3 +63,36 @@ def test_without_the_setting_no_managed_policy_exists(monkeypatch: pytest.Monkey
     with mock_aws():
         iam = ClientFactory("cn-northwest-1").client("iam")
         assert iam.list_policies(Scope="AWS")["Policies"] == []
+
+
+@pytest.fixture
+def ec2() -> Iterator[Any]:
+    moto_patches.install()
+    with mock_aws():
+        yield ClientFactory("cn-northwest-1").client("ec2")
+
+
+def test_a_resource_answers_its_own_tags(ec2: Any) -> None:
+    tags = [{"Key": "peerprobe/env", "Value": "e1"}, {"Key": "Name", "Value": "web"}]
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    spec = [{"ResourceType": "security-group", "Tags": tags}]
+    group = ec2.create_security_group(GroupName="web", Description="d", VpcId=vpc, TagSpecifications=spec)
+    ec2.create_security_group(GroupName="other", Description="d", VpcId=vpc)
+    found = ec2.describe_security_groups(GroupIds=[group["GroupId"]])["SecurityGroups"][0]
+    assert found["Tags"] == tags
+
+
+def test_a_tag_filter_finds_only_the_tagged(ec2: Any) -> None:
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    spec = [{"ResourceType": "subnet", "Tags": [{"Key": "peerprobe/env", "Value": "e1"}]}]
+    tagged = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24", TagSpecifications=spec)["Subnet"]["SubnetId"]
+    ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.2.0/24")
+    found = ec2.describe_subnets(Filters=[{"Name": "tag:peerprobe/env", "Values": ["e1"]}])["Subnets"]
+    assert [subnet["SubnetId"] for subnet in found] == [tagged]
+
+
+def test_describe_tags_still_answers_by_resource(ec2: Any) -> None:
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": "team", "Value": "net"}])
+    found = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [vpc]}])["Tags"]
+    assert found == [{"Key": "team", "ResourceId": vpc, "ResourceType": "vpc", "Value": "net"}]
