@@ -4,6 +4,7 @@ the run shows in the UI and can be retried from there; returns plain data for th
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -275,8 +276,18 @@ def link_report(outcome: RunOutcome, path: Path) -> None:
 
 
 def _deliver_events() -> None:
-    """Send what the client's events worker still holds now, bounded, rather than at interpreter exit, where
-    Prefect prints "Still processing items" to the terminal while it drains."""
+    """Send what the client's events worker still holds now, bounded, rather than at interpreter exit. Prefect's
+    worker warns "Still processing items" whenever it is drained with anything queued, which is every clean run
+    here: that warning is held back, and only events still undelivered after the bound are reported."""
     from prefect.events.worker import EventsWorker
 
-    EventsWorker.drain_all(timeout=5, at_exit=False)
+    worker_log = logging.getLogger(EventsWorker.__name__)  # the name Prefect's queue services log under
+    level = worker_log.level
+    worker_log.setLevel(logging.ERROR)
+    try:
+        drained = EventsWorker.drain_all(timeout=5, at_exit=False)
+    finally:
+        worker_log.setLevel(level)
+    pending = drained[1] if isinstance(drained, tuple) else ()
+    if pending:
+        log.warning("prefect.events_undelivered", workers=len(pending), timeout_s=5)
