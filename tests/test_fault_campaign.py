@@ -52,28 +52,33 @@ def survives(kind: str, step: str, recovery: str, workdir: Path, prefect_env: di
 # lab run and its recovery, 30-80 s): in one module-level function they all ran on one worker, one after another.
 
 
-class TestMotoKilled:
-    @pytest.mark.parametrize(("kind", "step", "recovery"), params("kill-moto"))
+class _OnTheSessionsServer:
+    """Cells that leave the Prefect server alone run against the session's; `kinds` picks a class's cells."""
+
+    kinds: tuple[str, ...] = ()
+
     def test_the_next_command_recovers_and_nothing_remains(
         self, kind: str, step: str, recovery: str, tmp_path: Path, shared_server: dict[str, str]
     ) -> None:
         survives(kind, step, recovery, tmp_path, shared_server)
 
 
-class TestInterrupted:
-    @pytest.mark.parametrize(("kind", "step", "recovery"), params("sigint"))
-    def test_the_next_command_recovers_and_nothing_remains(
-        self, kind: str, step: str, recovery: str, tmp_path: Path, shared_server: dict[str, str]
-    ) -> None:
-        survives(kind, step, recovery, tmp_path, shared_server)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    kinds = getattr(metafunc.cls, "kinds", ())
+    if kinds:
+        metafunc.parametrize(("kind", "step", "recovery"), params(*kinds))
 
 
-class TestKilled:
-    @pytest.mark.parametrize(("kind", "step", "recovery"), params("sigkill"))
-    def test_the_next_command_recovers_and_nothing_remains(
-        self, kind: str, step: str, recovery: str, tmp_path: Path, shared_server: dict[str, str]
-    ) -> None:
-        survives(kind, step, recovery, tmp_path, shared_server)
+class TestMotoKilled(_OnTheSessionsServer):
+    kinds = ("kill-moto",)
+
+
+class TestInterrupted(_OnTheSessionsServer):
+    kinds = ("sigint",)
+
+
+class TestKilled(_OnTheSessionsServer):
+    kinds = ("sigkill",)
 
 
 class TestThePrefectServerKilled:
