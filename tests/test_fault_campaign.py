@@ -52,6 +52,18 @@ def survives(kind: str, step: str, recovery: str, workdir: Path, prefect_env: di
 # lab run and its recovery, 30-80 s): in one module-level function they all ran on one worker, one after another.
 
 
+# First in the file, so first handed out: its cells start a Prefect server each and are the longest.
+class TestThePrefectServerKilled:
+    """Cells that kill the Prefect server: each gets one of its own (in its state directory), never the session's."""
+
+    @pytest.mark.timeout(900)
+    @pytest.mark.parametrize(("kind", "step", "recovery"), params("kill-prefect"))
+    def test_the_next_command_recovers_and_nothing_remains(
+        self, kind: str, step: str, recovery: str, tmp_path: Path
+    ) -> None:
+        survives(kind, step, recovery, tmp_path, None)
+
+
 class _OnTheSessionsServer:
     """Cells that leave the Prefect server alone run against the session's; `kinds` picks a class's cells."""
 
@@ -79,14 +91,3 @@ class TestInterrupted(_OnTheSessionsServer):
 
 class TestKilled(_OnTheSessionsServer):
     kinds = ("sigkill",)
-
-
-class TestThePrefectServerKilled:
-    """Cells that kill the Prefect server: each gets one of its own (in its state directory), never the session's."""
-
-    @pytest.mark.timeout(900)
-    @pytest.mark.parametrize(("kind", "step", "recovery"), params("kill-prefect"))
-    def test_the_next_command_recovers_and_nothing_remains(
-        self, kind: str, step: str, recovery: str, tmp_path: Path
-    ) -> None:
-        survives(kind, step, recovery, tmp_path, None)
