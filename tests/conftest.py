@@ -18,7 +18,7 @@ __all__ = ["lab_state_dir", "prefect_server"]  # registered here only: one insta
 # machine. Set at import, before a test can start one.
 os.environ.update(server.NOTHING_LEAVES)
 
-# The tests' in-process moto is the lab server's moto: the same two costs cut, before any test makes a backend.
+# The tests' in-process moto is the lab server's moto: the same costs cut, before any test makes a backend.
 moto_patches.install()
 
 
