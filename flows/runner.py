@@ -275,6 +275,9 @@ def link_report(outcome: RunOutcome, path: Path) -> None:
     _deliver_events()
 
 
+EVENTS_DRAIN_SECONDS = 5
+
+
 def _deliver_events() -> None:
     """Send what the client's events worker still holds now, bounded, rather than at interpreter exit. Prefect's
     worker warns "Still processing items" whenever it is drained with anything queued, which is every clean run
@@ -285,9 +288,9 @@ def _deliver_events() -> None:
     level = worker_log.level
     worker_log.setLevel(logging.ERROR)
     try:
-        drained = EventsWorker.drain_all(timeout=5, at_exit=False)
+        drained = EventsWorker.drain_all(timeout=EVENTS_DRAIN_SECONDS, at_exit=False)
     finally:
         worker_log.setLevel(level)
     pending = drained[1] if isinstance(drained, tuple) else ()
     if pending:
-        log.warning("prefect.events_undelivered", workers=len(pending), timeout_s=5)
+        log.warning("prefect.events_undelivered", workers=len(pending), timeout_s=EVENTS_DRAIN_SECONDS)

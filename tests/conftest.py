@@ -22,8 +22,9 @@ os.environ.update(server.NOTHING_LEAVES)
 moto_patches.install()
 
 
-# The longest scopes (module, or class) of the suite, a minute or more each on one worker: handed out first, so that
-# `pytest -n --dist loadscope` does not start one of them last while the other workers have run dry.
+# The longest scopes (module, or class) of the suite, a minute or more each on one worker, put first. xdist's loadscope
+# hands out scopes with more tests first and keeps this order only among scopes of the same size (handing these out
+# first regardless, with --no-loadscope-reorder, made the suite slower: 17 min 50 s against 11 min 53 s).
 LONGEST_FIRST = (
     "tests/test_fault_campaign.py",
     "tests/test_cli_ownership.py",

@@ -52,7 +52,8 @@ def survives(kind: str, step: str, recovery: str, workdir: Path, prefect_env: di
 # lab run and its recovery, 30-80 s): in one module-level function they all ran on one worker, one after another.
 
 
-# First in the file, so first handed out: its cells start a Prefect server each and are the longest.
+# First in the file: xdist hands out scopes with more tests first, and keeps the file's order among scopes of the
+# same size, so these cells (a Prefect server each, the longest) start before the campaign's other classes.
 class TestThePrefectServerKilled:
     """Cells that kill the Prefect server: each gets one of its own (in its state directory), never the session's."""
 
